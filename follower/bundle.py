@@ -1,0 +1,142 @@
+"""Exported model bundles: two ONNX encoders + config.json + metrics.json.
+
+Layout of a bundle folder (written by ``training export``)::
+
+    audio_encoder.onnx     input "audio" (n, 1, n_bins, audio_frames) -> "embedding" (n, embed_dim)
+    score_encoder.onnx     input "roll"  (n, n_channels, n_pitches, roll_frames) -> "embedding"
+    config.json            BundleConfig: feature + snippet settings, embed_dim, versions, sha256
+    metrics.json           evaluation numbers
+
+Embeddings are L2-normalised inside the graphs, so cosine similarity is a dot
+product. The follower builds its feature extractor *only* from config.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BundleError, ConfigError
+from .features import FeatureConfig
+from .snippets import SnippetConfig
+
+AUDIO_ONNX = "audio_encoder.onnx"
+SCORE_ONNX = "score_encoder.onnx"
+CONFIG_JSON = "config.json"
+METRICS_JSON = "metrics.json"
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class BundleConfig:
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    snippets: SnippetConfig = field(default_factory=SnippetConfig)
+    embed_dim: int = 32
+    model_name: str = "dorfer2018-midi"
+    versions: dict = field(default_factory=dict)   # package versions at export time
+    sha256: dict = field(default_factory=dict)     # file name -> checksum
+    training: dict = field(default_factory=dict)   # corpora, soundfonts, epochs... (informative)
+
+    def to_dict(self) -> dict:
+        return {"features": self.features.to_dict(), "snippets": self.snippets.to_dict(),
+                "embed_dim": self.embed_dim, "model_name": self.model_name,
+                "versions": dict(self.versions), "sha256": dict(self.sha256),
+                "training": dict(self.training)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BundleConfig":
+        try:
+            return cls(features=FeatureConfig.from_dict(d["features"]),
+                       snippets=SnippetConfig.from_dict(d["snippets"]),
+                       embed_dim=int(d["embed_dim"]), model_name=d.get("model_name", ""),
+                       versions=d.get("versions", {}), sha256=d.get("sha256", {}),
+                       training=d.get("training", {}))
+        except KeyError as e:
+            raise ConfigError(f"bundle config lacks the key {e}; re-export the bundle") from e
+
+    @property
+    def fingerprint(self) -> str:
+        """One checksum for the whole bundle (its encoders and settings); indexes record it."""
+        return hashlib.sha256(json.dumps({"sha": self.sha256, "features": self.features.to_dict(),
+                                          "snippets": self.snippets.to_dict()},
+                                         sort_keys=True).encode()).hexdigest()[:16]
+
+
+def read_config(bundle_dir) -> BundleConfig:
+    path = Path(bundle_dir) / CONFIG_JSON
+    if not path.is_file():
+        raise BundleError(f"{bundle_dir}: not a model bundle (no {CONFIG_JSON}); "
+                          "give the folder written by `training export`")
+    try:
+        return BundleConfig.from_dict(json.loads(path.read_text()))
+    except json.JSONDecodeError as e:
+        raise BundleError(f"{path}: not valid JSON ({e}); re-export the bundle") from e
+
+
+def write_config(bundle_dir, config: BundleConfig) -> None:
+    Path(bundle_dir, CONFIG_JSON).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+
+
+def verify(bundle_dir, config: BundleConfig) -> None:
+    """Check that each ONNX file is present and matches its recorded sha256."""
+    for name in (AUDIO_ONNX, SCORE_ONNX):
+        path = Path(bundle_dir) / name
+        if not path.is_file():
+            raise BundleError(f"{bundle_dir}: missing {name}; re-export the bundle")
+        want = config.sha256.get(name)
+        if want and sha256_file(path) != want:
+            raise BundleError(f"{path}: checksum differs from config.json; the file was changed or "
+                              "copied incompletely; re-export or re-copy the bundle")
+
+
+class Encoder:
+    """An onnxruntime session for one encoder, with fixed thread settings."""
+
+    def __init__(self, path, *, threads: int = 1):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(os.fspath(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise BundleError(f"{path}: onnxruntime cannot load it ({e}); re-export the bundle") from e
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+
+
+@dataclass
+class Bundle:
+    path: Path
+    config: BundleConfig
+    audio: Encoder
+    score: Encoder
+
+
+def load_bundle(bundle_dir, *, threads: int = 1) -> Bundle:
+    """Load config and both encoders; verify checksums; run one warm-up inference each."""
+    bundle_dir = Path(bundle_dir)
+    config = read_config(bundle_dir)
+    verify(bundle_dir, config)
+    audio = Encoder(bundle_dir / AUDIO_ONNX, threads=threads)
+    score = Encoder(bundle_dir / SCORE_ONNX, threads=threads)
+    s, f = config.snippets, config.features
+    audio(np.zeros((1, 1, f.n_bins, s.audio_frames), np.float32))
+    score(np.zeros((1, len(s.roll_channels), s.n_pitches, s.roll_frames), np.float32))
+    return Bundle(bundle_dir, config, audio, score)

@@ -1,0 +1,62 @@
+"""What every command-line entry point shares: one-line errors, non-zero exits."""
+
+from __future__ import annotations
+
+import sys
+
+from .errors import FollowerError
+
+
+def run_main(func, args) -> int:
+    """Run ``func(args)``; turn project errors into one line on stderr and exit code 2.
+
+    Library errors that escape (a bug, or a case not yet wrapped) still become one
+    line, with the hint to rerun with ``--debug`` for the traceback.
+    """
+    debug = getattr(args, "debug", False)
+    try:
+        return int(func(args) or 0)
+    except FollowerError as e:
+        if debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # noqa: BLE001 - the user gets one line, never a traceback
+        if debug:
+            raise
+        print(f"error: unexpected {type(e).__name__}: {e} (rerun with --debug for details)", file=sys.stderr)
+        return 3
+
+
+def build_parser(prog: str, description: str, command_modules):
+    """An argparse parser whose subcommands come from modules exposing ``register(subparsers)``."""
+    import argparse
+    import importlib
+
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in command_modules:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:  # a command module not written yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main_for(prog: str, description: str, command_modules, argv=None) -> int:
+    parser = build_parser(prog, description, command_modules)
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    return run_main(args.func, args)

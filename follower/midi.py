@@ -1,0 +1,176 @@
+"""MIDI scores and their piano rolls (numpy + mido; shared by training and the follower).
+
+Time base. A piano roll frame ``j`` covers the MIDI's own timeline (its tempo map
+applied) from ``j / frame_rate_hz`` to ``(j + 1) / frame_rate_hz`` seconds, at the
+audio front end's frame rate, so that at the written tempo audio frame ``i`` and
+roll frame ``i`` describe the same moment. Positions are also available in beats
+(quarter notes, from the ticks) through :meth:`Score.seconds_to_beats`.
+
+Why seconds of the MIDI's timeline rather than beats: the audio encoder always sees
+a fixed 2.1 s, and the corpora mix tempi from 40 to 200 bpm and tempo maps
+(piano-midi.de). A window in written seconds covers the same notes as the audio
+at the written tempo whatever the notation; the performer's deviation from it is
+the tempo ratio the network learns to tolerate (tempo augmentation 0.8..1.25, as
+in the paper), and the follower estimates it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import BadMidiError
+
+NOTE_DTYPE = np.dtype([
+    ("start_s", "f8"), ("end_s", "f8"), ("pitch", "i2"), ("velocity", "i2"),
+    ("track", "i2"), ("channel", "i2"), ("program", "i2"), ("is_drum", "?"),
+])
+
+MAX_DURATION_S = 4 * 3600.0  # longer than this is a broken file, not a piece
+DRUM_CHANNEL = 9
+
+
+@dataclass(frozen=True, eq=False)
+class Score:
+    """Notes of one MIDI file on its own timeline, with its tempo map."""
+
+    path: str
+    notes: np.ndarray            # NOTE_DTYPE, sorted by start_s
+    ticks_per_beat: int
+    tempo_ticks: np.ndarray      # ticks where a tempo segment starts (first is 0)
+    tempo_us_per_beat: np.ndarray
+    tempo_start_s: np.ndarray    # seconds at which each segment starts
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.notes["end_s"].max())
+
+    @property
+    def pitched(self) -> np.ndarray:
+        return self.notes[~self.notes["is_drum"]]
+
+    def seconds_to_beats(self, t_s):
+        """Quarter-note beats at time ``t_s`` (seconds of the MIDI's timeline)."""
+        t = np.asarray(t_s, dtype=np.float64)
+        seg = np.clip(np.searchsorted(self.tempo_start_s, t, side="right") - 1, 0, None)
+        beats0 = self.tempo_ticks[seg] / self.ticks_per_beat
+        return beats0 + (t - self.tempo_start_s[seg]) * 1e6 / self.tempo_us_per_beat[seg]
+
+    def beats_to_seconds(self, beats):
+        b = np.asarray(beats, dtype=np.float64)
+        seg_beats = self.tempo_ticks / self.ticks_per_beat
+        seg = np.clip(np.searchsorted(seg_beats, b, side="right") - 1, 0, None)
+        return self.tempo_start_s[seg] + (b - seg_beats[seg]) * self.tempo_us_per_beat[seg] / 1e6
+
+    def bpm_at(self, t_s: float) -> float:
+        seg = max(int(np.searchsorted(self.tempo_start_s, t_s, side="right")) - 1, 0)
+        return 60e6 / float(self.tempo_us_per_beat[seg])
+
+
+def load_midi(path, *, allow_drum_only: bool = False) -> Score:
+    """Read a .mid/.midi file, or raise BadMidiError saying what is wrong with it."""
+    import mido
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise BadMidiError(f"{path}: no such MIDI file")
+    if os.path.getsize(path) == 0:
+        raise BadMidiError(f"{path}: empty file (0 bytes); re-export or remove it")
+    try:
+        mid = mido.MidiFile(path, clip=True)
+    except Exception as e:  # mido raises OSError, EOFError, KeyError, ValueError...
+        raise BadMidiError(f"{path}: not a readable MIDI file ({type(e).__name__}: {e}); "
+                           "re-export it or remove it from the corpus") from e
+    if mid.type == 2:
+        raise BadMidiError(f"{path}: MIDI type 2 (independent sequences) is not supported")
+    tpb = int(mid.ticks_per_beat)
+    if tpb <= 0:
+        raise BadMidiError(f"{path}: ticks_per_beat={tpb} must be positive (SMPTE timing is not supported)")
+
+    tempo_events, raw = [], []
+    for track_index, track in enumerate(mid.tracks):
+        tick = 0
+        program = {c: 0 for c in range(16)}
+        active: dict = {}
+        for msg in track:
+            tick += msg.time
+            if msg.type == "set_tempo":
+                tempo_events.append((tick, msg.tempo))
+            elif msg.type == "program_change":
+                program[msg.channel] = msg.program
+            elif msg.type == "note_on" and msg.velocity > 0:
+                active.setdefault((msg.channel, msg.note), []).append((tick, msg.velocity, program[msg.channel]))
+            elif msg.type in ("note_off", "note_on"):
+                stack = active.get((msg.channel, msg.note))
+                if stack:
+                    start, vel, prog = stack.pop(0)
+                    if tick > start:
+                        raw.append((start, tick, msg.note, vel, track_index, msg.channel, prog))
+    if not raw:
+        raise BadMidiError(f"{path}: contains no notes")
+
+    tempo_events.sort()
+    ticks, tempos = [0], [500000]
+    for t, tempo in tempo_events:
+        if t == ticks[-1]:
+            tempos[-1] = tempo
+        elif tempo != tempos[-1]:
+            ticks.append(t)
+            tempos.append(tempo)
+    tempo_ticks = np.array(ticks, dtype=np.int64)
+    tempo_us = np.array(tempos, dtype=np.float64)
+    seg_s = np.diff(tempo_ticks) * tempo_us[:-1] / (1e6 * tpb)
+    tempo_start_s = np.concatenate([[0.0], np.cumsum(seg_s)])
+
+    def ticks_to_s(t):
+        seg = np.searchsorted(tempo_ticks, t, side="right") - 1
+        return tempo_start_s[seg] + (t - tempo_ticks[seg]) * tempo_us[seg] / (1e6 * tpb)
+
+    raw = np.array(raw, dtype=np.int64)
+    notes = np.empty(len(raw), dtype=NOTE_DTYPE)
+    notes["start_s"] = ticks_to_s(raw[:, 0])
+    notes["end_s"] = ticks_to_s(raw[:, 1])
+    notes["pitch"], notes["velocity"], notes["track"] = raw[:, 2], raw[:, 3], raw[:, 4]
+    notes["channel"], notes["program"] = raw[:, 5], raw[:, 6]
+    notes["is_drum"] = raw[:, 5] == DRUM_CHANNEL
+    notes = notes[np.argsort(notes["start_s"], kind="stable")]
+
+    if notes["end_s"].max() > MAX_DURATION_S:
+        raise BadMidiError(f"{path}: lasts {notes['end_s'].max() / 3600:.1f} h by its tempo map; "
+                           "ticks or tempo are broken (expected < 4 h)")
+    if notes["is_drum"].all() and not allow_drum_only:
+        raise BadMidiError(f"{path}: drum-only (every note on channel 10); nothing to follow")
+    return Score(path, notes, tpb, tempo_ticks, tempo_us, tempo_start_s)
+
+
+def piano_roll(score: Score, frame_rate_hz: float, *, pitch_lo: int = 21, pitch_hi: int = 108,
+               n_frames: int | None = None, onsets: bool = False) -> np.ndarray:
+    """(n_frames, pitch_hi - pitch_lo + 1) uint8 roll of velocities, drums left out.
+
+    Frame ``j`` holds the largest velocity of any note sounding during
+    [j, j + 1) / frame_rate_hz. With ``onsets=True`` only the frame in which a note
+    starts is set. Pitches outside the range are folded in by octaves.
+    """
+    notes = score.pitched
+    if n_frames is None:
+        n_frames = int(np.ceil(score.duration_s * frame_rate_hz))
+    n_pitches = pitch_hi - pitch_lo + 1
+    roll = np.zeros((n_frames, n_pitches), dtype=np.uint8)
+    pitch = notes["pitch"].astype(np.int64)
+    while (pitch < pitch_lo).any() or (pitch > pitch_hi).any():
+        pitch = np.where(pitch < pitch_lo, pitch + 12, pitch)
+        pitch = np.where(pitch > pitch_hi, pitch - 12, pitch)
+    first = np.floor(notes["start_s"] * frame_rate_hz).astype(np.int64)
+    if onsets:
+        last = first + 1
+    else:
+        # a note ending exactly on a frame boundary does not sound in that frame
+        last = np.ceil(notes["end_s"] * frame_rate_hz).astype(np.int64)
+        last = np.maximum(last, first + 1)
+    vel = np.clip(notes["velocity"], 1, 127).astype(np.uint8)
+    for f0, f1, p, v in zip(first, np.minimum(last, n_frames), pitch - pitch_lo, vel):
+        if f0 < n_frames:
+            np.maximum(roll[f0:f1, p], v, out=roll[f0:f1, p])
+    return roll

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# One-step setup, then the main job or the tests.
+#
+#   bash setup.sh demo   install, then replay the example recording through the shipped model
+#   bash setup.sh test   install, then run the whole test suite
+#   bash setup.sh        install only
+#
+# Installs: system packages (fluidsynth, soundfonts, PortAudio) where apt-get and root
+# are available, a virtualenv in .venv, and the project with its training and test extras.
+# torch is installed first, pinned to 2.13.0 (CPU build): an unpinned torch would pull
+# a multi-GB CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")"
+mode="${1:-install}"
+PY="${PYTHON:-python3}"
+
+apt_pkgs=(fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont-small
+          libportaudio2 libsndfile1 alsa-utils libasound2-plugins)
+missing=()
+if command -v dpkg >/dev/null 2>&1; then
+  for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "== installing system packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  elif command -v apt-get >/dev/null 2>&1; then
+    echo "== please run: sudo apt-get install ${missing[*]}   (then rerun this script)"
+  fi
+elif ! command -v dpkg >/dev/null 2>&1; then
+  echo "== not a Debian/Ubuntu system: install fluidsynth, a General MIDI soundfont and PortAudio yourself"
+  echo "   macOS: brew install fluid-synth portaudio; Windows: see README.md"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv"
+  "$PY" -m venv .venv
+fi
+if ! .venv/bin/python -c "import torch, follower, training" >/dev/null 2>&1 \
+   || [ pyproject.toml -nt .venv/.installed ]; then
+  echo "== installing Python packages into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q "torch==2.13.0"
+  .venv/bin/python -m pip install -q -e ".[training,dev]"
+  touch .venv/.installed
+fi
+
+case "$mode" in
+  test) exec .venv/bin/python -m pytest -q tests ;;
+  demo) exec bash examples/demo.sh ;;
+  install) echo "== ready: source .venv/bin/activate, then run 'follower --help' or 'training --help'" ;;
+  *) echo "usage: bash setup.sh [demo|test]" >&2; exit 2 ;;
+esac

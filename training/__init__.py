@@ -1,0 +1,1 @@
+"""Offline side: corpora -> fluidsynth renders -> aligned snippet pairs -> dual encoders -> ONNX bundle."""
