@@ -1,0 +1,412 @@
+"""The multimodal dataset: fluidsynth renders of MIDI corpora cut into aligned snippet pairs.
+
+Build (``training dataset build``): pick pieces and their splits
+(:mod:`training.corpus`), plan the renders of each piece (:func:`plan_renders`),
+render the ones not yet cached in parallel (:mod:`training.render_job`), then
+consolidate every split into one ``{split}.npz``. Layout in docs/architecture.md,
+numbers and choices in docs/dataset.md.
+
+Splits and renders per piece:
+
+* ``train``: ``train_renders`` renders, soundfonts in turn from the training
+  soundfonts, tempo ratio log-uniform in ``tempo_range``, transposition, velocity
+  and level variation, instruments drawn per track from the families;
+* ``valid``: ``valid_renders`` renders, training soundfonts, tempo drawn, no transposition;
+* ``test``, ``test_slow``, ``test_fast``: the *test* pieces rendered with the
+  held-out soundfont at tempo ratio 1.0, 0.8 and 1.25 with the same instruments,
+  so the three differ only in tempo.
+
+Pairs: one per unique note-onset frame of a render's roll (as in Dorfer et al.),
+roll centre ``c`` and audio centre ``round(c / tempo_ratio)``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from follower.errors import ConfigError, MissingToolError
+from follower.features import FeatureConfig
+from follower.snippets import ROLL_CHANNELS, SnippetConfig, cut, audio_input, roll_input
+
+from . import corpus as corpus_mod
+from .render_job import (Augmentation, RenderSpec, read_cached, read_meta, render_piece)
+from .synth import (DEFAULT_FAMILY_WEIGHTS, TEST_SOUNDFONT, TRAIN_SOUNDFONTS, RenderSettings,
+                    find_soundfont, require_fluidsynth)
+
+SPLIT_FILES = ("train", "valid", "test", "test_slow", "test_fast")
+TEST_TEMPI = (("test", 1.0), ("test_slow", 0.8), ("test_fast", 1.25))
+
+
+@dataclass(frozen=True)
+class CorpusSpec:
+    """A corpus to include: a MIDI folder or a .mat set, optionally a hash-chosen subset."""
+
+    path: str
+    max_pieces: int | None = None
+    split_file: str | None = None
+    step_s: float | None = None   # seconds per row, .mat sets only
+
+    @classmethod
+    def parse(cls, text: str) -> "CorpusSpec":
+        """``PATH`` or ``PATH@N`` (N pieces chosen by hash)."""
+        path, _, limit = text.rpartition("@") if "@" in text else (text, "", "")
+        if limit and not limit.isdigit():
+            raise ConfigError(f"corpus {text!r}: expected PATH or PATH@N with N a positive integer")
+        return cls(path, int(limit) if limit else None)
+
+
+def default_corpora(data_root=None) -> tuple:
+    """The Bach chorales (their splits.csv) and 300 Nottingham tunes (hash split)."""
+    from .paths import data_root as _data_root
+
+    root = Path(data_root or _data_root())
+    return (CorpusSpec(str(root / "midi" / "bach-chorales")),
+            CorpusSpec(str(root / "midi" / "nottingham"), max_pieces=300))
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    corpora: tuple = ()
+    train_soundfonts: tuple = TRAIN_SOUNDFONTS
+    test_soundfont: str = TEST_SOUNDFONT
+    train_renders: int = 2
+    valid_renders: int = 1
+    tempo_range: tuple = (0.8, 1.25)
+    families: tuple = DEFAULT_FAMILY_WEIGHTS
+    train_augmentation: Augmentation = Augmentation(transpose_semitones=3)
+    eval_augmentation: Augmentation = Augmentation(transpose_semitones=0, level_db=(-6.0, -6.0))
+    max_per_split: tuple = ()       # (("train", 20), ...): hash-chosen subset per split and corpus
+    seed: int = 0
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    render: RenderSettings = RenderSettings()
+
+    def __post_init__(self):
+        lo, hi = self.tempo_range
+        if not 0 < lo <= hi:
+            raise ConfigError(f"tempo_range={self.tempo_range} must satisfy 0 < low <= high")
+        if self.train_renders < 0 or self.valid_renders < 0:
+            raise ConfigError("train_renders and valid_renders must be >= 0")
+        if not self.train_soundfonts:
+            raise ConfigError("at least one training soundfont is needed")
+        names = {os.path.basename(s) for s in self.train_soundfonts}
+        if os.path.basename(self.test_soundfont) in names:
+            raise ConfigError(f"test soundfont {self.test_soundfont} is also a training soundfont; "
+                              "the test renders need a held-out one")
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["features"] = self.features.to_dict()
+        return d
+
+
+def collect_pieces(cfg: DatasetConfig) -> list:
+    pieces = []
+    for spec in cfg.corpora:
+        stream = corpus_mod.iter_corpus(spec.path, split_file=spec.split_file, seed=cfg.seed, step_s=spec.step_s)
+        pieces += corpus_mod.select(stream, max_pieces=spec.max_pieces,
+                                    max_per_split=dict(cfg.max_per_split) or None, seed=cfg.seed)
+    ids = [p.piece_id for p in pieces]
+    if len(set(ids)) != len(ids):
+        raise ConfigError("two corpora give pieces the same id; give the corpus folders different names")
+    return pieces
+
+
+def _log_uniform(rng, lo, hi) -> float:
+    return float(np.exp(rng.uniform(math.log(lo), math.log(hi))))
+
+
+def plan_renders(piece, cfg: DatasetConfig) -> list:
+    """The RenderSpecs of one piece (deterministic in cfg.seed and the piece id)."""
+    rng = np.random.default_rng([cfg.seed, int(corpus_mod.hash_unit(piece.piece_id) * 2 ** 32)])
+    start = int(rng.integers(len(cfg.train_soundfonts)))  # so one render per piece still uses every soundfont
+    specs = []
+
+    def add(split, k, soundfont, tempo, aug, seed):
+        specs.append(RenderSpec(f"{piece.piece_id}@{split}:{k}", piece.piece_id, split, soundfont,
+                                round(float(tempo), 4), seed, aug, cfg.families))
+
+    if piece.split in ("train", "valid"):
+        n = cfg.train_renders if piece.split == "train" else cfg.valid_renders
+        aug = cfg.train_augmentation if piece.split == "train" else cfg.eval_augmentation
+        for k in range(n):
+            sf = cfg.train_soundfonts[(start + k) % len(cfg.train_soundfonts)]
+            add(piece.split, k, sf, _log_uniform(rng, *cfg.tempo_range), aug, int(rng.integers(2 ** 31)))
+    elif piece.split == "test":
+        seed = int(rng.integers(2 ** 31))  # shared: the three test renders differ only in tempo
+        for split, tempo in TEST_TEMPI:
+            add(split, 0, cfg.test_soundfont, tempo, cfg.eval_augmentation, seed)
+    return specs
+
+
+def _pool(workers: int):
+    import multiprocessing
+
+    # spawn: workers start clean, without whatever native state (threads, synths) the parent holds
+    return multiprocessing.get_context("spawn").Pool(workers)
+
+
+def build_dataset(cfg: DatasetConfig, out_dir, *, workers: int | None = None, progress: bool = True) -> dict:
+    """Render what is missing, consolidate every split, write the tables; returns the summary.
+
+    Resumable: renders already in ``out_dir/cache`` are skipped, and an interrupted
+    build keeps every render it finished.
+    """
+    from tqdm import tqdm
+
+    require_fluidsynth()
+    soundfonts = {sf: find_soundfont(sf) for sf in (*cfg.train_soundfonts, cfg.test_soundfont)}
+    out = Path(out_dir)
+    (out / "cache").mkdir(parents=True, exist_ok=True)
+    if not cfg.corpora:
+        raise ConfigError("no corpora given; pass --corpus DIR (a folder of MIDI files or a .mat set)")
+    pieces = collect_pieces(cfg)
+    held = sum(sum(1 for _ in corpus_mod.held_out(corpus_mod.iter_corpus(
+        s.path, split_file=s.split_file, seed=cfg.seed, step_s=s.step_s))) for s in cfg.corpora)
+
+    plan, tasks = [], []
+    for piece in pieces:
+        jobs = []
+        for spec in plan_renders(piece, cfg):
+            spec = dataclasses.replace(spec, soundfont=soundfonts[spec.soundfont])
+            path = str(out / "cache" / spec.cache_name(piece, cfg.features, cfg.render))
+            plan.append((piece, spec, path))
+            if not os.path.exists(path):
+                jobs.append((spec, path))
+        if jobs:
+            tasks.append((piece, jobs, cfg.features, cfg.render))
+
+    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks) or 1))
+    errors, rendered, audio_s = {}, 0, 0.0
+    bar = tqdm(total=len(tasks), unit="piece", desc="rendering", disable=not progress or not tasks)
+    pool = _pool(workers) if workers > 1 else None
+    try:
+        results = pool.imap_unordered(render_piece, tasks) if pool else map(render_piece, tasks)
+        for res in results:
+            if res["error"]:
+                errors[res["piece_id"]] = res
+            rendered += res["rendered"]
+            audio_s += res["audio_s"]
+            bar.update(1)
+            bar.set_postfix(renders=rendered, audio_h=f"{audio_s / 3600:.2f}")
+    except BaseException:
+        if pool:
+            pool.terminate()
+        raise
+    finally:
+        bar.close()
+        if pool:
+            pool.close()
+            pool.join()
+
+    summary = consolidate(cfg, out, pieces, [(p, s, path) for p, s, path in plan if p.piece_id not in errors],
+                          progress=progress)
+    _write_report(out, errors.values())
+    summary.update(rendered=rendered, rendered_audio_h=audio_s / 3600, skipped=len(errors), held_out=held)
+    with open(out / "dataset.json.tmp", "w") as f:
+        json.dump({"config": cfg.to_dict(), "summary": summary,
+                   "roll_channels": list(ROLL_CHANNELS), "pitch_lo": 21, "pitch_hi": 108,
+                   "frame_rate_hz": cfg.features.frame_rate_hz}, f, indent=2, default=str)
+    os.replace(out / "dataset.json.tmp", out / "dataset.json")
+    return summary
+
+
+def _write_report(out: Path, errors) -> None:
+    with open(out / "report.csv.tmp", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["piece_id", "source", "reason"])
+        for e in sorted(errors, key=lambda e: e["piece_id"]):
+            w.writerow([e["piece_id"], e["source"], e["error"]])
+    os.replace(out / "report.csv.tmp", out / "report.csv")
+
+
+def onset_centres(roll: np.ndarray) -> np.ndarray:
+    """Unique roll frames in which some note starts (``roll`` holds every channel)."""
+    onset = roll[:, list(ROLL_CHANNELS).index("onset")]
+    return np.flatnonzero(onset.any(axis=1))
+
+
+def consolidate(cfg: DatasetConfig, out: Path, pieces, plan, *, progress: bool = True) -> dict:
+    """Concatenate the cached renders of each split into ``{split}.npz``; write the tables."""
+    from tqdm import tqdm
+
+    by_split = {s: [] for s in SPLIT_FILES}
+    for piece, spec, path in plan:
+        by_split[spec.split].append((piece, spec, path))
+    piece_rows, render_rows, counts = {}, [], {}
+    for split, items in by_split.items():
+        specs, rolls, ro, so, rp, tempo, shift, sfs, rids, pairs = [], [], [0], [0], [], [], [], [], [], []
+        piece_index: dict = {}
+        names = []
+        for piece, spec, path in tqdm(items, desc=f"consolidating {split}", unit="render",
+                                      disable=not progress or not items, leave=False):
+            c = read_cached(path)
+            meta = c["meta"]
+            r = len(rids)
+            pi = piece_index.setdefault(piece.piece_id, len(piece_index))
+            if pi == len(names):
+                names.append(os.path.splitext(os.path.basename(piece.source.split("#")[0]))[0]
+                             if "#" not in piece.source else piece.piece_id)
+            roll_c = onset_centres(c["roll"])
+            audio_c = np.round(roll_c / spec.tempo_ratio).astype(np.int64)
+            ok = audio_c < len(c["spectrogram"])
+            pairs.append(np.stack([np.full(ok.sum(), r), audio_c[ok], roll_c[ok]], axis=1))
+            specs.append(c["spectrogram"])
+            rolls.append(c["roll"])
+            so.append(so[-1] + len(c["spectrogram"]))
+            ro.append(ro[-1] + len(c["roll"]))
+            rp.append(pi)
+            tempo.append(spec.tempo_ratio)
+            shift.append(meta["transpose"])
+            sfs.append(meta["soundfont"])
+            rids.append(spec.render_id)
+            piece_rows[piece.piece_id] = [piece.piece_id, piece.corpus, piece.split, piece.group,
+                                          piece.source, f"{meta['duration_s']:.3f}", meta["roll_frames"]]
+            render_rows.append([spec.render_id, piece.piece_id, split, meta["soundfont"], spec.tempo_ratio,
+                                meta["transpose"], json.dumps(meta["programs"]), meta["audio_frames"],
+                                int(ok.sum()), os.path.basename(path)])
+        n_bins = cfg.features.n_bins
+        arrays = {
+            "spectrograms": np.concatenate(specs) if specs else np.zeros((0, n_bins), np.float16),
+            "spec_offsets": np.array(so, dtype=np.int64),
+            "rolls": np.concatenate(rolls) if rolls else np.zeros((0, len(ROLL_CHANNELS), 88), np.uint8),
+            "roll_offsets": np.array(ro, dtype=np.int64),
+            "roll_channels": np.array(ROLL_CHANNELS),
+            "render_piece": np.array(rp, dtype=np.int32),
+            "render_ids": np.array(rids, dtype=str),
+            "tempo_ratio": np.array(tempo, dtype=np.float32),
+            "transpose": np.array(shift, dtype=np.int8),
+            "soundfont": np.array(sfs, dtype=str),
+            "piece_ids": np.array(list(piece_index), dtype=str),
+            "piece_names": np.array(names, dtype=str),
+            "pairs": np.concatenate(pairs) if pairs else np.zeros((0, 3), np.int64),
+            "frame_rate_hz": np.array(cfg.features.frame_rate_hz),
+        }
+        tmp = out / f"{split}.tmp.npz"
+        np.savez(tmp, **arrays)
+        os.replace(tmp, out / f"{split}.npz")
+        counts[split] = {"pieces": len(piece_index), "renders": len(rids),
+                         "audio_h": round(float(arrays["spec_offsets"][-1]) / cfg.features.frame_rate_hz / 3600, 3),
+                         "pairs": int(len(arrays["pairs"]))}
+    _write_csv(out / "pieces.csv", ["piece_id", "corpus", "split", "group", "source", "duration_s", "roll_frames"],
+               sorted(piece_rows.values()))
+    _write_csv(out / "renders.csv", ["render_id", "piece_id", "split", "soundfont", "tempo_ratio", "transpose",
+                                     "programs", "audio_frames", "pairs", "cache_file"], render_rows)
+    return {"splits": counts, "pieces": len(piece_rows)}
+
+
+def _write_csv(path: Path, header, rows) -> None:
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+# --- reading ------------------------------------------------------------------------
+
+@dataclass
+class SplitData:
+    """One split in memory, with the encoders' inputs cut on demand through follower.snippets.
+
+    ``pairs[i] = (render, audio centre frame, roll centre frame)``; render ``r`` has
+    spectrogram frames ``spectrograms[spec_offsets[r]:spec_offsets[r + 1]]`` and roll
+    frames ``rolls[roll_offsets[r]:roll_offsets[r + 1]]`` (all channels in
+    ``roll_channels``; ``snippet_config.roll_channels`` picks the ones returned).
+    """
+
+    split: str
+    spectrograms: np.ndarray     # (frames, n_bins) float16
+    spec_offsets: np.ndarray
+    rolls: np.ndarray            # (frames, n_stored_channels, 88) uint8 velocities
+    roll_offsets: np.ndarray
+    roll_channels: tuple
+    render_piece: np.ndarray     # piece index of each render
+    render_ids: np.ndarray
+    tempo_ratio: np.ndarray
+    transpose: np.ndarray
+    soundfont: np.ndarray
+    piece_ids: np.ndarray
+    piece_names: np.ndarray
+    pairs: np.ndarray            # (n_pairs, 3) int64
+    frame_rate_hz: float
+    snippet_config: SnippetConfig
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.pairs)
+
+    @property
+    def n_renders(self) -> int:
+        return len(self.render_piece)
+
+    def pair_piece(self, pair_idx) -> np.ndarray:
+        """Piece index (into ``piece_ids``) of each pair."""
+        return self.render_piece[self.pairs[np.asarray(pair_idx), 0]]
+
+    def pair_position_s(self, pair_idx) -> np.ndarray:
+        """Score position of each pair's centre, seconds on the MIDI's own timeline."""
+        return self.pairs[np.asarray(pair_idx), 2] / self.frame_rate_hz
+
+    def spectrogram(self, render: int) -> np.ndarray:
+        return self.spectrograms[self.spec_offsets[render]:self.spec_offsets[render + 1]]
+
+    def roll(self, render: int) -> np.ndarray:
+        """(frames, n_channels, 88) of the channels in ``snippet_config``."""
+        return self.rolls[self.roll_offsets[render]:self.roll_offsets[render + 1]][:, self._channels]
+
+    @property
+    def _channels(self) -> list:
+        return [self.roll_channels.index(c) for c in self.snippet_config.roll_channels]
+
+    def _windows(self, frames, offsets, renders, centres, width):
+        """Per pair, cut only the frames its window touches, so cost does not grow with render length."""
+        half = width // 2
+        out = []
+        for r, c in zip(renders, centres):
+            start, stop = offsets[r], offsets[r + 1]
+            lo, hi = max(start, start + c - half), min(stop, start + c - half + width)
+            lo = min(lo, hi)
+            out.append(cut(frames[lo:hi], [c - (lo - start)], width)[0])
+        return np.stack(out) if out else np.zeros((0, width) + frames.shape[1:], frames.dtype)
+
+    def audio_batch(self, pair_idx) -> np.ndarray:
+        """(n, 1, n_bins, audio_frames) float32 encoder input."""
+        p = self.pairs[np.atleast_1d(np.asarray(pair_idx))]
+        w = self._windows(self.spectrograms, self.spec_offsets, p[:, 0], p[:, 1], self.snippet_config.audio_frames)
+        return audio_input(w)
+
+    def roll_batch(self, pair_idx) -> np.ndarray:
+        """(n, n_channels, 88, roll_frames) float32 encoder input."""
+        p = self.pairs[np.atleast_1d(np.asarray(pair_idx))]
+        w = self._windows(self.rolls, self.roll_offsets, p[:, 0], p[:, 2], self.snippet_config.roll_frames)
+        return roll_input(w[:, :, self._channels], self.snippet_config)
+
+
+def load_split(dataset_dir, split: str, snippet_config: SnippetConfig | None = None) -> SplitData:
+    """Read ``{split}.npz`` of a built dataset."""
+    if split not in SPLIT_FILES:
+        raise ConfigError(f"split={split!r}; expected one of {SPLIT_FILES}")
+    path = Path(dataset_dir) / f"{split}.npz"
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist; build the dataset first (training dataset build -o {dataset_dir})")
+    cfg = snippet_config or SnippetConfig()
+    if (cfg.pitch_lo, cfg.pitch_hi) != (21, 108):
+        raise ConfigError(f"snippet pitches {cfg.pitch_lo}..{cfg.pitch_hi}; the dataset stores 21..108")
+    with np.load(path) as z:
+        d = {k: z[k] for k in z.files}
+    return SplitData(split=split, spectrograms=d["spectrograms"], spec_offsets=d["spec_offsets"],
+                     rolls=d["rolls"], roll_offsets=d["roll_offsets"],
+                     roll_channels=tuple(str(c) for c in d["roll_channels"]),
+                     render_piece=d["render_piece"], render_ids=d["render_ids"], tempo_ratio=d["tempo_ratio"],
+                     transpose=d["transpose"], soundfont=d["soundfont"], piece_ids=d["piece_ids"],
+                     piece_names=d["piece_names"], pairs=d["pairs"], frame_rate_hz=float(d["frame_rate_hz"]),
+                     snippet_config=cfg)

@@ -1,0 +1,165 @@
+"""One render of one piece: the unit of work of a dataset build, cached on disk.
+
+A :class:`RenderSpec` fixes everything random about a render (its seed draws the
+instruments, velocities, level and, for training, the transposition), so that a
+rerun produces the same file name and finds it cached. A worker process renders
+all pending renders of one piece, loading the MIDI once and keeping one
+FluidSynth (with its soundfonts) for its whole life.
+
+Each cache file ``cache/<name>.npz`` holds the spectrogram (float16, follower.features),
+the roll of every channel (uint8, follower.snippets.score_roll) and a JSON ``meta``;
+it is written to a temporary name and moved into place with ``os.replace``, so an
+interrupted build never leaves a half-written render behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from follower.errors import BadMidiError
+from follower.features import FeatureConfig, spectrogram
+from follower.snippets import ROLL_CHANNELS, SnippetConfig, score_roll
+
+from .corpus import Piece, hash_unit, load_piece
+from .synth import Renderer, RenderSettings, draw_programs
+
+CACHE_VERSION = 1  # bump when rendering changes, so old cache files are not reused
+PITCH_LO, PITCH_HI = 21, 108
+STORED_ROLL = SnippetConfig(roll_channels=ROLL_CHANNELS)  # every channel; load_split picks
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random variation of one render; the symbolic part (transposition) changes the roll too."""
+
+    transpose_semitones: int = 0                 # uniform in [-n, n], kept inside 21..108
+    track_velocity_scale: tuple = (0.6, 1.15)    # one factor per track (voices balance differently)
+    note_velocity_jitter: int = 8                # +- per note
+    level_db: tuple = (-12.0, 0.0)               # peak level of the render
+
+
+@dataclass(frozen=True)
+class RenderSpec:
+    render_id: str         # "<piece_id>@<split>:<k>"
+    piece_id: str
+    split: str
+    soundfont: str
+    tempo_ratio: float     # > 1 = faster; audio frame a <-> roll frame a * tempo_ratio
+    seed: int
+    augmentation: Augmentation
+    families: tuple
+
+    def key(self, piece: Piece, features: FeatureConfig, settings: RenderSettings) -> str:
+        blob = json.dumps([CACHE_VERSION, dataclasses.asdict(self), piece.source, piece.step_s,
+                           features.to_dict(), dataclasses.asdict(settings)], sort_keys=True, default=str)
+        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+    def cache_name(self, piece: Piece, features: FeatureConfig, settings: RenderSettings) -> str:
+        stem = self.render_id.replace("/", "__").replace("@", ".").replace(":", ".")
+        return f"{stem}.{self.key(piece, features, settings)}.npz"
+
+
+def transposed(notes: np.ndarray, semitones: int) -> np.ndarray:
+    out = notes.copy()
+    pitched = ~out["is_drum"]
+    out["pitch"][pitched] += semitones
+    return out
+
+
+def draw_transposition(notes: np.ndarray, max_semitones: int, rng) -> int:
+    """Uniform in [-max, max], narrowed so that every pitched note stays on the 88 keys."""
+    p = notes["pitch"][~notes["is_drum"]]
+    lo, hi = max(-max_semitones, PITCH_LO - int(p.min())), min(max_semitones, PITCH_HI - int(p.max()))
+    return int(rng.integers(lo, hi + 1)) if lo <= hi else 0
+
+
+def performed(notes: np.ndarray, spec: RenderSpec, rng) -> np.ndarray:
+    """The notes as played: tempo scaled, velocities varied per track and per note."""
+    aug = spec.augmentation
+    out = notes.copy()
+    out["start_s"] /= spec.tempo_ratio
+    out["end_s"] /= spec.tempo_ratio
+    vel = out["velocity"].astype(np.float64)
+    for track in np.unique(out["track"]):
+        vel[out["track"] == track] *= rng.uniform(*aug.track_velocity_scale)
+    vel += rng.integers(-aug.note_velocity_jitter, aug.note_velocity_jitter + 1, size=len(vel))
+    out["velocity"] = np.clip(np.round(vel), 1, 127)
+    return out
+
+
+def render_one(renderer: Renderer, score, spec: RenderSpec, features: FeatureConfig) -> dict:
+    """Spectrogram, roll and metadata of one render (nothing written)."""
+    rng = np.random.default_rng([spec.seed, int(hash_unit(spec.render_id) * 2 ** 32)])
+    shift = draw_transposition(score.notes, spec.augmentation.transpose_semitones, rng)
+    written = dataclasses.replace(score, notes=transposed(score.notes, shift))
+    programs = draw_programs(written.pitched, spec.families, rng)
+    audio = renderer.render(performed(written.notes, spec, rng), programs, spec.soundfont)
+    peak = float(np.abs(audio).max())
+    if peak > 0:
+        audio *= 10 ** (rng.uniform(*spec.augmentation.level_db) / 20) * 0.9 / peak
+    spec_frames = spectrogram(audio, renderer.settings.sample_rate_hz, features)
+    roll = score_roll(written, STORED_ROLL, features.frame_rate_hz)
+    meta = {"render_id": spec.render_id, "piece_id": spec.piece_id, "split": spec.split,
+            "soundfont": os.path.basename(spec.soundfont), "tempo_ratio": spec.tempo_ratio,
+            "transpose": shift, "programs": {str(k): v for k, v in programs.items()},
+            "duration_s": float(score.duration_s), "audio_s": len(audio) / renderer.settings.sample_rate_hz,
+            "audio_frames": len(spec_frames), "roll_frames": len(roll)}
+    return {"spectrogram": spec_frames.astype(np.float16), "roll": roll, "meta": meta}
+
+
+def save_atomic(path: str, arrays: dict) -> None:
+    tmp = f"{path}.tmp{os.getpid()}.npz"
+    meta = json.dumps(arrays["meta"])
+    np.savez(tmp, spectrogram=arrays["spectrogram"], roll=arrays["roll"], meta=np.array(meta))
+    os.replace(tmp, path)
+
+
+def read_cached(path: str) -> dict:
+    with np.load(path) as z:
+        return {"spectrogram": z["spectrogram"], "roll": z["roll"], "meta": json.loads(str(z["meta"]))}
+
+
+def read_meta(path: str) -> dict:
+    with np.load(path) as z:
+        return json.loads(str(z["meta"]))
+
+
+# --- worker side: one Renderer per process --------------------------------------------
+
+_RENDERER: Renderer | None = None
+
+
+def worker_renderer(settings: RenderSettings) -> Renderer:
+    global _RENDERER
+    if _RENDERER is None or _RENDERER.settings != settings:
+        _RENDERER = Renderer(settings)
+    return _RENDERER
+
+
+def render_piece(task) -> dict:
+    """Render the pending renders of one piece; a bad piece is reported, not raised.
+
+    MissingToolError (no FluidSynth, unloadable soundfont) is raised: it concerns every
+    piece, so the build stops, with everything already rendered kept.
+    """
+    piece, jobs, features, settings = task
+    try:
+        score = load_piece(piece)
+        if len(score.pitched) == 0:
+            raise BadMidiError(f"{piece.source}: no pitched notes")
+    except BadMidiError as e:
+        return {"piece_id": piece.piece_id, "source": piece.source, "error": str(e), "rendered": 0, "audio_s": 0.0}
+    renderer = worker_renderer(settings)
+    audio_s = 0.0
+    for spec, path in jobs:
+        out = render_one(renderer, score, spec, features)
+        save_atomic(path, out)
+        audio_s += out["meta"]["audio_s"]
+    return {"piece_id": piece.piece_id, "source": piece.source, "error": None, "rendered": len(jobs),
+            "audio_s": audio_s}
