@@ -1,0 +1,346 @@
+"""The follower's engine: audio blocks in, piece / position / tempo / state out.
+
+Per update (every ``stride_frames`` spectrogram frames, 50 ms each):
+
+1. the newest ``audio_frames`` (42) frames of the streaming spectrogram are embedded
+   by the bundle's audio encoder (onnxruntime);
+2. the exact cosine top-k of the index is found by the numba kernel (:mod:`follower.knn`);
+3. **voting with temporal consistency**, as audio fingerprinting does: each neighbour
+   votes for the cell (piece, offset) where offset = its snippet position (MIDI s)
+   minus the audio time of the window centre, soft-binned over two ``offset_bin_s``
+   bins (the bin width is the tempo tolerance: at tempo 1.25 the offset drifts
+   0.25 s per second); votes decay with ``vote_decay_s``. A piece's support is its
+   best cell's share of all recent vote mass; the confidence is the best piece's
+   support minus the runner-up's;
+4. once a piece is locked, :class:`follower.tracker.PieceTracker` follows the
+   position continuously (an HMM over that piece's snippets) and estimates the tempo.
+
+States: ``searching`` (no piece; also during silence before anything is found),
+``following`` (a piece is locked), ``lost`` (the locked piece lost its support or the
+player paused too long; the last piece is still reported until ``lost_timeout_s``,
+then back to ``searching``). A new piece that overtakes the locked one for
+``switch_s`` is switched to; a jump or repeat inside the piece is followed by the HMM
+(and by a re-lock on the winning cell if the HMM lags).
+
+Latency compensation. The window's centre lags the newest sample by 21 frames
+(1.05 s): the snippet matched to the window describes the music of one second ago.
+The reported position is that of the *newest audio*: the centre's position plus
+``tempo * lag_s`` (MIDI seconds), clamped to the piece's length.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .features import StreamingSpectrogram
+from .tracker import PieceTracker, TrackerConfig
+
+SEARCHING, FOLLOWING, LOST = "searching", "following", "lost"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    stride_frames: int = 1            # an update every frame (50 ms); 2 halves the work
+    k: int = 25                       # neighbours per query
+    vote_decay_s: float = 3.0
+    offset_bin_s: float = 1.0
+    lock_confidence: float = 0.12     # margin of support needed to lock a piece
+    lock_s: float = 0.5               # ... held this long
+    lost_confidence: float = 0.03     # below this (while following) for lost_s -> lost
+    lost_s: float = 3.0
+    switch_margin: float = 0.08       # another piece's support exceeds ours by this for switch_s
+    switch_s: float = 1.5
+    relock_s: float = 1.0             # the vote cell disagrees with the tracker this long -> re-lock
+    relock_distance_s: float = 3.0
+    lost_timeout_s: float = 10.0
+    silence_level: float = 0.05       # a frame whose loudest band (log1p) is below this is silent
+    min_sound_fraction: float = 0.3   # windows with fewer sounding frames do not vote
+    pause_hold_s: float = 4.0         # silence longer than this while following -> lost
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+
+
+@dataclass
+class Update:
+    """One engine update; the field names are those of the JSON lines log."""
+
+    t: float                      # seconds of audio consumed
+    piece: str | None
+    title: str | None
+    position_s: float | None      # MIDI timeline position of the newest audio
+    position_beats: float | None
+    tempo: float | None           # ratio to the MIDI's written tempo
+    bpm: float | None
+    confidence: float
+    state: str
+    latency_ms: float
+    candidates: list              # [(piece_id, support)] best first, up to five
+    piece_changed: bool = False
+    state_changed: bool = False
+
+
+class _Votes:
+    """Decaying (piece, offset) vote cells over the last few seconds of updates."""
+
+    def __init__(self, k: int, horizon_updates: int):
+        self.k = k
+        m = max(horizon_updates, 1)
+        self._piece = np.zeros((m, k), np.int64)
+        self._offset = np.zeros((m, k), np.float64)
+        self._weight = np.zeros((m, k), np.float64)
+        self._time = np.full(m, -np.inf)
+        self._i = 0
+
+    def reset(self):
+        self._weight[:] = 0
+        self._time[:] = -np.inf
+
+    def add(self, t_s: float, pieces, offsets_s, weights):
+        i = self._i
+        n = len(pieces)
+        self._piece[i, :n], self._offset[i, :n], self._weight[i, :n] = pieces, offsets_s, weights
+        self._weight[i, n:] = 0
+        self._time[i] = t_s
+        self._i = (i + 1) % len(self._time)
+
+    def cells(self, t_s: float, decay_s: float, bin_s: float):
+        """(piece, offset_s, mass) of every cell, and the total decayed vote mass."""
+        decay = np.exp(-(t_s - self._time) / decay_s)[:, None] * self._weight
+        keep = decay > 1e-4
+        if not keep.any():
+            return np.empty(0, np.int64), np.empty(0), np.empty(0), 0.0
+        piece, w = self._piece[keep], decay[keep]
+        x = self._offset[keep] / bin_s - 0.5
+        lo = np.floor(x)
+        frac = x - lo
+        # soft binning: each vote split between its two nearest bins
+        keys = np.concatenate([piece * 2**32 + (lo.astype(np.int64) + 2**31),
+                               piece * 2**32 + (lo.astype(np.int64) + 1 + 2**31)])
+        mass = np.concatenate([w * (1 - frac), w * frac])
+        uniq, inv = np.unique(keys, return_inverse=True)
+        cell_mass = np.bincount(inv, weights=mass)
+        cell_piece = uniq >> 32
+        cell_offset = ((uniq & (2**32 - 1)) - 2**31 + 0.5) * bin_s
+        return cell_piece, cell_offset, cell_mass, float(w.sum())
+
+
+class Engine:
+    """Feed audio with :meth:`push`; get :class:`Update` objects back."""
+
+    def __init__(self, bundle, index, *, input_rate_hz: float, config: EngineConfig | None = None):
+        from . import knn
+
+        self.config = config or EngineConfig()
+        self.bundle = bundle
+        self.index = index
+        fc, sc = bundle.config.features, bundle.config.snippets
+        self.fps = fc.frame_rate_hz
+        self.width = sc.audio_frames
+        self.n_bins = fc.n_bins
+        self.lag_s = (self.width - self.width // 2) / self.fps  # window centre -> newest sample
+        self.update_s = self.config.stride_frames / self.fps
+        self._spec = StreamingSpectrogram(fc, input_rate_hz=input_rate_hz)
+        self._search = knn.as_search_matrix(index.embeddings)
+        self._knn = knn
+        horizon = int(np.ceil(4 * self.config.vote_decay_s / self.update_s))
+        self._votes = _Votes(self.config.k, horizon)
+        self._trackers: dict = {}
+        self.reset()
+
+    # -- lifecycle -------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Compile the numba kernel and run the encoder once, before audio starts."""
+        self._knn.warm_up(self._search.shape[1], self.config.k)
+        self._knn.topk(self._search, self._search[0], self.config.k)
+        self._embed(np.zeros((self.width, self.n_bins), np.float32))
+
+    def reset(self) -> None:
+        self._spec.reset()
+        # each frame is written twice, so the newest `width` frames are always one slice
+        self._ring = np.zeros((2 * self.width, self.n_bins), np.float32)
+        self._loud = np.zeros(2 * self.width, bool)
+        self._n = 0
+        self._votes.reset()
+        self.state = SEARCHING
+        self.piece = None
+        self.tracker = None
+        self._since = {"lock": None, "low": None, "switch": None, "relock": None, "silent": None,
+                       "lost": None}
+        self._last_sound_t = None
+
+    # -- audio in --------------------------------------------------------------------
+    def push(self, block, *, last: bool = False) -> list[Update]:
+        """Add an audio block (any length, mono or (n, channels)); return the updates it completes."""
+        t0 = time.perf_counter()
+        frames = self._spec.push(block, last=last)
+        if len(frames) == 0:
+            return []
+        front_ms = (time.perf_counter() - t0) * 1e3 / len(frames)
+        out = []
+        for frame in frames:
+            self._write(frame)
+            if self._n % self.config.stride_frames == 0:
+                t1 = time.perf_counter()
+                u = self._update()
+                u.latency_ms = front_ms * self.config.stride_frames + (time.perf_counter() - t1) * 1e3
+                out.append(u)
+        return out
+
+    def _write(self, frame: np.ndarray) -> None:
+        i = self._n % self.width
+        self._ring[i] = frame
+        self._ring[i + self.width] = frame
+        loud = bool(frame.max() >= self.config.silence_level)
+        self._loud[i] = self._loud[i + self.width] = loud
+        self._n += 1
+
+    def _window(self):
+        start = self._n % self.width
+        return self._ring[start:start + self.width], self._loud[start:start + self.width]
+
+    def _embed(self, window: np.ndarray) -> np.ndarray:
+        from .snippets import audio_input
+
+        return self.bundle.audio(audio_input(window[None]))[0]
+
+    # -- one update ------------------------------------------------------------------
+    def _update(self) -> Update:
+        c = self.config
+        t_s = self._n / self.fps                      # audio consumed
+        centre_s = t_s - self.lag_s                   # audio time of the window's centre
+        window, loud = self._window()
+        sounding = loud.mean() >= c.min_sound_fraction
+        half = self.width // 2
+        silent_now = not loud[-3:].any()
+        centre_silent = not loud[half - 2:half + 2].any()
+        ahead_s = loud[half:].sum() / self.fps  # sounding audio between the centre and now
+        if not silent_now:
+            self._last_sound_t = t_s
+        q = self._embed(window) if sounding else None
+        if q is not None:
+            rows, scores = self._knn.topk(self._search, q, c.k)
+            pieces = self.index.piece[rows]
+            offsets = self.index.position_s[rows] - centre_s
+            w = np.maximum(scores, 0.0)
+            self._votes.add(t_s, pieces, offsets, w / max(w.sum(), 1e-9))  # one unit of mass per update
+        cell_piece, cell_offset, cell_mass, total = self._votes.cells(t_s, c.vote_decay_s, c.offset_bin_s)
+        # shares of a full stream of votes: after silence old votes fade instead of deciding alone
+        full = 0.5 * c.vote_decay_s / self.update_s
+        support, best_offset = self._support(cell_piece, cell_offset, cell_mass, max(total, full))
+        ranked = sorted(support, key=support.get, reverse=True)
+        s1 = support[ranked[0]] if ranked else 0.0
+        s2 = support[ranked[1]] if len(ranked) > 1 else 0.0
+        old_state, old_piece = self.state, self.piece
+        self._decide(t_s, ranked, support, best_offset, s1, s2, silent_now)
+        position = self._track(q, t_s, centre_s, centre_silent)
+        if self.piece is not None:
+            others = max((support[p] for p in ranked if p != self.piece), default=0.0)
+            confidence = max(support.get(self.piece, 0.0) - others, 0.0)
+        else:
+            confidence = max(s1 - s2, 0.0)
+        return self._result(t_s, position, ahead_s, confidence, [(p, support[p]) for p in ranked[:5]],
+                            old_state, old_piece)
+
+    @staticmethod
+    def _support(cell_piece, cell_offset, cell_mass, total):
+        """Each piece's best cell mass as a share of all vote mass, and that cell's offset."""
+        support, best_offset = {}, {}
+        if total <= 0 or len(cell_mass) == 0:
+            return support, best_offset
+        order = np.argsort(-cell_mass, kind="stable")
+        for j in order[:200]:
+            p = int(cell_piece[j])
+            if p not in support:
+                support[p] = float(cell_mass[j] / total)
+                best_offset[p] = float(cell_offset[j])
+        return support, best_offset
+
+    def _held(self, key: str, condition: bool, t_s: float, duration_s: float) -> bool:
+        """True once ``condition`` has held continuously for ``duration_s``."""
+        if not condition:
+            self._since[key] = None
+            return False
+        if self._since[key] is None:
+            self._since[key] = t_s
+        return t_s - self._since[key] >= duration_s - 1e-9
+
+    def _decide(self, t_s, ranked, support, best_offset, s1, s2, silent_now) -> None:
+        c = self.config
+        best = ranked[0] if ranked else None
+        if self.state == SEARCHING:
+            if best is not None and self._held("lock", s1 - s2 >= c.lock_confidence, t_s, c.lock_s):
+                self._lock(best, best_offset[best], t_s)
+            return
+        mine = support.get(self.piece, 0.0)
+        others = max((support[p] for p in ranked if p != self.piece), default=0.0)
+        rival = next((p for p in ranked if p != self.piece), None)
+        if rival is not None and self._held("switch", support[rival] - mine >= c.switch_margin
+                                            and support[rival] - mine >= c.lock_confidence * 0.5,
+                                            t_s, c.switch_s):
+            self._lock(rival, best_offset[rival], t_s)
+            return
+        paused = self._last_sound_t is None or t_s - self._last_sound_t > c.pause_hold_s
+        if self.state == FOLLOWING:
+            weak = self._held("low", mine - others < c.lost_confidence, t_s, c.lost_s)
+            if weak or paused:
+                self.state = LOST
+                self._since["lost"] = t_s
+                return
+            # the tracker lags behind a jump: re-lock on the winning cell of our piece
+            if self.piece in best_offset and self.tracker is not None:
+                cell_pos = best_offset[self.piece] + (t_s - self.lag_s)
+                far = abs(cell_pos - self.tracker.position_s) > c.relock_distance_s
+                if self._held("relock", far and mine - others >= c.lock_confidence, t_s, c.relock_s):
+                    self.tracker.reset(cell_pos, tempo=self.tracker.tempo)
+        elif self.state == LOST:
+            if not paused and self._held("lock", mine - others >= c.lock_confidence, t_s, c.lock_s):
+                self.state = FOLLOWING
+                self._since["low"] = None
+                cell_pos = best_offset[self.piece] + (t_s - self.lag_s)
+                if abs(cell_pos - self.tracker.position_s) > c.relock_distance_s:
+                    self.tracker.reset(cell_pos, tempo=self.tracker.tempo)
+            elif t_s - self._since["lost"] >= c.lost_timeout_s:
+                self.state, self.piece, self.tracker = SEARCHING, None, None
+                self._votes.reset()
+
+    def _lock(self, piece: int, offset_s: float, t_s: float) -> None:
+        rows = self.index.rows(piece)
+        if piece not in self._trackers:
+            self._trackers[piece] = PieceTracker(self.index.position_s[rows], self.config.tracker)
+        self.tracker = self._trackers[piece]
+        self.tracker.reset(offset_s + (t_s - self.lag_s))
+        self.piece = piece
+        self.state = FOLLOWING
+        for key in self._since:
+            self._since[key] = None
+
+    def _track(self, q, t_s: float, centre_s: float, silent: bool):
+        if self.tracker is None:
+            return None
+        if q is None:
+            return self.tracker.step(None, self.update_s, centre_s, silent=True)
+        rows = self.index.rows(self.piece)
+        sims = self._search[rows] @ q
+        return self.tracker.step(sims, self.update_s, centre_s, silent=silent)
+
+    def _result(self, t_s, centre_pos_s, ahead_s, confidence, candidates, old_state, old_piece) -> Update:
+        ids = self.index.piece_ids
+        cands = [(str(ids[p]), round(float(s), 4)) for p, s in candidates]
+        if self.piece is None or centre_pos_s is None:
+            return Update(t_s, None, None, None, None, None, None, float(confidence), self.state, 0.0, cands,
+                          piece_changed=old_piece is not None, state_changed=old_state != self.state)
+        rows = self.index.rows(self.piece)
+        tempo = float(self.tracker.tempo)
+        duration = float(self.index.duration_s[self.piece])
+        # extrapolate from the window centre over the audio heard since (none during a pause)
+        lead = 0.0 if self.state == LOST else tempo * ahead_s
+        position_s = float(min(max(centre_pos_s + lead, 0.0), duration))
+        pos, beats = self.index.position_s[rows], self.index.position_beats[rows]
+        position_beats = float(np.interp(position_s, pos, beats))
+        j = int(np.clip(np.searchsorted(pos, position_s), 1, len(pos) - 1)) if len(pos) > 1 else 0
+        written_bpm = (60.0 * (beats[j] - beats[j - 1]) / (pos[j] - pos[j - 1])) if len(pos) > 1 else 120.0
+        return Update(t_s, str(ids[self.piece]), str(self.index.titles[self.piece]), position_s,
+                      position_beats, tempo, float(tempo * written_bpm), float(confidence), self.state, 0.0,
+                      cands, piece_changed=old_piece != self.piece, state_changed=old_state != self.state)

@@ -1,0 +1,70 @@
+"""``follower index build PATH... -o INDEX``: embed a MIDI corpus for the follower."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from .paths import DEFAULT_BUNDLE
+
+EPILOG = """\
+Each piece is named by its MIDI path relative to the folder given, without the
+suffix (e.g. bach_bwv10.7). Unreadable files are skipped and listed at the end.
+
+example:
+  follower index build ../shared/data/midi/bach-chorales -o exported/default/chorales.index.npz
+"""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("index", help="build or inspect the follower's piece index")
+    sub = p.add_subparsers(dest="index_command", metavar="ACTION")
+    b = sub.add_parser("build", help="embed every MIDI file under PATH... with the bundle's score encoder",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("paths", nargs="+", metavar="PATH", help="MIDI files or folders (searched recursively)")
+    b.add_argument("-o", "--output", required=True, metavar="INDEX", help="index file to write (.npz)")
+    b.add_argument("--bundle", default=DEFAULT_BUNDLE, metavar="DIR",
+                   help=f"model bundle whose score encoder embeds the snippets (default {DEFAULT_BUNDLE})")
+    b.add_argument("--hop-frames", type=int, default=4,
+                   help="snippet spacing in frames (4 = 0.2 s; smaller: finer, slower to build)")
+    b.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="onnxruntime threads")
+    b.add_argument("--float32", action="store_true", help="store float32 embeddings (default float16)")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=run_build)
+    i = sub.add_parser("info", help="summarise an index file")
+    i.add_argument("index", metavar="INDEX")
+    i.set_defaults(func=run_info)
+    p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
+
+
+def run_build(args) -> int:
+    import sys
+
+    import numpy as np
+
+    from .bundle import load_bundle
+    from .index import build_index, save_index
+    from .paths import resolve_bundle
+
+    bundle = load_bundle(resolve_bundle(args.bundle), threads=max(1, args.threads))
+    index = build_index(args.paths, bundle, hop_frames=args.hop_frames,
+                        dtype=np.float32 if args.float32 else np.float16, progress=not args.quiet)
+    path = save_index(index, args.output)
+    h = index.header
+    for s in h["skipped"]:
+        print(f"skipped {s['reason']}", file=sys.stderr)
+    print(f"{path}: {h['n_pieces']} pieces, {h['n_snippets']} snippets every {h['hop_frames']} frames "
+          f"({h['n_encoded']} embedded, the rest repeats), {len(h['skipped'])} skipped, {h['build_s']} s, "
+          f"bundle {h['bundle_fingerprint']}")
+    return 0
+
+
+def run_info(args) -> int:
+    from .index import load_index
+
+    index = load_index(args.index)
+    h = index.header
+    print(f"{args.index}: {index.n_pieces} pieces, {index.n_snippets} snippets of {index.embeddings.shape[1]}-d "
+          f"{index.embeddings.dtype}, every {h['hop_frames']} frames, bundle {index.fingerprint}, "
+          f"{len(h.get('skipped', []))} files skipped when built")
+    return 0

@@ -1,0 +1,53 @@
+"""``--jsonl PATH|-``: one JSON object per engine update, for scripts and users' tools.
+
+Exactly these keys, in this order (batch evaluation relies on them):
+
+  t               seconds of audio consumed
+  piece           piece id (MIDI path relative to the corpus folder, no suffix) or null
+  title           the piece's title or null
+  position_s      position of the newest audio on the MIDI's timeline (s) or null
+  position_beats  the same in quarter-note beats or null
+  tempo           ratio to the MIDI's written tempo (1.0 = as written) or null
+  confidence      0..1
+  state           searching | following | lost
+  latency_ms      processing time of this update
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from .errors import ConfigError
+
+KEYS = ("t", "piece", "title", "position_s", "position_beats", "tempo", "confidence", "state", "latency_ms")
+
+
+def record(u) -> dict:
+    def r(x, nd):
+        return None if x is None else round(float(x), nd)
+
+    return {"t": r(u.t, 3), "piece": u.piece, "title": u.title, "position_s": r(u.position_s, 3),
+            "position_beats": r(u.position_beats, 3), "tempo": r(u.tempo, 4), "confidence": r(u.confidence, 4),
+            "state": u.state, "latency_ms": r(u.latency_ms, 3)}
+
+
+class JsonlWriter:
+    def __init__(self, target: str):
+        self.to_stdout = target == "-"
+        if self.to_stdout:
+            self._f = sys.stdout
+        else:
+            try:
+                self._f = open(target, "w", buffering=1, encoding="utf-8")
+            except OSError as e:
+                raise ConfigError(f"--jsonl {target}: cannot write it ({e.strerror}); give a writable path or -") from e
+
+    def emit(self, u) -> None:
+        self._f.write(json.dumps(record(u)) + "\n")
+        if self.to_stdout:
+            self._f.flush()
+
+    def close(self) -> None:
+        if not self.to_stdout:
+            self._f.close()

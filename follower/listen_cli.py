@@ -1,0 +1,39 @@
+"""``follower listen [--device ID]``: follow live input."""
+
+from __future__ import annotations
+
+import argparse
+
+EPILOG = """\
+Stop with Ctrl-C. The audio callback only copies blocks into a queue; a worker
+thread does the work. A device that disappears ends the run with one line and a
+non-zero exit.
+
+examples:
+  follower devices                 # find the input's id
+  follower listen --device 2 --osc 127.0.0.1:9000
+"""
+
+
+def register(subparsers) -> None:
+    from .runner import add_arguments
+
+    p = subparsers.add_parser("listen", help="follow live audio input (microphone, interface)", epilog=EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default=None, metavar="ID",
+                   help="input device id or name (see `follower devices`; default: the system's default input)")
+    p.add_argument("--rate", type=float, default=None, metavar="HZ",
+                   help="capture sample rate (default: the device's own; resampled to the model's rate)")
+    p.add_argument("--channels", type=int, default=1, help="channels to capture (averaged to mono)")
+    p.add_argument("--block", type=int, default=512, metavar="FRAMES", help="PortAudio block size")
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from .audio_io import DeviceSource
+    from .runner import load, run as run_session
+
+    _, _, make_engine = load(args)
+    source = DeviceSource(args.device, rate_hz=args.rate, channels=args.channels, block_frames=args.block)
+    return run_session(source, make_engine, args)

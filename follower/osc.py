@@ -1,0 +1,99 @@
+"""OSC out: what Max/MSP (or Pd, or any OSC client) receives, over UDP.
+
+Addresses (all values plain Python int/float/str; python-osc rejects numpy scalars):
+
+  /follower/piece       s:piece_id s:title f:confidence   on change, then once a second
+  /follower/position    f:position_beats f:position_s f:confidence   every update while a piece is locked
+  /follower/tempo       f:ratio f:bpm                     every update while a piece is locked
+  /follower/state       s:searching|following|lost        on change, then once a second
+  /follower/candidates  s:piece_id f:score ... (top five)  every update
+
+Sending never blocks and never stops the follower: the socket is non-blocking, the
+host is resolved once at start (so no DNS lookup per message), and send errors (an
+ICMP "port unreachable" when nobody listens, a full buffer) are counted, not raised.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from .errors import ConfigError
+
+DEFAULT_OSC = "127.0.0.1:9000"
+RESEND_S = 1.0
+
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (IPv6 as ``[::1]:9000``) -> (host, port), or ConfigError."""
+    host, sep, port = str(text).rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host:
+        raise ConfigError(f"--osc {text!r}: expected HOST:PORT, e.g. {DEFAULT_OSC}")
+    try:
+        port_n = int(port)
+    except ValueError:
+        raise ConfigError(f"--osc {text!r}: port {port!r} is not a number; expected HOST:PORT") from None
+    if not 1 <= port_n <= 65535:
+        raise ConfigError(f"--osc {text!r}: port {port_n} is outside 1..65535")
+    return host, port_n
+
+
+class OscSender:
+    """Non-blocking OSC client for the follower's messages; see the module docstring."""
+
+    def __init__(self, target: str = DEFAULT_OSC):
+        from pythonosc.udp_client import SimpleUDPClient
+
+        host, port = parse_host_port(target)
+        try:
+            info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        except socket.gaierror as e:
+            raise ConfigError(f"--osc {target}: cannot resolve host {host!r} ({e.strerror}); "
+                              "give an IP address or a known host name") from e
+        family, _, _, _, addr = info[0]
+        # a connected probe socket makes the kernel check the route now, not at the first message
+        probe = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            probe.connect(addr)
+        except OSError as e:
+            raise ConfigError(f"--osc {target}: cannot send there ({e.strerror or e}); "
+                              "check the address and the network") from e
+        finally:
+            probe.close()
+        self.target = f"{addr[0]}:{addr[1]}"
+        self.client = SimpleUDPClient(addr[0], addr[1], family=family)
+        self.errors = 0
+        self.sent = 0
+        self._last_piece = None
+        self._last_state = None
+        self._piece_sent_t = -1e9
+        self._state_sent_t = -1e9
+
+    def send(self, address: str, *values) -> None:
+        try:
+            self.client.send_message(address, list(values))
+            self.sent += 1
+        except OSError:
+            self.errors += 1  # nobody listening, or the buffer is full: drop, never block
+
+    def emit(self, u) -> None:
+        """Send what one engine update means for Max."""
+        conf = float(u.confidence)
+        if u.piece is not None:
+            if u.piece != self._last_piece or u.t - self._piece_sent_t >= RESEND_S:
+                self.send("/follower/piece", str(u.piece), str(u.title or u.piece), conf)
+                self._piece_sent_t = u.t
+            self.send("/follower/position", float(u.position_beats), float(u.position_s), conf)
+            self.send("/follower/tempo", float(u.tempo), float(u.bpm))
+        self._last_piece = u.piece
+        if u.state != self._last_state or u.t - self._state_sent_t >= RESEND_S:
+            self.send("/follower/state", str(u.state))
+            self._last_state, self._state_sent_t = u.state, u.t
+        flat = []
+        for pid, score in u.candidates[:5]:
+            flat += [str(pid), float(score)]
+        if flat:
+            self.send("/follower/candidates", *flat)
+
+    def close(self) -> None:
+        self.client._sock.close()

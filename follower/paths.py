@@ -1,0 +1,36 @@
+"""Where the follower finds its shipped bundle and index by default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import BundleError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_BUNDLE = "exported/default"
+DEFAULT_INDEX_NAME = "chorales.index.npz"
+
+
+def resolve_bundle(path) -> Path:
+    """``path`` as given, else relative to the checkout (so the defaults work from any folder)."""
+    p = Path(path)
+    if not p.exists() and not p.is_absolute() and (REPO_ROOT / p).exists():
+        return REPO_ROOT / p
+    return p
+
+
+def resolve_index(index, bundle_dir: Path) -> Path:
+    """The index given, else the one shipped in the bundle folder."""
+    if index:
+        return resolve_bundle(index)
+    shipped = sorted(Path(bundle_dir).glob("*.index.npz"))
+    preferred = Path(bundle_dir) / DEFAULT_INDEX_NAME
+    if preferred.is_file():
+        return preferred
+    if len(shipped) == 1:
+        return shipped[0]
+    if not shipped:
+        raise BundleError(f"{bundle_dir} holds no *.index.npz; give --index, or build one: "
+                          f"follower index build CORPUS -o {bundle_dir}/{DEFAULT_INDEX_NAME} --bundle {bundle_dir}")
+    raise BundleError(f"{bundle_dir} holds several indexes ({', '.join(p.name for p in shipped)}); "
+                      "choose one with --index")

@@ -1,0 +1,120 @@
+"""Following one piece: an HMM over the piece's snippet grid, and a tempo estimate.
+
+States are the piece's index snippets (one every ``hop_frames`` frames). Each update:
+
+* predict: the belief moves by the audio time elapsed times the tempo estimate
+  (MIDI seconds); whole cells are shifted, the remainder is carried in ``_carry_cells``
+  and added to the reported position, so no interpolation blur accumulates. A
+  three-tap kernel adds ``diffusion_cells2`` of variance per update (tempo wobble),
+  and a small ``jump_prob`` of uniform mass lets the belief recover after a jump,
+  a repeat or a wrong start;
+* observe: the likelihood is ``exp(kappa * (similarity - max similarity))`` of the
+  current audio embedding with every snippet of the piece;
+* the position is the belief's mean around its peak (sub-cell precision).
+
+During silence nothing moves (a pause, a fermata): the belief is held.
+
+The tempo is the slope of position (MIDI s) against audio time (s) over the last
+``tempo_window_s``, a least-squares fit restarted after each jump, clipped to
+[``tempo_min``, ``tempo_max``] and smoothed; 1.0 means the MIDI's written tempo.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    kappa: float = 12.0               # sharpness of the similarity likelihood
+    jump_prob: float = 1e-3           # uniform mass mixed in per update (recovery from jumps)
+    diffusion_cells2: float = 0.02    # variance added per update, in cells^2
+    tempo_window_s: float = 6.0
+    tempo_min: float = 0.5
+    tempo_max: float = 2.0
+    tempo_smoothing: float = 0.9      # exponential smoothing of the slope per update
+    jump_s: float = 2.0               # a position change this large (beyond prediction) is a jump
+    init_sigma_s: float = 1.0
+
+
+class PieceTracker:
+    """Belief over the positions of one piece; see the module docstring."""
+
+    def __init__(self, positions_s: np.ndarray, config: TrackerConfig | None = None):
+        self.config = config or TrackerConfig()
+        self.positions_s = np.asarray(positions_s, dtype=np.float64)
+        self.cell_s = float(np.median(np.diff(self.positions_s))) if len(self.positions_s) > 1 else 0.2
+        self.reset(float(self.positions_s[0]))
+
+    def reset(self, centre_s: float, *, tempo: float = 1.0) -> None:
+        """Start (again) with a Gaussian belief around ``centre_s`` (MIDI seconds)."""
+        c = self.config
+        d = (self.positions_s - centre_s) / max(c.init_sigma_s, 1e-3)
+        belief = np.exp(-0.5 * d * d) + 1e-6
+        self._belief = belief / belief.sum()
+        self._carry_cells = 0.0
+        self.tempo = float(tempo)
+        self._history: deque = deque()
+        self.position_s = float(centre_s)
+        self.jumped = False
+
+    def step(self, similarities: np.ndarray, elapsed_s: float, audio_time_s: float, *,
+             silent: bool = False) -> float:
+        """Advance by ``elapsed_s`` of audio, fold in the similarities; return the position (s)."""
+        c = self.config
+        self.jumped = False
+        if silent:
+            return self.position_s
+        self._carry_cells += self.tempo * elapsed_s / self.cell_s
+        shift = int(np.floor(self._carry_cells))
+        self._carry_cells -= shift
+        b = self._belief
+        if shift > 0:
+            b = np.concatenate([np.zeros(min(shift, len(b))), b[: max(len(b) - shift, 0)]])
+            if b.sum() <= 0:  # ran off the end of the piece: stay on its last cell
+                b = np.zeros_like(self._belief)
+                b[-1] = 1.0
+        q = c.diffusion_cells2 / 2
+        b = (1 - 2 * q) * b + q * (np.concatenate([[0.0], b[:-1]]) + np.concatenate([b[1:], [0.0]]))
+        b = (1 - c.jump_prob) * b / max(b.sum(), 1e-300) + c.jump_prob / len(b)
+        sims = np.asarray(similarities, dtype=np.float64)
+        b = b * np.exp(c.kappa * (sims - sims.max()))
+        self._belief = b / b.sum()
+        previous = self.position_s
+        self.position_s = self._estimate() + self._carry_cells * self.cell_s
+        predicted = previous + self.tempo * elapsed_s
+        if abs(self.position_s - predicted) > c.jump_s:
+            self.jumped = True
+            self._history.clear()
+        self._update_tempo(audio_time_s)
+        return self.position_s
+
+    def _estimate(self) -> float:
+        b = self._belief
+        peak = int(np.argmax(b))
+        lo, hi = max(peak - 3, 0), min(peak + 4, len(b))
+        w = b[lo:hi]
+        return float(np.dot(w, self.positions_s[lo:hi]) / w.sum())
+
+    def _update_tempo(self, audio_time_s: float) -> None:
+        c = self.config
+        h = self._history
+        h.append((audio_time_s, self.position_s))
+        while h and audio_time_s - h[0][0] > c.tempo_window_s:
+            h.popleft()
+        if len(h) < 10 or h[-1][0] - h[0][0] < 1.5:
+            return
+        a = np.array(h)
+        t, p = a[:, 0] - a[:, 0].mean(), a[:, 1] - a[:, 1].mean()
+        slope = float(np.dot(t, p) / max(np.dot(t, t), 1e-9))
+        slope = min(max(slope, c.tempo_min), c.tempo_max)
+        self.tempo = c.tempo_smoothing * self.tempo + (1 - c.tempo_smoothing) * slope
+
+    @property
+    def peak_mass(self) -> float:
+        """Belief mass within +-1 s of the estimate: how sure the tracker is of where."""
+        near = np.abs(self.positions_s - self.position_s) <= 1.0
+        return float(self._belief[near].sum())
