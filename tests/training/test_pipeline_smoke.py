@@ -1,0 +1,71 @@
+"""Seconds-long train -> export -> onnxruntime load on 16 synthetic pairs (the CI smoke run)."""
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from follower.bundle import load_bundle
+from follower.errors import ConfigError
+from follower.features import FeatureConfig
+from follower.snippets import SnippetConfig
+from training.checkpoint import load_best
+from training.cli import main as training_main
+from training.model import ModelConfig
+from training.toy_data import ToySplit
+from training.train import TrainConfig, train
+
+CFG = TrainConfig(batch_size=8, epoch_pairs=16, valid_pairs=8, patience=1, refinements=1, max_epochs=2)
+
+
+def run_train(run, cfg=CFG, **kw):
+    return train(ToySplit(16, seed=0), ToySplit(8, seed=1), run, cfg, model_config=ModelConfig(),
+                 snippet_config=SnippetConfig(), feature_config=FeatureConfig(), progress=False, **kw)
+
+
+def test_train_export_load(tmp_path):
+    run = tmp_path / "run"
+    summary = run_train(run)
+    assert summary["epochs"] == 2 and summary["best_epoch"] in (1, 2)
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert all(np.isfinite(float(r[k])) for r in rows for k in ("train_loss", "valid_loss", "valid_mrr"))
+    assert (run / "loss.png").stat().st_size > 1000
+    assert training_main(["export", str(run), "-o", str(tmp_path / "bundle")]) == 0
+    bundle = load_bundle(tmp_path / "bundle")
+    model, snip, feat, info = load_best(run)
+    assert info["best_epoch"] == summary["best_epoch"]
+    x = ToySplit(4, seed=5).audio_batch(np.arange(4))
+    with torch.no_grad():
+        want = model.audio(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(bundle.audio(x), want, atol=1e-4)
+
+
+def test_resume_continues_from_checkpoint(tmp_path, capsys):
+    run = tmp_path / "run"
+    run_train(run, TrainConfig(**{**CFG.to_dict(), "max_epochs": 1}))
+    summary = run_train(run)  # same settings, higher cap: resumes at epoch 2
+    assert "resuming" in capsys.readouterr().out
+    assert summary["epochs"] == 2
+    assert len(list(csv.DictReader(open(run / "log.csv")))) == 2
+
+
+def test_resume_with_other_settings_refused(tmp_path):
+    run = tmp_path / "run"
+    run_train(run, TrainConfig(**{**CFG.to_dict(), "max_epochs": 1}))
+    with pytest.raises(ConfigError, match="other settings"):
+        run_train(run, TrainConfig(**{**CFG.to_dict(), "lr": 0.01}))
+
+
+def test_bad_train_config_one_line():
+    with pytest.raises(ConfigError, match="batch_size=1 must be >= 2"):
+        TrainConfig(batch_size=1)
+    with pytest.raises(ConfigError, match="lr=0 must be positive"):
+        TrainConfig(lr=0)
+
+
+def test_export_cli_errors_are_one_line(tmp_path, capsys):
+    assert training_main(["export", str(tmp_path / "nope"), "-o", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no best.pt" in err

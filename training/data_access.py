@@ -1,0 +1,58 @@
+"""How training and evaluation open a dataset folder (written by ``training dataset build``).
+
+A thin layer over ``training.dataset.load_split`` that also recovers the feature and
+snippet settings the dataset was cut with, since the bundle must record them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from follower.errors import ConfigError
+from follower.features import FeatureConfig
+from follower.snippets import SnippetConfig
+
+SPLITS = ("train", "valid", "test", "test_slow", "test_fast")
+
+
+def _find(d: dict, *names):
+    for name in names:
+        if isinstance(d.get(name), dict):
+            return d[name]
+    for value in d.values():  # one level down, e.g. {"settings": {"features": ...}}
+        if isinstance(value, dict):
+            for name in names:
+                if isinstance(value.get(name), dict):
+                    return value[name]
+    return None
+
+
+def dataset_info(dataset_dir) -> dict:
+    path = Path(dataset_dir) / "dataset.json"
+    if not path.is_file():
+        raise ConfigError(f"{dataset_dir}: not a dataset (no dataset.json); build one with "
+                          "`training dataset build -o DIR`")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON ({e}); rebuild the dataset") from e
+
+
+def dataset_configs(dataset_dir) -> tuple[SnippetConfig, FeatureConfig]:
+    """The SnippetConfig and FeatureConfig recorded in DATASET/dataset.json."""
+    info = dataset_info(dataset_dir)
+    snip = _find(info, "snippets", "snippet_config", "SnippetConfig")
+    feat = _find(info, "features", "feature_config", "FeatureConfig")
+    if snip is None or feat is None:
+        raise ConfigError(f"{dataset_dir}/dataset.json lacks the snippet or feature settings; "
+                          "rebuild the dataset")
+    return SnippetConfig.from_dict(snip), FeatureConfig.from_dict(feat)
+
+
+def load_split(dataset_dir, split: str):
+    from .dataset import load_split as _load
+
+    if split not in SPLITS:
+        raise ConfigError(f"split={split!r}; expected one of {SPLITS}")
+    return _load(dataset_dir, split)

@@ -1,0 +1,59 @@
+"""``training train DATASET -o RUN``: train the two encoders (resumable)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train the audio and score encoders",
+        description="Train the dual encoders of Dorfer et al. (2018) on DATASET's train pairs with "
+                    "the pairwise ranking loss; early stopping on validation MRR followed by "
+                    "learning-rate halving rounds from the best weights. Writes RUN/log.csv (train "
+                    "loss, validation loss and MRR per epoch), RUN/loss.png, RUN/best.pt and "
+                    "RUN/checkpoint.pt; rerunning the same command resumes from the checkpoint.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("dataset", help="dataset folder written by `training dataset build`")
+    p.add_argument("-o", "--out", required=True, help="run folder (created; resumed if it has a checkpoint)")
+    p.add_argument("--epoch-pairs", type=int, default=10_000, help="training pairs per epoch")
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--lr", type=float, default=0.002, help="initial Adam learning rate")
+    p.add_argument("--weight-decay", type=float, default=1e-5)
+    p.add_argument("--patience", type=int, default=5,
+                   help="epochs without a better validation MRR before halving the learning rate")
+    p.add_argument("--refinements", type=int, default=3, help="learning-rate halving rounds before stopping")
+    p.add_argument("--valid-pairs", type=int, default=2000, help="validation pairs for loss and MRR")
+    p.add_argument("--max-epochs", type=int, default=200)
+    p.add_argument("--max-minutes", type=float, default=0.0, help="wall-time cap, 0 = none")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from .data_access import dataset_configs, dataset_info, load_split
+    from .model import ModelConfig
+    from .train import TrainConfig, train
+
+    cfg = TrainConfig(lr=args.lr, batch_size=args.batch_size, weight_decay=args.weight_decay,
+                      epoch_pairs=args.epoch_pairs, valid_pairs=args.valid_pairs, patience=args.patience,
+                      refinements=args.refinements, max_epochs=args.max_epochs,
+                      max_minutes=args.max_minutes, seed=args.seed, threads=args.threads)
+    snippets, features = dataset_configs(args.dataset)
+    ds = dataset_info(args.dataset)
+    print(f"loading {args.dataset} ...", flush=True)
+    train_split = load_split(args.dataset, "train")
+    valid_split = load_split(args.dataset, "valid")
+    print(f"{len(train_split.pairs)} training pairs, {len(valid_split.pairs)} validation pairs", flush=True)
+    info = {"dataset": str(Path(args.dataset).resolve()), "train_pairs": int(len(train_split.pairs)),
+            "valid_pairs": int(len(valid_split.pairs)),
+            "dataset_settings": {k: v for k, v in ds.items() if k in ("corpora", "soundfonts", "counts",
+                                                                        "tempo_ratios", "splits")}}
+    train(train_split, valid_split, args.out, cfg, model_config=ModelConfig.for_snippets(snippets, features),
+          snippet_config=snippets, feature_config=features, info=info, progress=not args.no_progress)
+    return 0
