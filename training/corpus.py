@@ -203,7 +203,7 @@ def select(pieces, *, max_pieces: int | None = None, max_per_split: dict | None 
         limit = (max_per_split or {}).get(piece.split, max_pieces)
         if max_pieces is not None and limit is not None:
             limit = min(limit, max_pieces)
-        key = -hash_unit(piece.piece_id, seed)
+        key = -_select_hash(piece.piece_id, seed)
         heap = heaps[piece.split]
         if limit is None:
             kept.append(piece)
@@ -214,9 +214,15 @@ def select(pieces, *, max_pieces: int | None = None, max_per_split: dict | None 
     for heap in heaps.values():
         kept.extend(p for _, _, p in heap)
     if max_pieces is not None and len(kept) > max_pieces:
-        kept.sort(key=lambda p: hash_unit(p.piece_id, seed))
+        kept.sort(key=lambda p: _select_hash(p.piece_id, seed))
         kept = kept[:max_pieces]
     return sorted(kept, key=lambda p: p.piece_id)
+
+
+def _select_hash(piece_id: str, seed: int) -> float:
+    # salted differently from hash_split: the same hash would pick only the pieces
+    # with the smallest split hash, i.e. a subset that is all "train"
+    return hash_unit(f"select:{piece_id}", seed)
 
 
 def held_out(pieces) -> Iterator[Piece]:

@@ -44,6 +44,9 @@ def register(subparsers) -> None:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     b.set_defaults(func=run)
+    from . import dataset_figure  # light: matplotlib is imported only when plotting
+
+    dataset_figure.register(sub)
     p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
 
 

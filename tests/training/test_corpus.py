@@ -109,6 +109,14 @@ def test_subset_is_stable_when_files_are_added(tmp_path):
     assert counts["train"] == 3 and counts["valid"] <= 1 and counts["test"] <= 1
 
 
+def test_subset_of_a_hash_split_corpus_keeps_every_split(tmp_path):
+    for i in range(200):
+        write_midi(tmp_path / f"t{i:03d}.mid", SCALE[:1])
+    kept = corpus.select(corpus.iter_corpus(tmp_path), max_pieces=60)
+    counts = {s: sum(p.split == s for p in kept) for s in corpus.SPLITS}
+    assert counts["train"] >= 35 and counts["valid"] >= 2 and counts["test"] >= 2
+
+
 def test_mat_rolls_become_scores_at_the_stated_tempo(tmp_path):
     roll = np.zeros((6, 88), np.uint8)
     roll[0:2, 60 - 21] = 1   # C4, two rows
