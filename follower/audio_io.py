@@ -75,6 +75,7 @@ class FileSource:
         self.duration_s = info.frames / info.samplerate
         self.block_frames = int(block_frames)
         self.realtime = realtime
+        self.queue_blocks = 64
         self.overflows = 0
         self._thread = None
         self._error = None
@@ -162,7 +163,7 @@ class DeviceSource:
     """Live input through PortAudio; see the module docstring."""
 
     def __init__(self, device=None, *, rate_hz: float | None = None, channels: int = 1,
-                 block_frames: int = 512):
+                 block_frames: int = 512, buffer_s: float = 5.0):
         sd = require_sounddevice()
         self._sd = sd
         self.device = resolve_device(device)
@@ -171,6 +172,8 @@ class DeviceSource:
         self.rate_hz = float(rate_hz or info["default_samplerate"])
         self.channels = max(1, min(int(channels), int(info["max_input_channels"])))
         self.block_frames = int(block_frames)
+        # how much audio may wait for the worker before blocks are dropped
+        self.queue_blocks = max(8, int(buffer_s * self.rate_hz / self.block_frames) + 1)
         self.duration_s = None
         self.realtime = True
         self.overflows = 0

@@ -218,7 +218,9 @@ class Engine:
         ahead_s = loud[half:].sum() / self.fps  # sounding audio between the centre and now
         if not silent_now:
             self._last_sound_t = t_s
-        q = self._embed(window) if sounding else None
+        # a window that ends in silence (a pause starting) resembles the end of every piece:
+        # it neither votes nor moves the tracker's belief by its similarities
+        q = self._embed(window) if sounding and not silent_now else None
         if q is not None:
             rows, scores = self._knn.topk(self._search, q, c.k)
             pieces = self.index.piece[rows]
@@ -234,7 +236,7 @@ class Engine:
         s2 = support[ranked[1]] if len(ranked) > 1 else 0.0
         old_state, old_piece = self.state, self.piece
         self._decide(t_s, ranked, support, best_offset, s1, s2, silent_now)
-        position = self._track(q, t_s, centre_s, centre_silent)
+        position = self._track(q, centre_s, centre_silent)
         if self.piece is not None:
             others = max((support[p] for p in ranked if p != self.piece), default=0.0)
             confidence = max(support.get(self.piece, 0.0) - others, 0.0)
@@ -316,14 +318,13 @@ class Engine:
         for key in self._since:
             self._since[key] = None
 
-    def _track(self, q, t_s: float, centre_s: float, silent: bool):
+    def _track(self, q, centre_s: float, centre_silent: bool):
         if self.tracker is None:
             return None
-        if q is None:
+        if centre_silent:  # the music under the window centre paused: hold
             return self.tracker.step(None, self.update_s, centre_s, silent=True)
-        rows = self.index.rows(self.piece)
-        sims = self._search[rows] @ q
-        return self.tracker.step(sims, self.update_s, centre_s, silent=silent)
+        sims = None if q is None else self._search[self.index.rows(self.piece)] @ q
+        return self.tracker.step(sims, self.update_s, centre_s)
 
     def _result(self, t_s, centre_pos_s, ahead_s, confidence, candidates, old_state, old_piece) -> Update:
         ids = self.index.piece_ids

@@ -26,6 +26,8 @@ def register(subparsers) -> None:
                    help="capture sample rate (default: the device's own; resampled to the model's rate)")
     p.add_argument("--channels", type=int, default=1, help="channels to capture (averaged to mono)")
     p.add_argument("--block", type=int, default=512, metavar="FRAMES", help="PortAudio block size")
+    p.add_argument("--buffer", type=float, default=5.0, metavar="S",
+                   help="audio that may wait for the worker before blocks are dropped (counted in --stats)")
     add_arguments(p)
     p.set_defaults(func=run)
 
@@ -35,5 +37,6 @@ def run(args) -> int:
     from .runner import load, run as run_session
 
     _, _, make_engine = load(args)
-    source = DeviceSource(args.device, rate_hz=args.rate, channels=args.channels, block_frames=args.block)
+    source = DeviceSource(args.device, rate_hz=args.rate, channels=args.channels, block_frames=args.block,
+                          buffer_s=args.buffer)
     return run_session(source, make_engine, args)

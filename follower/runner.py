@@ -123,7 +123,7 @@ def run(source, make_engine, args) -> int:
     engine.warm_up()  # numba compiled (or loaded from cache) and onnxruntime run before audio starts
     outputs = [o for o in (osc, jsonl, console) if o is not None]
     stats = Stats()
-    blocks = BlockQueue()
+    blocks = BlockQueue(source.queue_blocks)
     stop = threading.Event()
     failure: list = []
 

@@ -63,7 +63,7 @@ class PieceTracker:
 
     def step(self, similarities: np.ndarray, elapsed_s: float, audio_time_s: float, *,
              silent: bool = False) -> float:
-        """Advance by ``elapsed_s`` of audio, fold in the similarities; return the position (s)."""
+        """Advance by ``elapsed_s`` of audio, fold in the similarities (if any); return the position (s)."""
         c = self.config
         self.jumped = False
         if silent:
@@ -80,8 +80,9 @@ class PieceTracker:
         q = c.diffusion_cells2 / 2
         b = (1 - 2 * q) * b + q * (np.concatenate([[0.0], b[:-1]]) + np.concatenate([b[1:], [0.0]]))
         b = (1 - c.jump_prob) * b / max(b.sum(), 1e-300) + c.jump_prob / len(b)
-        sims = np.asarray(similarities, dtype=np.float64)
-        b = b * np.exp(c.kappa * (sims - sims.max()))
+        if similarities is not None:  # None: predict only (no trustworthy observation)
+            sims = np.asarray(similarities, dtype=np.float64)
+            b = b * np.exp(c.kappa * (sims - sims.max()))
         self._belief = b / b.sum()
         previous = self.position_s
         self.position_s = self._estimate() + self._carry_cells * self.cell_s

@@ -1,0 +1,115 @@
+"""The engine on real renders: identify the piece, follow it against the render's ground truth."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import REPO, have_fluidsynth, render
+from follower.bundle import load_bundle
+from follower.engine import FOLLOWING, LOST, SEARCHING, Engine
+from follower.index import load_index
+
+
+def run_engine(bundle, index, audio, rate_hz, block=700):
+    engine = Engine(bundle, index, input_rate_hz=rate_hz)
+    engine.warm_up()
+    updates = []
+    for i in range(0, len(audio), block):
+        updates += engine.push(audio[i:i + block])
+    return updates
+
+
+def check_following(updates, piece, start_s, ratio, duration_s, *, max_lock_s=8.0, tol_s=0.5):
+    locked = [u for u in updates if u.state == FOLLOWING]
+    assert locked, f"never locked; last candidates {updates[-1].candidates}"
+    assert locked[0].t <= max_lock_s
+    assert {u.piece for u in locked} == {piece}
+    settled = [u for u in locked if u.t >= locked[0].t + 1.0 and start_s + u.t * ratio < duration_s - 0.5]
+    err = np.array([u.position_s - (start_s + u.t * ratio) for u in settled])
+    assert len(err) > 20
+    assert np.mean(np.abs(err) < tol_s) >= 0.9, f"position errors {np.round(err[::10], 2)}"
+    beats = np.array([u.position_beats for u in settled])
+    assert np.all(np.diff(beats) > -0.5), "the position should move forward"
+    return settled
+
+
+def test_replay_identifies_and_follows_a_render(chroma_bundle, corpus_index, rendered):
+    audio, rate = sf.read(rendered["path"], dtype="float32")  # 44.1 kHz stereo
+    updates = run_engine(load_bundle(chroma_bundle), load_index(corpus_index), audio, rate)
+    assert updates[0].state == SEARCHING and updates[0].piece is None
+    settled = check_following(updates, "piece3", rendered["start_s"], rendered["tempo"], 20.0)
+    assert settled[-1].tempo == pytest.approx(rendered["tempo"], abs=0.08)
+    assert settled[-1].bpm == pytest.approx(120 * settled[-1].tempo, rel=1e-3)
+    assert settled[-1].title == "Test piece 3"
+    assert settled[-1].candidates[0][0] == "piece3"
+    assert all(0 <= u.confidence <= 1 for u in updates)
+
+
+def test_silence_is_searching_not_an_error(chroma_bundle, corpus_index):
+    updates = run_engine(load_bundle(chroma_bundle), load_index(corpus_index), np.zeros(22050 * 4, np.float32),
+                         22050)
+    assert len(updates) == 80
+    assert {u.state for u in updates} == {SEARCHING}
+    assert all(u.piece is None and u.confidence == 0 for u in updates)
+
+
+@pytest.mark.skipif(not have_fluidsynth(), reason="FluidSynth or the TimGM6mb soundfont is absent")
+def test_a_new_piece_and_a_pause_are_recognised(chroma_bundle, corpus, corpus_index):
+    a = render(corpus / "piece3.mid")[: 22050 * 12]
+    b = render(corpus / "piece6.mid")[22050 * 2: 22050 * 16]
+    pause = np.zeros(22050 * 7, np.float32)
+    updates = run_engine(load_bundle(chroma_bundle), load_index(corpus_index), np.concatenate([a, b, pause]), 22050)
+    at = {round(u.t, 2): u for u in updates}
+
+    def state_at(t):
+        return at[min(at, key=lambda x: abs(x - t))]
+
+    assert state_at(11.5).piece == "piece3" and state_at(11.5).state == FOLLOWING
+    end_b = 12 + 14
+    assert state_at(end_b - 0.5).piece == "piece6" and state_at(end_b - 0.5).state == FOLLOWING
+    assert state_at(end_b - 0.5).position_s == pytest.approx(16 - 0.5, abs=0.6)
+    # held while the player pauses, then lost (the piece is still reported)
+    held = state_at(end_b + 2)
+    assert held.position_s == pytest.approx(16, abs=0.7)
+    assert state_at(end_b + 6.5).state == LOST and state_at(end_b + 6.5).piece == "piece6"
+
+
+def test_a_jump_back_is_followed(chroma_bundle, corpus, corpus_index):
+    if not have_fluidsynth():
+        pytest.skip("FluidSynth or the TimGM6mb soundfont is absent")
+    full = render(corpus / "piece2.mid")
+    audio = np.concatenate([full[: 22050 * 16], full[22050 * 3: 22050 * 14]])  # 16 s, then back to 3 s
+    updates = run_engine(load_bundle(chroma_bundle), load_index(corpus_index), audio, 22050)
+    late = [u for u in updates if u.t >= 16 + 6]
+    truth = np.array([3 + u.t - 16 for u in late])
+    pos = np.array([u.position_s for u in late])
+    assert all(u.piece == "piece2" for u in late)
+    assert np.mean(np.abs(pos - truth) < 0.6) >= 0.8, np.round(pos - truth, 2)
+
+
+TRAINED = REPO / "exported" / "default"
+
+
+@pytest.mark.skipif(not (TRAINED / "config.json").is_file(),
+                    reason="the trained default bundle exported/default is not there yet (training export)")
+def test_trained_bundle_follows_a_test_chorale(tmp_path):
+    """The shipped model on a held-out chorale, rendered with the held-out soundfont."""
+    from training.paths import data_root
+
+    chorales = data_root() / "midi" / "bach-chorales"
+    if not chorales.is_dir():
+        pytest.skip(f"{chorales} is absent (the Bach chorales corpus)")
+    if not have_fluidsynth():
+        pytest.skip("FluidSynth or the TimGM6mb soundfont is absent")
+    from follower.index import build_index
+
+    bundle = load_bundle(TRAINED)
+    # a small index (the test piece among others) keeps the test to seconds
+    names = ["bach_bwv101.7", "bach_bwv10.7", "bach_bwv103.6", "bach_bwv102.7", "bach_bwv104.6"]
+    index = build_index([chorales / f"{n}.mid" for n in names], bundle, hop_frames=4, progress=False)
+    ratio, start_s = 0.9, 10.0
+    audio = render(chorales / "bach_bwv101.7.mid", tempo_ratio=ratio,
+                   programs={1: 52, 2: 52, 3: 74, 4: 6})[int(start_s / ratio * 22050):][: 22050 * 30]
+    updates = run_engine(bundle, index, audio, 22050)
+    check_following(updates, "bach_bwv101.7", start_s, ratio, float(index.duration_s[0]), max_lock_s=12.0,
+                    tol_s=1.0)

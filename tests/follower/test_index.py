@@ -1,0 +1,96 @@
+"""Index building, storage, and the bundle/index match."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from follower.bundle import load_bundle
+from follower.errors import BundleError
+from follower.index import build_index, load_index, save_index
+from follower.midi import load_midi
+
+
+def test_index_holds_every_piece_with_positions(chroma_bundle, corpus, corpus_index):
+    index = load_index(corpus_index)
+    bundle = load_bundle(chroma_bundle)
+    assert list(index.piece_ids) == [f"piece{i}" for i in range(7)] + ["set_b/piece7"]
+    assert index.titles[3] == "Test piece 3"
+    assert index.fingerprint == bundle.config.fingerprint
+    index.check_bundle(bundle.config)
+    assert index.embeddings.dtype == np.float16 and index.embeddings.shape[1] == bundle.config.embed_dim
+    np.testing.assert_allclose(np.linalg.norm(index.embeddings.astype(np.float32), axis=1), 1.0, atol=2e-3)
+    fps = bundle.config.features.frame_rate_hz
+    rows = index.rows(3)
+    pos = index.position_s[rows]
+    np.testing.assert_allclose(np.diff(pos), 2 / fps, rtol=1e-4)  # every 2 frames, as built
+    assert pos[0] == 0 and pos[-1] >= index.duration_s[3] - 2 / fps
+    # 0.5 s per beat in the test pieces: beats = 2 * seconds
+    np.testing.assert_allclose(index.position_beats[rows], 2 * pos, rtol=1e-5, atol=1e-5)
+    assert index.duration_s[3] == pytest.approx(load_midi(corpus / "piece3.mid").duration_s)
+
+
+def test_snippet_embedding_matches_the_score_encoder(chroma_bundle, corpus, corpus_index):
+    from follower.snippets import cut, roll_input, score_roll
+
+    bundle = load_bundle(chroma_bundle)
+    index = load_index(corpus_index)
+    cfg = bundle.config
+    roll = score_roll(load_midi(corpus / "piece5.mid"), cfg.snippets, cfg.features.frame_rate_hz)
+    want = bundle.score(roll_input(cut(roll, [40], cfg.snippets.roll_frames), cfg.snippets))[0]
+    got = index.embeddings[index.rows(5)][20].astype(np.float32)  # centre 40 = the 21st snippet at hop 2
+    np.testing.assert_allclose(got, want, atol=2e-3)
+
+
+def test_bad_files_are_skipped_and_reported(chroma_bundle, corpus, tmp_path):
+    root = tmp_path / "corpus"
+    shutil.copytree(corpus, root)
+    (root / "broken.mid").write_bytes(b"MThd this is not midi")
+    (root / "empty.mid").write_bytes(b"")
+    index = build_index([root], load_bundle(chroma_bundle), hop_frames=8, progress=False)
+    assert index.n_pieces == 8
+    reasons = {s["file"].rsplit("/", 1)[-1]: s["reason"] for s in index.header["skipped"]}
+    assert set(reasons) == {"broken.mid", "empty.mid"}
+    assert "empty file" in reasons["empty.mid"]
+
+
+def test_mismatched_bundle_is_refused(chroma_bundle, corpus_index, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(chroma_bundle, other)
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["features"]["fmax_hz"] = 5000.0
+    (other / "config.json").write_text(json.dumps(cfg))
+    index = load_index(corpus_index)
+    from follower.bundle import read_config
+
+    with pytest.raises(BundleError, match="was built with bundle .* rebuild it"):
+        index.check_bundle(read_config(other))
+
+
+def test_damaged_or_foreign_files_are_refused(tmp_path):
+    with pytest.raises(BundleError, match="no such index file"):
+        load_index(tmp_path / "missing.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip at all")
+    with pytest.raises(BundleError, match="not a follower index"):
+        load_index(tmp_path / "junk.npz")
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    with pytest.raises(BundleError, match="lacks the array"):
+        load_index(tmp_path / "other.npz")
+
+
+def test_cli_builds_an_index(chroma_bundle, corpus, tmp_path):
+    out = tmp_path / "cli.index.npz"
+    r = subprocess.run([sys.executable, "-m", "follower.cli", "index", "build", str(corpus / "piece1.mid"),
+                        str(corpus / "set_b"), "-o", str(out), "--bundle", str(chroma_bundle), "--quiet"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "2 pieces" in r.stdout
+    index = load_index(out)
+    assert list(index.piece_ids) == ["piece1", "piece7"]
+    r = subprocess.run([sys.executable, "-m", "follower.cli", "index", "build", str(tmp_path / "nowhere"),
+                        "-o", str(out), "--bundle", str(chroma_bundle)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "no such file or folder" in r.stderr

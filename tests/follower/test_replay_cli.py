@@ -1,0 +1,105 @@
+"""`follower replay` end to end (subprocesses), its outputs and each bad input."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from follower.jsonlog import KEYS
+
+
+def follower(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "follower.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def replay(audio, bundle, index, *extra):
+    return follower("replay", audio, "--fast", "--bundle", bundle, "--index", index, "--osc", "127.0.0.1:9", *extra)
+
+
+def one_line_error(r, match):
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert match in lines[0], lines[0]
+
+
+def test_replay_writes_json_lines_with_exactly_the_keys(chroma_bundle, corpus_index, rendered):
+    r = replay(rendered["path"], chroma_bundle, corpus_index, "--jsonl", "-", "--stats")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert all(tuple(row) == KEYS for row in rows)
+    assert len(rows) == pytest.approx(rendered["duration_s"] * 20.009, abs=2)
+    assert rows[0]["state"] == "searching" and rows[0]["piece"] is None
+    last = rows[-40]
+    assert last["piece"] == "piece3" and last["state"] == "following"
+    truth = rendered["start_s"] + last["t"] * rendered["tempo"]
+    assert last["position_s"] == pytest.approx(truth, abs=0.5)
+    assert "p50" in r.stderr and "p99" in r.stderr and "real-time factor" in r.stderr
+
+
+def test_console_shows_a_readable_live_line(chroma_bundle, corpus_index, rendered, tmp_path):
+    audio, rate = sf.read(rendered["path"])
+    path = tmp_path / "mono48k.ogg"  # another format, rate and channel count
+    import soxr
+
+    sf.write(path, soxr.resample(audio.mean(axis=1), rate, 48000), 48000)
+    r = replay(path, chroma_bundle, corpus_index)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert "searching" in lines[0]
+    following = [line for line in lines if "following  piece3" in line]
+    assert len(following) >= 5 and "beat" in following[-1] and "bpm" in following[-1]
+
+
+def test_silence_is_not_an_error(chroma_bundle, corpus_index, tmp_path):
+    path = tmp_path / "silence.wav"
+    sf.write(path, np.zeros(22050 * 3, np.float32), 22050)
+    r = replay(path, chroma_bundle, corpus_index, "--jsonl", "-")
+    assert r.returncode == 0, r.stderr
+    assert {json.loads(line)["state"] for line in r.stdout.splitlines()} == {"searching"}
+
+
+def test_bad_audio_is_one_clear_line(chroma_bundle, corpus_index, tmp_path):
+    one_line_error(replay(tmp_path / "missing.wav", chroma_bundle, corpus_index), "no such audio file")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    one_line_error(replay(tmp_path / "empty.wav", chroma_bundle, corpus_index), "empty file")
+    (tmp_path / "notes.flac").write_text("these are not samples\n" * 50)
+    one_line_error(replay(tmp_path / "notes.flac", chroma_bundle, corpus_index), "not a readable audio file")
+    nan = np.full(22050 * 2, np.nan, np.float32)
+    sf.write(tmp_path / "nan.wav", nan, 22050, subtype="FLOAT")
+    one_line_error(replay(tmp_path / "nan.wav", chroma_bundle, corpus_index), "NaN")
+
+
+def test_index_of_another_bundle_is_refused(chroma_bundle, corpus_index, tmp_path):
+    from conftest import make_chroma_bundle
+    from follower.features import FeatureConfig
+
+    other = make_chroma_bundle(tmp_path / "other", features=FeatureConfig(fmax_hz=5000.0))
+    sf.write(tmp_path / "a.wav", np.zeros(22050, np.float32), 22050)
+    one_line_error(replay(tmp_path / "a.wav", other, corpus_index), "was built with bundle")
+
+
+def test_unusable_osc_target_is_refused(chroma_bundle, corpus_index, tmp_path):
+    sf.write(tmp_path / "a.wav", np.zeros(22050, np.float32), 22050)
+    r = follower("replay", tmp_path / "a.wav", "--fast", "--bundle", chroma_bundle, "--index", corpus_index,
+                 "--osc", "no-such-host.invalid:9000")
+    one_line_error(r, "cannot resolve host")
+
+
+def test_missing_default_bundle_is_one_clear_line(tmp_path):
+    sf.write(tmp_path / "a.wav", np.zeros(22050, np.float32), 22050)
+    one_line_error(follower("replay", tmp_path / "a.wav", "--bundle", tmp_path / "nothing"), "not a model bundle")
+
+
+def test_the_runtime_never_imports_torch():
+    code = ("import sys; import follower.cli, follower.engine, follower.index, follower.knn, follower.tracker, "
+            "follower.runner, follower.audio_io, follower.osc, follower.jsonlog, follower.index_cli, "
+            "follower.replay_cli, follower.listen_cli, follower.devices_cli; "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
