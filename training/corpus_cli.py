@@ -9,7 +9,18 @@ from our own table), so a build over this folder uses the hash split by file.
 
 from __future__ import annotations
 
+import csv
 import os
+
+# Bach10's chorales (BWV 255, 256, 274, 275, 296, 297, 326, 327, 364, 385) and every
+# chorale sharing their melody, from the shared data's tune-family table.
+BACH10_FAMILIES = {
+    "bach_bwv114.7": "bach_bwv114.7", "bach_bwv256": "bach_bwv114.7", "bach_bwv257": "bach_bwv114.7",
+    "bach_bwv258": "bach_bwv114.7", "bach_bwv255": "bach_bwv255", "bach_bwv48.3": "bach_bwv255",
+    "bach_bwv274": "bach_bwv274", "bach_bwv62.6": "bach_bwv274", "bach_bwv275": "bach_bwv275",
+    "bach_bwv296": "bach_bwv296", "bach_bwv297": "bach_bwv297", "bach_bwv326": "bach_bwv326",
+    "bach_bwv327": "bach_bwv326", "bach_bwv364": "bach_bwv364", "bach_bwv385": "bach_bwv385",
+}
 
 
 def register(subparsers) -> None:
@@ -44,6 +55,17 @@ def write_chorale(score, path: str) -> None:
     os.replace(tmp, path)
 
 
+def write_held_out(out_dir) -> None:
+    """splits.csv listing the Bach10 tune families as ``bach10``; unlisted files get the hash split."""
+    path = os.path.join(out_dir, "splits.csv")
+    with open(path + ".tmp", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "split", "tune_family"])
+        for name, family in sorted(BACH10_FAMILIES.items()):
+            w.writerow([name + ".mid", "bach10", family])
+    os.replace(path + ".tmp", path)
+
+
 def run_bach(args) -> int:
     from music21 import corpus
     from tqdm import tqdm
@@ -57,5 +79,6 @@ def run_bach(args) -> int:
         if not os.path.exists(path):  # a rerun continues where it stopped
             write_chorale(corpus.parse(name), path)
         written += 1
-    print(f"{written} chorales in {args.out}")
+    write_held_out(args.out)
+    print(f"{written} chorales in {args.out} (Bach10 tunes held out in splits.csv)")
     return 0

@@ -22,7 +22,7 @@ Rerunning the same command resumes: finished renders are kept in DIR/cache.
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("dataset", help="build the audio/piano-roll snippet dataset",
-                              description=__doc__)
+                              description="Render MIDI corpora with FluidSynth and cut aligned audio/piano-roll snippet pairs.")
     sub = p.add_subparsers(dest="dataset_command", metavar="ACTION")
     b = sub.add_parser("build", help="render corpora and cut aligned snippet pairs", epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -160,3 +160,16 @@ def test_shared_bach_splits_never_split_a_tune_family():
     kept = corpus.select(pieces)
     assert not any(p.split == "bach10" for p in kept)
     assert {p.split for p in kept} == {"train", "valid", "test"}
+
+
+def test_builtin_bach_corpus_writes_one_track_per_voice(tmp_path):
+    pytest.importorskip("music21")
+    from follower.midi import load_midi
+    from training.cli import main as training_main
+
+    assert training_main(["corpus", "bach", "-o", str(tmp_path), "--limit", "1", "--quiet"]) == 0
+    (midi,) = sorted(tmp_path.glob("*.mid"))
+    score = load_midi(midi)
+    assert len(np.unique(score.notes["track"])) == 4 and score.bpm_at(0.0) == pytest.approx(120.0)
+    table = corpus.read_split_file(tmp_path / "splits.csv")
+    assert table["bach_bwv255.mid"] == ("bach10", "bach_bwv255") and len(table) == 15

@@ -201,3 +201,18 @@ def test_load_split_errors(tmp_path):
         load_split(tmp_path, "train")
     with pytest.raises(ConfigError, match="expected one of"):
         load_split(tmp_path, "training")
+
+
+def test_default_build_is_bach_plus_nottingham_from_the_data_root(monkeypatch, tmp_path):
+    import argparse
+
+    from training.dataset_cli import config_from_args
+
+    monkeypatch.setenv("SCOREFOLLOW_DATA", str(tmp_path))
+    args = argparse.Namespace(corpus=None, split_file=None, mat_step_s=None, seed=0, max_per_split=None,
+                              train_soundfonts=None, test_soundfont=None, train_renders=None, valid_renders=None)
+    cfg = config_from_args(args)
+    assert [(c.path, c.max_pieces) for c in cfg.corpora] == [
+        (str(tmp_path / "midi" / "bach-chorales"), None), (str(tmp_path / "midi" / "nottingham"), 300)]
+    assert cfg.train_soundfonts == ("FluidR3_GM.sf2", "MuseScore_General_Lite.sf3")
+    assert cfg.test_soundfont == "TimGM6mb.sf2" and cfg.train_renders == 2
