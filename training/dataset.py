@@ -32,12 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
-from follower.errors import ConfigError, MissingToolError
+from follower.errors import ConfigError
 from follower.features import FeatureConfig
 from follower.snippets import ROLL_CHANNELS, SnippetConfig, cut, audio_input, roll_input
 
 from . import corpus as corpus_mod
-from .render_job import (Augmentation, RenderSpec, read_cached, read_meta, render_piece)
+from .render_job import Augmentation, RenderSpec, read_cached, render_piece
 from .synth import (DEFAULT_FAMILY_WEIGHTS, TEST_SOUNDFONT, TRAIN_SOUNDFONTS, RenderSettings,
                     find_soundfont, require_fluidsynth)
 
@@ -84,6 +84,7 @@ class DatasetConfig:
     train_augmentation: Augmentation = Augmentation(transpose_semitones=3)
     eval_augmentation: Augmentation = Augmentation(transpose_semitones=0, level_db=(-6.0, -6.0))
     max_per_split: tuple = ()       # (("train", 20), ...): hash-chosen subset per split and corpus
+    max_piece_s: float = 1800.0     # longer pieces are skipped and reported (memory: audio is held whole)
     seed: int = 0
     features: FeatureConfig = field(default_factory=FeatureConfig)
     render: RenderSettings = RenderSettings()
@@ -181,7 +182,7 @@ def build_dataset(cfg: DatasetConfig, out_dir, *, workers: int | None = None, pr
             if not os.path.exists(path):
                 jobs.append((spec, path))
         if jobs:
-            tasks.append((piece, jobs, cfg.features, cfg.render))
+            tasks.append((piece, jobs, cfg.features, cfg.render, cfg.max_piece_s))
 
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks) or 1))
     errors, rendered, audio_s = {}, 0, 0.0

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from follower.errors import BadMidiError
+from follower.errors import BadMidiError, MissingToolError
 from follower.features import FeatureConfig, spectrogram
 from follower.snippets import ROLL_CHANNELS, SnippetConfig, score_roll
 
@@ -143,23 +143,36 @@ def worker_renderer(settings: RenderSettings) -> Renderer:
 
 
 def render_piece(task) -> dict:
-    """Render the pending renders of one piece; a bad piece is reported, not raised.
+    """Render the pending renders of one piece; a bad piece is reported (and its
+    finished renders kept), not raised.
 
     MissingToolError (no FluidSynth, unloadable soundfont) is raised: it concerns every
     piece, so the build stops, with everything already rendered kept.
     """
-    piece, jobs, features, settings = task
+    piece, jobs, features, settings, max_piece_s = task
+    done, audio_s = 0, 0.0
+
+    def result(error=None):
+        return {"piece_id": piece.piece_id, "source": piece.source, "error": error, "rendered": done,
+                "audio_s": audio_s}
+
     try:
         score = load_piece(piece)
         if len(score.pitched) == 0:
             raise BadMidiError(f"{piece.source}: no pitched notes")
+        if score.duration_s > max_piece_s:
+            raise BadMidiError(f"{piece.source}: lasts {score.duration_s / 60:.0f} min, longer than "
+                               f"max_piece_s={max_piece_s:.0f} s; raise it to include this piece")
+        renderer = worker_renderer(settings)
+        for spec, path in jobs:
+            out = render_one(renderer, score, spec, features)
+            save_atomic(path, out)
+            done += 1
+            audio_s += out["meta"]["audio_s"]
+    except (MissingToolError, KeyboardInterrupt):
+        raise
     except BadMidiError as e:
-        return {"piece_id": piece.piece_id, "source": piece.source, "error": str(e), "rendered": 0, "audio_s": 0.0}
-    renderer = worker_renderer(settings)
-    audio_s = 0.0
-    for spec, path in jobs:
-        out = render_one(renderer, score, spec, features)
-        save_atomic(path, out)
-        audio_s += out["meta"]["audio_s"]
-    return {"piece_id": piece.piece_id, "source": piece.source, "error": None, "rendered": len(jobs),
-            "audio_s": audio_s}
+        return result(str(e))
+    except Exception as e:  # noqa: BLE001 - one odd file must not abort a corpus build
+        return result(f"{piece.source}: could not be rendered ({type(e).__name__}: {e})")
+    return result()

@@ -216,3 +216,25 @@ def test_default_build_is_bach_plus_nottingham_from_the_data_root(monkeypatch, t
         (str(tmp_path / "midi" / "bach-chorales"), None), (str(tmp_path / "midi" / "nottingham"), 300)]
     assert cfg.train_soundfonts == ("FluidR3_GM.sf2", "MuseScore_General_Lite.sf3")
     assert cfg.test_soundfont == "TimGM6mb.sf2" and cfg.train_renders == 2
+
+
+def test_a_failing_or_overlong_piece_is_reported_not_fatal(tmp_path, monkeypatch):
+    root = tmp_path / "c"
+    write_midi(root / "ok.mid", tune(1, n=4))
+    write_midi(root / "odd.mid", tune(2, n=4))
+    write_midi(root / "long.mid", [(0, 8, 60)])  # 4 s: over the 3 s limit below
+    real = render_job.render_one
+
+    def odd_fails(renderer, score, spec, features):
+        if "odd" in spec.piece_id:
+            raise ValueError("synthesizer hiccup")
+        return real(renderer, score, spec, features)
+
+    monkeypatch.setattr(render_job, "render_one", odd_fails)
+    summary = build_dataset(config(root, train_renders=1, max_piece_s=3.0), tmp_path / "ds", workers=1,
+                            progress=False)
+    with open(tmp_path / "ds" / "report.csv") as f:
+        report = {os.path.basename(r["source"]): r["reason"] for r in csv.DictReader(f)}
+    assert "could not be rendered (ValueError: synthesizer hiccup)" in report["odd.mid"]
+    assert "max_piece_s" in report["long.mid"]
+    assert summary["skipped"] == 2 and summary["pieces"] == 1
