@@ -7,25 +7,30 @@ Per update (every ``stride_frames`` spectrogram frames, 50 ms each):
 2. the exact cosine top-k of the index is found by the numba kernel (:mod:`follower.knn`);
 3. **voting with temporal consistency**, as audio fingerprinting does: each neighbour
    votes for the cell (piece, offset) where offset = its snippet position (MIDI s)
-   minus the audio time of the window centre, soft-binned over two ``offset_bin_s``
-   bins (the bin width is the tempo tolerance: at tempo 1.25 the offset drifts
-   0.25 s per second); votes decay with ``vote_decay_s``. A piece's support is its
-   best cell's share of all recent vote mass; the confidence is the best piece's
-   support minus the runner-up's;
-4. once a piece is locked, :class:`follower.tracker.PieceTracker` follows the
+   minus the audio time of the window centre, soft-binned over ``offset_bin_s`` bins
+   (the bin width is the tempo tolerance); votes decay with ``vote_decay_s``;
+4. **verification**: the best cells (and the best paths of the previous update) are
+   checked along their paths over the last ``verify_window_s`` of queries, at a few
+   tempi (:mod:`follower.verify`), giving each piece a z-score; the confidence is
+   the margin of the best piece over the runner-up, scaled so that 0.5 is the margin
+   needed to lock (``lock_margin``), 1.0 twice that;
+5. once a piece is locked, :class:`follower.tracker.PieceTracker` follows the
    position continuously (an HMM over that piece's snippets) and estimates the tempo.
 
 States: ``searching`` (no piece; also during silence before anything is found),
-``following`` (a piece is locked), ``lost`` (the locked piece lost its support or the
-player paused too long; the last piece is still reported until ``lost_timeout_s``,
-then back to ``searching``). A new piece that overtakes the locked one for
-``switch_s`` is switched to; a jump or repeat inside the piece is followed by the HMM
-(and by a re-lock on the winning cell if the HMM lags).
+``following`` (a piece is locked), ``lost`` (the locked piece lost its margin, or the
+player paused longer than ``pause_hold_s``; the last piece is still reported until
+``lost_timeout_s``, then back to ``searching``). A piece that overtakes the locked one
+by ``switch_margin`` for ``switch_s`` is switched to; a jump or repeat inside the
+piece is followed when a path elsewhere beats the tracker's for ``relock_s``.
+Literal repeats (the two Stollen of a chorale) are ambiguous until the music
+differs: the follower may take the other occurrence first and move over then.
 
 Latency compensation. The window's centre lags the newest sample by 21 frames
 (1.05 s): the snippet matched to the window describes the music of one second ago.
 The reported position is that of the *newest audio*: the centre's position plus
-``tempo * lag_s`` (MIDI seconds), clamped to the piece's length.
+``tempo`` times the sounding audio heard since the centre (so the extrapolation
+stops when the player stops), clamped to the piece's length.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import numpy as np
 
 from .features import StreamingSpectrogram
 from .tracker import PieceTracker, TrackerConfig
+from .verify import PathVerifier
 
 SEARCHING, FOLLOWING, LOST = "searching", "following", "lost"
 
@@ -47,13 +53,16 @@ class EngineConfig:
     k: int = 25                       # neighbours per query
     vote_decay_s: float = 3.0
     offset_bin_s: float = 1.0
-    lock_confidence: float = 0.12     # margin of support needed to lock a piece
-    lock_s: float = 0.5               # ... held this long
-    lost_confidence: float = 0.03     # below this (while following) for lost_s -> lost
+    hypotheses: int = 16              # best vote cells verified along their paths per update
+    verify_window_s: float = 4.0      # audio the verification walks back over
+    lock_score: float = 1.0           # z-score the best path must reach (a random path scores 0)
+    lock_margin: float = 0.5          # ... above the best path of any other piece
+    lock_s: float = 1.0               # ... for this long
+    lost_margin: float = 0.1          # below this (while following) for lost_s -> lost
     lost_s: float = 3.0
-    switch_margin: float = 0.08       # another piece's support exceeds ours by this for switch_s
-    switch_s: float = 1.5
-    relock_s: float = 1.0             # the vote cell disagrees with the tracker this long -> re-lock
+    switch_margin: float = 0.5        # another piece beats ours by this for switch_s -> switch
+    switch_s: float = 1.0
+    relock_s: float = 1.0             # a path elsewhere in our piece beats the tracker's this long -> jump
     relock_distance_s: float = 3.0
     lost_timeout_s: float = 10.0
     silence_level: float = 0.05       # a frame whose loudest band (log1p) is below this is silent
@@ -146,6 +155,8 @@ class Engine:
         self._knn = knn
         horizon = int(np.ceil(4 * self.config.vote_decay_s / self.update_s))
         self._votes = _Votes(self.config.k, horizon)
+        self._verifier = PathVerifier(index, self._search, update_s=self.update_s,
+                                      window_s=self.config.verify_window_s)
         self._trackers: dict = {}
         self.reset()
 
@@ -163,6 +174,8 @@ class Engine:
         self._loud = np.zeros(2 * self.width, bool)
         self._n = 0
         self._votes.reset()
+        self._verifier.reset()
+        self._carried = None
         self.state = SEARCHING
         self.piece = None
         self.tracker = None
@@ -227,37 +240,41 @@ class Engine:
             offsets = self.index.position_s[rows] - centre_s
             w = np.maximum(scores, 0.0)
             self._votes.add(t_s, pieces, offsets, w / max(w.sum(), 1e-9))  # one unit of mass per update
-        cell_piece, cell_offset, cell_mass, total = self._votes.cells(t_s, c.vote_decay_s, c.offset_bin_s)
-        # shares of a full stream of votes: after silence old votes fade instead of deciding alone
-        full = 0.5 * c.vote_decay_s / self.update_s
-        support, best_offset = self._support(cell_piece, cell_offset, cell_mass, max(total, full))
+            self._verifier.add(centre_s, q)
+        hyp_piece, hyp_pos = self._hypotheses(t_s, centre_s)
+        score, tempo, pos = self._verifier.score(hyp_piece, hyp_pos, centre_s)
+        # the best paths carry over to the next update (advanced by their tempo), so a good
+        # hypothesis is not forgotten when its votes fluctuate
+        keep = np.argsort(-score, kind="stable")[: self.config.hypotheses // 2]
+        self._carried = (hyp_piece[keep], pos[keep] + tempo[keep] * self.update_s)
+        support, where = {}, {}
+        for p, sc, r, x in zip(hyp_piece.tolist(), score.tolist(), tempo.tolist(), pos.tolist()):
+            if p not in support or sc > support[p]:
+                support[p], where[p] = sc, (x, r)
+        tracker_score = float(score[-1]) if self.tracker is not None and len(score) else None
         ranked = sorted(support, key=support.get, reverse=True)
-        s1 = support[ranked[0]] if ranked else 0.0
-        s2 = support[ranked[1]] if len(ranked) > 1 else 0.0
         old_state, old_piece = self.state, self.piece
-        self._decide(t_s, ranked, support, best_offset, s1, s2, silent_now)
+        self._decide(t_s, ranked, support, where, tracker_score)
         position = self._track(q, centre_s, centre_silent)
-        if self.piece is not None:
-            others = max((support[p] for p in ranked if p != self.piece), default=0.0)
-            confidence = max(support.get(self.piece, 0.0) - others, 0.0)
-        else:
-            confidence = max(s1 - s2, 0.0)
+        mine = self.piece if self.piece is not None else (ranked[0] if ranked else None)
+        margin = support.get(mine, 0.0) - max((support[p] for p in ranked if p != mine), default=0.0)
+        confidence = float(np.clip(margin / (2 * c.lock_margin), 0.0, 1.0))  # 0.5 = just enough to lock
         return self._result(t_s, position, ahead_s, confidence, [(p, support[p]) for p in ranked[:5]],
                             old_state, old_piece)
 
-    @staticmethod
-    def _support(cell_piece, cell_offset, cell_mass, total):
-        """Each piece's best cell mass as a share of all vote mass, and that cell's offset."""
-        support, best_offset = {}, {}
-        if total <= 0 or len(cell_mass) == 0:
-            return support, best_offset
-        order = np.argsort(-cell_mass, kind="stable")
-        for j in order[:200]:
-            p = int(cell_piece[j])
-            if p not in support:
-                support[p] = float(cell_mass[j] / total)
-                best_offset[p] = float(cell_offset[j])
-        return support, best_offset
+    def _hypotheses(self, t_s: float, centre_s: float):
+        """(piece, position of the window centre now) of the best vote cells, and the tracker's."""
+        cell_piece, cell_offset, cell_mass, _ = self._votes.cells(t_s, self.config.vote_decay_s,
+                                                                   self.config.offset_bin_s)
+        best = np.argsort(-cell_mass, kind="stable")[: self.config.hypotheses]
+        pieces, positions = cell_piece[best], cell_offset[best] + centre_s
+        if self._carried is not None:
+            pieces = np.concatenate([pieces, self._carried[0]])
+            positions = np.concatenate([positions, self._carried[1]])
+        if self.tracker is not None:  # last, so its score is score[-1]
+            pieces = np.append(pieces, self.piece)
+            positions = np.append(positions, self.tracker.position_s)
+        return pieces.astype(np.int64), positions.astype(np.float64)
 
     def _held(self, key: str, condition: bool, t_s: float, duration_s: float) -> bool:
         """True once ``condition`` has held continuously for ``duration_s``."""
@@ -268,51 +285,53 @@ class Engine:
             self._since[key] = t_s
         return t_s - self._since[key] >= duration_s - 1e-9
 
-    def _decide(self, t_s, ranked, support, best_offset, s1, s2, silent_now) -> None:
+    def _decide(self, t_s, ranked, support, where, tracker_score) -> None:
         c = self.config
         best = ranked[0] if ranked else None
+        s1 = support[best] if ranked else 0.0
+        s2 = support[ranked[1]] if len(ranked) > 1 else 0.0
         if self.state == SEARCHING:
-            if best is not None and self._held("lock", s1 - s2 >= c.lock_confidence, t_s, c.lock_s):
-                self._lock(best, best_offset[best], t_s)
+            if best is not None and self._held("lock", s1 >= c.lock_score and s1 - s2 >= c.lock_margin,
+                                               t_s, c.lock_s):
+                self._lock(best, *where[best])
             return
         mine = support.get(self.piece, 0.0)
         others = max((support[p] for p in ranked if p != self.piece), default=0.0)
         rival = next((p for p in ranked if p != self.piece), None)
-        if rival is not None and self._held("switch", support[rival] - mine >= c.switch_margin
-                                            and support[rival] - mine >= c.lock_confidence * 0.5,
-                                            t_s, c.switch_s):
-            self._lock(rival, best_offset[rival], t_s)
+        if rival is not None and self._held("switch", support[rival] >= c.lock_score
+                                            and support[rival] - mine >= c.switch_margin, t_s, c.switch_s):
+            self._lock(rival, *where[rival])
             return
         paused = self._last_sound_t is None or t_s - self._last_sound_t > c.pause_hold_s
         if self.state == FOLLOWING:
-            weak = self._held("low", mine - others < c.lost_confidence, t_s, c.lost_s)
+            weak = self._held("low", mine - others < c.lost_margin or mine < 0.5 * c.lock_score, t_s, c.lost_s)
             if weak or paused:
                 self.state = LOST
                 self._since["lost"] = t_s
                 return
-            # the tracker lags behind a jump: re-lock on the winning cell of our piece
-            if self.piece in best_offset and self.tracker is not None:
-                cell_pos = best_offset[self.piece] + (t_s - self.lag_s)
-                far = abs(cell_pos - self.tracker.position_s) > c.relock_distance_s
-                if self._held("relock", far and mine - others >= c.lock_confidence, t_s, c.relock_s):
-                    self.tracker.reset(cell_pos, tempo=self.tracker.tempo)
+            # a path elsewhere in our piece beats the tracker's: a jump or a repeat the HMM has not caught
+            if self.piece in where and tracker_score is not None:
+                pos, tempo = where[self.piece]
+                far = abs(pos - self.tracker.position_s) > c.relock_distance_s
+                if self._held("relock", far and mine - tracker_score >= c.lock_margin, t_s, c.relock_s):
+                    self.tracker.reset(pos, tempo=tempo)
         elif self.state == LOST:
-            if not paused and self._held("lock", mine - others >= c.lock_confidence, t_s, c.lock_s):
+            if not paused and self._held("lock", mine >= c.lock_score and mine - others >= c.lock_margin,
+                                         t_s, c.lock_s):
                 self.state = FOLLOWING
                 self._since["low"] = None
-                cell_pos = best_offset[self.piece] + (t_s - self.lag_s)
-                if abs(cell_pos - self.tracker.position_s) > c.relock_distance_s:
-                    self.tracker.reset(cell_pos, tempo=self.tracker.tempo)
+                pos, tempo = where[self.piece]
+                if abs(pos - self.tracker.position_s) > c.relock_distance_s:
+                    self.tracker.reset(pos, tempo=tempo)
             elif t_s - self._since["lost"] >= c.lost_timeout_s:
                 self.state, self.piece, self.tracker = SEARCHING, None, None
-                self._votes.reset()
 
-    def _lock(self, piece: int, offset_s: float, t_s: float) -> None:
+    def _lock(self, piece: int, position_s: float, tempo: float) -> None:
         rows = self.index.rows(piece)
         if piece not in self._trackers:
             self._trackers[piece] = PieceTracker(self.index.position_s[rows], self.config.tracker)
         self.tracker = self._trackers[piece]
-        self.tracker.reset(offset_s + (t_s - self.lag_s))
+        self.tracker.reset(position_s, tempo=tempo)
         self.piece = piece
         self.state = FOLLOWING
         for key in self._since:

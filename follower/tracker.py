@@ -30,7 +30,7 @@ import numpy as np
 @dataclass(frozen=True)
 class TrackerConfig:
     kappa: float = 12.0               # sharpness of the similarity likelihood
-    jump_prob: float = 1e-3           # uniform mass mixed in per update (recovery from jumps)
+    jump_prob: float = 1e-5           # uniform mass mixed in per update (big jumps: the engine re-locks)
     diffusion_cells2: float = 0.02    # variance added per update, in cells^2
     tempo_window_s: float = 6.0
     tempo_min: float = 0.5

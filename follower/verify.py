@@ -1,0 +1,93 @@
+"""Verification of vote hypotheses along their paths (the second stage of fingerprinting).
+
+The vote cells say "piece p, now at about position P". A hypothesis is checked by
+walking back over the last ``window_s`` of audio queries: if p is played from P at
+tempo r, the query of ``dt`` seconds ago should resemble the snippet at
+``P - r * dt``. The hypothesis' score is the mean similarity along that path, the
+best over a few tempi and small position shifts. Every query counts, not only the
+ones whose true snippet made it into the top k, so a correct hypothesis stands out
+even for a model whose single-snippet retrieval is modest.
+
+Similarities are standardised per query against the whole index (z-scores, from
+the index's mean embedding and covariance, computed once), so that scores and
+thresholds mean the same for any model: 0 is what a random snippet scores, and a
+correct path typically scores well above 1. Path points outside the piece count 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class PathVerifier:
+    def __init__(self, index, search: np.ndarray, *, update_s: float, window_s: float = 4.0,
+                 min_window_s: float = 2.5, tempi=(0.8, 0.9, 1.0, 1.1, 1.25), shifts_s=(-0.2, 0.0, 0.2),
+                 sample_rows: int = 200_000):
+        self.index = index
+        self._E = search
+        rng = np.random.default_rng(0)
+        sample = search if len(search) <= sample_rows else search[rng.choice(len(search), sample_rows,
+                                                                               replace=False)]
+        self._mu = sample.mean(axis=0).astype(np.float64)
+        self._cov = np.atleast_2d(np.cov(sample.T.astype(np.float64)))
+        self._tempi = np.asarray(tempi, np.float64)
+        self._shifts = np.asarray(shifts_s, np.float64)
+        self.window_s = window_s
+        self._min_queries = int(min_window_s / update_s)
+        h = int(np.ceil(window_s / update_s)) + 1
+        self._q = np.zeros((h, search.shape[1]), np.float32)
+        self._bias = np.zeros(h, np.float32)
+        self._t = np.full(h, -np.inf)
+        self._i = 0
+        pos = index.position_s
+        self._cell_s = np.array([float(np.median(np.diff(pos[index.rows(p)]))) if index.piece_start[p + 1]
+                                 - index.piece_start[p] > 1 else 0.2 for p in range(index.n_pieces)])
+
+    def reset(self) -> None:
+        self._t[:] = -np.inf
+
+    def add(self, centre_s: float, q: np.ndarray) -> None:
+        """Remember a query, scaled so that ``E @ q' - bias`` is its z-score against the index."""
+        q64 = q.astype(np.float64)
+        sd = float(np.sqrt(max(q64 @ self._cov @ q64, 1e-12)))
+        self._q[self._i] = q / sd
+        self._bias[self._i] = float(self._mu @ q64) / sd
+        self._t[self._i] = centre_s
+        self._i = (self._i + 1) % len(self._t)
+
+    def score(self, pieces, positions_s, now_s: float):
+        """Best path score for each hypothesis (piece, position of the window centre now).
+
+        Returns (score, tempo, position_s) arrays: the z-score of the best path, its
+        tempo and its (shifted) position now.
+        """
+        pieces = np.asarray(pieces, np.int64)
+        positions_s = np.asarray(positions_s, np.float64)
+        n = len(pieces)
+        recent = np.nonzero(now_s - self._t <= self.window_s + 1e-9)[0]
+        if n == 0 or len(recent) == 0:
+            return np.zeros(n), np.ones(n), positions_s
+        dt = now_s - self._t[recent]                                     # (h,)
+        r, s = np.meshgrid(self._tempi, self._shifts, indexing="ij")
+        r, s = r.ravel(), s.ravel()                                      # (v,)
+        pos = positions_s[:, None, None] + s[None, :, None] - r[None, :, None] * dt[None, None, :]  # (n, v, h)
+        cell = np.rint(pos / self._cell_s[pieces][:, None, None]).astype(np.int64)
+        q, bias = self._q[recent], self._bias[recent]
+        denom = max(len(recent), self._min_queries)  # a short history must not decide alone
+        cols = np.arange(len(recent))[None, :]
+        z = np.zeros((n, len(r)))
+        for i in range(n):
+            # similarities of the recent queries with the stretch of the piece the paths cross
+            c = cell[i]
+            start = int(self.index.piece_start[pieces[i]])
+            length = int(self.index.piece_start[pieces[i] + 1]) - start
+            lo, hi = max(int(c.min()), 0), min(int(c.max()) + 1, length)
+            if hi <= lo:
+                continue  # every path lies outside the piece: score 0
+            sims = self._E[start + lo:start + hi] @ q.T - bias                # (m, h)
+            inside = (c >= lo) & (c < hi)                                   # path points outside count 0
+            vals = sims[np.clip(c - lo, 0, hi - lo - 1), cols]              # (v, h)
+            z[i] = np.where(inside, vals, 0.0).sum(axis=1) / denom
+        best = np.argmax(z, axis=1)
+        k = np.arange(n)
+        return z[k, best], r[best], positions_s + s[best]
