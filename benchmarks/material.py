@@ -1,0 +1,199 @@
+"""Test material with ground truth: synthetic renditions of held-out pieces, and Bach10.
+
+``python -m benchmarks.material`` writes, under ``data/bench/material/``:
+
+* ``chorale_NN_<id>.flac`` -- 10 excerpts of test-split chorales (splits.csv, tune
+  families never in training), 30-45 s or up to the chorale's end, 44.1 kHz mono;
+* ``piano_NN_<id>.flac`` -- 6 excerpts of 45 s of piano-midi.de pieces;
+* ``*.truth.json`` next to each -- the audio s -> MIDI s time map and render settings;
+* ``bach10_NN-Name.truth.json`` -- the ten Bach10 recordings (audio read in place);
+* ``manifest.json`` -- every item: audio, truth, corpus, piece id, tune family.
+
+Renditions: the held-out soundfont TimGM6mb with instruments drawn per excerpt,
+a smooth tempo curve (0.75-1.3x written tempo with rubato), a synthetic room
+(exponentially decaying noise impulse response, RT60 0.3-1.2 s) and pink noise at
+15-30 dB SNR; every excerpt starts mid-piece. Everything is seeded: the same
+command writes the same files. Existing files are kept (delete the folder or pass
+--force to re-render).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from follower.midi import load_midi
+
+from . import paths
+from .bach10 import BACH10_PIECES, bach10_truth
+from .render import excerpt_events, put_in_room, read_events, synthesize
+from .warp import tempo_curve, warp_from_ratio
+
+SEED = 20181105  # TISMIR 2018
+SAMPLE_RATE_HZ = 44100
+N_CHORALES = 10
+N_PIANO = 6
+CHORALE_MIN_DURATION_S = 30.0  # at the written 120 bpm; shorter chorales leave < 30 s excerpts
+PIANO_DURATION_RANGE_S = (90.0, 600.0)
+# Base tempo ratio before rubato. The chorale MIDIs are written at a brisk 120 bpm;
+# the Bach10 players take them at 0.78-0.91x, so chorale renditions lean slower.
+CHORALE_BASE_TEMPO = (0.75, 1.05)
+PIANO_BASE_TEMPO = (0.8, 1.2)
+
+# Ensembles for the four chorale voices (GM programs, soprano..bass), all outside
+# the training's instrument families (training/synth.py PROGRAMS: piano 0-2,
+# strings 40-43/48/49, winds 64-71/73, brass 56-58/60/61, organ 16/19/20), so that
+# both the soundfont and the instruments are unseen.
+CHORALE_ENSEMBLES = {
+    "choir (aahs, oohs)": [52, 52, 53, 53],
+    "accordion": [21, 21, 21, 21],
+    "recorder consort": [74, 74, 74, 74],
+    "harpsichord": [6, 6, 6, 6],
+    "synth strings": [50, 50, 51, 51],
+}
+# piano-midi.de pieces keep a piano (the soundfont is the held-out part here);
+# the corpus itself is not in the default training set at all.
+PIANO_PROGRAMS = {"acoustic grand": 0, "bright acoustic": 1}
+
+
+@dataclass(frozen=True)
+class Item:
+    name: str
+    kind: str            # "chorale", "piano" or "bach10"
+    audio: str           # path
+    truth: str           # path of the truth JSON
+    corpus: str          # "chorales" or "piano"
+    piece: str           # id as the follower's index names it: MIDI path relative to the corpus folder, no extension
+    midi: str            # the corpus MIDI the truth refers to
+    tune_family: str     # chorales: splits.csv tune family; else the piece id
+    duration_s: float
+
+
+def piece_id(midi_path: Path, corpus_root: Path) -> str:
+    return str(Path(midi_path).relative_to(corpus_root).with_suffix(""))
+
+
+def chorale_selection() -> list[tuple[Path, str]]:
+    """10 test-split chorales of >= 30 s, drawn with SEED: (MIDI path, tune family)."""
+    root = paths.chorale_dir()
+    rows = [r for r in csv.DictReader(open(root / "splits.csv")) if r["split"] == "test"]
+    long_enough = [r for r in rows if load_midi(root / r["file"]).duration_s >= CHORALE_MIN_DURATION_S]
+    rng = np.random.default_rng(SEED)
+    picked = rng.choice(len(long_enough), size=N_CHORALES, replace=False)
+    return [(root / long_enough[i]["file"], long_enough[i]["tune_family"]) for i in sorted(picked)]
+
+
+def piano_selection() -> list[Path]:
+    """6 test-split piano-midi.de pieces of 90-600 s, drawn with SEED.
+
+    The split is the training's own (training.corpus.midi_corpus: a hash of the
+    piece), so these pieces stay out of training even if piano-midi.de is added to it.
+    """
+    from training.corpus import midi_corpus
+
+    test = sorted(Path(p.source) for p in midi_corpus(paths.piano_dir()) if p.split == "test")
+    fitting = [f for f in test if PIANO_DURATION_RANGE_S[0] <= load_midi(f).duration_s <= PIANO_DURATION_RANGE_S[1]]
+    rng = np.random.default_rng(SEED)
+    return [fitting[i] for i in sorted(rng.choice(len(fitting), size=N_PIANO, replace=False))]
+
+
+def render_item(midi: Path, out_audio: Path, out_truth: Path, rng: np.random.Generator, *,
+                programs: list[int], instruments: str, start_frac: tuple[float, float],
+                length_s: tuple[float, float], base_tempo: tuple[float, float]) -> float:
+    """Render one mid-piece excerpt; returns its duration in audio seconds."""
+    import soundfile as sf
+
+    events, n_voices = read_events(midi)
+    midi_end_s = max(e.time_s for e in events)
+    start_s = rng.uniform(*start_frac) * midi_end_s
+    ratio = tempo_curve(rng, rng.uniform(*length_s), base_lo=base_tempo[0], base_hi=base_tempo[1])
+    time_map = warp_from_ratio(ratio, start_s, midi_end_s)
+    duration_s = float(time_map.audio_s[-1])
+    dry = synthesize(excerpt_events(events, time_map), [programs[v % len(programs)] for v in range(n_voices)],
+                     duration_s=duration_s, sample_rate_hz=SAMPLE_RATE_HZ, soundfont=paths.HELD_OUT_SOUNDFONT,
+                     velocity_gain=rng.uniform(0.7, 1.1), rng=rng)
+    room = {"rt60_s": rng.uniform(0.3, 1.2), "direct_to_reverb_db": rng.uniform(0.0, 8.0),
+            "snr_db": rng.uniform(15.0, 30.0)}
+    audio = put_in_room(dry, rng, sample_rate_hz=SAMPLE_RATE_HZ, **room)
+    sf.write(out_audio, audio, SAMPLE_RATE_HZ)
+    used = time_map.audio_to_midi(time_map.audio_s)
+    slopes = np.diff(used) / np.diff(time_map.audio_s)
+    time_map.save(out_truth, midi=str(midi), soundfont=str(paths.HELD_OUT_SOUNDFONT), instruments=instruments,
+                  programs=programs, start_midi_s=start_s, tempo_ratio_min=float(slopes.min()),
+                  tempo_ratio_max=float(slopes.max()), **room)
+    return duration_s
+
+
+def build(out_dir: Path, *, force: bool = False) -> list[Item]:
+    from tqdm import tqdm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = []  # (name, kind, corpus root, midi, tune family, render kwargs)
+    for i, (midi, family) in enumerate(chorale_selection()):
+        jobs.append((f"chorale_{i:02d}_{midi.stem}", "chorale", paths.chorale_dir(), midi, family,
+                     dict(start_frac=(0.1, 0.4), length_s=(30.0, 45.0), base_tempo=CHORALE_BASE_TEMPO)))
+    for i, midi in enumerate(piano_selection()):
+        jobs.append((f"piano_{i:02d}_{midi.stem}", "piano", paths.piano_dir(), midi, None,
+                     dict(start_frac=(0.1, 0.5), length_s=(45.0, 45.0), base_tempo=PIANO_BASE_TEMPO)))
+    items = []
+    for k, (name, kind, root, midi, family, kwargs) in enumerate(tqdm(jobs, desc="rendering test material", unit="excerpt")):
+        rng = np.random.default_rng([SEED, k])  # one stream per excerpt: re-rendering one changes no other
+        if kind == "chorale":
+            instruments = list(CHORALE_ENSEMBLES)[rng.integers(len(CHORALE_ENSEMBLES))]
+            programs = CHORALE_ENSEMBLES[instruments]
+        else:
+            instruments = list(PIANO_PROGRAMS)[rng.integers(len(PIANO_PROGRAMS))]
+            programs = [PIANO_PROGRAMS[instruments]]
+        audio, truth = out_dir / f"{name}.flac", out_dir / f"{name}.truth.json"
+        if force or not (audio.exists() and truth.exists()):
+            render_item(midi, audio, truth, rng, programs=programs, instruments=instruments, **kwargs)
+        import soundfile as sf
+        pid = piece_id(midi, root)
+        items.append(Item(name, kind, str(audio), str(truth), "chorales" if kind == "chorale" else "piano",
+                          pid, str(midi), family or pid, float(sf.info(audio).duration)))
+    for name, pid in BACH10_PIECES.items():
+        rec = paths.bach10_dir() / name
+        midi = paths.chorale_dir() / f"{pid}.mid"
+        truth = out_dir / f"bach10_{name}.truth.json"
+        if force or not truth.exists():
+            time_map, matched = bach10_truth(rec, midi)
+            time_map.save(truth, midi=str(midi), recording=str(rec), chords_matched=matched)
+        import soundfile as sf
+        audio = rec / f"{name}.flac"
+        items.append(Item(f"bach10_{name}", "bach10", str(audio), str(truth), "chorales", pid, str(midi),
+                          _tune_family(pid), float(sf.info(audio).duration)))
+    (out_dir / "manifest.json").write_text(json.dumps([asdict(i) for i in items], indent=1))
+    return items
+
+
+def _tune_family(chorale_id: str) -> str:
+    rows = csv.DictReader(open(paths.chorale_dir() / "splits.csv"))
+    return {Path(r["file"]).stem: r["tune_family"] for r in rows}.get(chorale_id, chorale_id)
+
+
+def load_manifest(material_dir: Path) -> list[Item]:
+    path = Path(material_dir) / "manifest.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no test material yet; run python -m benchmarks.material")
+    return [Item(**d) for d in json.loads(path.read_text())]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.material", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=paths.work_dir() / "material", help="output folder")
+    parser.add_argument("--force", action="store_true", help="re-render even if the files exist")
+    args = parser.parse_args(argv)
+    items = build(args.out, force=args.force)
+    print(f"{len(items)} items, {sum(i.duration_s for i in items) / 60:.1f} min of audio -> {args.out}/manifest.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

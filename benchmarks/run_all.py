@@ -1,0 +1,138 @@
+"""One command for every table and figure of docs/benchmarks.md.
+
+    .venv/bin/python -m benchmarks.run_all [--bundle exported/default]
+
+1. renders the test material once (benchmarks/material.py; cached);
+2. builds the two whole-corpus indexes with ``follower index build`` (cached per bundle);
+3. replays every item through our follower (``follower replay --fast --jsonl``),
+   the chroma identifier and matchmaker (its own venv; benchmarks/setup_matchmaker.py);
+4. scores the logs (benchmarks/metrics.py) and rewrites the generated blocks of
+   docs/benchmarks.md and docs/figures/bench_*.png.
+
+Logs are cached under data/bench/runs; --fresh runs everything again, --report-only
+only re-scores. Our follower runs one item at a time with nothing else running, so
+its latencies are not disturbed; the 1-minute load average is logged with every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from training.paths import REPO_ROOT
+
+from . import paths
+from .material import build as build_material
+from .report import (following_table, identification_table, load_run, machine_description, plot_accuracy,
+                     plot_positions, replace_block, speed_table)
+from .runners import (MATCHMAKER_METHODS, bundle_fingerprint, ensure_index, run_chroma, run_follower,
+                      run_matchmaker)
+
+POSITION_EXAMPLES = ("chorale_04_bach_bwv328", "piano_02_mz_545_3", "bach10_05-DieNacht")
+DOC_SKELETON = """# Benchmarks
+
+<!-- generated:setup -->
+<!-- /generated:setup -->
+"""
+
+
+def material_table(items) -> str:
+    lines = ["| item | piece | length | start in MIDI | tempo ratio | instruments | RT60 | SNR |",
+             "|---|---|---|---|---|---|---|---|"]
+    for i in items:
+        t = json.loads(Path(i.truth).read_text())
+        if i.kind == "bach10":
+            lines.append(f"| {i.name} | {i.piece} | {i.duration_s:.1f} s | 0 (whole piece) | performed | "
+                         f"violin, clarinet, saxophone, bassoon | real room | real |")
+        else:
+            lines.append(f"| {i.name} | {i.piece} | {i.duration_s:.1f} s | {t['start_midi_s']:.1f} s | "
+                         f"{t['tempo_ratio_min']:.2f}–{t['tempo_ratio_max']:.2f} | {t['instruments']} | "
+                         f"{t['rt60_s']:.2f} s | {t['snr_db']:.1f} dB |")
+    return "\n".join(lines)
+
+
+def git_commit() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO_ROOT)
+    return out.stdout.strip() or "unknown"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run_all", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", type=Path, default=REPO_ROOT / "exported" / "default")
+    parser.add_argument("--systems", default="follower,chroma,matchmaker",
+                        help="comma-separated subset of follower, chroma, matchmaker")
+    parser.add_argument("--methods", default=",".join(MATCHMAKER_METHODS), help="matchmaker methods")
+    parser.add_argument("--fresh", action="store_true", help="run again even where logs exist")
+    parser.add_argument("--report-only", action="store_true", help="only score the logs and write the document")
+    parser.add_argument("--kinds", default="chorale,piano,bach10",
+                        help="which material to run: comma-separated subset of chorale, piano, bach10")
+    parser.add_argument("--doc", type=Path, default=paths.docs_dir() / "benchmarks.md")
+    args = parser.parse_args(argv)
+    systems = {s.strip() for s in args.systems.split(",") if s.strip()}
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    work = paths.work_dir()
+    runs_dir = work / "runs"
+    t_start = time.perf_counter()
+
+    kinds = {k.strip() for k in args.kinds.split(",") if k.strip()}
+    items = [i for i in build_material(work / "material") if i.kind in kinds]
+    fp = bundle_fingerprint(args.bundle)
+    index_stats = {}
+    if not args.report_only:
+        indexes = {}
+        for corpus, folder in (("chorales", paths.chorale_dir()), ("piano", paths.piano_dir())):
+            if not any(i.corpus == corpus for i in items):
+                continue
+            indexes[corpus], index_stats[corpus] = ensure_index(folder, corpus, args.bundle, work / "index")
+        if "follower" in systems:  # first, alone, so that its timings see an idle machine
+            run_follower(items, args.bundle, indexes, runs_dir, fresh=args.fresh)
+        if "chroma" in systems:
+            run_chroma(items, runs_dir, fresh=args.fresh)
+        if "matchmaker" in systems:
+            run_matchmaker(items, methods, runs_dir, fresh=args.fresh)
+    else:
+        for corpus in ("chorales", "piano"):
+            sp = work / "index" / f"{corpus}-{fp[:12]}.index.npz.stats.json"
+            if sp.exists():
+                index_stats[corpus] = json.loads(sp.read_text())
+
+    runs = [load_run(f"ours ({args.bundle.name})", runs_dir / f"follower-{fp[:12]}", items, True),
+            load_run("chroma + subsequence DTW", runs_dir / "chroma", items, True)]
+    runs += [load_run(f"matchmaker {m}", runs_dir / f"matchmaker-{m}", items, False) for m in methods]
+    family_of = {Path(r["file"]).stem: r["tune_family"]
+                 for r in csv.DictReader(open(paths.chorale_dir() / "splits.csv"))}
+
+    figures = paths.docs_dir() / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    plot_accuracy(runs, items, figures / "bench_accuracy_vs_time.png")
+    best_mm = [r for r in runs if r.name.startswith("matchmaker")]
+    plot_positions(runs[:1] + best_mm, items, list(POSITION_EXAMPLES), figures / "bench_positions.png")
+
+    doc = args.doc.read_text() if args.doc.exists() else DOC_SKELETON
+    setup = [f"- Machine: {machine_description()}.",
+             f"- Run: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {git_commit()}, "
+             f"bundle `{args.bundle.name}` (fingerprint {fp}).",
+             f"- Command: `.venv/bin/python -m benchmarks.run_all --bundle {args.bundle.relative_to(REPO_ROOT) if args.bundle.is_relative_to(REPO_ROOT) else args.bundle}`"
+             f" ({'report only' if args.report_only else f'{(time.perf_counter() - t_start) / 60:.1f} min this time'}).",
+             f"- Material: {len(items)} items, {sum(i.duration_s for i in items) / 60:.1f} min of audio."]
+    for corpus, st in index_stats.items():
+        setup.append(f"- Index {corpus}: {st.get('summary', '?')} (peak memory {st.get('peak_rss_mib', 0):.0f} MiB).")
+    doc = replace_block(doc, "setup", "\n".join(setup))
+    doc = replace_block(doc, "material", material_table(items))
+    doc = replace_block(doc, "identification", identification_table(runs, items, family_of))
+    doc = replace_block(doc, "following", following_table(runs, items))
+    doc = replace_block(doc, "speed", speed_table(runs, items))
+    args.doc.write_text(doc)
+    print(f"wrote {args.doc} and {figures}/bench_*.png in {(time.perf_counter() - t_start) / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Ground-truth time maps: audio seconds of a rendition <-> seconds of the MIDI's timeline.
+
+A rendition's tempo ratio ``r(t)`` is MIDI seconds per audio second (r > 1 = faster
+than written), the convention of docs/architecture.md. The map is stored as two
+increasing arrays and interpolated linearly; outside its range the position is
+undefined (NaN), so metrics never score guesses against extrapolated truth.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+TEMPO_RATIO_MIN = 0.75
+TEMPO_RATIO_MAX = 1.3
+GRID_HZ = 100.0  # tempo curves are smooth over seconds; 10 ms steps are exact enough
+
+
+@dataclass(frozen=True)
+class TimeMap:
+    """Piecewise-linear, strictly increasing map between audio and MIDI time."""
+
+    audio_s: np.ndarray
+    midi_s: np.ndarray
+
+    def __post_init__(self):
+        a, m = np.asarray(self.audio_s, float), np.asarray(self.midi_s, float)
+        if a.shape != m.shape or a.ndim != 1 or len(a) < 2:
+            raise ValueError(f"a time map needs two equal 1-D arrays of >= 2 points, got {a.shape}, {m.shape}")
+        if (np.diff(a) <= 0).any() or (np.diff(m) <= 0).any():
+            raise ValueError("a time map must be strictly increasing on both axes")
+        object.__setattr__(self, "audio_s", a)
+        object.__setattr__(self, "midi_s", m)
+
+    def audio_to_midi(self, t_s):
+        return np.interp(t_s, self.audio_s, self.midi_s, left=np.nan, right=np.nan)
+
+    def midi_to_audio(self, tau_s):
+        return np.interp(tau_s, self.midi_s, self.audio_s, left=np.nan, right=np.nan)
+
+    def to_json(self) -> dict:
+        return {"audio_s": np.round(self.audio_s, 5).tolist(), "midi_s": np.round(self.midi_s, 5).tolist()}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "TimeMap":
+        return cls(np.array(d["audio_s"]), np.array(d["midi_s"]))
+
+    def save(self, path: Path, **extra) -> None:
+        Path(path).write_text(json.dumps({**extra, "time_map": self.to_json()}))
+
+    @classmethod
+    def load(cls, path: Path) -> "TimeMap":
+        return cls.from_json(json.loads(Path(path).read_text())["time_map"])
+
+
+def tempo_curve(rng: np.random.Generator, duration_s: float, *, base_lo: float = 0.8,
+                base_hi: float = 1.2, rubato: float = 0.12) -> np.ndarray:
+    """Tempo ratio sampled at GRID_HZ over ``duration_s`` audio seconds.
+
+    A base tempo plus rubato: three slow sinusoids (periods 3-20 s, random phases)
+    in log-tempo, so that phrases speed up and relax smoothly, clipped to
+    [TEMPO_RATIO_MIN, TEMPO_RATIO_MAX].
+    """
+    t = np.arange(int(np.ceil(duration_s * GRID_HZ)) + 1) / GRID_HZ
+    log_r = np.full_like(t, np.log(rng.uniform(base_lo, base_hi)))
+    for _ in range(3):
+        period_s = rng.uniform(3.0, 20.0)
+        log_r += rubato / 3 * rng.uniform(0.5, 1.5) * np.sin(2 * np.pi * t / period_s + rng.uniform(0, 2 * np.pi))
+    return np.clip(np.exp(log_r), TEMPO_RATIO_MIN, TEMPO_RATIO_MAX)
+
+
+def warp_from_ratio(ratio: np.ndarray, start_midi_s: float, end_midi_s: float | None = None) -> TimeMap:
+    """Integrate a tempo ratio (at GRID_HZ) from ``start_midi_s``; stop at ``end_midi_s``."""
+    if (ratio <= 0).any():
+        raise ValueError("tempo ratios must be positive")
+    t = np.arange(len(ratio)) / GRID_HZ
+    tau = start_midi_s + np.concatenate([[0.0], np.cumsum((ratio[1:] + ratio[:-1]) / 2) / GRID_HZ])
+    if end_midi_s is not None and tau[-1] > end_midi_s:
+        n = int(np.searchsorted(tau, end_midi_s))  # first grid point at/after the end
+        t_end = np.interp(end_midi_s, tau[n - 1:n + 1], t[n - 1:n + 1])
+        t, tau = np.append(t[:n], t_end), np.append(tau[:n], end_midi_s)
+        keep = np.concatenate([np.diff(t) > 1e-9, [True]])
+        t, tau = t[keep], tau[keep]
+    return TimeMap(t, tau)

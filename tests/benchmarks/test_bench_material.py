@@ -1,0 +1,114 @@
+"""Test material: time-warped fluidsynth renders, score cuts, and the Bach10 truth."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/ is not an installed package
+
+from benchmarks.bach10 import chord_alignment  # noqa: E402
+from benchmarks.midi_crop import crop_midi  # noqa: E402
+from benchmarks.paths import HELD_OUT_SOUNDFONT  # noqa: E402
+from benchmarks.render import excerpt_events, put_in_room, read_events, synthesize  # noqa: E402
+from benchmarks.warp import TimeMap, warp_from_ratio  # noqa: E402
+from follower.midi import load_midi  # noqa: E402
+from training.paths import data_root  # noqa: E402
+
+RATE = 22050
+
+
+def write_midi(path, notes, *, bpm=120, tracks=1):
+    """notes: (start_beats, length_beats, pitch, track) at ``bpm``; 480 ticks per beat."""
+    import mido
+
+    mid = mido.MidiFile(ticks_per_beat=480)
+    for k in range(tracks):
+        events = []
+        if k == 0:
+            events.append((0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm))))
+        for start, length, pitch, track in notes:
+            if track == k:
+                events.append((int(start * 480), mido.Message("note_on", note=pitch, velocity=90, channel=k)))
+                events.append((int((start + length) * 480), mido.Message("note_off", note=pitch, channel=k)))
+        events.sort(key=lambda e: (e[0], e[1].type == "note_on"))
+        track_msgs, last = mido.MidiTrack(), 0
+        for tick, msg in events:
+            track_msgs.append(msg.copy(time=tick - last))
+            last = tick
+        mid.tracks.append(track_msgs)
+    mid.save(str(path))
+    return path
+
+
+def rms(x, t0, t1):
+    return float(np.sqrt(np.mean(x[int(t0 * RATE):int(t1 * RATE)] ** 2)))
+
+
+@pytest.mark.skipif(not HELD_OUT_SOUNDFONT.exists(), reason=f"{HELD_OUT_SOUNDFONT} missing (timgm6mb-soundfont)")
+def test_render_places_notes_where_the_time_map_says(tmp_path):
+    pytest.importorskip("fluidsynth", reason="pyfluidsynth not installed")
+    # 120 bpm: A4 at MIDI 1.0-1.5 s, E5 at 2.0-2.5 s; render from MIDI 0.5 s at half speed
+    midi = write_midi(tmp_path / "two.mid", [(2, 1, 69, 0), (4, 1, 76, 0)])
+    events, n_voices = read_events(midi)
+    assert n_voices == 1 and [e.time_s for e in events if e.kind == "on"] == [1.0, 2.0]
+    tm = warp_from_ratio(np.full(501, 0.5), start_midi_s=0.5)  # 5 s of audio: MIDI 0.5..3.0
+    assert tm.midi_to_audio(1.0) == pytest.approx(1.0) and tm.midi_to_audio(2.0) == pytest.approx(3.0)
+    audio = synthesize(excerpt_events(events, tm), [73], duration_s=5.0, sample_rate_hz=RATE,
+                       soundfont=HELD_OUT_SOUNDFONT, rng=np.random.default_rng(0))
+    assert len(audio) == 5 * RATE
+    assert rms(audio, 0.0, 0.95) < 1e-4 < rms(audio, 1.05, 1.5)  # silent until the first note, at audio 1.0 s
+    assert rms(audio, 2.6, 2.95) < 0.2 * rms(audio, 1.05, 1.5)  # it ended (MIDI 1.5 s = audio 2.0 s) and decayed
+    segment = audio[int(3.1 * RATE):int(3.6 * RATE)]
+    spectrum = np.abs(np.fft.rfft(segment * np.hanning(len(segment))))
+    peak_hz = np.argmax(spectrum) * RATE / len(segment)
+    assert peak_hz == pytest.approx(659.3, rel=0.03)  # E5 sounds from audio 3.0 s
+
+
+def test_room_sets_the_noise_level():
+    rng = np.random.default_rng(1)
+    dry = np.sin(2 * np.pi * 440 * np.arange(RATE * 2) / RATE).astype(np.float32)
+    wet = put_in_room(dry, rng, sample_rate_hz=RATE, rt60_s=0.5, direct_to_reverb_db=6.0, snr_db=20.0)
+    assert np.abs(wet).max() == pytest.approx(0.9)
+    # energy away from 440 Hz is the added noise: about 20 dB below the tone
+    spec = np.abs(np.fft.rfft(wet)) ** 2
+    f = np.fft.rfftfreq(len(wet), 1 / RATE)
+    tone = spec[np.abs(f - 440) < 20].sum()
+    assert 12 < 10 * np.log10(tone / spec[np.abs(f - 440) >= 20].sum()) < 28
+
+
+def test_crop_midi_starts_the_score_at_the_cut(tmp_path):
+    midi = write_midi(tmp_path / "three.mid", [(0, 1, 60, 0), (1, 2, 62, 0), (3, 1, 64, 0), (5, 1, 65, 0)])
+    offset = crop_midi(midi, 0.75, tmp_path / "cut.mid", end_s=2.0)  # 0.75 s = beat 1.5
+    assert offset == pytest.approx(0.75)
+    cut = load_midi(tmp_path / "cut.mid")
+    # D (began before the cut) is dropped; E at beat 3 -> 0.75 s after the cut; F starts after end_s
+    assert cut.notes["pitch"].tolist() == [64]
+    assert cut.notes["start_s"][0] == pytest.approx(0.75)
+
+
+def test_chord_alignment_maps_across_a_held_fermata(tmp_path):
+    chords = [(b, 1, p, 0) for b, p in enumerate([60, 62, 64, 65, 67, 69])] + \
+             [(b, 1, p - 12, 1) for b, p in enumerate([60, 59, 57, 55, 53, 52])]
+    plain = write_midi(tmp_path / "plain.mid", chords, bpm=120, tracks=2)
+    # the same music slower (90 bpm) with beat 2's chord held for 3 beats (a written-out fermata)
+    held = [(b + (2 if b > 2 else 0), 3 if b == 2 else 1, p, t) for b, _, p, t in chords]
+    fermata = write_midi(tmp_path / "fermata.mid", held, bpm=90, tracks=2)
+    a_s, b_s, matched = chord_alignment(load_midi(fermata), load_midi(plain))
+    assert matched == 1.0
+    np.testing.assert_allclose(b_s, np.arange(6) * 0.5)
+    np.testing.assert_allclose(a_s, np.array([0, 1, 2, 5, 6, 7]) * 60 / 90, atol=1e-4)  # tempo in whole µs
+
+
+@pytest.mark.skipif(not (data_root() / "real" / "bach10").is_dir(), reason="../shared/data/real/bach10 absent")
+def test_bach10_truth_covers_each_recording():
+    from benchmarks.bach10 import BACH10_PIECES, bach10_truth
+
+    root = data_root()
+    for name, pid in BACH10_PIECES.items():
+        tm, matched = bach10_truth(root / "real" / "bach10" / name, root / "midi" / "bach-chorales" / f"{pid}.mid")
+        assert matched > 0.85, name  # the recording really is that chorale
+        tempo = np.diff(tm.midi_s) / np.diff(tm.audio_s)
+        assert 0.6 < np.median(tempo) < 1.0, name  # played a little slower than the written 120 bpm
+        assert isinstance(tm, TimeMap) and tm.audio_s[-1] > 20.0
