@@ -57,7 +57,7 @@ def test_silence_is_searching_not_an_error(chroma_bundle, corpus_index):
 def test_a_new_piece_and_a_pause_are_recognised(chroma_bundle, corpus, corpus_index):
     a = render(corpus / "piece3.mid")[: 22050 * 12]
     b = render(corpus / "piece6.mid")[22050 * 2: 22050 * 16]
-    pause = np.zeros(22050 * 7, np.float32)
+    pause = np.zeros(22050 * 16, np.float32)
     updates = run_engine(load_bundle(chroma_bundle), load_index(corpus_index), np.concatenate([a, b, pause]), 22050)
     at = {round(u.t, 2): u for u in updates}
 
@@ -72,6 +72,8 @@ def test_a_new_piece_and_a_pause_are_recognised(chroma_bundle, corpus, corpus_in
     held = state_at(end_b + 2)
     assert held.position_s == pytest.approx(16, abs=0.7)
     assert state_at(end_b + 6.5).state == LOST and state_at(end_b + 6.5).piece == "piece6"
+    # ... and after lost_timeout_s the follower searches again
+    assert updates[-1].state == SEARCHING and updates[-1].piece is None
 
 
 def test_a_jump_back_is_followed(chroma_bundle, corpus, corpus_index):

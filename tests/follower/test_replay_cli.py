@@ -103,3 +103,15 @@ def test_the_runtime_never_imports_torch():
             "assert 'torch' not in sys.modules, 'torch was imported'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_mp3_at_48k_stereo_is_read(chroma_bundle, corpus_index, tmp_path):
+    if "MP3" not in sf.available_formats():
+        pytest.skip("this libsndfile cannot write MP3 (needs libsndfile >= 1.1)")
+    t = np.arange(48000 * 3) / 48000
+    tone = 0.2 * np.sin(2 * np.pi * 440 * t)
+    sf.write(tmp_path / "tone.mp3", np.stack([tone, tone], axis=1), 48000, format="MP3")
+    r = replay(tmp_path / "tone.mp3", chroma_bundle, corpus_index, "--jsonl", "-", "--duration", "2")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(rows) == 40 and rows[-1]["t"] == pytest.approx(2.0, abs=0.06)
