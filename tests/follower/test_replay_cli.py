@@ -115,3 +115,23 @@ def test_mp3_at_48k_stereo_is_read(chroma_bundle, corpus_index, tmp_path):
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(rows) == 40 and rows[-1]["t"] == pytest.approx(2.0, abs=0.06)
+
+
+def test_the_readme_main_job_names_the_right_piece():
+    """examples/demo.sh: the example recording on the shipped bundle and chorale index."""
+    from conftest import REPO
+
+    bundle = REPO / "exported" / "default"
+    if not (bundle / "chorales.index.npz").is_file():
+        pytest.skip("the shipped bundle and index (exported/default/chorales.index.npz) are not there yet")
+    truth = json.loads((REPO / "examples" / "chorale_excerpt.json").read_text())
+    r = follower("replay", REPO / "examples" / "chorale_excerpt.ogg", "--fast", "--jsonl", "-",
+                 "--osc", "127.0.0.1:9")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    following = [row for row in rows if row["state"] == "following"]
+    assert following and following[-1]["piece"] == truth["piece"]
+    late = [row for row in following if row["t"] > 15]
+    assert late and all(row["piece"] == truth["piece"] for row in late)
+    err = np.array([row["position_s"] - (truth["start_s"] + truth["tempo_ratio"] * row["t"]) for row in late])
+    assert np.mean(np.abs(err) < 1.0) >= 0.8, np.round(err[::10], 2)
