@@ -88,15 +88,16 @@ def embed_pairs(model: DualEncoder, split, pair_idx: np.ndarray, *, batch: int =
     return np.concatenate(a_out), np.concatenate(s_out)
 
 
-def validate(model: DualEncoder, split, pair_idx: np.ndarray, cfg: TrainConfig) -> dict:
+def validate(model: DualEncoder, split, pair_idx: np.ndarray, cfg: TrainConfig, loss_fn=None) -> dict:
     """Validation loss (batches of ``batch_size``) and two-way MRR over the fixed subset."""
+    loss_fn = loss_fn or (lambda a, s: ranking_hinge_loss(a, s, cfg.margin))
     a, s = embed_pairs(model, split, pair_idx)
     losses = []
     for start in range(0, len(a) - cfg.batch_size + 1, cfg.batch_size):
         sl = slice(start, start + cfg.batch_size)
-        losses.append(float(ranking_hinge_loss(torch.from_numpy(a[sl]), torch.from_numpy(s[sl]), cfg.margin)))
+        losses.append(float(loss_fn(torch.from_numpy(a[sl]), torch.from_numpy(s[sl]))))
     if not losses:  # fewer valid pairs than a batch
-        losses.append(float(ranking_hinge_loss(torch.from_numpy(a), torch.from_numpy(s), cfg.margin)))
+        losses.append(float(loss_fn(torch.from_numpy(a), torch.from_numpy(s))))
     metrics, _ = two_way_retrieval(a, s)
     mrr = (metrics["audio2score"]["mrr"] + metrics["score2audio"]["mrr"]) / 2
     r1 = (metrics["audio2score"]["r@1"] + metrics["score2audio"]["r@1"]) / 2
@@ -158,9 +159,15 @@ def plot_losses(run, rows: list, best_epoch: int | None) -> None:
 
 def train(train_split, valid_split, run_dir, cfg: TrainConfig, *, model_config: ModelConfig,
           snippet_config, feature_config, info: dict | None = None, progress: bool = True,
-          restart: bool = False) -> dict:
-    """Train (or resume) a run; returns {"best_epoch", "best_valid_mrr", "epochs", "stopped"}."""
+          restart: bool = False, loss_fn=None) -> dict:
+    """Train (or resume) a run; returns {"best_epoch", "best_valid_mrr", "epochs", "stopped"}.
+
+    ``loss_fn(audio, score) -> scalar`` replaces the ranking hinge loss (docs/improvements.md);
+    None keeps the paper's loss with ``cfg.margin``.
+    """
     from tqdm import tqdm
+
+    loss_fn = loss_fn or (lambda a, s: ranking_hinge_loss(a, s, cfg.margin))
 
     torch.set_num_threads(cfg.threads)
     run = Path(run_dir)
@@ -231,13 +238,13 @@ def train(train_split, valid_split, run_dir, cfg: TrainConfig, *, model_config: 
             idx = np.sort(order[b * cfg.batch_size:(b + 1) * cfg.batch_size])
             a, s = model(torch.from_numpy(train_split.audio_batch(idx)),
                          torch.from_numpy(train_split.roll_batch(idx)))
-            loss = ranking_hinge_loss(a, s, cfg.margin)
+            loss = loss_fn(a, s)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.2f}")
-        v = validate(model, valid_split, valid_idx, cfg)
+        v = validate(model, valid_split, valid_idx, cfg, loss_fn)
         state["epoch"] += 1
         is_best = v["valid_mrr"] > state["best_mrr"]
         if is_best:
