@@ -342,8 +342,11 @@ class Engine:
             return None
         if centre_silent:  # the music under the window centre paused: hold
             return self.tracker.step(None, self.update_s, centre_s, silent=True)
-        sims = None if q is None else self._search[self.index.rows(self.piece)] @ q
-        return self.tracker.step(sims, self.update_s, centre_s)
+        z = None
+        if q is not None:  # z-scores: the tracker's sharpness then means the same for any model
+            scale, bias = self._verifier.standardise(q)
+            z = (self._search[self.index.rows(self.piece)] @ q) * scale - bias
+        return self.tracker.step(z, self.update_s, centre_s)
 
     def _result(self, t_s, centre_pos_s, ahead_s, confidence, candidates, old_state, old_piece) -> Update:
         ids = self.index.piece_ids

@@ -8,8 +8,9 @@ States are the piece's index snippets (one every ``hop_frames`` frames). Each up
   three-tap kernel adds ``diffusion_cells2`` of variance per update (tempo wobble),
   and a small ``jump_prob`` of uniform mass lets the belief recover after a jump,
   a repeat or a wrong start;
-* observe: the likelihood is ``exp(kappa * (similarity - max similarity))`` of the
-  current audio embedding with every snippet of the piece;
+* observe: the likelihood is ``exp(kappa * (z - max z))``, z the similarity of the
+  current audio embedding with each snippet of the piece, standardised against the
+  whole index (see :mod:`follower.verify`);
 * the position is the belief's mean around its peak (sub-cell precision).
 
 During silence nothing moves (a pause, a fermata): the belief is held.
@@ -29,7 +30,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    kappa: float = 12.0               # sharpness of the similarity likelihood
+    kappa: float = 1.5                # sharpness of the likelihood, per z-score unit of similarity
     jump_prob: float = 1e-5           # uniform mass mixed in per update (big jumps: the engine re-locks)
     diffusion_cells2: float = 0.02    # variance added per update, in cells^2
     tempo_window_s: float = 6.0

@@ -46,12 +46,17 @@ class PathVerifier:
     def reset(self) -> None:
         self._t[:] = -np.inf
 
-    def add(self, centre_s: float, q: np.ndarray) -> None:
-        """Remember a query, scaled so that ``E @ q' - bias`` is its z-score against the index."""
+    def standardise(self, q: np.ndarray) -> tuple[float, float]:
+        """(scale, bias) such that ``sims * scale - bias`` are z-scores of ``q``'s similarities."""
         q64 = q.astype(np.float64)
         sd = float(np.sqrt(max(q64 @ self._cov @ q64, 1e-12)))
-        self._q[self._i] = q / sd
-        self._bias[self._i] = float(self._mu @ q64) / sd
+        return 1.0 / sd, float(self._mu @ q64) / sd
+
+    def add(self, centre_s: float, q: np.ndarray) -> None:
+        """Remember a query, scaled so that ``E @ q' - bias`` is its z-score against the index."""
+        scale, bias = self.standardise(q)
+        self._q[self._i] = q * scale
+        self._bias[self._i] = bias
         self._t[self._i] = centre_s
         self._i = (self._i + 1) % len(self._t)
 
