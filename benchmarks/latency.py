@@ -14,6 +14,8 @@ p99 well under the 50 ms hop at 1M snippets.
 
 from __future__ import annotations
 
+import follower.blas  # noqa: F401  (before numpy: one BLAS thread)
+
 import argparse
 import json
 import os

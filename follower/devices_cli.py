@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from . import blas  # noqa: F401  (before numpy: one BLAS thread)
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("devices", help="list audio input devices (ids for `follower listen --device`)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from . import blas  # noqa: F401  (before numpy: one BLAS thread)
+
 import argparse
 
 EPILOG = """\

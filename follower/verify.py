@@ -22,14 +22,15 @@ import numpy as np
 class PathVerifier:
     def __init__(self, index, search: np.ndarray, *, update_s: float, window_s: float = 4.0,
                  min_window_s: float = 2.5, tempi=(0.8, 0.9, 1.0, 1.1, 1.25), shifts_s=(-0.2, 0.0, 0.2),
-                 sample_rows: int = 200_000):
+                 sample_rows: int = 100_000):
         self.index = index
         self._E = search
         rng = np.random.default_rng(0)
         sample = search if len(search) <= sample_rows else search[rng.choice(len(search), sample_rows,
                                                                                replace=False)]
-        self._mu = sample.mean(axis=0).astype(np.float64)
-        self._cov = np.atleast_2d(np.cov(sample.T.astype(np.float64)))
+        self._mu = sample.mean(axis=0, dtype=np.float64)
+        centred = np.ascontiguousarray(sample - self._mu.astype(np.float32))
+        self._cov = (centred.T @ centred).astype(np.float64) / max(len(sample) - 1, 1)  # one sgemm
         self._tempi = np.asarray(tempi, np.float64)
         self._shifts = np.asarray(shifts_s, np.float64)
         self.window_s = window_s
