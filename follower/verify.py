@@ -21,7 +21,7 @@ import numpy as np
 
 class PathVerifier:
     def __init__(self, index, search: np.ndarray, *, update_s: float, window_s: float = 4.0,
-                 min_window_s: float = 2.5, tempi=(0.8, 0.9, 1.0, 1.1, 1.25), shifts_s=(-0.2, 0.0, 0.2),
+                 min_window_s: float = 2.5, tempi=(0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4), shifts_s=(-0.2, 0.0, 0.2),
                  sample_rows: int = 100_000):
         self.index = index
         self._E = search
