@@ -1,0 +1,194 @@
+"""The improvement variants (docs/improvements.md): contrastive loss, audio augmentation, their CLI."""
+
+import csv
+import json
+
+import mido
+import numpy as np
+import pytest
+import torch
+
+from follower.errors import ConfigError, MissingToolError
+from follower.features import FeatureConfig
+from follower.snippets import SnippetConfig
+from training import synth
+from training.augment_audio import AudioAugmentConfig, AugmentedSplit, augment_batch, reverb_smear
+from training.loss import ranking_hinge_loss
+from training.loss_contrastive import info_nce_loss, make_loss
+from training.model import ModelConfig
+from training.toy_data import ToySplit
+from training.train import TrainConfig, train
+
+NO_AUG = AudioAugmentConfig(p_eq=0, p_reverb=0, p_noise=0)
+
+
+def unit(x):
+    return torch.nn.functional.normalize(torch.as_tensor(x, dtype=torch.float32), dim=1)
+
+
+# -- InfoNCE ---------------------------------------------------------------------------
+
+def test_info_nce_matches_the_formula():
+    g = torch.Generator().manual_seed(0)
+    a, s = unit(torch.randn(6, 8, generator=g)), unit(torch.randn(6, 8, generator=g))
+    z = (a @ s.T / 0.1).double()
+    want = 0.5 * (-(torch.log_softmax(z, 1).diagonal()).mean() - (torch.log_softmax(z, 0).diagonal()).mean())
+    assert float(info_nce_loss(a, s, 0.1)) == pytest.approx(float(want), rel=1e-5)
+
+
+def test_info_nce_prefers_matching_pairs_and_is_symmetric():
+    a = unit(torch.eye(5, 8))
+    aligned = info_nce_loss(a, a, 0.1)
+    shuffled = info_nce_loss(a, a[[1, 2, 3, 4, 0]], 0.1)
+    assert float(aligned) < 0.01 < 5 < float(shuffled)
+    g = torch.Generator().manual_seed(1)
+    x, y = unit(torch.randn(7, 4, generator=g)), unit(torch.randn(7, 4, generator=g))
+    assert float(info_nce_loss(x, y)) == pytest.approx(float(info_nce_loss(y, x)), rel=1e-6)
+
+
+def test_make_loss_hinge_is_the_papers_loss_and_bad_input_is_one_line():
+    g = torch.Generator().manual_seed(2)
+    a, s = unit(torch.randn(5, 4, generator=g)), unit(torch.randn(5, 4, generator=g))
+    assert float(make_loss("hinge")(a, s)) == pytest.approx(float(ranking_hinge_loss(a, s, 0.7)))
+    with pytest.raises(ConfigError, match="loss='cosine'; expected 'hinge' or 'infonce'"):
+        make_loss("cosine")
+    with pytest.raises(ConfigError, match="temperature=0 must be positive"):
+        make_loss("infonce", temperature=0)
+    with pytest.raises(ConfigError, match="at least 2"):
+        info_nce_loss(a[:1], s[:1])
+    with pytest.raises(ConfigError, match="same shape"):
+        info_nce_loss(a, s[:3])
+
+
+# -- audio augmentation ----------------------------------------------------------------
+
+def batch(seed=0, n=16):
+    return np.random.default_rng(seed).gamma(1.0, 0.5, (n, 1, 92, 42)).astype(np.float32)
+
+
+def test_no_effect_is_identity_and_shapes_are_kept():
+    x = batch()
+    y = augment_batch(x, np.random.default_rng(0), NO_AUG)
+    assert y.shape == x.shape and y.dtype == np.float32
+    np.testing.assert_allclose(y, x, atol=1e-5)
+
+
+def test_augmentation_is_seeded_and_changes_the_input():
+    x = batch()
+    y1 = augment_batch(x, np.random.default_rng(3))
+    y2 = augment_batch(x, np.random.default_rng(3))
+    np.testing.assert_array_equal(y1, y2)
+    assert np.abs(y1 - x).mean() > 0.05 and (y1 >= 0).all()
+
+
+def test_eq_is_a_gain_in_the_linear_domain():
+    cfg = AudioAugmentConfig(p_eq=1, tilt_db=0, eq_db=0, gain_db=6, p_reverb=0, p_noise=0)
+    x = batch(n=64)
+    y = augment_batch(x, np.random.default_rng(0), cfg)
+    ratio_db = 20 * np.log10(np.expm1(y[..., 5]) / np.expm1(x[..., 5]))
+    # one gain per snippet, the same in every band, within +-6 dB
+    assert np.allclose(ratio_db, ratio_db[:, :, :1], atol=1e-3)
+    assert np.abs(ratio_db).max() <= 6 + 1e-3 and ratio_db.std() > 1
+
+
+def test_reverb_smear_is_causal_and_keeps_a_steady_level():
+    lin = np.zeros((2, 3, 42))
+    lin[0, 1, 10] = 1.0                       # an impulse in band 1 at frame 10
+    lin[1] = 2.0                              # a steady tone everywhere
+    out = reverb_smear(lin, np.array([0.7, 0.7]), np.array([0.5, 0.5]))
+    assert (out[0, :, :10] == 0).all() and (out[0, [0, 2]] == 0).all()
+    tail = out[0, 1, 11:20]
+    assert (tail > 0).all() and (np.diff(tail) < 0).all()       # a decaying tail after the note
+    assert out[0, 1, 10] < 1.0                                   # the dry note is partly replaced
+    np.testing.assert_allclose(out[1, :, -1], 2.0, rtol=1e-5)    # a long steady tone keeps its level
+
+
+def test_noise_floor_fills_silence_below_the_peak():
+    cfg = AudioAugmentConfig(p_eq=0, p_reverb=0, p_noise=1, snr_db=(20.0, 20.0))
+    x = np.zeros((8, 1, 92, 42), np.float32)
+    x[:, 0, 40, :] = np.log1p(10.0)            # one loud band at linear magnitude 10
+    y = augment_batch(x, np.random.default_rng(0), cfg)
+    floor = np.expm1(y[:, 0, :30])             # bands far below the tone
+    assert (floor > 0).mean() > 0.99 and 0.005 < np.median(floor) < 1.0  # ~ 10 * -20 dB = 1, pink slope lowers it
+
+
+def test_bad_augment_config_is_one_line():
+    with pytest.raises(ConfigError, match="p_noise=1.5 must be a probability"):
+        AudioAugmentConfig(p_noise=1.5)
+    with pytest.raises(ConfigError, match="rt60_s=.* must be a \\(low, high\\) range"):
+        AudioAugmentConfig(rt60_s=(2.0, 1.0))
+    with pytest.raises(ConfigError, match="expected \\(n, 1, n_bins, frames\\)"):
+        augment_batch(np.zeros((2, 92, 42), np.float32), np.random.default_rng(0))
+
+
+def test_augmented_split_changes_audio_only():
+    base = ToySplit(10, seed=0)
+    aug = AugmentedSplit(base, seed=0)
+    idx = np.arange(10)
+    np.testing.assert_array_equal(aug.roll_batch(idx), base.roll_batch(idx))
+    assert aug.pairs is base.pairs
+    assert np.abs(aug.audio_batch(idx) - base.audio_batch(idx)).max() > 0.01
+
+
+# -- the training hook and the experiments CLI -------------------------------------------
+
+def test_train_with_infonce_and_augmentation_learns_the_toy_task(tmp_path):
+    cfg = TrainConfig(batch_size=16, epoch_pairs=64, valid_pairs=32, patience=5, refinements=0, max_epochs=2,
+                      lr=0.002)
+    summary = train(AugmentedSplit(ToySplit(64, seed=0), seed=0), ToySplit(32, seed=1), tmp_path / "run", cfg,
+                    model_config=ModelConfig(), snippet_config=SnippetConfig(), feature_config=FeatureConfig(),
+                    progress=False, loss_fn=make_loss("infonce"))
+    rows = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
+    assert summary["epochs"] == 2 and len(rows) == 2
+    assert all(np.isfinite(float(r["train_loss"])) for r in rows)
+    # the logged loss is InfoNCE's (log(16) = 2.8 at chance), not the hinge loss' (about 2 * 15 * 0.7 = 21)
+    assert float(rows[0]["train_loss"]) < 8 and float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    assert summary["best_valid_mrr"] > 2 * np.mean(1 / np.arange(1, 33))  # better than chance
+
+
+def write_tune(path, seed):
+    rng = np.random.default_rng(seed)
+    mid = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    for p in rng.integers(55, 80, 8):
+        track.append(mido.Message("note_on", note=int(p), velocity=80, time=0))
+        track.append(mido.Message("note_off", note=int(p), velocity=0, time=240))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mid.save(path)
+
+
+def test_experiments_cli_trains_a_variant_on_a_built_dataset(tmp_path, capsys):
+    try:
+        synth.require_fluidsynth()
+        synth.find_soundfont("FluidR3_GM.sf2")
+        synth.find_soundfont("TimGM6mb.sf2")
+    except MissingToolError as e:
+        pytest.skip(str(e))
+    from training.dataset import CorpusSpec, DatasetConfig, build_dataset
+    from training.experiments import main
+
+    root = tmp_path / "corpus"
+    rows = []
+    for i, split in enumerate(["train"] * 4 + ["valid"] * 2 + ["test"] * 2):
+        write_tune(root / f"t{i}.mid", i)
+        rows.append((f"t{i}.mid", split, f"fam{i}"))
+    with open(root / "splits.csv", "w", newline="") as f:
+        csv.writer(f).writerows([("file", "split", "tune_family"), *rows])
+    cfg = DatasetConfig(corpora=(CorpusSpec(str(root)),), train_soundfonts=("FluidR3_GM.sf2",),
+                        test_soundfont="TimGM6mb.sf2")
+    build_dataset(cfg, tmp_path / "ds", workers=1, progress=False)
+    run = tmp_path / "run"
+    rc = main(["train", str(tmp_path / "ds"), "-o", str(run), "--loss", "infonce", "--augment-audio",
+               "--roll-channels", "sustain", "--batch-size", "8", "--epoch-pairs", "16", "--valid-pairs", "8",
+               "--max-epochs", "1", "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    info = json.loads((run / "run.json").read_text())["info"]
+    assert info["variant"]["loss"] == "infonce" and info["variant"]["augment_audio"]["p_noise"] == 0.5
+    assert json.loads((run / "run.json").read_text())["snippet_config"]["roll_channels"] == ["sustain"]
+    assert (run / "best.pt").is_file()
+    # resuming with another variant would mix two losses in one run: refused in one line
+    assert main(["train", str(tmp_path / "ds"), "-o", str(run), "--roll-channels", "sustain",
+                 "--batch-size", "8", "--epoch-pairs", "16", "--valid-pairs", "8", "--max-epochs", "2",
+                 "--no-progress"]) == 2
+    assert "variant" in capsys.readouterr().err
