@@ -179,8 +179,7 @@ class Engine:
         self.state = SEARCHING
         self.piece = None
         self.tracker = None
-        self._since = {"lock": None, "low": None, "switch": None, "relock": None, "silent": None,
-                       "lost": None}
+        self._since = {"lock": None, "low": None, "switch": None, "relock": None, "lost": None}
         self._last_sound_t = None
 
     # -- audio in --------------------------------------------------------------------

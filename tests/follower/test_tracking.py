@@ -1,0 +1,76 @@
+"""Path verification and the HMM tracker on synthetic embeddings with a known path."""
+
+import numpy as np
+import pytest
+
+from follower.index import Index
+from follower.tracker import PieceTracker
+from follower.verify import PathVerifier
+
+CELL_S = 0.2
+
+
+def synthetic_index(n_pieces=6, cells=200, dim=32, seed=0):
+    rng = np.random.default_rng(seed)
+    # a smooth random walk per piece: neighbouring snippets resemble each other, as real ones do
+    steps = rng.standard_normal((n_pieces, cells, dim))
+    e = np.cumsum(steps, axis=1) * 0.35 + rng.standard_normal((n_pieces, 1, dim)) * 1.5
+    e = e.reshape(-1, dim)
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    pos = np.tile(np.arange(cells) * CELL_S, n_pieces)
+    return Index(header={}, embeddings=e.astype(np.float32), piece=np.repeat(np.arange(n_pieces), cells).astype(np.int32),
+                 position_s=pos.astype(np.float32), position_beats=(2 * pos).astype(np.float32),
+                 piece_ids=np.array([f"p{i}" for i in range(n_pieces)]), titles=np.array([f"P{i}" for i in range(n_pieces)]),
+                 piece_start=np.arange(n_pieces + 1, dtype=np.int64) * cells,
+                 duration_s=np.full(n_pieces, cells * CELL_S, np.float32))
+
+
+def query_at(index, piece, position_s, rng, noise=0.6):
+    e = index.embeddings[index.rows(piece)]
+    j = position_s / CELL_S
+    lo = int(np.clip(np.floor(j), 0, len(e) - 2))
+    f = j - lo
+    q = (1 - f) * e[lo] + f * e[lo + 1] + noise * rng.standard_normal(e.shape[1]) / np.sqrt(e.shape[1])
+    return (q / np.linalg.norm(q)).astype(np.float32)
+
+
+def test_the_true_path_and_its_tempo_score_best():
+    index = synthetic_index()
+    rng = np.random.default_rng(1)
+    update_s = 0.05
+    v = PathVerifier(index, index.embeddings, update_s=update_s)
+    tempo, start = 1.1, 8.0
+    for i in range(80):
+        t = i * update_s
+        v.add(t, query_at(index, 2, start + tempo * t, rng))
+    now = 79 * update_s
+    truth = start + tempo * now
+    pieces = np.array([2, 2, 0, 3, 5])
+    score, best_tempo, pos = v.score(pieces, np.array([truth, truth - 10, truth, truth, 12.0]), now)
+    assert score[0] > 2.0 and score[0] > score[1:].max() + 0.5
+    assert best_tempo[0] == pytest.approx(tempo)
+    assert pos[0] == pytest.approx(truth, abs=0.21)
+    assert np.abs(score[2:]).max() < 1.0  # other pieces score about what chance does
+
+
+def test_tracker_follows_holds_in_silence_and_estimates_tempo():
+    index = synthetic_index()
+    rng = np.random.default_rng(2)
+    rows = index.rows(4)
+    e = index.embeddings[rows]
+    tracker = PieceTracker(index.position_s[rows])
+    tracker.reset(5.5)  # a guess 0.5 s off
+    update_s, tempo, start = 0.05, 0.85, 5.0
+    errors = []
+    for i in range(200):
+        t = i * update_s
+        truth = start + tempo * t
+        q = query_at(index, 4, truth, rng)
+        z = (e @ q - (e @ q).mean()) / (e @ q).std()
+        pos = tracker.step(z, update_s, t)
+        errors.append(pos - truth)
+    assert np.abs(errors[40:]).max() < 0.4
+    assert tracker.tempo == pytest.approx(tempo, abs=0.05)
+    held = tracker.position_s
+    for i in range(40):  # a pause: nothing moves
+        assert tracker.step(None, update_s, 10 + i * update_s, silent=True) == held
