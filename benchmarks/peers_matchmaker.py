@@ -48,17 +48,25 @@ def _timed_subclass(obj, log: list):
     obj.__class__ = type(f"Timed{base.__name__}", (base,), {"__call__": __call__})
 
 
-def beats_to_quarters(score_part):
-    """Map matchmaker's score beats to quarter notes through the score's note onsets."""
+def beats_to_seconds(score_part, midi):
+    """Map matchmaker's score beats to seconds of the MIDI file ``midi`` (a Score).
+
+    partitura's beats follow the score's meter, and its quarter axis starts at the
+    first *measure*: a score that begins mid-bar (our cut scores, chorale pickups)
+    gets an incomplete first measure and negative onsets. The quarter axis is the
+    MIDI's ticks shifted by a constant, found from the first note; the MIDI's tempo
+    map then gives seconds.
+    """
     na = score_part.note_array()
     beats, idx = np.unique(na["onset_beat"], return_index=True)
     quarters = na["onset_quarter"][idx]
+    shift = float(midi.seconds_to_beats(midi.pitched["start_s"].min())) - float(quarters.min())
     if len(beats) == 1:
-        return lambda b: np.asarray(b, float) - beats[0] + quarters[0]
+        return lambda b: midi.beats_to_seconds(np.asarray(b, float) - beats[0] + quarters[0] + shift)
     slope = (quarters[-1] - quarters[-2]) / (beats[-1] - beats[-2])
     beats = np.append(beats, beats[-1] + 1e4)
     quarters = np.append(quarters, quarters[-1] + 1e4 * slope)
-    return lambda b: np.interp(b, beats, quarters)
+    return lambda b: midi.beats_to_seconds(np.maximum(np.interp(b, beats, quarters) + shift, 0.0))
 
 
 def run(score: Path, audio: Path, method: str, offset_s: float, piece: str, jsonl: Path) -> dict:
@@ -71,8 +79,7 @@ def run(score: Path, audio: Path, method: str, offset_s: float, piece: str, json
     feature_log, step_log = [], []
     _timed_subclass(mm.processor, feature_log)
     _timed_subclass(mm.score_follower, step_log)
-    to_quarters = beats_to_quarters(mm.score_part)
-    midi = load_midi(score)
+    to_seconds = beats_to_seconds(mm.score_part, load_midi(score))
     hop_s = mm.hop_length / mm.sample_rate
     beats = []
     t1 = time.perf_counter()
@@ -81,7 +88,7 @@ def run(score: Path, audio: Path, method: str, offset_s: float, piece: str, json
     run_s = time.perf_counter() - t1
     path = mm.score_follower.alignment_path  # (2, T): beat, performance time of each step
     perf_t = path[1] if path.shape[1] == len(beats) else np.arange(len(beats)) * hop_s
-    position_s = midi.beats_to_seconds(to_quarters(np.array(beats))) + offset_s
+    position_s = to_seconds(np.array(beats)) + offset_s
     # the stream's first call only primes its window and emits nothing
     features = np.array(feature_log[1:1 + len(beats)] + [0.0] * max(0, len(beats) - len(feature_log) + 1))
     latency_ms = (features[:len(beats)] + np.array(step_log[:len(beats)])) * 1000
@@ -97,6 +104,26 @@ def run(score: Path, audio: Path, method: str, offset_s: float, piece: str, json
             "stopped_at_score_end_s": float(perf_t[-1]) if len(beats) else 0.0}
 
 
+def remap(score: Path, offset_s: float, jsonl: Path) -> None:
+    """Recompute ``position_s`` from the logged beats (after a fix of the beat mapping)."""
+    import partitura
+    from partitura.score import merge_parts, unfold_part_maximal
+
+    if not jsonl.exists() or not jsonl.read_text().strip():
+        return
+    part = partitura.load_score(str(score))
+    try:  # as Matchmaker does (unfold_score=True)
+        part = merge_parts(unfold_part_maximal(part, ignore_leaps=False).parts)
+    except Exception:
+        part = merge_parts(part.parts)
+    to_seconds = beats_to_seconds(part, load_midi(score))
+    records = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
+    positions = to_seconds(np.array([r["position_beats"] for r in records])) + offset_s
+    with open(jsonl, "w") as out:
+        for r, pos in zip(records, positions):
+            out.write(json.dumps({**r, "position_s": round(float(pos), 4)}) + "\n")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.peers_matchmaker", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -107,6 +134,8 @@ def main(argv=None) -> int:
                         help="seconds of the original MIDI where --score starts (crop offset)")
     parser.add_argument("--piece", help="piece id written into every record")
     parser.add_argument("--jsonl", type=Path)
+    parser.add_argument("--remap", action="store_true",
+                        help="with --jobs: only recompute position_s of existing logs from their position_beats")
     parser.add_argument("--jobs", type=Path, help="JSON list of {score, audio, method, offset_s, piece, jsonl}: "
                         "run them all in this process (imports once); each writes JSONL and JSONL.stats.json")
     args = parser.parse_args(argv)
@@ -117,6 +146,10 @@ def main(argv=None) -> int:
                  "piece": args.piece, "jsonl": args.jsonl}]
     else:
         parser.error("give --jobs, or --score, --audio, --piece and --jsonl")
+    if args.remap:
+        for job in jobs:
+            remap(Path(job["score"]), float(job["offset_s"]), Path(job["jsonl"]))
+        return 0
     failed = 0
     for job in jobs:
         try:

@@ -64,16 +64,22 @@ def bundle_fingerprint(bundle: Path) -> str:
     return read_config(bundle).fingerprint
 
 
-def ensure_index(corpus_dir: Path, name: str, bundle: Path, out_dir: Path) -> tuple[Path, dict]:
-    """``follower index build`` of a whole corpus, once per bundle."""
-    path = out_dir / f"{name}-{bundle_fingerprint(bundle)[:12]}.index.npz"
+def index_path(name: str, bundle: Path, out_dir: Path, hop_frames: int | None = None) -> Path:
+    hop = f"-hop{hop_frames}" if hop_frames else ""
+    return out_dir / f"{name}-{bundle_fingerprint(bundle)[:12]}{hop}.index.npz"
+
+
+def ensure_index(corpus_dir: Path, name: str, bundle: Path, out_dir: Path,
+                 hop_frames: int | None = None) -> tuple[Path, dict]:
+    """``follower index build`` of a whole corpus, once per bundle (and hop)."""
+    path = index_path(name, bundle, out_dir, hop_frames)
     stats_path = Path(str(path) + ".stats.json")
     if path.exists() and stats_path.exists():
         return path, json.loads(stats_path.read_text())
     out_dir.mkdir(parents=True, exist_ok=True)
     print(f"building the {name} index ({corpus_dir}) with {bundle} ...", flush=True)
-    stats = run_child([follower_exe(), "index", "build", str(corpus_dir), "-o", str(path), "--bundle", str(bundle),
-                       "--quiet"], Path(str(path) + ".log"))
+    cmd = [follower_exe(), "index", "build", str(corpus_dir), "-o", str(path), "--bundle", str(bundle), "--quiet"]
+    stats = run_child(cmd + (["--hop-frames", str(hop_frames)] if hop_frames else []), Path(str(path) + ".log"))
     if stats["rc"] != 0 or not path.exists():
         raise RuntimeError(f"follower index build failed for {corpus_dir}; see {path}.log")
     stats["summary"] = Path(str(path) + ".log").read_text().strip().splitlines()[-1]
@@ -81,8 +87,12 @@ def ensure_index(corpus_dir: Path, name: str, bundle: Path, out_dir: Path) -> tu
     return path, stats
 
 
+def follower_run_dir(bundle: Path, run_dir: Path) -> Path:
+    return run_dir / f"follower-{bundle_fingerprint(bundle)[:12]}"
+
+
 def run_follower(items: list[Item], bundle: Path, indexes: dict, run_dir: Path, *, fresh: bool) -> Path:
-    out = run_dir / f"follower-{bundle_fingerprint(bundle)[:12]}"
+    out = follower_run_dir(bundle, run_dir)
     out.mkdir(parents=True, exist_ok=True)
     for item in tqdm(items, desc="follower replay", unit="item"):
         jsonl = out / f"{item.name}.jsonl"
