@@ -147,6 +147,32 @@ def speed_table(runs: list[SystemRun], items: list[Item]) -> str:
     return "\n".join(lines)
 
 
+def growth_table(rows: list[tuple[dict, SystemRun]], items: list[Item]) -> str:
+    """Same items, same bundle, growing index: does identification hold, what does it cost?"""
+    lines = ["| index | pieces | snippets | acc. 5 s | acc. 10 s | acc. end | time to stable id. (median / p90) | "
+             "latency p50 / p99 | peak memory |", "|---|---|---|---|---|---|---|---|---|"]
+    for summary, run in rows:
+        done = [i for i in items if i.name in run.scores]
+        if not done:
+            continue
+        row = summarise([run.scores[i.name] for i in done])
+        rss = np.nanmax([run.stats.get(i.name, {}).get("peak_rss_mib", np.nan) for i in done])
+        name = "chorales" if summary["pieces"] < 400 else "chorales + piano-midi.de"
+        lines.append(f"| {name} | {summary['pieces']} | {summary['snippets']:,} | {pct(row['acc_5'])} | "
+                     f"{pct(row['acc_10'])} | {pct(row['acc_end'])} | {secs(row['stable_median_s'])} / "
+                     f"{secs(row['stable_p90_s'])} | {ms(row['latency_p50_ms'])} / {ms(row['latency_p99_ms'])} | "
+                     f"{rss:.0f} MiB |")
+    return "\n".join(lines) + f"\n\nItems: the {len(items)} chorale and Bach10 items."
+
+
+def latency_table(data: dict) -> str:
+    lines = ["| snippets | index | latency p50 / p99 / max | real-time factor |", "|---:|---|---|---:|"]
+    for r in data["results"]:
+        lines.append(f"| {r['snippets']:,} | {r['index']} | {r['p50_ms']:.2f} / {r['p99_ms']:.2f} / "
+                     f"{r['max_ms']:.2f} ms | {r['rtf']:.3f} |")
+    return "\n".join(lines) + f"\n\n{data.get('machine', '')}; from `benchmarks/latency.py`."
+
+
 def plot_accuracy(runs: list[SystemRun], items: list[Item], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")

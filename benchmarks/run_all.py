@@ -30,11 +30,13 @@ from training.paths import REPO_ROOT
 from . import paths
 from .material import build as build_material
 from .metrics import summarise
-from .report import (following_table, identification_table, load_run, machine_description, plot_accuracy,
+from .report import (following_table, growth_table, latency_table, identification_table, load_run, machine_description, plot_accuracy,
                      plot_positions, replace_block, speed_table)
+from .index_growth import index_summary, merge_indexes
 from .runners import (MATCHMAKER_METHODS, bundle_fingerprint, ensure_index, follower_run_dir, index_path,
-                      run_chroma, run_follower, run_matchmaker)
+                      run_chroma, run_follower, run_latency, run_matchmaker)
 
+GROWTH_SUFFIX = "-chorales+piano-index"
 POSITION_EXAMPLES = ("chorale_04_bach_bwv328", "piano_02_mz_545_3", "bach10_05-DieNacht")
 DOC_SKELETON = """# Benchmarks
 
@@ -67,8 +69,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run_all", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, default=REPO_ROOT / "exported" / "default")
-    parser.add_argument("--systems", default="follower,chroma,matchmaker",
-                        help="comma-separated subset of follower, chroma, matchmaker")
+    parser.add_argument("--systems", default="follower,growth,latency,chroma,matchmaker",
+                        help="comma-separated subset of follower, growth (ours with a chorales+piano index), "
+                             "latency (benchmarks/latency.py), chroma, matchmaker")
     parser.add_argument("--methods", default=",".join(MATCHMAKER_METHODS), help="matchmaker methods")
     parser.add_argument("--fresh", action="store_true", help="run again even where logs exist")
     parser.add_argument("--report-only", action="store_true", help="only score the logs and write the document")
@@ -92,12 +95,20 @@ def main(argv=None) -> int:
     if not args.report_only:
         indexes = {}
         for corpus, folder in (("chorales", paths.chorale_dir()), ("piano", paths.piano_dir())):
-            if "follower" not in systems or not any(i.corpus == corpus for i in items):
+            if not systems & {"follower", "growth"} or not any(i.corpus == corpus for i in items):
                 continue
             hop = args.piano_hop_frames if corpus == "piano" else None
             indexes[corpus], index_stats[corpus] = ensure_index(folder, corpus, args.bundle, work / "index", hop)
         if "follower" in systems:  # first, alone, so that its timings see an idle machine
             run_follower(items, args.bundle, indexes, runs_dir, fresh=args.fresh)
+        if "growth" in systems and {"chorales", "piano"} <= set(indexes):
+            merged = work / "index" / f"all-{fp[:12]}.index.npz"
+            if not merged.exists():
+                merge_indexes([indexes["chorales"], indexes["piano"]], merged)
+            run_follower([i for i in items if i.corpus == "chorales"], args.bundle, {"chorales": merged}, runs_dir,
+                         fresh=args.fresh, suffix=GROWTH_SUFFIX)
+        if "latency" in systems:
+            run_latency(args.bundle, runs_dir, fresh=args.fresh)
         if "chroma" in systems:
             run_chroma(items, runs_dir, fresh=args.fresh)
         if "matchmaker" in systems:
@@ -137,6 +148,17 @@ def main(argv=None) -> int:
     doc = replace_block(doc, "identification", identification_table(runs, items, family_of))
     doc = replace_block(doc, "following", following_table(runs, items))
     doc = replace_block(doc, "speed", speed_table(runs, items))
+    merged = work / "index" / f"all-{fp[:12]}.index.npz"
+    chorale_index = index_path("chorales", args.bundle, work / "index")
+    growth = load_run(f"ours ({args.bundle.name}), chorales + piano index",
+                      follower_run_dir(args.bundle, runs_dir, GROWTH_SUFFIX), items, True)
+    if growth.scores and merged.exists() and chorale_index.exists():
+        doc = replace_block(doc, "growth", growth_table([(index_summary(chorale_index), runs[0]),
+                                                         (index_summary(merged), growth)],
+                                                        [i for i in items if i.corpus == "chorales"]))
+    latency_json = runs_dir / f"latency-{fp[:12]}.json"
+    if latency_json.exists():
+        doc = replace_block(doc, "latency", latency_table(json.loads(latency_json.read_text())))
     args.doc.write_text(doc)
     print(f"wrote {args.doc} and {figures}/bench_*.png in {(time.perf_counter() - t_start) / 60:.1f} min")
     return 0

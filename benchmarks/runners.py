@@ -87,12 +87,25 @@ def ensure_index(corpus_dir: Path, name: str, bundle: Path, out_dir: Path,
     return path, stats
 
 
-def follower_run_dir(bundle: Path, run_dir: Path) -> Path:
-    return run_dir / f"follower-{bundle_fingerprint(bundle)[:12]}"
+def follower_run_dir(bundle: Path, run_dir: Path, suffix: str = "") -> Path:
+    return run_dir / f"follower-{bundle_fingerprint(bundle)[:12]}{suffix}"
 
 
-def run_follower(items: list[Item], bundle: Path, indexes: dict, run_dir: Path, *, fresh: bool) -> Path:
-    out = follower_run_dir(bundle, run_dir)
+def run_latency(bundle: Path, run_dir: Path, *, fresh: bool) -> Path:
+    """benchmarks/latency.py (the follower's own scale benchmark, random index rows up to 1M)."""
+    out = run_dir / f"latency-{bundle_fingerprint(bundle)[:12]}.json"
+    if fresh or not out.exists():
+        print("latency against index size (benchmarks/latency.py) ...", flush=True)
+        stats = run_child([sys.executable, "-m", "benchmarks.latency", "--bundle", str(bundle), "--json", str(out)],
+                          Path(str(out) + ".log"))
+        if stats["rc"] != 0:
+            print(f"benchmarks/latency.py failed (rc {stats['rc']}); see {out}.log", file=sys.stderr)
+    return out
+
+
+def run_follower(items: list[Item], bundle: Path, indexes: dict, run_dir: Path, *, fresh: bool,
+                 suffix: str = "") -> Path:
+    out = follower_run_dir(bundle, run_dir, suffix)
     out.mkdir(parents=True, exist_ok=True)
     for item in tqdm(items, desc="follower replay", unit="item"):
         jsonl = out / f"{item.name}.jsonl"
