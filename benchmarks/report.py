@@ -109,6 +109,8 @@ def following_table(runs: list[SystemRun], items: list[Item]) -> str:
 
 def speed_row(run: SystemRun, items: list[Item]) -> dict:
     done = [i for i in items if i.name in run.scores]
+    if not done:
+        return {"items": 0}
     audio_s = sum(i.duration_s for i in done)
     scores: list[ItemScores] = [run.scores[i.name] for i in done]
     row = summarise(scores)
