@@ -29,7 +29,8 @@ def register(subparsers) -> None:
                    help=f"model bundle whose score encoder embeds the snippets (default {DEFAULT_BUNDLE})")
     b.add_argument("--hop-frames", type=int, default=4,
                    help="snippet spacing in frames (4 = 0.2 s; smaller: finer, slower to build)")
-    b.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="onnxruntime threads")
+    b.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="processes embedding pieces in parallel, one onnxruntime thread each (default: one per core)")
     b.add_argument("--float32", action="store_true", help="store float32 embeddings (default float16)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=run_build)
@@ -48,8 +49,8 @@ def run_build(args) -> int:
     from .index import build_index, save_index
     from .paths import resolve_bundle
 
-    bundle = load_bundle(resolve_bundle(args.bundle), threads=max(1, args.threads))
-    index = build_index(args.paths, bundle, hop_frames=args.hop_frames,
+    bundle = load_bundle(resolve_bundle(args.bundle), threads=1)
+    index = build_index(args.paths, bundle, hop_frames=args.hop_frames, workers=max(1, args.workers),
                         dtype=np.float32 if args.float32 else np.float16, progress=not args.quiet)
     path = save_index(index, args.output)
     h = index.header

@@ -94,3 +94,11 @@ def test_cli_builds_an_index(chroma_bundle, corpus, tmp_path):
                         "-o", str(out), "--bundle", str(chroma_bundle)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().count("\n") == 0 and "no such file or folder" in r.stderr
+
+
+def test_worker_processes_build_the_same_index(chroma_bundle, corpus, corpus_index):
+    one = load_index(corpus_index)
+    two = build_index([corpus], load_bundle(chroma_bundle), hop_frames=2, progress=False, workers=2)
+    assert list(two.piece_ids) == list(one.piece_ids)
+    np.testing.assert_array_equal(two.embeddings, one.embeddings)
+    np.testing.assert_array_equal(two.position_beats, one.position_beats)
