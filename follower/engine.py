@@ -60,8 +60,9 @@ class EngineConfig:
     lock_s: float = 1.0               # ... for this long
     lost_margin: float = 0.1          # below this (while following) for lost_s -> lost
     lost_s: float = 3.0
-    switch_margin: float = 0.5        # another piece beats ours by this for switch_s -> switch
-    switch_s: float = 1.0
+    min_history_s: float = 2.0        # no lock on less audio than this (plus the 2.1 s window)
+    switch_margin: float = 0.6        # another piece beats ours by this for switch_s -> switch
+    switch_s: float = 2.0
     relock_s: float = 1.0             # a path elsewhere in our piece beats the tracker's this long -> jump
     relock_distance_s: float = 3.0
     lost_timeout_s: float = 10.0
@@ -289,8 +290,9 @@ class Engine:
         best = ranked[0] if ranked else None
         s1 = support[best] if ranked else 0.0
         s2 = support[ranked[1]] if len(ranked) > 1 else 0.0
+        enough = self._verifier.history_s(t_s - self.lag_s) >= c.min_history_s
         if self.state == SEARCHING:
-            if best is not None and self._held("lock", s1 >= c.lock_score and s1 - s2 >= c.lock_margin,
+            if best is not None and self._held("lock", enough and s1 >= c.lock_score and s1 - s2 >= c.lock_margin,
                                                t_s, c.lock_s):
                 self._lock(best, *where[best])
             return

@@ -61,6 +61,11 @@ class PathVerifier:
         self._t[self._i] = centre_s
         self._i = (self._i + 1) % len(self._t)
 
+    def history_s(self, now_s: float) -> float:
+        """Seconds of audio queries the verification can walk back over now."""
+        recent = self._t[now_s - self._t <= self.window_s + 1e-9]
+        return float(now_s - recent.min()) if len(recent) else 0.0
+
     def score(self, pieces, positions_s, now_s: float):
         """Best path score for each hypothesis (piece, position of the window centre now).
 
