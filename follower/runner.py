@@ -80,8 +80,9 @@ class Console:
 
     def emit(self, u) -> None:
         key = (u.state, u.piece)
-        if self.tty:
-            self.stream.write("\r" + self.line(u).ljust(100)[:120])
+        if self.tty:  # one line rewritten in place; a change of state or piece stays on screen
+            keep = "\n" if key != self._last_key and self._last_key is not None else ""
+            self.stream.write(keep + "\r" + self.line(u).ljust(100)[:120])
             self.stream.flush()
         elif key != self._last_key or u.t - self._last_t >= 1.0:
             self.stream.write(self.line(u) + "\n")
