@@ -39,20 +39,35 @@ def dataset_info(dataset_dir) -> dict:
         raise ConfigError(f"{path}: not valid JSON ({e}); rebuild the dataset") from e
 
 
-def dataset_configs(dataset_dir) -> tuple[SnippetConfig, FeatureConfig]:
-    """The SnippetConfig and FeatureConfig recorded in DATASET/dataset.json."""
+# Why both roll channels by default: a sustain-only roll cannot tell a held note from
+# the same note repeated, while the audio shows every attack; the onset channel
+# costs nothing but the first convolution's extra input channel.
+DEFAULT_ROLL_CHANNELS = ("sustain", "onset")
+
+
+def dataset_configs(dataset_dir, roll_channels=None) -> tuple[SnippetConfig, FeatureConfig]:
+    """The FeatureConfig recorded in DATASET/dataset.json and the SnippetConfig to train with.
+
+    The dataset stores every roll channel; which ones the score encoder reads is a
+    model choice (``roll_channels``), unless dataset.json fixes snippet settings.
+    """
     info = dataset_info(dataset_dir)
-    snip = _find(info, "snippets", "snippet_config", "SnippetConfig")
     feat = _find(info, "features", "feature_config", "FeatureConfig")
-    if snip is None or feat is None:
-        raise ConfigError(f"{dataset_dir}/dataset.json lacks the snippet or feature settings; "
-                          "rebuild the dataset")
-    return SnippetConfig.from_dict(snip), FeatureConfig.from_dict(feat)
+    if feat is None:
+        raise ConfigError(f"{dataset_dir}/dataset.json lacks the feature settings; rebuild the dataset")
+    snip = _find(info, "snippets", "snippet_config", "SnippetConfig")
+    if snip is not None:
+        snippets = SnippetConfig.from_dict(snip)
+        if roll_channels:
+            snippets = SnippetConfig.from_dict({**snippets.to_dict(), "roll_channels": list(roll_channels)})
+    else:
+        snippets = SnippetConfig(roll_channels=tuple(roll_channels or DEFAULT_ROLL_CHANNELS))
+    return snippets, FeatureConfig.from_dict(feat)
 
 
-def load_split(dataset_dir, split: str):
+def load_split(dataset_dir, split: str, snippet_config: SnippetConfig | None = None):
     from .dataset import load_split as _load
 
     if split not in SPLITS:
         raise ConfigError(f"split={split!r}; expected one of {SPLITS}")
-    return _load(dataset_dir, split)
+    return _load(dataset_dir, split, snippet_config)

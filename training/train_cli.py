@@ -28,6 +28,8 @@ def register(subparsers) -> None:
     p.add_argument("--max-minutes", type=float, default=0.0, help="wall-time cap, 0 = none")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--roll-channels", default="sustain,onset",
+                   help="piano-roll channels the score encoder reads (comma-separated: sustain, onset)")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     p.set_defaults(func=run)
@@ -44,16 +46,19 @@ def run(args) -> int:
                       epoch_pairs=args.epoch_pairs, valid_pairs=args.valid_pairs, patience=args.patience,
                       refinements=args.refinements, max_epochs=args.max_epochs,
                       max_minutes=args.max_minutes, seed=args.seed, threads=args.threads)
-    snippets, features = dataset_configs(args.dataset)
+    channels = [c.strip() for c in args.roll_channels.split(",") if c.strip()]
+    snippets, features = dataset_configs(args.dataset, channels)
     ds = dataset_info(args.dataset)
     print(f"loading {args.dataset} ...", flush=True)
-    train_split = load_split(args.dataset, "train")
-    valid_split = load_split(args.dataset, "valid")
+    train_split = load_split(args.dataset, "train", snippets)
+    valid_split = load_split(args.dataset, "valid", snippets)
     print(f"{len(train_split.pairs)} training pairs, {len(valid_split.pairs)} validation pairs", flush=True)
     info = {"dataset": str(Path(args.dataset).resolve()), "train_pairs": int(len(train_split.pairs)),
             "valid_pairs": int(len(valid_split.pairs)),
-            "dataset_settings": {k: v for k, v in ds.items() if k in ("corpora", "soundfonts", "counts",
-                                                                        "tempo_ratios", "splits")}}
-    train(train_split, valid_split, args.out, cfg, model_config=ModelConfig.for_snippets(snippets, features),
+            "dataset_settings": {k: v for k, v in ds.items() if k in ("summary",)},
+            "corpora": [c.get("path") for c in ds.get("config", {}).get("corpora", [])],
+            "train_soundfonts": ds.get("config", {}).get("train_soundfonts"),
+            "test_soundfont": ds.get("config", {}).get("test_soundfont")}
+    train(train_split, valid_split, args.out, cfg, restart=args.restart, model_config=ModelConfig.for_snippets(snippets, features),
           snippet_config=snippets, feature_config=features, info=info, progress=not args.no_progress)
     return 0
