@@ -42,7 +42,7 @@ class AudioAugmentConfig:
     rt60_s: tuple = (0.3, 1.5)
     wet: tuple = (0.2, 0.7)               # share of the reverberant part in the mix
     p_noise: float = 0.5
-    snr_db: tuple = (15.0, 40.0)          # noise floor below the snippet's peak band magnitude
+    snr_db: tuple = (25.0, 50.0)          # noise floor below the snippet's peak band magnitude
     frame_rate_hz: float = 22050 / 1102
 
     def __post_init__(self):

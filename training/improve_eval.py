@@ -1,0 +1,173 @@
+"""``python -m training.improve_eval RUN [RUN ...]``: the learned-model part of ``training evaluate``
+for several runs at once, and the comparison table of docs/improvements.md.
+
+The same functions as ``training evaluate`` (:mod:`training.evaluate`, same pair
+subsets for the same ``--pairs`` and ``--seed``): two-way snippet retrieval on test,
+test_slow, test_fast and the Bach10 recordings; piece identification (audio
+excerpts against the score snippets) on the synthesized test pieces and on Bach10
+against the full chorale corpus at written tempo and with the 0.7x database too.
+What it leaves out to fit several runs into the CPU budget: the chroma baseline
+(it does not change between variants), the post-hoc CCA and performance retrieval
+on the synthesized splits. Each split is loaded once for all runs that share its
+roll channels. Writes RUN/improve_metrics.json (``training evaluate``'s keys) per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+TEST_SPLITS = ("test", "test_slow", "test_fast")
+METRICS_FILE = "improve_metrics.json"
+
+
+def evaluate_runs(runs, *, dataset, bach10, chorales, n_pairs: int, seed: int, piece_splits=("test",),
+                  bach10_scales=None, progress: bool = True) -> dict:
+    from tqdm import tqdm
+
+    from . import evaluate as ev
+    from .checkpoint import load_best
+    from .data_access import load_split
+    from .evaluate_run import BACH10_SCALES
+
+    scales_all = tuple(bach10_scales or BACH10_SCALES)
+    from .realdata import RealPairs, bwv_of, load_bach10
+
+    cache: dict = {}   # per roll-channel setting: splits, Bach10 pieces, corpus rolls
+
+    def data_for(snip, feat):
+        key = json.dumps(snip.to_dict(), sort_keys=True)
+        if key not in cache:
+            d = {"splits": {s: load_split(dataset, s, snip) for s in TEST_SPLITS}}
+            if bach10 and Path(bach10).is_dir():
+                d["pieces"] = load_bach10(bach10, snip, feat, progress=progress)
+                d["pairs"] = RealPairs(d["pieces"], snip, feat)
+                files = sorted(Path(chorales).glob("*.mid"))
+                d["truth"] = [[i for i, f in enumerate(files) if bwv_of(f) == p.bwv] for p in d["pieces"]]
+                d["n_files"] = len(files)
+                d["rolls"] = ev.corpus_rolls(files, snip, feat.frame_rate_hz, scales_all, progress=progress)
+            cache[key] = d
+        return cache[key]
+
+    out = {}
+    for run in runs:
+        t0 = time.monotonic()
+        model, snip, feat, info = load_best(run)
+        emb = ev.TorchEmbedder(model)
+        d = data_for(snip, feat)
+        m: dict = {"model": {k: info.get(k) for k in ("best_epoch", "best_valid_mrr")},
+                   "variant": info.get("variant"), "roll_channels": list(snip.roll_channels),
+                   "protocol": {"n_pairs": n_pairs, "seed": seed, "n_excerpts": ev.N_EXCERPTS,
+                                "k_neighbours": ev.K_NEIGHBOURS, "bach10_tempo_scales": list(scales_all)}}
+        for name, split in d["splits"].items():
+            m.setdefault("snippet", {})[name] = ev.snippet_retrieval(emb, split, n_pairs=n_pairs, seed=seed)[0]
+            if name in piece_splits:
+                res = ev.synthesized_piece_eval(emb, split, snip, mirrored=False)
+                m.setdefault("piece_identification", {})[name] = res["piece_identification"]
+        if "pieces" in d:
+            m["snippet"]["bach10"] = ev.snippet_retrieval(emb, d["pairs"], n_pairs=n_pairs, seed=seed)[0]
+            embs = [ev.embed_roll_at(emb, roll, c, snip)
+                    for _, _, roll, c in tqdm(d["rolls"], desc="corpus DB", unit="roll", disable=not progress)]
+            groups = [("bach10", (1.0,))] + ([("bach10_multitempo", scales_all)] if len(scales_all) > 1 else [])
+            for key, scales in groups:
+                keep = [j for j, (_, r, _, _) in enumerate(d["rolls"]) if r in scales]
+                db = ev.Database.build([(d["rolls"][j][0], embs[j]) for j in keep], d["n_files"])
+                queries = [(t, ev.embed_audio_at(emb, p.spectrogram,
+                                                 ev.excerpt_centres(len(p.spectrogram), snip.audio_frames),
+                                                 snip.audio_frames))
+                           for p, t in zip(d["pieces"], d["truth"])]
+                m.setdefault("piece_identification", {})[key] = ev.identify(queries, db)[0]
+        m["seconds"] = round(time.monotonic() - t0, 1)
+        (Path(run) / METRICS_FILE).write_text(json.dumps(m, indent=2, sort_keys=True) + "\n")
+        out[str(run)] = m
+        print(f"{run}: {m['seconds']} s", flush=True)
+    return out
+
+
+def _mean_dir(m, split, metric):
+    s = m.get("snippet", {}).get(split)
+    return None if s is None else (s["audio2score"][metric] + s["score2audio"][metric]) / 2
+
+
+def comparison_table(results: dict) -> str:
+    """One row per run: snippet MRR (mean of both directions) and R@1, piece identification at rank 1."""
+    head = ["run", "valid MRR", "test MRR", "slow MRR", "fast MRR", "Bach10 MRR", "test R@1", "Bach10 R@1",
+            "test pieces @1", "Bach10 @1", "Bach10 @1 (+0.7x)", "Bach10 piece MRR"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for run, m in results.items():
+        pid = m.get("piece_identification", {})
+
+        def f(x):
+            return "–" if x is None else f"{x:.3f}"
+
+        def pc(key):
+            p = pid.get(key)
+            return "–" if p is None else f"{p['rank_1']['count']}/{p['n']}"
+
+        lines.append("| " + " | ".join([
+            Path(run).name, f(m["model"].get("best_valid_mrr")),
+            *(f(_mean_dir(m, s, "mrr")) for s in ("test", "test_slow", "test_fast", "bach10")),
+            f(_mean_dir(m, "test", "r@1")), f(_mean_dir(m, "bach10", "r@1")),
+            pc("test"), pc("bach10"), pc("bach10_multitempo"),
+            f(pid.get("bach10", {}).get("mrr"))]) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    from follower.cliutil import run_main
+
+    from .paths import data_root
+
+    root = data_root()
+    p = argparse.ArgumentParser(prog="python -m training.improve_eval", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", help="run folders written by `training train` or training.experiments")
+    p.add_argument("--dataset", required=True, help="dataset folder (the same for every run)")
+    p.add_argument("--bach10", default=str(root / "real" / "bach10"))
+    p.add_argument("--chorales", default=str(root / "midi" / "bach-chorales"))
+    p.add_argument("--pairs", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reuse", action="store_true", help="take RUN/improve_metrics.json where it exists")
+    p.add_argument("--bach10-scales", default="1.0,0.7",
+                   help="tempo scales of the chorale database for Bach10 piece identification (1.0 first)")
+    p.add_argument("--threads", type=int, default=2,
+                   help="torch threads (1 when the cores are shared: oversubscribed OpenMP threads spin)")
+    p.add_argument("-o", "--out", help="also write the table (markdown) and all metrics (.json beside it)")
+    p.add_argument("--debug", action="store_true")
+    return run_main(_run, p.parse_args(argv))
+
+
+def _run(args) -> int:
+    import torch
+
+    from follower.errors import ConfigError
+
+    torch.set_num_threads(args.threads)
+    results, todo = {}, []
+    for run in args.runs:
+        f = Path(run) / METRICS_FILE
+        if args.reuse and f.is_file():
+            results[str(run)] = json.loads(f.read_text())
+        else:
+            todo.append(run)
+    if not Path(args.dataset, "dataset.json").is_file():
+        raise ConfigError(f"{args.dataset}: not a dataset (no dataset.json)")
+    results.update(evaluate_runs(todo, dataset=args.dataset, bach10=args.bach10, chorales=args.chorales,
+                                 n_pairs=args.pairs, seed=args.seed,
+                                 bach10_scales=[float(x) for x in args.bach10_scales.split(",") if x.strip()]))
+    results = {str(r): results[str(r)] for r in args.runs}
+    table = comparison_table(results)
+    print(table)
+    if args.out:
+        Path(args.out).write_text(table + "\n")
+        Path(args.out).with_suffix(".json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
