@@ -43,21 +43,6 @@ def _set(metrics: dict, keys: list, value) -> None:
     metrics[keys[-1]] = value
 
 
-class _Projected:
-    """An embedder followed by fixed projections (post-hoc CCA)."""
-
-    name = "learned+cca"
-
-    def __init__(self, base, pa, ps):
-        self.base, self.pa, self.ps = base, pa, ps
-
-    def audio(self, x):
-        return self.pa(self.base.audio(x))
-
-    def score(self, x):
-        return self.ps(self.base.score(x))
-
-
 def evaluate_run(run_dir, *, dataset=None, bach10=None, chorales=None, n_pairs: int = ev.N_PAIRS,
                  seed: int = 0, cca: bool = True, piece_eval: bool = True, progress: bool = True,
                  figures_dir=None) -> dict:
@@ -71,7 +56,10 @@ def evaluate_run(run_dir, *, dataset=None, bach10=None, chorales=None, n_pairs: 
     embedders = {"learned": ev.TorchEmbedder(model), "baseline_chroma": ChromaBaseline(snip, feat)}
     metrics: dict = {"model": {k: info.get(k) for k in ("best_epoch", "best_valid_mrr", "dataset")},
                      "protocol": {"n_pairs": n_pairs, "n_excerpts": ev.N_EXCERPTS, "k_neighbours": ev.K_NEIGHBOURS,
-                                  "seed": seed, "bach10_tempo_scales": list(BACH10_SCALES)}}
+                                  "seed": seed, "bach10_tempo_scales": list(BACH10_SCALES),
+                                  "db_min_gap_frames": ev.DB_MIN_GAP_FRAMES,
+                                  "corpus_min_gap_frames": ev.CORPUS_MIN_GAP_FRAMES,
+                                  "piece_identification_splits": ["test", "bach10"]}}
     plots: dict = {"ranks": {}}
     t0 = time.monotonic()
 
@@ -80,7 +68,7 @@ def evaluate_run(run_dir, *, dataset=None, bach10=None, chorales=None, n_pairs: 
 
     # --- synthesized test splits -----------------------------------------------------
     if dataset:
-        score_dbs: dict = {}
+        test_embeddings = None
         for split_name in TEST_SPLITS:
             try:
                 split = load_split(dataset, split_name, snip)
@@ -88,13 +76,16 @@ def evaluate_run(run_dir, *, dataset=None, bach10=None, chorales=None, n_pairs: 
                 print(f"skipping {split_name}: {e}")
                 continue
             for name, emb in embedders.items():
-                m, ranks = ev.snippet_retrieval(emb, split, n_pairs=n_pairs, seed=seed)
+                a, s = ev.embed_pairs(emb, split, ev.choose_pairs(len(split.pairs), n_pairs, seed))
+                m, ranks = ev.two_way_retrieval(a, s)
                 put(name, ["snippet", split_name], m)
                 plots["ranks"][(name, split_name)] = ranks
-                if piece_eval:
-                    res = ev.synthesized_piece_eval(emb, split, snip, mirrored=split_name == "test",
-                                                    score_db=score_dbs.get(name))
-                    score_dbs[name] = res["_score_db"]
+                if name == "learned" and split_name == "test":
+                    test_embeddings = (a, s)
+                # piece identification on the test split only: the slow/fast renders add
+                # nothing but tempo, which the snippet retrieval already measures
+                if piece_eval and split_name == "test":
+                    res = ev.synthesized_piece_eval(emb, split, snip, mirrored=True)
                     for group in ("piece_identification", "performance_retrieval"):
                         if group in res:
                             put(name, [group, split_name], res[group])
@@ -102,8 +93,8 @@ def evaluate_run(run_dir, *, dataset=None, bach10=None, chorales=None, n_pairs: 
                       f"MRR a2s {m['audio2score']['mrr']:.3f} s2a {m['score2audio']['mrr']:.3f}", flush=True)
             if split_name == "test":
                 plots["similarity"] = _similarity_example(embedders["learned"], split, snip)
-        if cca:
-            metrics["cca_posthoc"] = _cca_measurement(embedders["learned"], dataset, snip, n_pairs, seed)
+        if cca and test_embeddings is not None:
+            metrics["cca_posthoc"] = _cca_measurement(embedders["learned"], dataset, snip, test_embeddings, seed)
 
     # --- real recordings: Bach10 -------------------------------------------------------
     if bach10 and Path(bach10).is_dir():
@@ -163,12 +154,14 @@ def _similarity_example(embedder, split, snip) -> dict:
             "position_s": split.pair_position_s(idx)}
 
 
-def _cca_measurement(embedder, dataset, snip, n_pairs, seed) -> dict:
-    """Retrieval on test with and without a linear CCA fitted on 5,000 training pairs."""
+def _cca_measurement(embedder, dataset, snip, test_embeddings, seed, n_fit: int = 3000) -> dict:
+    """Retrieval on the test pairs with and without a linear CCA fitted on training pairs."""
     train = load_split(dataset, "train", snip)
-    a, s = ev.embed_pairs(embedder, train, ev.choose_pairs(len(train.pairs), 5000, seed + 7))
-    pa, ps = ev.posthoc_cca(a, s)
-    test = load_split(dataset, "test", snip)
-    plain, _ = ev.snippet_retrieval(embedder, test, n_pairs=n_pairs, seed=seed)
-    projected, _ = ev.snippet_retrieval(_Projected(embedder, pa, ps), test, n_pairs=n_pairs, seed=seed)
+    a, s = ev.embed_pairs(embedder, train, ev.choose_pairs(len(train.pairs), n_fit, seed + 7))
+    del train
+    fit = ev.posthoc_cca(a, s)
+    ta, ts = test_embeddings
+    plain, _ = ev.two_way_retrieval(ta, ts)
+    projected, _ = ev.two_way_retrieval(ev.project(ta, fit["audio_mean"], fit["audio_matrix"]),
+                                        ev.project(ts, fit["score_mean"], fit["score_matrix"]))
     return {"fit_pairs": len(a), "test_without": plain, "test_with": projected}

@@ -62,7 +62,8 @@ def check_onnx(path: Path, encoder: torch.nn.Module, inputs: np.ndarray, *, atol
 
 def _check_shapes(model: DualEncoder, snippets: SnippetConfig, features: FeatureConfig) -> None:
     c = model.config
-    want = ModelConfig.for_snippets(snippets, features, embed_dim=c.embed_dim, base_filters=c.base_filters)
+    want = ModelConfig.for_snippets(snippets, features, embed_dim=c.embed_dim, base_filters=c.base_filters,
+                                    cca=c.cca)
     if want != c:
         raise ConfigError(f"model inputs {c.audio_shape} / {c.roll_shape} do not match the snippet "
                           f"settings {want.audio_shape} / {want.roll_shape}; export with the dataset's "

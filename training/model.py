@@ -16,8 +16,13 @@ Pitch rows play the role of image rows; with four poolings the last 3x3 layer
 sees about 46 semitones x 46 frames, several octaves, which covers the harmonic
 relations the audio path has to learn.
 
-The paper's CCA layer is left out; ``docs/results.md`` gives the measurement
-(a linear CCA fitted on the trained embeddings) on which that rests.
+CCA. The paper ends both paths with a CCA layer (projections computed from
+batch covariances). Here it is optional and post hoc (``ModelConfig.cca``): after
+training, a regularised linear CCA is fitted on training-pair embeddings
+(:func:`training.evaluate.posthoc_cca`, ``training cca``) and stored as a fixed
+centring + projection at the end of each path, followed by length normalisation.
+It is part of the ONNX graphs, so the runtime needs nothing extra.
+``docs/results.md`` reports the measured effect of this layer.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class ModelConfig:
     roll_frames: int = 42
     embed_dim: int = 32
     base_filters: int = 24
+    cca: bool = False   # a fixed CCA projection after the embedding (fitted post hoc)
 
     def __post_init__(self):
         for name in ("n_bins", "audio_frames", "n_pitches", "roll_frames"):
@@ -51,6 +57,8 @@ class ModelConfig:
             if not isinstance(value, int) or value < MIN_SIDE:
                 raise ConfigError(f"{name}={value!r} must be an integer >= {MIN_SIDE} "
                                   "(the encoders pool by 2 four times)")
+        if not isinstance(self.cca, bool):
+            raise ConfigError(f"cca={self.cca!r} must be true or false")
         for name in ("roll_channels", "embed_dim", "base_filters"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -86,10 +94,16 @@ def _conv_bn_elu(c_in: int, c_out: int) -> list:
 class Encoder(nn.Module):
     """One VGG-style path: (n, c_in, h, w) -> (n, embed_dim), unit length."""
 
-    def __init__(self, c_in: int, input_shape: tuple, embed_dim: int, base_filters: int, name: str):
+    def __init__(self, c_in: int, input_shape: tuple, embed_dim: int, base_filters: int, name: str,
+                 cca: bool = False):
         super().__init__()
         self.input_shape = tuple(input_shape)
         self.name = name
+        self.cca = cca
+        self.use_projection = True  # evaluation switches it off to measure the CCA layer
+        if cca:  # identity until training.cca fits it
+            self.register_buffer("proj_mean", torch.zeros(embed_dim))
+            self.register_buffer("proj_matrix", torch.eye(embed_dim))
         widths = [base_filters, 2 * base_filters, 4 * base_filters, 4 * base_filters]
         layers: list = []
         for width in widths:
@@ -106,8 +120,10 @@ class Encoder(nn.Module):
         if x.dim() != 4 or tuple(x.shape[1:]) != self.input_shape:
             raise ConfigError(f"{self.name} encoder got input shape {tuple(x.shape)}; "
                               f"expected (n, {', '.join(map(str, self.input_shape))})")
-        z = self.features(x).mean(dim=(2, 3))
-        return F.normalize(z, dim=1, eps=1e-8)
+        z = F.normalize(self.features(x).mean(dim=(2, 3)), dim=1, eps=1e-8)
+        if self.cca and self.use_projection:
+            z = F.normalize((z - self.proj_mean) @ self.proj_matrix, dim=1, eps=1e-8)
+        return z
 
 
 class DualEncoder(nn.Module):
@@ -117,8 +133,8 @@ class DualEncoder(nn.Module):
         super().__init__()
         self.config = config or ModelConfig()
         c = self.config
-        self.audio = Encoder(1, c.audio_shape, c.embed_dim, c.base_filters, "audio")
-        self.score = Encoder(c.roll_channels, c.roll_shape, c.embed_dim, c.base_filters, "score")
+        self.audio = Encoder(1, c.audio_shape, c.embed_dim, c.base_filters, "audio", c.cca)
+        self.score = Encoder(c.roll_channels, c.roll_shape, c.embed_dim, c.base_filters, "score", c.cca)
 
     def forward(self, audio: torch.Tensor, roll: torch.Tensor):
         return self.audio(audio), self.score(roll)

@@ -34,6 +34,30 @@ def register(subparsers) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     p.set_defaults(func=run)
 
+    c = subparsers.add_parser(
+        "cca", help="add the paper's CCA layer to a trained run (post hoc)",
+        description="Fit a linear CCA on the embeddings of training pairs of RUN/best.pt and write "
+                    "RUN_CCA/best.pt with it as a fixed projection at the end of both encoders "
+                    "(then evaluate and export RUN_CCA as any run).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    c.add_argument("run", help="run folder written by `training train`")
+    c.add_argument("-o", "--out", required=True, help="new run folder")
+    c.add_argument("--dataset", help="dataset folder (default: the run's)")
+    c.add_argument("--pairs", type=int, default=5000, help="training pairs to fit the CCA on")
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(func=run_cca)
+
+
+def run_cca(args) -> int:
+    import torch
+
+    from .cca import fit_cca_run
+
+    torch.set_num_threads(2)
+    info = fit_cca_run(args.run, args.out, dataset=args.dataset, n_pairs=args.pairs, seed=args.seed)
+    print(f"wrote {args.out}/best.pt; canonical correlations {info['canonical_correlations'][:4]} ...")
+    return 0
+
 
 def run(args) -> int:
     from pathlib import Path

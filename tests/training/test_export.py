@@ -111,3 +111,16 @@ def test_onnxruntime_on_a_real_recording(tmp_path):
     model = trained_bn_model()
     export_bundle(model, tmp_path / "b")
     np.testing.assert_allclose(load_bundle(tmp_path / "b").audio(audio), torch_embed(model.audio, audio), atol=ATOL)
+
+
+def test_cca_layer_is_in_the_graph(tmp_path):
+    cfg = ModelConfig(cca=True)
+    model = trained_bn_model(cfg)
+    with torch.no_grad():
+        for enc in (model.audio, model.score):
+            enc.proj_mean.copy_(torch.randn(32) * 0.1)
+            enc.proj_matrix.copy_(torch.randn(32, 32))
+    export_bundle(model, tmp_path / "b")
+    bundle = load_bundle(tmp_path / "b")
+    x = (np.random.default_rng(3).random((4, 1, 88, 42)) < 0.05).astype(np.float32)
+    np.testing.assert_allclose(bundle.score(x), torch_embed(model.score, x), atol=ATOL)

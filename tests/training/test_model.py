@@ -54,3 +54,19 @@ def test_bad_config_one_line():
         ModelConfig(audio_frames=8)
     with pytest.raises(ConfigError, match="embed_dim=0 must be a positive integer"):
         ModelConfig(embed_dim=0)
+
+
+def test_cca_layer_identity_until_fitted_then_projects():
+    base = build_model(seed=0).eval()
+    cca = DualEncoder(ModelConfig(cca=True)).eval()
+    missing, _ = cca.load_state_dict(base.state_dict(), strict=False)
+    assert sorted(k.split(".")[-1] for k in missing) == ["proj_matrix", "proj_matrix", "proj_mean", "proj_mean"]
+    x = torch.rand(4, 1, 92, 42)
+    with torch.no_grad():
+        assert torch.allclose(cca.audio(x), base.audio(x), atol=1e-6)
+        cca.audio.proj_matrix.copy_(torch.randn(32, 32))
+        y = cca.audio(x)
+        cca.audio.use_projection = False
+        assert torch.allclose(cca.audio(x), base.audio(x), atol=1e-6)
+    assert torch.allclose(y.norm(dim=1), torch.ones(4), atol=1e-5)
+    assert not torch.allclose(y, base.audio(x).detach(), atol=1e-3)
