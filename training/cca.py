@@ -20,7 +20,8 @@ from follower.errors import ConfigError
 
 from .checkpoint import BEST, LOG_CSV, LOSS_PNG, RUN_JSON, load_best
 from .data_access import load_split
-from .evaluate import TorchEmbedder, choose_pairs, embed_pairs, posthoc_cca
+from .evaluate import TorchEmbedder, choose_pairs, embed_pairs, posthoc_cca, project
+from .metrics import two_way_retrieval
 from .model import DualEncoder
 
 REG = 1e-3
@@ -37,7 +38,14 @@ def fit_cca_run(run_dir, out_dir, *, dataset=None, n_pairs: int = 5000, seed: in
         raise ConfigError(f"{run}/run.json names no dataset; pass --dataset")
     train = load_split(dataset, "train", snip)
     a, s = embed_pairs(TorchEmbedder(model), train, choose_pairs(len(train.pairs), n_pairs, seed + 11))
+    del train
     fit = posthoc_cca(a, s, reg=REG)
+    # the decision to keep the layer rests on held-out pairs: validation MRR with and without
+    valid = load_split(dataset, "valid", snip)
+    va, vs = embed_pairs(TorchEmbedder(model), valid, choose_pairs(len(valid.pairs), 2000, seed))
+    without, _ = two_way_retrieval(va, vs)
+    with_cca, _ = two_way_retrieval(project(va, fit["audio_mean"], fit["audio_matrix"]),
+                                    project(vs, fit["score_mean"], fit["score_matrix"]))
     config = dataclasses.replace(model.config, cca=True)
     new = DualEncoder(config)
     missing, unexpected = new.load_state_dict(model.state_dict(), strict=False)
@@ -48,7 +56,9 @@ def fit_cca_run(run_dir, out_dir, *, dataset=None, n_pairs: int = 5000, seed: in
             enc.proj_mean.copy_(torch.from_numpy(fit[f"{view}_mean"].astype(np.float32)))
             enc.proj_matrix.copy_(torch.from_numpy(fit[f"{view}_matrix"].astype(np.float32)))
     cca_info = {"fit_pairs": int(len(a)), "reg": REG, "seed": seed, "from_run": str(run.resolve()),
-                "canonical_correlations": [round(float(c), 4) for c in fit["correlations"]]}
+                "canonical_correlations": [round(float(c), 4) for c in fit["correlations"]],
+                "valid_mrr_without": {k: v["mrr"] for k, v in without.items()},
+                "valid_mrr_with": {k: v["mrr"] for k, v in with_cca.items()}}
     out.mkdir(parents=True, exist_ok=True)
     torch.save({"model_config": config.to_dict(), "model_state": new.state_dict(),
                 "snippet_config": snip.to_dict(), "feature_config": feat.to_dict(),

@@ -93,7 +93,10 @@ def evaluate_run(run_dir, *, dataset=None, bach10=None, chorales=None, n_pairs: 
                       f"MRR a2s {m['audio2score']['mrr']:.3f} s2a {m['score2audio']['mrr']:.3f}", flush=True)
             if split_name == "test":
                 plots["similarity"] = _similarity_example(embedders["learned"], split, snip)
-        if cca and test_embeddings is not None:
+        if model.config.cca and test_embeddings is not None:
+            metrics["cca_posthoc"] = _cca_switch(embedders["learned"], dataset, snip, test_embeddings,
+                                                 n_pairs, seed, info.get("cca", {}))
+        elif cca and test_embeddings is not None:
             metrics["cca_posthoc"] = _cca_measurement(embedders["learned"], dataset, snip, test_embeddings, seed)
 
     # --- real recordings: Bach10 -------------------------------------------------------
@@ -152,6 +155,22 @@ def _similarity_example(embedder, split, snip) -> dict:
     a, s = ev.embed_pairs(embedder, split, idx)
     return {"sim": a @ s.T, "piece": str(split.piece_names[split.render_piece[r]]),
             "position_s": split.pair_position_s(idx)}
+
+
+def _cca_switch(embedder, dataset, snip, test_embeddings, n_pairs, seed, cca_info) -> dict:
+    """The model has the CCA layer: test retrieval with it and with it switched off."""
+    test = load_split(dataset, "test", snip)
+    model = embedder.model
+    model.audio.use_projection = model.score.use_projection = False
+    try:
+        a, s = ev.embed_pairs(embedder, test, ev.choose_pairs(len(test.pairs), n_pairs, seed))
+    finally:
+        model.audio.use_projection = model.score.use_projection = True
+    plain, _ = ev.two_way_retrieval(a, s)
+    with_cca, _ = ev.two_way_retrieval(*test_embeddings)
+    return {"fit_pairs": cca_info.get("fit_pairs"), "test_without": plain, "test_with": with_cca,
+            "valid_mrr_without": cca_info.get("valid_mrr_without"), "valid_mrr_with": cca_info.get("valid_mrr_with"),
+            "in_model": True}
 
 
 def _cca_measurement(embedder, dataset, snip, test_embeddings, seed, n_fit: int = 3000) -> dict:

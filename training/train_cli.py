@@ -56,6 +56,7 @@ def run_cca(args) -> int:
     torch.set_num_threads(2)
     info = fit_cca_run(args.run, args.out, dataset=args.dataset, n_pairs=args.pairs, seed=args.seed)
     print(f"wrote {args.out}/best.pt; canonical correlations {info['canonical_correlations'][:4]} ...")
+    print(f"validation MRR without CCA {info['valid_mrr_without']}, with {info['valid_mrr_with']}")
     return 0
 
 

@@ -69,3 +69,17 @@ def test_export_cli_errors_are_one_line(tmp_path, capsys):
     assert training_main(["export", str(tmp_path / "nope"), "-o", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "no best.pt" in err
+
+
+def test_early_stopping_and_lr_halving_rounds(tmp_path, monkeypatch):
+    import training.train as train_mod
+
+    scripted = iter([0.5, 0.4, 0.6, 0.3, 0.2])
+    monkeypatch.setattr(train_mod, "validate",
+                        lambda *a, **k: {"valid_loss": 1.0, "valid_mrr": next(scripted), "valid_r@1": 0.0})
+    cfg = TrainConfig(**{**CFG.to_dict(), "patience": 1, "refinements": 1, "max_epochs": 10})
+    summary = run_train(tmp_path / "run", cfg)
+    rows = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
+    assert [int(r["round"]) for r in rows] == [0, 0, 1, 1]
+    assert [float(r["lr"]) for r in rows] == [0.002, 0.002, 0.001, 0.001]
+    assert summary == {"best_epoch": 3, "best_valid_mrr": 0.6, "epochs": 4, "stopped": "early_stopping"}
