@@ -68,3 +68,21 @@ def test_snippet_retrieval_and_cca_on_toy_data():
     corr = np.mean(np.sum(project(a, fit["audio_mean"], fit["audio_matrix"])
                           * project(s, fit["score_mean"], fit["score_matrix"]), axis=1))
     assert corr > 0.9  # a linear relation is undone by CCA
+
+
+@pytest.mark.skipif(not (__import__("training.paths").paths.data_root() / "real" / "bach10").is_dir(),
+                    reason="Bach10 recordings absent (../shared/data)")
+def test_bach10_pairs_are_aligned():
+    from training.paths import data_root
+    from training.realdata import RealPairs, load_piece
+
+    snip, feat = SnippetConfig(roll_channels=("sustain", "onset")), FeatureConfig()
+    folder = sorted((data_root() / "real" / "bach10").iterdir())[0]
+    piece = load_piece(folder, snip, feat)
+    assert piece.bwv == 255 and piece.roll.shape[1:] == (2, 88)
+    pairs = RealPairs([piece], snip, feat)
+    assert len(pairs.pairs) > 30 and (pairs.pairs[:, 1] < len(piece.spectrogram)).all()
+    # the non-learned chroma ranks the aligned counterpart first far above chance (1 / n):
+    # the alignment and the time bases of both sides agree
+    metrics, _ = snippet_retrieval(ChromaBaseline(snip, feat), pairs, n_pairs=len(pairs.pairs))
+    assert metrics["score2audio"]["r@1"] > 10 / len(pairs.pairs)
