@@ -13,7 +13,10 @@ metrics (:mod:`benchmarks.metrics`):
   ``k`` nearest score snippets each give one vote to their piece, votes decay with
   the engine's ``vote_decay_s``; the piece is the one with most votes, the position
   that of the piece's most similar snippet to the current window (plus the engine's
-  latency compensation at tempo 1). No notion of time order.
+  latency compensation at tempo 1). No notion of time order;
+* ``voting_all``: the same with votes that never decay (everything heard so far
+  votes, as the paper's 100 excerpts of a whole piece do): slower to react, but
+  more votes per decision.
 
 The voting system sees the same causal windows as the engine (offline spectrogram ==
 streaming spectrogram, ``follower/features.py``), the same silence gating, and
@@ -32,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-SYSTEMS = ("engine", "voting")
+SYSTEMS = ("engine", "voting", "voting_all")
 
 
 def _import_benchmarks() -> None:
@@ -125,8 +128,14 @@ def compare(bundle, index, items, *, progress: bool = True, log_dir=None) -> dic
     for item in tqdm(items, desc="items", unit="item", disable=not progress):
         signal, rate = read_audio(item["audio"])
         truth = TimeMap.load(Path(item["truth"]))
-        for system, fn in (("engine", run_engine), ("voting", run_voting)):
-            records = fn(bundle, index, signal, rate)
+        from follower.engine import EngineConfig
+
+        runners = (("engine", lambda: run_engine(bundle, index, signal, rate)),
+                   ("voting", lambda: run_voting(bundle, index, signal, rate)),
+                   ("voting_all", lambda: run_voting(bundle, index, signal, rate,
+                                                     config=EngineConfig(vote_decay_s=float("inf")))))
+        for system, fn in runners:
+            records = fn()
             if log_dir:
                 Path(log_dir).mkdir(parents=True, exist_ok=True)
                 with open(Path(log_dir) / f"{system}-{item['name']}.jsonl", "w") as f:

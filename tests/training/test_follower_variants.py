@@ -65,7 +65,7 @@ def test_both_systems_identify_and_the_engine_follows(material, capsys):
     table = capsys.readouterr().out
     assert "| engine | chorale | 1 |" in table and "| voting | chorale | 1 |" in table
     summary = json.loads(out.read_text())["summary"]
-    for system in ("engine", "voting"):
+    for system in ("engine", "voting", "voting_all"):
         assert summary[system]["chorale"]["acc_end"] == 1.0, system
     assert summary["engine"]["chorale"]["pos_median_s"] < 0.5
     # both systems update on the same 50 ms grid
