@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 FOLLOWER=.venv/bin/follower
 [ -x "$FOLLOWER" ] || FOLLOWER=follower
-echo "example: examples/chorale_excerpt.ogg = bach_bwv362 from 20 s of its MIDI (beat 40) at 0.9x the written tempo,"
+echo "example: examples/chorale_excerpt.ogg = bach_bwv362 from 32 s of its MIDI (beat 64) at 0.9x the written tempo,"
 echo "         recorder, choir and harpsichord through a soundfont the model never heard."
 echo "expected: 'following  bach_bwv362' within a few seconds, the beat counting up ~1.8 beats per second."
 echo

@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 PIECE = "bach_bwv362"
-START_S = 20.0           # MIDI seconds where the excerpt starts
+START_S = 32.0           # MIDI seconds where the excerpt starts (after the repeated Stollen)
 TEMPO_RATIO = 0.9        # 0.9 x the written tempo
 DURATION_S = 25.0        # seconds of audio
 SOUNDFONT = "TimGM6mb.sf2"
