@@ -38,6 +38,19 @@ class BlockQueue:
         except queue.Full:
             self.dropped += 1
 
+    def put_last(self, item) -> None:
+        """Enqueue an end marker even when full (the oldest block makes room): it must arrive."""
+        while True:
+            try:
+                self._q.put_nowait(item)
+                return
+            except queue.Full:
+                try:
+                    self._q.get_nowait()
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
+
     def put(self, block, stop: threading.Event) -> bool:
         while not stop.is_set():
             try:
@@ -187,7 +200,7 @@ class DeviceSource:
 
     def _finished(self) -> None:
         # PortAudio stopped the stream (device gone, or closed by us): wake the worker
-        self._blocks.put_nowait(EOF)
+        self._blocks.put_last(EOF)
 
     def start(self, blocks: BlockQueue, stop: threading.Event) -> None:
         self._blocks = blocks
