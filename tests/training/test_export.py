@@ -124,3 +124,19 @@ def test_cca_layer_is_in_the_graph(tmp_path):
     bundle = load_bundle(tmp_path / "b")
     x = (np.random.default_rng(3).random((4, 1, 88, 42)) < 0.05).astype(np.float32)
     np.testing.assert_allclose(bundle.score(x), torch_embed(model.score, x), atol=ATOL)
+
+
+def test_shipped_default_bundle_loads_and_reports_metrics():
+    from training.paths import REPO_ROOT
+
+    folder = REPO_ROOT / "exported" / "default"
+    if not (folder / "config.json").is_file():
+        pytest.skip("no exported/default bundle in this checkout")
+    bundle = load_bundle(folder)
+    snip = bundle.config.snippets
+    out = bundle.score(np.zeros((2, len(snip.roll_channels), snip.n_pitches, snip.roll_frames), np.float32))
+    assert out.shape == (2, bundle.config.embed_dim)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    for split in ("test", "test_slow", "test_fast", "bach10"):
+        assert {"r@1", "r@5", "r@10", "r@25", "mrr", "median_rank"} <= set(metrics["snippet"][split]["audio2score"])
+    assert "bach10" in metrics["piece_identification"] and "baseline_chroma" in metrics
