@@ -218,7 +218,7 @@ def plot_positions(runs: list[SystemRun], items: list[Item], examples: list[str]
         truth = TimeMap.load(Path(item.truth))
         t = np.linspace(0, item.duration_s, 400)
         ax.plot(t, truth.audio_to_midi(t), color="black", lw=2.5, alpha=0.35, label="ground truth")
-        for run in runs:
+        for k, run in enumerate(runs):
             jsonl = run.folder / f"{item.name}.jsonl"
             if not jsonl.exists():
                 continue
@@ -226,7 +226,8 @@ def plot_positions(runs: list[SystemRun], items: list[Item], examples: list[str]
             ok = [r for r in recs if r.get("position_s") is not None and r.get("piece") == item.piece
                   and r.get("state") == "following"]
             wrong = [r for r in recs if r.get("position_s") is not None and r.get("piece") != item.piece]
-            line, = ax.plot([r["t"] for r in ok], [r["position_s"] for r in ok], ".", ms=2, label=run.name)
+            line, = ax.plot([r["t"] for r in ok], [r["position_s"] for r in ok], ".", ms=2, label=run.name,
+                            color=f"C{k}")  # one colour per system in every panel
             if wrong:
                 ax.plot([r["t"] for r in wrong], [r["position_s"] for r in wrong], "x", ms=3, color=line.get_color(),
                         alpha=0.4)
