@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     setup = [f"- Machine: {machine_description()}.",
              f"- Run: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {git_commit()}, "
              f"bundle `{args.bundle.name}` (fingerprint {fp}).",
-             f"- Command: `.venv/bin/python -m benchmarks.run_all --bundle {args.bundle.relative_to(REPO_ROOT) if args.bundle.is_relative_to(REPO_ROOT) else args.bundle}`"
+             f"- Command: `.venv/bin/python -m benchmarks.run_all {' '.join(a for a in (argv or sys.argv[1:]) if a != '--report-only')}`"
              f" ({'report only' if args.report_only else f'{(time.perf_counter() - t_start) / 60:.1f} min this time'}).",
              f"- Material: {len(items)} items, {sum(i.duration_s for i in items) / 60:.1f} min of audio."]
     for corpus, st in index_stats.items():
