@@ -20,14 +20,20 @@ from follower.errors import ConfigError
 MARGIN = 0.7
 
 
-def ranking_hinge_loss(audio: torch.Tensor, score: torch.Tensor, margin: float = MARGIN) -> torch.Tensor:
-    """Mean over the batch of the summed hinge violations in both directions."""
+def check_pair_batch(audio: torch.Tensor, score: torch.Tensor, loss_name: str) -> int:
+    """Validate two (n, embed_dim) embedding batches for an in-batch loss; return n."""
     if audio.shape != score.shape or audio.dim() != 2:
         raise ConfigError(f"embeddings of shapes {tuple(audio.shape)} and {tuple(score.shape)}; "
                           "expected two (n, embed_dim) tensors of the same shape")
     n = audio.shape[0]
     if n < 2:
-        raise ConfigError(f"batch of {n} pair(s); the in-batch ranking loss needs at least 2")
+        raise ConfigError(f"batch of {n} pair(s); the in-batch {loss_name} loss needs at least 2")
+    return n
+
+
+def ranking_hinge_loss(audio: torch.Tensor, score: torch.Tensor, margin: float = MARGIN) -> torch.Tensor:
+    """Mean over the batch of the summed hinge violations in both directions."""
+    n = check_pair_batch(audio, score, "ranking")
     sim = audio @ score.t()                     # sim[i, k] = a_i . s_k
     pos = sim.diagonal()
     off = ~torch.eye(n, dtype=torch.bool, device=sim.device)

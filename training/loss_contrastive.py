@@ -24,17 +24,14 @@ from torch.nn import functional as F
 
 from follower.errors import ConfigError
 
+from .loss import check_pair_batch
+
 TEMPERATURE = 0.1
 
 
 def info_nce_loss(audio: torch.Tensor, score: torch.Tensor, temperature: float = TEMPERATURE) -> torch.Tensor:
     """Mean of the audio->score and score->audio cross-entropies over the batch."""
-    if audio.shape != score.shape or audio.dim() != 2:
-        raise ConfigError(f"embeddings of shapes {tuple(audio.shape)} and {tuple(score.shape)}; "
-                          "expected two (n, embed_dim) tensors of the same shape")
-    n = audio.shape[0]
-    if n < 2:
-        raise ConfigError(f"batch of {n} pair(s); the in-batch contrastive loss needs at least 2")
+    n = check_pair_batch(audio, score, "contrastive")
     if not temperature > 0:
         raise ConfigError(f"temperature={temperature!r} must be positive")
     logits = audio @ score.t() / temperature      # logits[i, k] = a_i . s_k / tau
