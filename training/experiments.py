@@ -3,7 +3,9 @@
 The variants of docs/improvements.md on the same training loop as ``training train``
 (:func:`training.train.train`): every option of ``training train`` (the same parser),
 plus the loss (``--loss hinge|infonce``, ``--temperature``) and the acoustic
-augmentation of the training audio (``--augment-audio``, :mod:`training.augment_audio`).
+augmentation of the training audio (``--augment-audio``, :mod:`training.augment_audio`)
+and the time-stretch of the training audio to slower tempi (``--augment-tempo``,
+:mod:`training.augment_tempo`).
 With neither option it trains exactly what ``training train`` trains. The variant is
 recorded in RUN/run.json (``info.variant``); ``training evaluate RUN`` and
 ``training export RUN`` work on the result as on any run.
@@ -21,6 +23,7 @@ Training variants for docs/improvements.md (same loop and options as `training t
 
   python -m training.experiments train DATASET -o RUN --loss infonce
   python -m training.experiments train DATASET -o RUN --augment-audio
+  python -m training.experiments train DATASET -o RUN --loss infonce --augment-tempo
 """
 
 
@@ -32,12 +35,16 @@ def register(subparsers) -> None:
     p.description = (p.description or "") + (
         " Variants: --loss infonce (symmetric InfoNCE at a fixed temperature instead of the "
         "ranking hinge loss) and --augment-audio (random EQ, reverb smear and noise floor on "
-        "the training spectrogram snippets).")
+        "the training spectrogram snippets) and --augment-tempo (time-stretch half of the training "
+        "audio snippets to 0.6-1.0 of their rendered tempo).")
     p.add_argument("--loss", choices=("hinge", "infonce"), default="hinge",
                    help="hinge: the paper's ranking loss (margin 0.7); infonce: symmetric cross-entropy")
     p.add_argument("--temperature", type=float, default=0.1, help="InfoNCE temperature")
     p.add_argument("--augment-audio", action="store_true",
                    help="augment training audio snippets (EQ/tilt, reverb smear, noise floor)")
+    p.add_argument("--augment-tempo", action="store_true",
+                   help="time-stretch half of the training audio snippets to 0.6-1.0 of the rendered tempo "
+                        "(real performers play slower than the MIDI: Bach10 at about 0.6-0.8)")
     p.set_defaults(func=run)
 
 
@@ -45,6 +52,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from .augment_audio import AudioAugmentConfig, AugmentedSplit
+    from .augment_tempo import TempoAugmentConfig, TempoStretchedSplit
     from .data_access import dataset_configs, dataset_info, load_split
     from .loss_contrastive import make_loss
     from .model import ModelConfig
@@ -62,7 +70,11 @@ def run(args) -> int:
     train_split = load_split(args.dataset, "train", snippets)
     valid_split = load_split(args.dataset, "valid", snippets)
     variant = {"loss": args.loss, "temperature": args.temperature if args.loss == "infonce" else None,
-               "augment_audio": None}
+               "augment_audio": None, "augment_tempo": None}
+    if args.augment_tempo:  # stretch first: the acoustic effects then act on the stretched snippet
+        tempo = TempoAugmentConfig()
+        train_split = TempoStretchedSplit(train_split, tempo, seed=args.seed + 3)
+        variant["augment_tempo"] = tempo.to_dict()
     if args.augment_audio:
         aug = AudioAugmentConfig(frame_rate_hz=features.frame_rate_hz)
         train_split = AugmentedSplit(train_split, aug, seed=args.seed + 2)
@@ -70,6 +82,7 @@ def run(args) -> int:
     _refuse_other_variant(Path(args.out), variant, args.restart)
     print(f"{len(train_split.pairs)} training pairs, {len(valid_split.pairs)} validation pairs; "
           f"loss {args.loss}, audio augmentation {'on' if args.augment_audio else 'off'}, "
+          f"tempo stretch {'on' if args.augment_tempo else 'off'}, "
           f"roll channels {','.join(snippets.roll_channels)}", flush=True)
     info = {"dataset": str(Path(args.dataset).resolve()), "train_pairs": int(len(train_split.pairs)),
             "valid_pairs": int(len(valid_split.pairs)), "variant": variant,
@@ -91,7 +104,8 @@ def _refuse_other_variant(run, variant: dict, restart: bool) -> None:
     if restart or not (run / CHECKPOINT).is_file() or not (run / RUN_JSON).is_file():
         return
     before = json.loads((run / RUN_JSON).read_text()).get("info", {}).get("variant")
-    before = before or {"loss": "hinge", "temperature": None, "augment_audio": None}  # a `training train` run
+    before = dict(before or {"loss": "hinge", "temperature": None, "augment_audio": None})  # `training train`
+    before.setdefault("augment_tempo", None)  # runs from before --augment-tempo existed
     if before != variant:
         raise ConfigError(f"{run} was trained with variant {before}, not {variant}; use the same options "
                           "to resume, or --restart to start over")

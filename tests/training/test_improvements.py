@@ -179,12 +179,13 @@ def test_experiments_cli_trains_a_variant_on_a_built_dataset(tmp_path, capsys):
                         test_soundfont="TimGM6mb.sf2")
     build_dataset(cfg, tmp_path / "ds", workers=1, progress=False)
     run = tmp_path / "run"
-    rc = main(["train", str(tmp_path / "ds"), "-o", str(run), "--loss", "infonce", "--augment-audio",
+    rc = main(["train", str(tmp_path / "ds"), "-o", str(run), "--loss", "infonce", "--augment-audio", "--augment-tempo",
                "--roll-channels", "sustain", "--batch-size", "8", "--epoch-pairs", "16", "--valid-pairs", "8",
                "--max-epochs", "1", "--no-progress"])
     assert rc == 0, capsys.readouterr().err
     info = json.loads((run / "run.json").read_text())["info"]
     assert info["variant"]["loss"] == "infonce" and info["variant"]["augment_audio"]["p_noise"] == 0.5
+    assert info["variant"]["augment_tempo"]["scale_range"] == [0.6, 1.0]
     assert json.loads((run / "run.json").read_text())["snippet_config"]["roll_channels"] == ["sustain"]
     assert (run / "best.pt").is_file()
     # resuming with another variant would mix two losses in one run: refused in one line
@@ -192,3 +193,59 @@ def test_experiments_cli_trains_a_variant_on_a_built_dataset(tmp_path, capsys):
                  "--batch-size", "8", "--epoch-pairs", "16", "--valid-pairs", "8", "--max-epochs", "2",
                  "--no-progress"]) == 2
     assert "variant" in capsys.readouterr().err
+
+
+# -- tempo stretch of the training audio --------------------------------------------------
+
+def ramp_split(n_frames=200, n_bins=4):
+    """A one-render split whose spectrogram frame t holds the value t in every band."""
+    from training.dataset import SplitData
+
+    spec = np.repeat(np.arange(n_frames, dtype=np.float16)[:, None], n_bins, 1)
+    rolls = np.zeros((n_frames, 2, 88), np.uint8)
+    pairs = np.array([[0, 100, 100], [0, 5, 5], [0, 150, 150]], np.int64)
+    return SplitData(split="train", spectrograms=spec, spec_offsets=np.array([0, n_frames]), rolls=rolls,
+                     roll_offsets=np.array([0, n_frames]), roll_channels=("sustain", "onset"),
+                     render_piece=np.array([0]), render_ids=np.array(["r0"]), tempo_ratio=np.array([1.0]),
+                     transpose=np.array([0]), soundfont=np.array(["sf"]), piece_ids=np.array(["p"]),
+                     piece_names=np.array(["p"]), pairs=pairs, frame_rate_hz=20.0,
+                     snippet_config=SnippetConfig())
+
+
+def test_tempo_stretch_keeps_the_centre_and_slows_the_music():
+    from training.augment_tempo import TempoAugmentConfig, TempoStretchedSplit
+
+    base = ramp_split()
+    always = TempoStretchedSplit(base, TempoAugmentConfig(p_stretch=1.0, scale_range=(0.5, 0.5)), seed=0)
+    x = always.audio_batch([0])[0, 0]                      # (bins, 42)
+    half = 21
+    # frame j shows the music at 100 + (j - 21) * 0.5: the centre stays aligned, the rest is half as fast
+    np.testing.assert_allclose(x[0], 100 + (np.arange(42) - half) * 0.5, atol=1e-3)
+    np.testing.assert_array_equal(always.roll_batch([0]), base.roll_batch([0]))
+    # scale 1 is the identity; p_stretch 0 never touches the batch
+    same = TempoStretchedSplit(base, TempoAugmentConfig(p_stretch=1.0, scale_range=(1.0, 1.0)), seed=0)
+    np.testing.assert_allclose(same.audio_batch([0, 2]), base.audio_batch([0, 2]), atol=1e-3)
+    never = TempoStretchedSplit(base, TempoAugmentConfig(p_stretch=0.0), seed=0)
+    np.testing.assert_array_equal(never.audio_batch([0, 1]), base.audio_batch([0, 1]))
+
+
+def test_tempo_stretch_near_the_start_pads_with_silence_and_faster_reads_wider():
+    from training.augment_tempo import TempoAugmentConfig, TempoStretchedSplit
+
+    base = ramp_split()
+    x = TempoStretchedSplit(base, TempoAugmentConfig(p_stretch=1.0, scale_range=(0.8, 0.8)),
+                            seed=0).audio_batch([1])[0, 0, 0]
+    pos = 5 + (np.arange(42) - 21) * 0.8
+    np.testing.assert_allclose(x[pos >= 1], pos[pos >= 1], atol=1e-3)   # before frame 0: zero padding
+    assert np.all(x[pos <= -1] == 0)
+    fast = TempoStretchedSplit(base, TempoAugmentConfig(p_stretch=1.0, scale_range=(1.5, 1.5)), seed=0)
+    np.testing.assert_allclose(fast.audio_batch([2])[0, 0, 0], 150 + (np.arange(42) - 21) * 1.5, atol=1e-2)
+
+
+def test_bad_tempo_config_is_one_line():
+    from training.augment_tempo import TempoAugmentConfig
+
+    with pytest.raises(ConfigError, match="p_stretch"):
+        TempoAugmentConfig(p_stretch=2.0)
+    with pytest.raises(ConfigError, match="scale_range"):
+        TempoAugmentConfig(scale_range=(1.0, 0.5))
