@@ -14,7 +14,16 @@ Per update (every ``stride_frames`` spectrogram frames, 50 ms each):
    tempi (:mod:`follower.verify`), giving each piece a z-score; the confidence is
    the margin of the best piece over the runner-up, scaled so that 0.5 is the margin
    needed to lock (``lock_margin``), 1.0 twice that;
-5. once a piece is locked, :class:`follower.tracker.PieceTracker` follows the
+5. **accumulated piece votes** (order-free, as the paper identifies a piece): the same
+   neighbours also add their unit of mass to their piece in a running total that decays
+   slowly (``evidence_decay_s``). On real recordings the per-window similarities are low
+   and a path rarely reaches ``lock_score``, while the true piece's share of all votes
+   heard keeps growing; so, after ``evidence_min_s`` of sounding audio, a piece that leads
+   the accumulated votes by ``evidence_ratio`` over the runner-up *and* has the best
+   verified path is locked too, without the path margin ``lock_margin`` (two independent
+   views, order-free and temporal, agree). The position is always that path's, then the
+   HMM's: the votes name the piece, never the position;
+6. once a piece is locked, :class:`follower.tracker.PieceTracker` follows the
    position continuously (an HMM over that piece's snippets) and estimates the tempo.
 
 States: ``searching`` (no piece; also during silence before anything is found),
@@ -69,6 +78,10 @@ class EngineConfig:
     silence_level: float = 0.05       # a frame whose loudest band (log1p) is below this is silent
     min_sound_fraction: float = 0.3   # windows with fewer sounding frames do not vote
     pause_hold_s: float = 4.0         # silence longer than this while following -> lost
+    # accumulated order-free piece votes (step 5 above); evidence_ratio = inf turns the rule off
+    evidence_decay_s: float = 30.0    # time constant of the running piece vote totals (about a chorale)
+    evidence_min_s: float = 8.0       # sounding audio (s) that must have voted before the votes may lock
+    evidence_ratio: float = 1.5       # leader's accumulated votes / the runner-up's needed to lock on it
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
 
@@ -159,6 +172,8 @@ class Engine:
         self._verifier = PathVerifier(index, self._search, update_s=self.update_s,
                                       window_s=self.config.verify_window_s)
         self._trackers: dict = {}
+        self._evidence = np.zeros(index.n_pieces)  # accumulated piece votes (step 5)
+        self._evidence_s = 0.0                      # sounding audio that added to them, s
         self.reset()
 
     # -- lifecycle -------------------------------------------------------------------
@@ -177,11 +192,29 @@ class Engine:
         self._votes.reset()
         self._verifier.reset()
         self._carried = None
+        self._reset_evidence()
         self.state = SEARCHING
         self.piece = None
         self.tracker = None
-        self._since = {"lock": None, "low": None, "switch": None, "relock": None, "lost": None}
+        self._since = {"lock": None, "evidence": None, "low": None, "switch": None, "relock": None, "lost": None}
         self._last_sound_t = None
+
+    def _reset_evidence(self) -> None:
+        self._evidence[:] = 0.0
+        self._evidence_s = 0.0
+
+    @property
+    def evidence_on(self) -> bool:
+        return bool(np.isfinite(self.config.evidence_ratio))
+
+    def evidence(self) -> tuple[int | None, float, float]:
+        """(leading piece, its accumulated votes / the runner-up's, sounding seconds that voted)."""
+        if self._evidence_s <= 0 or len(self._evidence) == 0:
+            return None, 0.0, 0.0
+        top = np.argsort(-self._evidence, kind="stable")[:2]
+        second = self._evidence[top[1]] if len(top) > 1 else 0.0
+        ratio = float(self._evidence[top[0]] / second) if second > 0 else float("inf")
+        return int(top[0]), ratio, self._evidence_s
 
     # -- audio in --------------------------------------------------------------------
     def push(self, block, *, last: bool = False) -> list[Update]:
@@ -239,7 +272,11 @@ class Engine:
             pieces = self.index.piece[rows]
             offsets = self.index.position_s[rows] - centre_s
             w = np.maximum(scores, 0.0)
-            self._votes.add(t_s, pieces, offsets, w / max(w.sum(), 1e-9))  # one unit of mass per update
+            mass = w / max(w.sum(), 1e-9)                   # one unit of mass per update
+            self._votes.add(t_s, pieces, offsets, mass)
+            self._evidence *= np.exp(-self.update_s / c.evidence_decay_s)
+            self._evidence += np.bincount(pieces, weights=mass, minlength=len(self._evidence))
+            self._evidence_s += self.update_s
             self._verifier.add(centre_s, q)
         hyp_piece, hyp_pos = self._hypotheses(t_s, centre_s)
         score, tempo, pos = self._verifier.score(hyp_piece, hyp_pos, centre_s)
@@ -292,9 +329,12 @@ class Engine:
         s2 = support[ranked[1]] if len(ranked) > 1 else 0.0
         enough = self._verifier.history_s(t_s - self.lag_s) >= c.min_history_s
         if self.state == SEARCHING:
+            lead = self._evidence_lead(ranked, support)
             if best is not None and self._held("lock", enough and s1 >= c.lock_score and s1 - s2 >= c.lock_margin,
                                                t_s, c.lock_s):
                 self._lock(best, *where[best])
+            elif self._held("evidence", lead is not None, t_s, c.lock_s):  # the votes name it clearly
+                self._lock(lead, *where[lead])
             return
         mine = support.get(self.piece, 0.0)
         others = max((support[p] for p in ranked if p != self.piece), default=0.0)
@@ -317,8 +357,11 @@ class Engine:
                 if self._held("relock", far and mine - tracker_score >= c.lock_margin, t_s, c.relock_s):
                     self.tracker.reset(pos, tempo=tempo)
         elif self.state == LOST:
-            if not paused and self._held("lock", mine >= c.lock_score and mine - others >= c.lock_margin,
-                                         t_s, c.lock_s):
+            # back to following on a clear path again, or while the accumulated votes still
+            # name our piece clearly and its path is not below the floor
+            back = ((mine >= c.lock_score and mine - others >= c.lock_margin)
+                    or self._evidence_lead(ranked, support) == self.piece)
+            if not paused and self._held("lock", back, t_s, c.lock_s):
                 self.state = FOLLOWING
                 self._since["low"] = None
                 pos, tempo = where[self.piece]
@@ -326,6 +369,23 @@ class Engine:
                     self.tracker.reset(pos, tempo=tempo)
             elif t_s - self._since["lost"] >= c.lost_timeout_s:
                 self.state, self.piece, self.tracker = SEARCHING, None, None
+                self._reset_evidence()  # a new search starts from nothing
+
+    def _evidence_lead(self, ranked, support) -> int | None:
+        """The piece the accumulated votes name clearly, if it also has the best verified path.
+
+        On real recordings every piece's best path scores well above ``lock_score`` and the
+        path margin is what stays small; the votes stand in for that margin, not for the
+        path: the piece must still be the path leader, and above half the lock score (the
+        level below which a followed piece counts as weak), so a chance path never locks.
+        """
+        c = self.config
+        if not self.evidence_on or not ranked:
+            return None
+        lead, ratio, heard_s = self.evidence()
+        if lead != ranked[0] or heard_s < c.evidence_min_s - 1e-9 or ratio < c.evidence_ratio:
+            return None
+        return lead if support[lead] >= 0.5 * c.lock_score else None
 
     def _lock(self, piece: int, position_s: float, tempo: float) -> None:
         rows = self.index.rows(piece)
