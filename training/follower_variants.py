@@ -9,6 +9,9 @@ metrics (:mod:`benchmarks.metrics`):
 
 * ``engine``: the follower as shipped (:class:`follower.engine.Engine`): offset voting
   over (piece, position - time) cells, path verification and the HMM tracker;
+* ``engine_no_evidence`` / ``engine_evidence`` (attempt e): the engine with its rule
+  "accumulated piece votes may lock the path leader" off / on (``EngineConfig.evidence_ratio``
+  inf / its default, 1.5 where the default is off), everything else as shipped;
 * ``voting``: the paper's order-free piece identification run online: every window's
   ``k`` nearest score snippets each give one vote to their piece, votes decay with
   the engine's ``vote_decay_s``; the piece is the one with most votes, the position
@@ -35,7 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-SYSTEMS = ("engine", "voting", "voting_all")
+SYSTEMS = ("engine", "engine_no_evidence", "engine_evidence", "voting", "voting_all")
+DEFAULT_SYSTEMS = ("engine", "voting", "voting_all")
 
 
 def _import_benchmarks() -> None:
@@ -116,7 +120,23 @@ def run_voting(bundle, index, signal, rate_hz, *, config=None) -> list[dict]:
     return out
 
 
-def compare(bundle, index, items, *, progress: bool = True, log_dir=None) -> dict:
+def system_runners(bundle, index, signal, rate) -> dict:
+    """{system name: a function returning its records for one recording}."""
+    from follower.engine import EngineConfig
+
+    shipped = EngineConfig()
+    evidence_on = EngineConfig(evidence_ratio=shipped.evidence_ratio if np.isfinite(shipped.evidence_ratio)
+                               else 1.5)
+    return {"engine": lambda: run_engine(bundle, index, signal, rate),
+            "engine_no_evidence": lambda: run_engine(bundle, index, signal, rate,
+                                                     config=EngineConfig(evidence_ratio=float("inf"))),
+            "engine_evidence": lambda: run_engine(bundle, index, signal, rate, config=evidence_on),
+            "voting": lambda: run_voting(bundle, index, signal, rate),
+            "voting_all": lambda: run_voting(bundle, index, signal, rate,
+                                             config=EngineConfig(vote_decay_s=float("inf")))}
+
+
+def compare(bundle, index, items, *, systems=DEFAULT_SYSTEMS, progress: bool = True, log_dir=None) -> dict:
     """{system: {kind: summary row}} over the items, and the per-item scores."""
     from tqdm import tqdm
 
@@ -124,17 +144,13 @@ def compare(bundle, index, items, *, progress: bool = True, log_dir=None) -> dic
     from benchmarks.metrics import score_item, summarise
     from benchmarks.warp import TimeMap
 
-    per_item = {s: [] for s in SYSTEMS}
+    per_item = {s: [] for s in systems}
     for item in tqdm(items, desc="items", unit="item", disable=not progress):
         signal, rate = read_audio(item["audio"])
         truth = TimeMap.load(Path(item["truth"]))
-        from follower.engine import EngineConfig
-
-        runners = (("engine", lambda: run_engine(bundle, index, signal, rate)),
-                   ("voting", lambda: run_voting(bundle, index, signal, rate)),
-                   ("voting_all", lambda: run_voting(bundle, index, signal, rate,
-                                                     config=EngineConfig(vote_decay_s=float("inf")))))
-        for system, fn in runners:
+        runners = system_runners(bundle, index, signal, rate)
+        for system in systems:
+            fn = runners[system]
             records = fn()
             if log_dir:
                 Path(log_dir).mkdir(parents=True, exist_ok=True)
@@ -177,6 +193,8 @@ def main(argv=None) -> int:
     p.add_argument("--material", default=None, help="benchmark material folder (default data/bench/material)")
     p.add_argument("--kinds", default="chorale,bach10", help="item kinds to replay (the index must hold their pieces)")
     p.add_argument("-o", "--out", required=True, help="JSON with the summary table and per-item scores")
+    p.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS),
+                   help=f"comma-separated systems to run, of {', '.join(SYSTEMS)}")
     p.add_argument("--logs", default=None, help="folder for each system's JSON-lines records per item")
     p.add_argument("--debug", action="store_true")
     args = p.parse_args(argv)
@@ -195,6 +213,10 @@ def _run(args) -> int:
     if not manifest.is_file():
         raise ConfigError(f"{manifest}: no benchmark material; build it with `python -m benchmarks.material`")
     kinds = {k.strip() for k in args.kinds.split(",") if k.strip()}
+    systems = tuple(s.strip() for s in args.systems.split(",") if s.strip())
+    unknown = sorted(set(systems) - set(SYSTEMS))
+    if unknown or not systems:
+        raise ConfigError(f"--systems: unknown {unknown or 'empty list'}; choose from {', '.join(SYSTEMS)}")
     items = [it for it in json.loads(manifest.read_text()) if it["kind"] in kinds]
     bundle = load_bundle(args.bundle, threads=1)
     index = load_index(args.index)
@@ -202,9 +224,9 @@ def _run(args) -> int:
     missing = sorted({it["piece"] for it in items} - set(map(str, index.piece_ids)))
     if missing:
         raise ConfigError(f"{args.index} lacks the pieces {missing[:3]}...; index the corpus the material comes from")
-    result = compare(bundle, index, items, log_dir=args.logs)
+    result = compare(bundle, index, items, systems=systems, log_dir=args.logs)
     result["setup"] = {"bundle": str(args.bundle), "index": str(args.index), "material": str(material),
-                       "kinds": sorted(kinds), "fingerprint": bundle.config.fingerprint}
+                       "kinds": sorted(kinds), "systems": list(systems), "fingerprint": bundle.config.fingerprint}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2, default=float) + "\n")
     print(format_table(result["summary"]))
