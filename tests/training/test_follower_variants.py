@@ -82,3 +82,21 @@ def test_missing_material_is_one_line(material, tmp_path, capsys):
                  "--material", str(tmp_path), "-o", str(tmp_path / "r.json")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "no benchmark material" in err
+
+
+def test_chosen_systems_only(material, capsys):
+    from training.follower_variants import main
+
+    out = material["root"] / "chosen.json"
+    assert main(["--bundle", str(material["bundle"]), "--index", str(material["index"]),
+                 "--material", str(material["root"] / "material"), "-o", str(out),
+                 "--systems", "engine_no_evidence,engine_evidence"]) == 0
+    summary = json.loads(out.read_text())["summary"]
+    assert set(summary) == {"engine_no_evidence", "engine_evidence"}
+    for system in summary:
+        assert summary[system]["chorale"]["acc_end"] == 1.0, system
+    capsys.readouterr()
+    assert main(["--bundle", str(material["bundle"]), "--index", str(material["index"]),
+                 "--material", str(material["root"] / "material"), "-o", str(out), "--systems", "engine,nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "nope" in err
