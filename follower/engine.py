@@ -79,7 +79,7 @@ class EngineConfig:
     min_sound_fraction: float = 0.3   # windows with fewer sounding frames do not vote
     pause_hold_s: float = 4.0         # silence longer than this while following -> lost
     # accumulated order-free piece votes (step 5 above); evidence_ratio = inf turns the rule off
-    evidence_decay_s: float = 30.0    # time constant of the running piece vote totals (about a chorale)
+    evidence_decay_s: float = 30.0    # decay time constant of the piece vote totals, in s of voting audio
     evidence_min_s: float = 8.0       # sounding audio (s) that must have voted before the votes may lock
     evidence_ratio: float = 1.5       # leader's accumulated votes / the runner-up's needed to lock on it
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
