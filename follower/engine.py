@@ -16,9 +16,9 @@ Per update (every ``stride_frames`` spectrogram frames, 50 ms each):
    needed to lock (``lock_margin``), 1.0 twice that;
 5. **accumulated piece votes** (order-free, as the paper identifies a piece): the same
    neighbours also add their unit of mass to their piece in a running total that decays
-   slowly (``evidence_decay_s``). On real recordings the per-window similarities are low
-   and a path rarely reaches ``lock_score``, while the true piece's share of all votes
-   heard keeps growing; so, after ``evidence_min_s`` of sounding audio, a piece that leads
+   slowly (``evidence_decay_s``). On real recordings the per-window similarities are low:
+   several pieces' best paths pass ``lock_score`` and the true one rarely leads them by
+   ``lock_margin``, while its share of all votes heard keeps growing; so, after ``evidence_min_s`` of sounding audio, a piece that leads
    the accumulated votes by ``evidence_ratio`` over the runner-up *and* has the best
    verified path is locked too, without the path margin ``lock_margin`` (two independent
    views, order-free and temporal, agree). The position is always that path's, then the
