@@ -211,8 +211,12 @@ class Engine:
         """(leading piece, its accumulated votes / the runner-up's, sounding seconds that voted)."""
         if self._evidence_s <= 0 or len(self._evidence) == 0:
             return None, 0.0, 0.0
-        top = np.argsort(-self._evidence, kind="stable")[:2]
-        second = self._evidence[top[1]] if len(top) > 1 else 0.0
+        # runs every update while searching: a partial sort for the top two, not a full one
+        # (exact ties give ratio 1, which never locks, so which tied piece leads is moot)
+        e = self._evidence
+        top = np.argpartition(-e, 1)[:2] if len(e) > 1 else np.zeros(1, np.int64)
+        top = top[np.argsort(-e[top], kind="stable")]
+        second = e[top[1]] if len(top) > 1 else 0.0
         ratio = float(self._evidence[top[0]] / second) if second > 0 else float("inf")
         return int(top[0]), ratio, self._evidence_s
 
