@@ -2,6 +2,7 @@
 
 import sys
 
+from . import devices_cli, index_cli, listen_cli, replay_cli
 from .cliutil import main_for
 
 DESCRIPTION = """\
@@ -15,7 +16,7 @@ corpus is played and where, and send piece, position, tempo and state over OSC.
 """
 
 # each module exposes register(subparsers); they are written one per role
-COMMAND_MODULES = ["follower.index_cli", "follower.replay_cli", "follower.listen_cli", "follower.devices_cli"]
+COMMAND_MODULES = [index_cli, replay_cli, listen_cli, devices_cli]
 
 
 def main(argv=None) -> int:

@@ -34,21 +34,19 @@ def run_main(func, args) -> int:
 
 
 def build_parser(prog: str, description: str, command_modules):
-    """An argparse parser whose subcommands come from modules exposing ``register(subparsers)``."""
+    """An argparse parser whose subcommands come from modules exposing ``register(subparsers)``.
+
+    The modules are passed in, already imported by the caller's own ``import`` lines, so
+    a command module that fails to import stops the program loudly instead of vanishing
+    from ``--help``.
+    """
     import argparse
-    import importlib
 
     parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in command_modules:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:  # a command module not written yet
-                continue
-            raise
+    for module in command_modules:
         module.register(sub)
     return parser
 

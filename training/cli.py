@@ -4,6 +4,8 @@ import sys
 
 from follower.cliutil import main_for
 
+from . import corpus_cli, dataset_cli, evaluate_cli, export_cli, train_cli
+
 DESCRIPTION = """\
 Offline pipeline of the score follower (Dorfer et al. 2018, with MIDI piano rolls):
 
@@ -14,8 +16,7 @@ Offline pipeline of the score follower (Dorfer et al. 2018, with MIDI piano roll
   training export RUN -o exported/X    ONNX encoders + config.json + metrics.json
 """
 
-COMMAND_MODULES = ["training.corpus_cli", "training.dataset_cli", "training.train_cli",
-                   "training.evaluate_cli", "training.export_cli"]
+COMMAND_MODULES = [corpus_cli, dataset_cli, train_cli, evaluate_cli, export_cli]
 
 
 def main(argv=None) -> int:

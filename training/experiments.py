@@ -112,7 +112,7 @@ def _refuse_other_variant(run, variant: dict, restart: bool) -> None:
 
 
 def main(argv=None) -> int:
-    return main_for("python -m training.experiments", DESCRIPTION, ["training.experiments"], argv)
+    return main_for("python -m training.experiments", DESCRIPTION, [sys.modules[__name__]], argv)
 
 
 if __name__ == "__main__":
