@@ -92,10 +92,10 @@ def chorale_selection() -> list[tuple[Path, str]]:
 def piano_selection() -> list[Path]:
     """6 test-split piano-midi.de pieces of 90-600 s, drawn with SEED.
 
-    The split is the training's own (training.corpus.midi_corpus: a hash of the
+    The split is the training's own (training.data.corpus.midi_corpus: a hash of the
     piece), so these pieces stay out of training even if piano-midi.de is added to it.
     """
-    from training.corpus import midi_corpus
+    from training.data.corpus import midi_corpus
 
     test = sorted(Path(p.source) for p in midi_corpus(paths.piano_dir()) if p.split == "test")
     fitting = [f for f in test if PIANO_DURATION_RANGE_S[0] <= load_midi(f).duration_s <= PIANO_DURATION_RANGE_S[1]]

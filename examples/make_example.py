@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
 
 PIECE = "bach_bwv362"
 START_S = 32.0           # MIDI seconds where the excerpt starts (after the repeated Stollen)
@@ -42,8 +40,8 @@ def main(argv=None) -> int:
     import soundfile as sf
 
     from follower.midi import load_midi
-    from training.synth import PROGRAMS as TRAINING_PROGRAMS
-    from training.synth import Renderer, RenderSettings
+    from training.data.synth import PROGRAMS as TRAINING_PROGRAMS
+    from training.data.synth import Renderer, RenderSettings
 
     used = {prog for family in TRAINING_PROGRAMS.values() for prog in family}
     assert not used & set(PROGRAMS.values()), "the example must use instruments no training render uses"

@@ -21,7 +21,7 @@ from follower.errors import BundleError, ConfigError
 from follower.features import FeatureConfig
 from follower.snippets import SnippetConfig
 
-from .model import DualEncoder, ModelConfig, build_model
+from .model.encoders import DualEncoder, ModelConfig, build_model
 
 OPSET = 17
 ATOL = 1e-4

@@ -1,14 +1,11 @@
 """The chroma + subsequence-DTW peer names the right piece of a small corpus built in code."""
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/ is not an installed package
 
-from benchmarks.paths import HELD_OUT_SOUNDFONT  # noqa: E402
+from benchmarks.paths import HELD_OUT_SOUNDFONT
 
 pytest.importorskip("librosa", reason="librosa (training extra) is needed for the chroma peer")
 pytest.importorskip("fluidsynth", reason="pyfluidsynth not installed")

@@ -1,16 +1,13 @@
 """Merging follower indexes of one bundle into one (real distractors for the growth benchmark)."""
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/ is not an installed package
 
-from benchmarks.index_growth import index_summary, merge_indexes  # noqa: E402
-from follower.errors import BundleError  # noqa: E402
-from follower.index import FORMAT, FORMAT_VERSION, Index, load_index, save_index  # noqa: E402
+from benchmarks.index_growth import index_summary, merge_indexes
+from follower.errors import BundleError
+from follower.index import FORMAT, FORMAT_VERSION, Index, load_index, save_index
 
 
 def tiny_index(ids, rows_per_piece, fingerprint="fp", seed=0):

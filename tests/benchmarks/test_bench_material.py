@@ -1,20 +1,17 @@
 """Test material: time-warped fluidsynth renders, score cuts, and the Bach10 truth."""
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/ is not an installed package
 
-from benchmarks.bach10 import chord_alignment  # noqa: E402
-from benchmarks.midi_crop import crop_midi  # noqa: E402
-from benchmarks.paths import HELD_OUT_SOUNDFONT  # noqa: E402
-from benchmarks.render import excerpt_events, put_in_room, read_events, synthesize  # noqa: E402
-from benchmarks.warp import TimeMap, warp_from_ratio  # noqa: E402
-from follower.midi import load_midi  # noqa: E402
-from training.paths import data_root  # noqa: E402
+from benchmarks.bach10 import chord_alignment
+from benchmarks.midi_crop import crop_midi
+from benchmarks.paths import HELD_OUT_SOUNDFONT
+from benchmarks.render import excerpt_events, put_in_room, read_events, synthesize
+from benchmarks.warp import TimeMap, warp_from_ratio
+from follower.midi import load_midi
+from training.paths import data_root
 
 RATE = 22050
 

@@ -1,15 +1,12 @@
 """Metric definitions of benchmarks/metrics.py on hand-made logs with known answers."""
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/ is not an installed package
 
-from benchmarks.metrics import accuracy_curve, load_jsonl, percentile_or_inf, score_item, summarise  # noqa: E402
-from benchmarks.warp import TimeMap  # noqa: E402
+from benchmarks.metrics import accuracy_curve, load_jsonl, percentile_or_inf, score_item, summarise
+from benchmarks.warp import TimeMap
 
 # audio t -> MIDI 10 + t (a rendition at the written tempo, starting 10 s into the piece)
 TRUTH = TimeMap(np.array([0.0, 20.0]), np.array([10.0, 30.0]))

@@ -1,14 +1,11 @@
 """Ground-truth time maps of the benchmark renditions."""
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/ is not an installed package
 
-from benchmarks.warp import TEMPO_RATIO_MAX, TEMPO_RATIO_MIN, TimeMap, tempo_curve, warp_from_ratio  # noqa: E402
+from benchmarks.warp import TEMPO_RATIO_MAX, TEMPO_RATIO_MIN, TimeMap, tempo_curve, warp_from_ratio
 
 
 def test_constant_ratio_integrates_exactly():

@@ -111,7 +111,7 @@ def write_piece(path: Path, seed: int, *, n_chords: int = 40, beat_s: float = 0.
 def render(midi_path, *, tempo_ratio: float = 1.0, programs=None, rate_hz: int = 22050) -> np.ndarray:
     """Mono float32 audio of a MIDI file at ``tempo_ratio`` x its written tempo (real FluidSynth)."""
     from follower.midi import load_midi
-    from training.synth import Renderer, RenderSettings
+    from training.data.synth import Renderer, RenderSettings
 
     notes = load_midi(midi_path).notes.copy()
     notes["start_s"] /= tempo_ratio

@@ -10,7 +10,7 @@ import pytest
 import scipy.io
 
 from follower.errors import BadMidiError, ConfigError
-from training import corpus
+from training.data import corpus
 from training.paths import data_root
 
 

@@ -12,9 +12,10 @@ import pytest
 
 from follower.errors import ConfigError, MissingToolError
 from follower.snippets import SnippetConfig
-from training import render_job, synth
+from training.data import render as render_job
+from training.data import synth
 from training.cli import main as training_main
-from training.dataset import CorpusSpec, DatasetConfig, build_dataset, load_split
+from training.data.build import CorpusSpec, DatasetConfig, build_dataset, load_split
 
 TRAIN_SF, TEST_SF = ("FluidR3_GM.sf2",), "TimGM6mb.sf2"
 
@@ -206,7 +207,7 @@ def test_load_split_errors(tmp_path):
 def test_default_build_is_bach_plus_nottingham_from_the_data_root(monkeypatch, tmp_path):
     import argparse
 
-    from training.dataset_cli import config_from_args
+    from training.cli.dataset import config_from_args
 
     monkeypatch.setenv("SCOREFOLLOW_DATA", str(tmp_path))
     args = argparse.Namespace(corpus=None, split_file=None, mat_step_s=None, seed=0, max_per_split=None,

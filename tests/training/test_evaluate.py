@@ -3,10 +3,10 @@ import pytest
 
 from follower.features import FeatureConfig, spectrogram
 from follower.snippets import SnippetConfig, audio_input, cut
-from training.baseline import ChromaBaseline, band_pitch_classes
-from training.evaluate import Database, excerpt_centres, identify, posthoc_cca, project, snippet_retrieval
-from training.realdata import bwv_of, read_alignment
-from training.toy_data import ToySplit
+from training.evaluate.chroma import ChromaBaseline, band_pitch_classes
+from training.evaluate.protocols import Database, excerpt_centres, identify, posthoc_cca, project, snippet_retrieval
+from training.data.bach10 import bwv_of, read_alignment
+from training.data.toy import ToySplit
 
 
 def test_read_alignment_merges_chords_and_is_monotonic(tmp_path):
@@ -74,7 +74,7 @@ def test_snippet_retrieval_and_cca_on_toy_data():
                     reason="Bach10 recordings absent (../shared/data)")
 def test_bach10_pairs_are_aligned():
     from training.paths import data_root
-    from training.realdata import RealPairs, load_piece
+    from training.data.bach10 import RealPairs, load_piece
 
     snip, feat = SnippetConfig(roll_channels=("sustain", "onset")), FeatureConfig()
     folder = sorted((data_root() / "real" / "bach10").iterdir())[0]

@@ -11,7 +11,7 @@ from follower.features import FeatureConfig, spectrogram
 from follower.midi import load_midi
 from follower.snippets import SnippetConfig, audio_input, cut, roll_input, score_roll
 from training.export import export_bundle, untrained_bundle
-from training.model import ModelConfig, build_model
+from training.model.encoders import ModelConfig, build_model
 from training.paths import data_root
 
 ATOL = 1e-4

@@ -11,13 +11,13 @@ import torch
 from follower.errors import ConfigError, MissingToolError
 from follower.features import FeatureConfig
 from follower.snippets import SnippetConfig
-from training import synth
-from training.augment_audio import AudioAugmentConfig, AugmentedSplit, augment_batch, reverb_smear
-from training.loss import ranking_hinge_loss
-from training.loss_contrastive import info_nce_loss, make_loss
-from training.model import ModelConfig
-from training.toy_data import ToySplit
-from training.train import TrainConfig, train
+from training.data import synth
+from training.augment.acoustic import AudioAugmentConfig, AugmentedSplit, augment_batch, reverb_smear
+from training.model.losses import ranking_hinge_loss
+from training.model.contrastive import info_nce_loss, make_loss
+from training.model.encoders import ModelConfig
+from training.data.toy import ToySplit
+from training.fit.loop import TrainConfig, train
 
 NO_AUG = AudioAugmentConfig(p_eq=0, p_reverb=0, p_noise=0)
 
@@ -165,8 +165,8 @@ def test_experiments_cli_trains_a_variant_on_a_built_dataset(tmp_path, capsys):
         synth.find_soundfont("TimGM6mb.sf2")
     except MissingToolError as e:
         pytest.skip(str(e))
-    from training.dataset import CorpusSpec, DatasetConfig, build_dataset
-    from training.experiments import main
+    from training.data.build import CorpusSpec, DatasetConfig, build_dataset
+    from training.cli.experiments import main
 
     root = tmp_path / "corpus"
     rows = []
@@ -199,7 +199,7 @@ def test_experiments_cli_trains_a_variant_on_a_built_dataset(tmp_path, capsys):
 
 def ramp_split(n_frames=200, n_bins=4):
     """A one-render split whose spectrogram frame t holds the value t in every band."""
-    from training.dataset import SplitData
+    from training.data.build import SplitData
 
     spec = np.repeat(np.arange(n_frames, dtype=np.float16)[:, None], n_bins, 1)
     rolls = np.zeros((n_frames, 2, 88), np.uint8)
@@ -213,7 +213,7 @@ def ramp_split(n_frames=200, n_bins=4):
 
 
 def test_tempo_stretch_keeps_the_centre_and_slows_the_music():
-    from training.augment_tempo import TempoAugmentConfig, TempoStretchedSplit
+    from training.augment.tempo import TempoAugmentConfig, TempoStretchedSplit
 
     base = ramp_split()
     always = TempoStretchedSplit(base, TempoAugmentConfig(p_stretch=1.0, scale_range=(0.5, 0.5)), seed=0)
@@ -230,7 +230,7 @@ def test_tempo_stretch_keeps_the_centre_and_slows_the_music():
 
 
 def test_tempo_stretch_near_the_start_pads_with_silence_and_faster_reads_wider():
-    from training.augment_tempo import TempoAugmentConfig, TempoStretchedSplit
+    from training.augment.tempo import TempoAugmentConfig, TempoStretchedSplit
 
     base = ramp_split()
     x = TempoStretchedSplit(base, TempoAugmentConfig(p_stretch=1.0, scale_range=(0.8, 0.8)),
@@ -243,7 +243,7 @@ def test_tempo_stretch_near_the_start_pads_with_silence_and_faster_reads_wider()
 
 
 def test_bad_tempo_config_is_one_line():
-    from training.augment_tempo import TempoAugmentConfig
+    from training.augment.tempo import TempoAugmentConfig
 
     with pytest.raises(ConfigError, match="p_stretch"):
         TempoAugmentConfig(p_stretch=2.0)

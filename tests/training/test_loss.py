@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from follower.errors import ConfigError
-from training.loss import RankingHingeLoss, ranking_hinge_loss
+from training.model.losses import RankingHingeLoss, ranking_hinge_loss
 
 
 def test_zero_when_pairs_match_and_negatives_are_far():

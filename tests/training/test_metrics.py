@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from follower.errors import ConfigError
-from training.metrics import (identification_summary, piece_rank, piece_votes, ranks_of_diagonal,
+from training.evaluate.metrics import (identification_summary, piece_rank, piece_votes, ranks_of_diagonal,
                               retrieval_metrics, two_way_retrieval)
 
 

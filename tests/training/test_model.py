@@ -4,7 +4,7 @@ import torch
 from follower.errors import ConfigError
 from follower.features import FeatureConfig
 from follower.snippets import SnippetConfig
-from training.model import DualEncoder, ModelConfig, build_model
+from training.model.encoders import DualEncoder, ModelConfig, build_model
 
 
 def test_shapes_and_unit_length():

@@ -10,11 +10,11 @@ from follower.bundle import load_bundle
 from follower.errors import ConfigError
 from follower.features import FeatureConfig
 from follower.snippets import SnippetConfig
-from training.checkpoint import load_best
+from training.run_dir import load_best
 from training.cli import main as training_main
-from training.model import ModelConfig
-from training.toy_data import ToySplit
-from training.train import TrainConfig, train
+from training.model.encoders import ModelConfig
+from training.data.toy import ToySplit
+from training.fit.loop import TrainConfig, train
 
 CFG = TrainConfig(batch_size=8, epoch_pairs=16, valid_pairs=8, patience=1, refinements=1, max_epochs=2)
 
@@ -72,7 +72,7 @@ def test_export_cli_errors_are_one_line(tmp_path, capsys):
 
 
 def test_early_stopping_and_lr_halving_rounds(tmp_path, monkeypatch):
-    import training.train as train_mod
+    import training.fit.loop as train_mod
 
     scripted = iter([0.5, 0.4, 0.6, 0.3, 0.2])
     monkeypatch.setattr(train_mod, "validate",

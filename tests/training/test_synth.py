@@ -9,8 +9,8 @@ import pytest
 from follower.errors import ConfigError, MissingToolError
 from follower.features import FeatureConfig, _filterbank
 from follower.midi import NOTE_DTYPE, Score
-from training import synth
-from training.render_job import Augmentation, RenderSpec, render_one
+from training.data import synth
+from training.data.render import Augmentation, RenderSpec, render_one
 
 SOUNDFONT = "FluidR3_GM.sf2"
 

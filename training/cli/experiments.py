@@ -1,11 +1,11 @@
-"""``python -m training.experiments train DATASET -o RUN [--loss infonce] [--augment-audio]``.
+"""``python -m training.cli.experiments train DATASET -o RUN [--loss infonce] [--augment-audio]``.
 
 The variants of docs/improvements.md on the same training loop as ``training train``
-(:func:`training.train.train`): every option of ``training train`` (the same parser),
+(:func:`training.fit.loop.train`): every option of ``training train`` (the same parser),
 plus the loss (``--loss hinge|infonce``, ``--temperature``) and the acoustic
-augmentation of the training audio (``--augment-audio``, :mod:`training.augment_audio`)
+augmentation of the training audio (``--augment-audio``, :mod:`training.augment.acoustic`)
 and the time-stretch of the training audio to slower tempi (``--augment-tempo``,
-:mod:`training.augment_tempo`).
+:mod:`training.augment.tempo`).
 With neither option it trains exactly what ``training train`` trains. The variant is
 recorded in RUN/run.json (``info.variant``); ``training evaluate RUN`` and
 ``training export RUN`` work on the result as on any run.
@@ -21,14 +21,14 @@ from follower.errors import ConfigError
 DESCRIPTION = """\
 Training variants for docs/improvements.md (same loop and options as `training train`):
 
-  python -m training.experiments train DATASET -o RUN --loss infonce
-  python -m training.experiments train DATASET -o RUN --augment-audio
-  python -m training.experiments train DATASET -o RUN --loss infonce --augment-tempo
+  python -m training.cli.experiments train DATASET -o RUN --loss infonce
+  python -m training.cli.experiments train DATASET -o RUN --augment-audio
+  python -m training.cli.experiments train DATASET -o RUN --loss infonce --augment-tempo
 """
 
 
 def register(subparsers) -> None:
-    from . import train_cli
+    from . import train as train_cli
 
     train_cli.register(subparsers)
     p = subparsers.choices["train"]
@@ -51,12 +51,12 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from .augment_audio import AudioAugmentConfig, AugmentedSplit
-    from .augment_tempo import TempoAugmentConfig, TempoStretchedSplit
-    from .data_access import dataset_configs, dataset_info, load_split
-    from .loss_contrastive import make_loss
-    from .model import ModelConfig
-    from .train import TrainConfig, train
+    from ..augment.acoustic import AudioAugmentConfig, AugmentedSplit
+    from ..augment.tempo import TempoAugmentConfig, TempoStretchedSplit
+    from ..data.split import dataset_configs, dataset_info, load_split
+    from ..model.contrastive import make_loss
+    from ..model.encoders import ModelConfig
+    from ..fit.loop import TrainConfig, train
 
     cfg = TrainConfig(lr=args.lr, batch_size=args.batch_size, weight_decay=args.weight_decay,
                       epoch_pairs=args.epoch_pairs, valid_pairs=args.valid_pairs, patience=args.patience,
@@ -99,7 +99,7 @@ def _refuse_other_variant(run, variant: dict, restart: bool) -> None:
     """A run resumed with another loss or augmentation would silently mix two variants."""
     import json
 
-    from .checkpoint import CHECKPOINT, RUN_JSON
+    from ..run_dir import CHECKPOINT, RUN_JSON
 
     if restart or not (run / CHECKPOINT).is_file() or not (run / RUN_JSON).is_file():
         return
@@ -112,7 +112,7 @@ def _refuse_other_variant(run, variant: dict, restart: bool) -> None:
 
 
 def main(argv=None) -> int:
-    return main_for("python -m training.experiments", DESCRIPTION, [sys.modules[__name__]], argv)
+    return main_for("python -m training.cli.experiments", DESCRIPTION, [sys.modules[__name__]], argv)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Add the paper's CCA layer to a trained run, post hoc: ``training cca RUN -o RUN_CCA``.
 
 The CCA is fitted on the embeddings of ``n_pairs`` training pairs and stored in
-the model as fixed buffers (see :mod:`training.model`); RUN_CCA is a run folder
+the model as fixed buffers (see :mod:`training.model.encoders`); RUN_CCA is a run folder
 like any other (best.pt, run.json, log.csv, loss.png), so ``training evaluate``
 and ``training export`` take it unchanged.
 """
@@ -18,11 +18,11 @@ import torch
 
 from follower.errors import ConfigError
 
-from .checkpoint import BEST, LOG_CSV, LOSS_PNG, RUN_JSON, load_best
-from .data_access import load_split
-from .evaluate import TorchEmbedder, choose_pairs, embed_pairs, posthoc_cca, project
-from .metrics import two_way_retrieval
-from .model import DualEncoder
+from ..run_dir import BEST, LOG_CSV, LOSS_PNG, RUN_JSON, load_best
+from ..data.split import load_split
+from ..evaluate.protocols import TorchEmbedder, choose_pairs, embed_pairs, posthoc_cca, project
+from ..evaluate.metrics import two_way_retrieval
+from ..model.encoders import DualEncoder
 
 REG = 1e-3
 

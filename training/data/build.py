@@ -1,8 +1,8 @@
 """The multimodal dataset: fluidsynth renders of MIDI corpora cut into aligned snippet pairs.
 
 Build (``training dataset build``): pick pieces and their splits
-(:mod:`training.corpus`), plan the renders of each piece (:func:`plan_renders`),
-render the ones not yet cached in parallel (:mod:`training.render_job`), then
+(:mod:`training.data.corpus`), plan the renders of each piece (:func:`plan_renders`),
+render the ones not yet cached in parallel (:mod:`training.data.render`), then
 consolidate every split into one ``{split}.npz``. Layout in docs/architecture.md,
 numbers and choices in docs/dataset.md.
 
@@ -37,7 +37,7 @@ from follower.features import FeatureConfig
 from follower.snippets import ROLL_CHANNELS, SnippetConfig, cut, audio_input, roll_input
 
 from . import corpus as corpus_mod
-from .render_job import Augmentation, RenderSpec, read_cached, render_piece
+from .render import Augmentation, RenderSpec, read_cached, render_piece
 from .synth import (DEFAULT_FAMILY_WEIGHTS, TEST_SOUNDFONT, TRAIN_SOUNDFONTS, RenderSettings,
                     find_soundfont, require_fluidsynth)
 
@@ -65,7 +65,7 @@ class CorpusSpec:
 
 def default_corpora(data_root=None) -> tuple:
     """The Bach chorales (their splits.csv) and 300 Nottingham tunes (hash split)."""
-    from .paths import data_root as _data_root
+    from ..paths import data_root as _data_root
 
     root = Path(data_root or _data_root())
     return (CorpusSpec(str(root / "midi" / "bach-chorales")),

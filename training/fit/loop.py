@@ -7,7 +7,7 @@ restored and the learning rate halved (a *refinement round*), up to
 ``refinements`` rounds; then training stops. ``max_minutes`` caps the wall time
 (CPU budget), ending the run at an epoch boundary with the best weights kept.
 
-Files in RUN/ (see :mod:`training.checkpoint`): log.csv (one row per epoch),
+Files in RUN/ (see :mod:`training.run_dir`): log.csv (one row per epoch),
 loss.png, checkpoint.pt (resume), best.pt (export/evaluate), run.json.
 """
 
@@ -26,10 +26,10 @@ import torch
 
 from follower.errors import ConfigError
 
-from .checkpoint import BEST, CHECKPOINT, LOG_CSV, LOSS_PNG, RUN_JSON
-from .loss import MARGIN, ranking_hinge_loss
-from .metrics import two_way_retrieval
-from .model import DualEncoder, ModelConfig
+from ..run_dir import BEST, CHECKPOINT, LOG_CSV, LOSS_PNG, RUN_JSON
+from ..model.losses import MARGIN, ranking_hinge_loss
+from ..evaluate.metrics import two_way_retrieval
+from ..model.encoders import DualEncoder, ModelConfig
 
 LOG_FIELDS = ["epoch", "round", "lr", "train_loss", "valid_loss", "valid_mrr", "valid_r@1",
               "seconds", "best"]

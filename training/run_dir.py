@@ -26,7 +26,7 @@ def load_best(run_dir, *, file_name: str = BEST):
     """(model in eval mode, snippet config, feature config, training info) of a run."""
     import torch
 
-    from .model import DualEncoder, ModelConfig
+    from .model.encoders import DualEncoder, ModelConfig
 
     path = Path(run_dir) / file_name
     if not path.is_file():

@@ -1,7 +1,7 @@
-"""``python -m training.improve_eval RUN [RUN ...]``: the learned-model part of ``training evaluate``
+"""``python -m training.evaluate.compare RUN [RUN ...]``: the learned-model part of ``training evaluate``
 for several runs at once, and the comparison table of docs/improvements.md.
 
-The same functions as ``training evaluate`` (:mod:`training.evaluate`, same pair
+The same functions as ``training evaluate`` (:mod:`training.evaluate.protocols`, same pair
 subsets for the same ``--pairs`` and ``--seed``): two-way snippet retrieval on test,
 test_slow, test_fast and the Bach10 recordings; piece identification (audio
 excerpts against the score snippets) on the synthesized test pieces and on Bach10
@@ -20,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 TEST_SPLITS = ("test", "test_slow", "test_fast")
 METRICS_FILE = "improve_metrics.json"
@@ -30,13 +29,13 @@ def evaluate_runs(runs, *, dataset, bach10, chorales, n_pairs: int, seed: int, p
                   bach10_scales=None, progress: bool = True) -> dict:
     from tqdm import tqdm
 
-    from . import evaluate as ev
-    from .checkpoint import load_best
-    from .data_access import load_split
-    from .evaluate_run import BACH10_SCALES
+    from . import protocols as ev
+    from ..run_dir import load_best
+    from ..data.split import load_split
+    from .run import BACH10_SCALES
 
     scales_all = tuple(bach10_scales or BACH10_SCALES)
-    from .realdata import RealPairs, bwv_of, load_bach10
+    from ..data.bach10 import RealPairs, bwv_of, load_bach10
 
     cache: dict = {}   # per roll-channel setting: splits, Bach10 pieces, corpus rolls
 
@@ -121,12 +120,12 @@ def comparison_table(results: dict) -> str:
 def main(argv=None) -> int:
     from follower.cliutil import run_main
 
-    from .paths import data_root
+    from ..paths import data_root
 
     root = data_root()
-    p = argparse.ArgumentParser(prog="python -m training.improve_eval", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m training.evaluate.compare", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="+", help="run folders written by `training train` or training.experiments")
+    p.add_argument("runs", nargs="+", help="run folders written by `training train` or training.cli.experiments")
     p.add_argument("--dataset", required=True, help="dataset folder (the same for every run)")
     p.add_argument("--bach10", default=str(root / "real" / "bach10"))
     p.add_argument("--chorales", default=str(root / "midi" / "bach-chorales"))

@@ -6,7 +6,7 @@ import argparse
 
 
 def register(subparsers) -> None:
-    from .paths import data_root
+    from ..paths import data_root
 
     root = data_root()
     p = subparsers.add_parser(
@@ -36,8 +36,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import torch
 
-    from .evaluate_run import evaluate_run
-    from .report import summary_lines
+    from ..evaluate.run import evaluate_run
+    from ..evaluate.report import summary_lines
 
     torch.set_num_threads(args.threads)
     metrics = evaluate_run(args.run, dataset=args.dataset, bach10=args.bach10, chorales=args.chorales,

@@ -1,6 +1,6 @@
 """Temporal decoding against order-free voting in the follower (docs/improvements.md, attempt d).
 
-``python -m training.follower_variants --bundle exported/default --index INDEX -o OUT.json``
+``python -m studies.decoders --bundle exported/default --index INDEX -o OUT.json``
 replays the benchmark's material (``python -m benchmarks.material``: rendered held-out
 chorale excerpts with a room and noise, and the ten Bach10 recordings, each with a
 ground-truth audio -> MIDI time map) through two systems that share the bundle, the
@@ -40,15 +40,6 @@ import numpy as np
 
 SYSTEMS = ("engine", "engine_no_evidence", "engine_evidence", "voting", "voting_all")
 DEFAULT_SYSTEMS = ("engine", "voting", "voting_all")
-
-
-def _import_benchmarks() -> None:
-    """``benchmarks`` is a folder of the checkout, not an installed package (runners.py puts the
-    repository on PYTHONPATH for the same reason): make it importable from anywhere."""
-    from .paths import REPO_ROOT
-
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
 
 
 def read_audio(path) -> tuple[np.ndarray, float]:
@@ -140,7 +131,6 @@ def compare(bundle, index, items, *, systems=DEFAULT_SYSTEMS, progress: bool = T
     """{system: {kind: summary row}} over the items, and the per-item scores."""
     from tqdm import tqdm
 
-    _import_benchmarks()
     from benchmarks.metrics import score_item, summarise
     from benchmarks.warp import TimeMap
 
@@ -186,7 +176,7 @@ def format_table(summary: dict) -> str:
 def main(argv=None) -> int:
     from follower.cliutil import run_main
 
-    p = argparse.ArgumentParser(prog="python -m training.follower_variants", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m studies.decoders", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bundle", required=True, help="bundle folder")
     p.add_argument("--index", required=True, help="chorale index built with that bundle")
@@ -202,7 +192,6 @@ def main(argv=None) -> int:
 
 
 def _run(args) -> int:
-    _import_benchmarks()
     from benchmarks import paths
     from follower.bundle import load_bundle
     from follower.errors import ConfigError

@@ -44,7 +44,7 @@ def register(subparsers) -> None:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     b.set_defaults(func=run)
-    from . import dataset_figure  # light: matplotlib is imported only when plotting
+    from ..data import figure as dataset_figure  # light: matplotlib is imported only when plotting
 
     dataset_figure.register(sub)
     p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
@@ -55,7 +55,7 @@ def config_from_args(args):
 
     from follower.errors import ConfigError
 
-    from .dataset import CorpusSpec, DatasetConfig, default_corpora
+    from ..data.build import CorpusSpec, DatasetConfig, default_corpora
 
     if args.corpus:
         corpora = tuple(dataclasses.replace(CorpusSpec.parse(c), split_file=args.split_file,
@@ -79,8 +79,8 @@ def config_from_args(args):
 
 
 def run(args) -> int:
-    from .dataset import build_dataset
-    from .paths import REPO_ROOT
+    from ..data.build import build_dataset
+    from ..paths import REPO_ROOT
 
     cfg = config_from_args(args)
     out = args.out or str(REPO_ROOT / "data" / "default")

@@ -19,7 +19,7 @@ relations the audio path has to learn.
 CCA. The paper ends both paths with a CCA layer (projections computed from
 batch covariances). Here it is optional and post hoc (``ModelConfig.cca``): after
 training, a regularised linear CCA is fitted on training-pair embeddings
-(:func:`training.evaluate.posthoc_cca`, ``training cca``) and stored as a fixed
+(:func:`training.evaluate.protocols.posthoc_cca`, ``training cca``) and stored as a fixed
 centring + projection at the end of each path, followed by length normalisation.
 It is part of the ONNX graphs, so the runtime needs nothing extra.
 ``docs/results.md`` reports the measured effect of this layer.
@@ -101,7 +101,7 @@ class Encoder(nn.Module):
         self.name = name
         self.cca = cca
         self.use_projection = True  # evaluation switches it off to measure the CCA layer
-        if cca:  # identity until training.cca fits it
+        if cca:  # identity until training.fit.cca fits it
             self.register_buffer("proj_mean", torch.zeros(embed_dim))
             self.register_buffer("proj_matrix", torch.eye(embed_dim))
         widths = [base_filters, 2 * base_filters, 4 * base_filters, 4 * base_filters]

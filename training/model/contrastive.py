@@ -1,6 +1,6 @@
 """Symmetric contrastive loss (InfoNCE / NT-Xent, as CLIP uses it) over in-batch negatives.
 
-An alternative to the paper's pairwise ranking hinge loss (:mod:`training.loss`),
+An alternative to the paper's pairwise ranking hinge loss (:mod:`training.model.losses`),
 tried in docs/improvements.md. For unit-length embeddings ``a_i``, ``s_i`` and a
 temperature ``tau``, with logits ``z[i, k] = a_i . s_k / tau``:
 
@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from follower.errors import ConfigError
 
-from .loss import check_pair_batch
+from .losses import check_pair_batch
 
 TEMPERATURE = 0.1
 
@@ -41,7 +41,7 @@ def info_nce_loss(audio: torch.Tensor, score: torch.Tensor, temperature: float =
 
 def make_loss(name: str, *, margin: float | None = None, temperature: float = TEMPERATURE):
     """``loss(audio, score)`` for a loss name: ``hinge`` (the paper's) or ``infonce``."""
-    from .loss import MARGIN, ranking_hinge_loss
+    from .losses import MARGIN, ranking_hinge_loss
 
     if name == "hinge":
         m = MARGIN if margin is None else margin

@@ -1,7 +1,7 @@
-"""``python -m training.augment_figure DATASET -o docs/figures/improve_augment.png``.
+"""``python -m studies.augment_figure DATASET -o docs/figures/improve_augment.png``.
 
 One training snippet as the encoder sees it, the same snippet under each acoustic
-augmentation of :mod:`training.augment_audio`, and a Bach10 snippet for reference:
+augmentation of :mod:`training.augment.acoustic`, and a Bach10 snippet for reference:
 the gap the augmentation is meant to narrow.
 """
 
@@ -16,9 +16,9 @@ import numpy as np
 def main(argv=None) -> int:
     from follower.cliutil import run_main
 
-    from .paths import data_root
+    from training.paths import data_root
 
-    p = argparse.ArgumentParser(prog="python -m training.augment_figure", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m studies.augment_figure", description=__doc__)
     p.add_argument("dataset")
     p.add_argument("-o", "--out", required=True)
     p.add_argument("--bach10", default=str(data_root() / "real" / "bach10"))
@@ -33,9 +33,9 @@ def _run(args) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .augment_audio import AudioAugmentConfig, augment_batch
-    from .data_access import dataset_configs, load_split
-    from .realdata import RealPairs, load_bach10
+    from training.augment.acoustic import AudioAugmentConfig, augment_batch
+    from training.data.bach10 import RealPairs, load_bach10
+    from training.data.split import dataset_configs, load_split
 
     snip, feat = dataset_configs(args.dataset)
     valid = load_split(args.dataset, "valid", snip)

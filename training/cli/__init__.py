@@ -4,7 +4,7 @@ import sys
 
 from follower.cliutil import main_for
 
-from . import corpus_cli, dataset_cli, evaluate_cli, export_cli, train_cli
+from . import corpus, dataset, evaluate, export, train
 
 DESCRIPTION = """\
 Offline pipeline of the score follower (Dorfer et al. 2018, with MIDI piano rolls):
@@ -16,7 +16,7 @@ Offline pipeline of the score follower (Dorfer et al. 2018, with MIDI piano roll
   training export RUN -o exported/X    ONNX encoders + config.json + metrics.json
 """
 
-COMMAND_MODULES = [corpus_cli, dataset_cli, train_cli, evaluate_cli, export_cli]
+COMMAND_MODULES = [corpus, dataset, train, evaluate, export]
 
 
 def main(argv=None) -> int:

@@ -28,8 +28,8 @@ def run(args) -> int:
 
     from follower.errors import ConfigError
 
-    from .checkpoint import METRICS_JSON, load_best
-    from .export import export_bundle, untrained_bundle
+    from ..run_dir import METRICS_JSON, load_best
+    from ..export import export_bundle, untrained_bundle
 
     if args.untrained:
         config = untrained_bundle(args.out, seed=args.seed)

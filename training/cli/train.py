@@ -51,7 +51,7 @@ def register(subparsers) -> None:
 def run_cca(args) -> int:
     import torch
 
-    from .cca import fit_cca_run
+    from ..fit.cca import fit_cca_run
 
     torch.set_num_threads(2)
     info = fit_cca_run(args.run, args.out, dataset=args.dataset, n_pairs=args.pairs, seed=args.seed)
@@ -63,9 +63,9 @@ def run_cca(args) -> int:
 def run(args) -> int:
     from pathlib import Path
 
-    from .data_access import dataset_configs, dataset_info, load_split
-    from .model import ModelConfig
-    from .train import TrainConfig, train
+    from ..data.split import dataset_configs, dataset_info, load_split
+    from ..model.encoders import ModelConfig
+    from ..fit.loop import TrainConfig, train
 
     cfg = TrainConfig(lr=args.lr, batch_size=args.batch_size, weight_decay=args.weight_decay,
                       epoch_pairs=args.epoch_pairs, valid_pairs=args.valid_pairs, patience=args.patience,

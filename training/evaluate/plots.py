@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import LOSS_PNG
+from ..run_dir import LOSS_PNG
 
 NAMES = {"learned": "learned (CNN)", "baseline_chroma": "chroma baseline"}
 

@@ -10,7 +10,7 @@
    query, audio database.
 
 The learned model (:class:`TorchEmbedder`) and the chroma baseline
-(:class:`training.baseline.ChromaBaseline`) run through the same functions.
+(:class:`training.evaluate.chroma.ChromaBaseline`) run through the same functions.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def thin(centres, min_gap: int) -> np.ndarray:
 
 
 class TorchEmbedder:
-    """numpy in, numpy out, in batches, for a trained :class:`training.model.DualEncoder`."""
+    """numpy in, numpy out, in batches, for a trained :class:`training.model.encoders.DualEncoder`."""
 
     name = "learned"
 
@@ -185,7 +185,7 @@ def corpus_rolls(midi_paths, snippet_config: SnippetConfig, frame_rate_hz: float
     from follower.midi import load_midi
     from follower.snippets import score_roll
 
-    from .realdata import onset_frames
+    from ..data.bach10 import onset_frames
 
     out = []
     for i, path in enumerate(tqdm(midi_paths, desc="corpus rolls", unit="file", disable=not progress)):

@@ -1,6 +1,6 @@
 """How training and evaluation open a dataset folder (written by ``training dataset build``).
 
-A thin layer over ``training.dataset.load_split`` that also recovers the feature and
+A thin layer over ``training.data.build.load_split`` that also recovers the feature and
 snippet settings the dataset was cut with, since the bundle must record them.
 """
 
@@ -66,7 +66,7 @@ def dataset_configs(dataset_dir, roll_channels=None) -> tuple[SnippetConfig, Fea
 
 
 def load_split(dataset_dir, split: str, snippet_config: SnippetConfig | None = None):
-    from .dataset import load_split as _load
+    from .build import load_split as _load
 
     if split not in SPLITS:
         raise ConfigError(f"split={split!r}; expected one of {SPLITS}")

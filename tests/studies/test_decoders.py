@@ -1,4 +1,4 @@
-"""Order-free voting against the engine's temporal decoding (training/follower_variants.py).
+"""Order-free voting against the engine's temporal decoding (studies/decoders.py).
 
 Uses the follower tests' hand-made chroma bundle and random-chord corpus (real ONNX,
 real FluidSynth render), so no trained model is needed.
@@ -29,9 +29,6 @@ def material(tmp_path_factory):
         pytest.skip("FluidSynth or the TimGM6mb soundfont is absent (apt-get install fluidsynth timgm6mb-soundfont)")
     import soundfile as sf
 
-    from training.follower_variants import _import_benchmarks
-
-    _import_benchmarks()
     from benchmarks.warp import TimeMap
     from follower.bundle import load_bundle
     from follower.index import build_index, save_index
@@ -56,7 +53,7 @@ def material(tmp_path_factory):
 
 
 def test_both_systems_identify_and_the_engine_follows(material, capsys):
-    from training.follower_variants import main
+    from studies.decoders import main
 
     out = material["root"] / "result.json"
     assert main(["--bundle", str(material["bundle"]), "--index", str(material["index"]),
@@ -76,7 +73,7 @@ def test_both_systems_identify_and_the_engine_follows(material, capsys):
 
 
 def test_missing_material_is_one_line(material, tmp_path, capsys):
-    from training.follower_variants import main
+    from studies.decoders import main
 
     assert main(["--bundle", str(material["bundle"]), "--index", str(material["index"]),
                  "--material", str(tmp_path), "-o", str(tmp_path / "r.json")]) == 2
@@ -85,7 +82,7 @@ def test_missing_material_is_one_line(material, tmp_path, capsys):
 
 
 def test_chosen_systems_only(material, capsys):
-    from training.follower_variants import main
+    from studies.decoders import main
 
     out = material["root"] / "chosen.json"
     assert main(["--bundle", str(material["bundle"]), "--index", str(material["index"]),

@@ -18,11 +18,11 @@ import numpy as np
 
 from follower.errors import ConfigError
 
-from . import evaluate as ev
-from .baseline import ChromaBaseline
-from .checkpoint import METRICS_JSON, RUN_JSON, load_best
-from .data_access import load_split
-from .realdata import RealPairs, bwv_of, load_bach10
+from . import protocols as ev
+from .chroma import ChromaBaseline
+from ..run_dir import METRICS_JSON, RUN_JSON, load_best
+from ..data.split import load_split
+from ..data.bach10 import RealPairs, bwv_of, load_bach10
 
 TEST_SPLITS = ("test", "test_slow", "test_fast")
 # Bach10 is played at about 0.6-0.8x the chorales' nominal 120 bpm; a database at
@@ -137,7 +137,7 @@ def evaluate_run(run_dir, *, dataset=None, bach10=None, chorales=None, n_pairs: 
     metrics = _clean(metrics)
     (run / METRICS_JSON).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     if figures_dir is not False:
-        from .eval_plots import write_figures
+        from .plots import write_figures
 
         write_figures(Path(figures_dir) if figures_dir else run / "figures", metrics, plots, run)
     return metrics

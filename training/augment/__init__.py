@@ -1,0 +1,1 @@
+"""Random variation of training snippets on the fly: acoustic colouring and tempo stretch."""

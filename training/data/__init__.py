@@ -1,0 +1,1 @@
+"""The dataset: corpora and their splits, FluidSynth renders, aligned snippet pairs, Bach10."""

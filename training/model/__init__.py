@@ -1,0 +1,1 @@
+"""The two encoders and the losses that train them (torch)."""
