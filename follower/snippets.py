@@ -29,7 +29,10 @@ class SnippetConfig:
     roll_frames: int = 42
     pitch_lo: int = 21
     pitch_hi: int = 108
-    roll_channels: tuple = ("sustain",)
+    # Both channels by default: a sustain-only roll cannot tell a held note from the same
+    # note repeated, while the audio shows every attack; the onset channel costs nothing but
+    # the first convolution's extra input channel (docs/improvements.md (b)).
+    roll_channels: tuple = ROLL_CHANNELS
     roll_velocity: bool = False   # False: binary roll (scores carry little dynamics)
 
     def __post_init__(self):

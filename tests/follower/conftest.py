@@ -59,7 +59,7 @@ def _encoder_onnx(path: Path, input_name: str, n_rows: int, n_frames: int, to_pc
 
 def make_chroma_bundle(out_dir: Path, *, features: FeatureConfig | None = None) -> Path:
     features = features or FeatureConfig()
-    snippets = SnippetConfig()
+    snippets = SnippetConfig(roll_channels=("sustain",))  # the chroma score encoder reads one channel
     out_dir.mkdir(parents=True, exist_ok=True)
     fb = _filterbank(features)
     freqs = np.fft.fftfreq(features.frame_size_samples, 1 / features.sample_rate_hz)[: fb.shape[0]]

@@ -15,7 +15,8 @@ from follower.snippets import SnippetConfig
 from training.data import render as render_job
 from training.data import synth
 from training.cli import main as training_main
-from training.data.build import CorpusSpec, DatasetConfig, build_dataset, load_split
+from training.data.build import CorpusSpec, DatasetConfig, build_dataset
+from training.data.split import load_split
 
 TRAIN_SF, TEST_SF = ("FluidR3_GM.sf2",), "TimGM6mb.sf2"
 
@@ -108,7 +109,7 @@ def test_splits_are_disjoint_and_tests_use_the_held_out_soundfont(built):
 
 def test_pairs_sit_on_onsets_and_batches_have_encoder_shapes(built):
     _, out, _ = built
-    d = load_split(out, "test_fast")
+    d = load_split(out, "test_fast", SnippetConfig(roll_channels=("sustain",)))
     for r in range(d.n_renders):
         rows = d.pairs[d.pairs[:, 0] == r]
         onset = d.rolls[d.roll_offsets[r]:d.roll_offsets[r + 1], 1]  # stored channels: sustain, onset
@@ -120,7 +121,8 @@ def test_pairs_sit_on_onsets_and_batches_have_encoder_shapes(built):
     assert r.shape == (len(idx), 1, 88, 42) and set(np.unique(r)) <= {0.0, 1.0}
     # the roll window is centred on an onset: its centre frame has a note
     assert np.all(r[:, 0, :, 21].sum(axis=1) > 0)
-    both = load_split(out, "test_fast", SnippetConfig(roll_channels=("sustain", "onset")))
+    both = load_split(out, "test_fast")  # the default snippets read both channels
+    assert both.snippet_config.roll_channels == ("sustain", "onset")
     assert both.roll_batch(idx).shape == (len(idx), 2, 88, 42)
     assert d.pair_piece(idx).max() < len(d.piece_ids)
 

@@ -10,19 +10,20 @@ from training.model.encoders import DualEncoder, ModelConfig, build_model
 def test_shapes_and_unit_length():
     model = build_model(seed=0).eval()
     with torch.no_grad():
-        a, s = model(torch.rand(3, 1, 92, 42), (torch.rand(3, 1, 88, 42) < 0.1).float())
+        a, s = model(torch.rand(3, 1, 92, 42), (torch.rand(3, 2, 88, 42) < 0.1).float())  # sustain + onset
     assert a.shape == (3, 32) and s.shape == (3, 32)
     assert torch.allclose(a.norm(dim=1), torch.ones(3), atol=1e-5)
     assert torch.allclose(s.norm(dim=1), torch.ones(3), atol=1e-5)
 
 
 def test_roll_channels_follow_snippet_config():
-    snip = SnippetConfig(roll_channels=("sustain", "onset"))
+    assert ModelConfig().roll_shape == ModelConfig.for_snippets(SnippetConfig(), FeatureConfig()).roll_shape
+    snip = SnippetConfig(roll_channels=("sustain",))
     cfg = ModelConfig.for_snippets(snip, FeatureConfig())
-    assert cfg.roll_shape == (2, 88, 42) and cfg.audio_shape == (1, 92, 42)
+    assert cfg.roll_shape == (1, 88, 42) and cfg.audio_shape == (1, 92, 42)
     model = DualEncoder(cfg).eval()
     with torch.no_grad():
-        assert model.score(torch.zeros(2, 2, 88, 42)).shape == (2, 32)
+        assert model.score(torch.zeros(2, 1, 88, 42)).shape == (2, 32)
 
 
 def test_paths_unshared_and_layout():
@@ -46,7 +47,7 @@ def test_wrong_input_shape_one_line():
     with pytest.raises(ConfigError, match=r"audio encoder got input shape \(2, 1, 80, 42\); expected \(n, 1, 92, 42\)"):
         model.audio(torch.zeros(2, 1, 80, 42))
     with pytest.raises(ConfigError, match="score encoder"):
-        model.score(torch.zeros(2, 2, 88, 42))
+        model.score(torch.zeros(2, 1, 88, 42))
 
 
 def test_bad_config_one_line():

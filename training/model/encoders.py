@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from follower.errors import ConfigError
+from follower.snippets import SnippetConfig
 
 MIN_SIDE = 16  # four 2x poolings leave at least one cell
 
@@ -44,7 +45,7 @@ class ModelConfig:
 
     n_bins: int = 92
     audio_frames: int = 42
-    roll_channels: int = 1
+    roll_channels: int = len(SnippetConfig().roll_channels)
     n_pitches: int = 88
     roll_frames: int = 42
     embed_dim: int = 32
