@@ -58,7 +58,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from follower.errors import ConfigError
 
-    from .build import load_split
+    from .split import load_split
 
     data = load_split(args.dataset, args.split)
     if data.n_pairs == 0:
