@@ -14,7 +14,7 @@ from follower.snippets import SnippetConfig
 from training.data import synth
 from training.augment.acoustic import AudioAugmentConfig, AugmentedSplit, augment_batch, reverb_smear
 from training.model.losses import ranking_hinge_loss
-from training.model.contrastive import info_nce_loss, make_loss
+from training.model.losses import info_nce_loss, make_loss
 from training.model.encoders import ModelConfig
 from training.data.toy import ToySplit
 from training.fit.loop import TrainConfig, train
@@ -130,14 +130,16 @@ def test_augmented_split_changes_audio_only():
     assert np.abs(aug.audio_batch(idx) - base.audio_batch(idx)).max() > 0.01
 
 
-# -- the training hook and the experiments CLI -------------------------------------------
+# -- the training loop's loss and `training train`'s variant options -------------------------------------------
 
 def test_train_with_infonce_and_augmentation_learns_the_toy_task(tmp_path):
-    cfg = TrainConfig(batch_size=16, epoch_pairs=64, valid_pairs=32, patience=5, refinements=0, max_epochs=2,
-                      lr=0.002)
-    summary = train(AugmentedSplit(ToySplit(64, seed=0), seed=0), ToySplit(32, seed=1), tmp_path / "run", cfg,
-                    model_config=ModelConfig(), snippet_config=SnippetConfig(), feature_config=FeatureConfig(),
-                    progress=False, loss_fn=make_loss("infonce"))
+    cfg = TrainConfig(loss="infonce", batch_size=16, epoch_pairs=64, valid_pairs=32, patience=5, refinements=0,
+                      max_epochs=2, lr=0.002)
+    snip = SnippetConfig(roll_channels=("sustain",))  # the toy rolls' channels are copies of each other
+    summary = train(AugmentedSplit(ToySplit(64, seed=0, snippet_config=snip), seed=0),
+                    ToySplit(32, seed=1, snippet_config=snip), tmp_path / "run", cfg,
+                    model_config=ModelConfig(roll_channels=1), snippet_config=snip, feature_config=FeatureConfig(),
+                    progress=False)
     rows = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
     assert summary["epochs"] == 2 and len(rows) == 2
     assert all(np.isfinite(float(r["train_loss"])) for r in rows)
@@ -158,7 +160,7 @@ def write_tune(path, seed):
     mid.save(path)
 
 
-def test_experiments_cli_trains_a_variant_on_a_built_dataset(tmp_path, capsys):
+def test_training_train_trains_a_variant_on_a_built_dataset(tmp_path, capsys):
     try:
         synth.require_fluidsynth()
         synth.find_soundfont("FluidR3_GM.sf2")
@@ -166,7 +168,7 @@ def test_experiments_cli_trains_a_variant_on_a_built_dataset(tmp_path, capsys):
     except MissingToolError as e:
         pytest.skip(str(e))
     from training.data.build import CorpusSpec, DatasetConfig, build_dataset
-    from training.cli.experiments import main
+    from training.cli import main
 
     root = tmp_path / "corpus"
     rows = []
@@ -199,7 +201,7 @@ def test_experiments_cli_trains_a_variant_on_a_built_dataset(tmp_path, capsys):
 
 def ramp_split(n_frames=200, n_bins=4):
     """A one-render split whose spectrogram frame t holds the value t in every band."""
-    from training.data.build import SplitData
+    from training.data.split import SplitData
 
     spec = np.repeat(np.arange(n_frames, dtype=np.float16)[:, None], n_bins, 1)
     rolls = np.zeros((n_frames, 2, 88), np.uint8)
@@ -249,3 +251,29 @@ def test_bad_tempo_config_is_one_line():
         TempoAugmentConfig(p_stretch=2.0)
     with pytest.raises(ConfigError, match="scale_range"):
         TempoAugmentConfig(scale_range=(1.0, 0.5))
+
+
+def test_training_curves_name_the_loss_that_was_used():
+    from training.fit.curves import loss_figure
+
+    rows = [{"epoch": e, "round": 0, "train_loss": 3.0 - e / 10, "valid_loss": 3.1 - e / 10, "valid_mrr": e / 10}
+            for e in (1, 2, 3)]
+    for loss, label in (("infonce", "InfoNCE loss"), ("hinge", "ranking hinge loss")):
+        fig = loss_figure(rows, 2, loss=loss, epoch_pairs=2000)
+        assert fig.axes[0].get_ylabel() == label
+        assert fig.axes[0].get_xlabel() == "epoch (2,000 pairs)"
+
+
+def test_training_train_help_shows_every_option_of_the_shipped_recipe(capsys):
+    from training.cli import main
+    from training.cli.train import EPILOG
+
+    recipe = EPILOG.split("trained with:")[1].split("Rerunning")[0]
+    flags = {w for w in recipe.split() if w.startswith("--")}
+    assert {"--loss", "--augment-tempo", "--max-minutes", "--patience", "--refinements"} <= flags
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    usage = capsys.readouterr().out
+    options = usage.split("options:")[1]  # the option list, not the epilog that quotes the recipe
+    for flag in flags | {"--temperature", "--augment-audio", "--roll-channels", "--threads"}:
+        assert flag in options, flag

@@ -26,10 +26,12 @@ import torch
 
 from follower.errors import ConfigError
 
-from ..run_dir import BEST, CHECKPOINT, LOG_CSV, LOSS_PNG, RUN_JSON
-from ..model.losses import MARGIN, ranking_hinge_loss
 from ..evaluate.metrics import two_way_retrieval
+from ..evaluate.protocols import TorchEmbedder, embed_pairs
 from ..model.encoders import DualEncoder, ModelConfig
+from ..model.losses import LOSSES, MARGIN, TEMPERATURE, make_loss
+from ..run_dir import BEST, CHECKPOINT, LOG_CSV, RUN_JSON
+from .curves import plot_losses
 
 LOG_FIELDS = ["epoch", "round", "lr", "train_loss", "valid_loss", "valid_mrr", "valid_r@1",
               "seconds", "best"]
@@ -40,7 +42,9 @@ class TrainConfig:
     lr: float = 0.002
     batch_size: int = 100
     weight_decay: float = 1e-5
-    margin: float = MARGIN
+    loss: str = "hinge"            # "hinge": the paper's ranking loss; "infonce" (training.model.losses)
+    margin: float = MARGIN         # of the hinge loss
+    temperature: float = TEMPERATURE  # of the InfoNCE loss
     epoch_pairs: int = 10_000
     valid_pairs: int = 2_000       # fixed, seeded subset: MRR ranks each against all of them
     patience: int = 5              # epochs without a new best before a refinement round
@@ -62,6 +66,10 @@ class TrainConfig:
             raise ConfigError(f"lr_factor={self.lr_factor} must be in (0, 1)")
         if self.weight_decay < 0 or self.refinements < 0 or self.max_minutes < 0:
             raise ConfigError("weight_decay, refinements and max_minutes must not be negative")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss={self.loss!r}; expected one of {', '.join(LOSSES)}")
+        if not self.temperature > 0:
+            raise ConfigError(f"temperature={self.temperature!r} must be positive")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -76,22 +84,15 @@ def _optimizer(model: torch.nn.Module, cfg: TrainConfig, lr: float) -> torch.opt
                              {"params": rest, "weight_decay": 0.0}], lr=lr)
 
 
-def embed_pairs(model: DualEncoder, split, pair_idx: np.ndarray, *, batch: int = 500):
-    """Audio and score embeddings (numpy) of the given pairs, in eval mode."""
-    model.eval()
-    a_out, s_out = [], []
-    with torch.no_grad():
-        for start in range(0, len(pair_idx), batch):
-            idx = pair_idx[start:start + batch]
-            a_out.append(model.audio(torch.from_numpy(split.audio_batch(idx))).numpy())
-            s_out.append(model.score(torch.from_numpy(split.roll_batch(idx))).numpy())
-    return np.concatenate(a_out), np.concatenate(s_out)
+def make_config_loss(cfg: TrainConfig):
+    """The training loss ``loss(audio, score)`` that ``cfg`` names."""
+    return make_loss(cfg.loss, margin=cfg.margin, temperature=cfg.temperature)
 
 
-def validate(model: DualEncoder, split, pair_idx: np.ndarray, cfg: TrainConfig, loss_fn=None) -> dict:
+def validate(model: DualEncoder, split, pair_idx: np.ndarray, cfg: TrainConfig) -> dict:
     """Validation loss (batches of ``batch_size``) and two-way MRR over the fixed subset."""
-    loss_fn = loss_fn or (lambda a, s: ranking_hinge_loss(a, s, cfg.margin))
-    a, s = embed_pairs(model, split, pair_idx)
+    loss_fn = make_config_loss(cfg)
+    a, s = embed_pairs(TorchEmbedder(model), split, pair_idx)
     losses = []
     for start in range(0, len(a) - cfg.batch_size + 1, cfg.batch_size):
         sl = slice(start, start + cfg.batch_size)
@@ -102,6 +103,22 @@ def validate(model: DualEncoder, split, pair_idx: np.ndarray, cfg: TrainConfig, 
     mrr = (metrics["audio2score"]["mrr"] + metrics["score2audio"]["mrr"]) / 2
     r1 = (metrics["audio2score"]["r@1"] + metrics["score2audio"]["r@1"]) / 2
     return {"valid_loss": float(np.mean(losses)), "valid_mrr": mrr, "valid_r@1": r1}
+
+
+def _recorded_train_config(checkpoint: dict, run: Path) -> dict:
+    """The TrainConfig a checkpoint was written with, as a dict of today's fields.
+
+    Checkpoints from before the loss was a TrainConfig field name it in run.json's
+    ``info.variant`` (absent: the paper's hinge loss at the default temperature).
+    """
+    recorded = dict(checkpoint["train_config"])
+    if "loss" not in recorded:
+        variant = {}
+        if (run / RUN_JSON).is_file():
+            variant = json.loads((run / RUN_JSON).read_text()).get("info", {}).get("variant") or {}
+        recorded["loss"] = variant.get("loss") or "hinge"
+        recorded["temperature"] = variant.get("temperature") or TEMPERATURE
+    return recorded
 
 
 def _cl(x: np.ndarray) -> torch.Tensor:
@@ -131,47 +148,13 @@ def _write_log(run: Path, rows: list) -> None:
     os.replace(tmp, run / LOG_CSV)
 
 
-def plot_losses(run, rows: list, best_epoch: int | None) -> None:
-    """Train and validation loss per epoch, validation MRR on a second axis, best epoch marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ep = [int(r["epoch"]) for r in rows]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(ep, [float(r["train_loss"]) for r in rows], label="train loss")
-    ax.plot(ep, [float(r["valid_loss"]) for r in rows], label="validation loss")
-    ax.set_xlabel("epoch (10,000 pairs)")
-    ax.set_ylabel("ranking hinge loss")
-    ax2 = ax.twinx()
-    ax2.plot(ep, [float(r["valid_mrr"]) for r in rows], color="tab:green", ls="--", label="validation MRR")
-    ax2.set_ylabel("validation MRR")
-    if best_epoch is not None:
-        ax.axvline(best_epoch, color="grey", ls=":", label=f"best epoch {best_epoch}")
-    for r in rows:  # refinement rounds start where the round number changes
-        if int(r["round"]) > 0 and int(r["epoch"]) > 1 and rows[int(r["epoch"]) - 2]["round"] != r["round"]:
-            ax.axvline(int(r["epoch"]) - 0.5, color="tab:red", alpha=0.3)
-    lines = ax.get_legend_handles_labels()
-    lines2 = ax2.get_legend_handles_labels()
-    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper right", fontsize=8)
-    ax.set_title("training curves (red lines: learning rate halved from the best weights)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(Path(run) / LOSS_PNG, dpi=110)
-    plt.close(fig)
-
-
 def train(train_split, valid_split, run_dir, cfg: TrainConfig, *, model_config: ModelConfig,
           snippet_config, feature_config, info: dict | None = None, progress: bool = True,
-          restart: bool = False, loss_fn=None) -> dict:
-    """Train (or resume) a run; returns {"best_epoch", "best_valid_mrr", "epochs", "stopped"}.
-
-    ``loss_fn(audio, score) -> scalar`` replaces the ranking hinge loss (docs/improvements.md);
-    None keeps the paper's loss with ``cfg.margin``.
-    """
+          restart: bool = False) -> dict:
+    """Train (or resume) a run; returns {"best_epoch", "best_valid_mrr", "epochs", "stopped"}."""
     from tqdm import tqdm
 
-    loss_fn = loss_fn or (lambda a, s: ranking_hinge_loss(a, s, cfg.margin))
+    loss_fn = make_config_loss(cfg)
 
     torch.set_num_threads(cfg.threads)
     run = Path(run_dir)
@@ -195,7 +178,7 @@ def train(train_split, valid_split, run_dir, cfg: TrainConfig, *, model_config: 
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         # the caps may change between sessions (resume a capped run with more time)
         caps = ("max_minutes", "max_epochs")
-        same = {k: v for k, v in ck["train_config"].items() if k not in caps} == \
+        same = {k: v for k, v in _recorded_train_config(ck, run).items() if k not in caps} == \
             {k: v for k, v in cfg.to_dict().items() if k not in caps}
         if not same or ck["model_config"] != model_config.to_dict():
             raise ConfigError(f"{ckpt_path} was written with other settings; use the same options "
@@ -248,7 +231,7 @@ def train(train_split, valid_split, run_dir, cfg: TrainConfig, *, model_config: 
             opt.step()
             losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.2f}")
-        v = validate(model, valid_split, valid_idx, cfg, loss_fn)
+        v = validate(model, valid_split, valid_idx, cfg)
         state["epoch"] += 1
         is_best = v["valid_mrr"] > state["best_mrr"]
         if is_best:
@@ -275,7 +258,7 @@ def train(train_split, valid_split, run_dir, cfg: TrainConfig, *, model_config: 
                       f"{state['best_epoch']}, learning rate {state['lr']:.2g}")
         state["rng"] = rng.bit_generator.state
         _write_log(run, rows)
-        plot_losses(run, rows, state["best_epoch"])
+        plot_losses(run, rows, state["best_epoch"], loss=cfg.loss, epoch_pairs=cfg.epoch_pairs)
         _atomic_save({"train_config": cfg.to_dict(), "model_config": model_config.to_dict(),
                       "model_state": model.state_dict(), "optimizer_state": opt.state_dict(),
                       "torch_rng": torch.get_rng_state(), "state": state}, ckpt_path)
