@@ -61,41 +61,9 @@ def load(args):
                                               config=EngineConfig(stride_frames=args.stride))
 
 
-class Console:
-    """The performer's live line: rewritten in place on a terminal, one line a second otherwise."""
-
-    def __init__(self, stream=sys.stdout):
-        self.stream = stream
-        self.tty = stream.isatty()
-        self._last_t = -1e9
-        self._last_key = None
-
-    @staticmethod
-    def line(u) -> str:
-        if u.piece is None:
-            best = f"  best guess {u.candidates[0][0]} ({u.confidence:.2f})" if u.candidates else ""
-            return f"{u.t:7.1f}s  {u.state:9s}{best}"
-        return (f"{u.t:7.1f}s  {u.state:9s}  {u.piece}  beat {u.position_beats:6.1f}  ({u.position_s:6.1f} s)  "
-                f"tempo x{u.tempo:.2f} = {u.bpm:3.0f} bpm  conf {u.confidence:.2f}")
-
-    def emit(self, u) -> None:
-        key = (u.state, u.piece)
-        if self.tty:  # one line rewritten in place; a change of state or piece stays on screen
-            keep = "\n" if key != self._last_key and self._last_key is not None else ""
-            self.stream.write(keep + "\r" + self.line(u).ljust(100)[:120])
-            self.stream.flush()
-        elif key != self._last_key or u.t - self._last_t >= 1.0:
-            self.stream.write(self.line(u) + "\n")
-            self.stream.flush()
-            self._last_t = u.t
-        self._last_key = key
-
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-
-
 class Stats:
+    """What ``--stats`` reports: the worker's processing time per update and in all, against audio time."""
+
     def __init__(self):
         self.latency_ms: list = []
         self.busy_s = 0.0
@@ -114,15 +82,16 @@ class Stats:
 def run(source, make_engine, args) -> int:
     """Follow ``source`` until it ends, ``--duration`` is reached or Ctrl-C; return the exit code."""
     from .audio_io import EOF, BlockQueue, DeviceSource
+    from .console import Console
     from .jsonlog import JsonlWriter
     from .osc import OscSender
 
-    osc = OscSender(args.osc)
+    osc = OscSender(args.osc)  # opened first: an unusable target is refused before any file is written
     jsonl = JsonlWriter(args.jsonl) if args.jsonl else None
     console = None if (args.quiet or (jsonl and jsonl.to_stdout)) else Console()
+    outputs = [o for o in (osc, jsonl, console) if o is not None]
     engine = make_engine(source.rate_hz)
     engine.warm_up()  # numba compiled (or loaded from cache) and onnxruntime run before audio starts
-    outputs = [o for o in (osc, jsonl, console) if o is not None]
     stats = Stats()
     blocks = BlockQueue(source.queue_blocks)
     stop = threading.Event()
@@ -188,11 +157,8 @@ def run(source, make_engine, args) -> int:
     finally:
         stop.set()
         source.stop()
-        if console:
-            console.close()
-        if jsonl:
-            jsonl.close()
-        osc.close()
+        for o in reversed(outputs):  # the console's last line first, the OSC socket last
+            o.close()
     if args.stats:
         print(stats.report(source, blocks, osc), file=sys.stderr)
     if failure and not interrupted:
