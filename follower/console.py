@@ -6,7 +6,7 @@ of state or piece leaves the old line on screen); otherwise (a pipe, a file) a l
 is written at each change of state or piece and at most once a second between them.
 The line reads (README, "Following a performance")::
 
-    4.4s  following  bach_bwv362  beat   72.0  (  36.0 s)  tempo x0.90 = 108 bpm  conf 0.91
+        4.4s  following  bach_bwv362  beat   72.0  (  36.0 s)  tempo x0.90 = 108 bpm  conf 0.91
 """
 
 from __future__ import annotations
