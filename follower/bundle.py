@@ -101,20 +101,34 @@ def verify(bundle_dir, config: BundleConfig) -> None:
                               "copied incompletely; re-export or re-copy the bundle")
 
 
+def onnx_session(path, *, threads: int = 1, spinning: bool = True):
+    """An onnxruntime CPU session for one ONNX file; BundleError if onnxruntime cannot load it.
+
+    ``threads`` intra-op threads, one inter-op thread, warnings silenced. ``spinning``
+    keeps onnxruntime's default, idle intra-op threads busy-waiting for the next run,
+    as the engine's real-time sessions have always run. Index building turns it off:
+    with several threads or processes on few cores, threads that spin take the cores
+    that the others need, and sleeping ones embed faster (docs/benchmarks.md).
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    if not spinning:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(os.fspath(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise BundleError(f"{path}: onnxruntime cannot load it ({e}); re-export the bundle") from e
+
+
 class Encoder:
-    """An onnxruntime session for one encoder, with fixed thread settings."""
+    """One encoder's onnxruntime session (see :func:`onnx_session`), called on a batch of inputs."""
 
-    def __init__(self, path, *, threads: int = 1):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(os.fspath(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as e:
-            raise BundleError(f"{path}: onnxruntime cannot load it ({e}); re-export the bundle") from e
+    def __init__(self, path, *, threads: int = 1, spinning: bool = True):
+        self.session = onnx_session(path, threads=threads, spinning=spinning)
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, x: np.ndarray) -> np.ndarray:

@@ -120,24 +120,6 @@ def snippet_centres(n_frames: int, hop_frames: int) -> np.ndarray:
     return np.arange(0, n_frames + 1, hop_frames, dtype=np.int64)
 
 
-def _session(onnx_path, threads: int):
-    """An onnxruntime session for index building: no busy-waiting threads.
-
-    Measured under load on the 2-core machines: 2 threads that spin took 3.9 ms per
-    snippet, 2 that sleep 2.2 ms; the engine's real-time sessions use one thread.
-    """
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(os.fspath(onnx_path), opts, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return lambda x: session.run(None, {name: x})[0]
-
-
 class _Embedder:
     """Batches unique roll windows through the score encoder; repeats are embedded once."""
 
@@ -190,11 +172,13 @@ _WORKER: dict = {}
 
 
 def _worker_init(bundle_dir: str, hop_frames: int, dtype_name: str, batch: int) -> None:
-    from .bundle import SCORE_ONNX, read_config
+    from .bundle import SCORE_ONNX, Encoder, read_config
 
     cfg = read_config(bundle_dir)
+    # one thread that sleeps between batches: the other workers need the cores (docs/benchmarks.md)
+    score = Encoder(Path(bundle_dir) / SCORE_ONNX, threads=1, spinning=False)
     _WORKER.update(cfg=cfg, hop=hop_frames, dtype=np.dtype(dtype_name),
-                   embed=_Embedder(_session(Path(bundle_dir) / SCORE_ONNX, 1), cfg.snippets, batch))
+                   embed=_Embedder(score, cfg.snippets, batch))
 
 
 def _worker_piece(item):
@@ -209,9 +193,9 @@ def build_index(paths, bundle, *, hop_frames: int = 4, dtype=np.float16, progres
                 batch: int = 32, workers: int = 1) -> Index:
     """Embed every readable MIDI file under ``paths``; unreadable ones are skipped and listed.
 
-    ``workers > 1`` runs that many processes with one onnxruntime thread each (on
-    these 2-core machines 1.4 ms per snippet against 2.2 ms for one process with two
-    threads); pieces come back in order, so the index is the same either way.
+    ``workers > 1`` runs that many processes with one onnxruntime thread each, which
+    embeds faster than one process with as many threads (docs/benchmarks.md); pieces
+    come back in order, so the index is the same either way.
     """
     from tqdm import tqdm
 

@@ -36,9 +36,10 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from .audio_io import DeviceSource
-    from .runner import load, run as run_session
+    from .runner import RunOptions, load, run as run_session
 
-    _, _, make_engine = load(args)
+    options = RunOptions.from_args(args)
+    make_engine = load(options)
     source = DeviceSource(args.device, rate_hz=args.rate, channels=args.channels, block_frames=args.block,
                           buffer_s=args.buffer)
-    return run_session(source, make_engine, args)
+    return run_session(source, make_engine, options)

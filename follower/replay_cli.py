@@ -29,8 +29,8 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from .audio_io import FileSource
-    from .runner import load, run as run_session
+    from .runner import RunOptions, load, run as run_session
 
     source = FileSource(args.audio, realtime=not args.fast)  # bad audio is refused before the model loads
-    _, _, make_engine = load(args)
-    return run_session(source, make_engine, args)
+    options = RunOptions.from_args(args)
+    return run_session(source, load(options), options)

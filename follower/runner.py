@@ -1,8 +1,12 @@
 """The one path from an audio source to OSC, JSON lines and the console.
 
-``follower replay`` and ``follower listen`` both call :func:`run`: the source's
+``follower replay`` and ``follower listen`` declare their shared options with
+:func:`add_arguments` and turn the parsed values into :class:`RunOptions` with
+:meth:`RunOptions.from_args`; past that point nothing here sees argparse.
+:func:`load` gives the engine factory, and :func:`run` follows a source: its
 blocks go through a bounded queue to a worker thread, which pushes them into the
-:class:`follower.engine.Engine` and hands each update to the outputs. The main
+:class:`follower.engine.Engine` and hands each update to every output (OSC, JSON
+lines, the console line: each has ``emit(update)`` and ``close()``). The main
 thread only waits (and turns Ctrl-C into a clean stop with the statistics).
 """
 
@@ -13,12 +17,18 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from .errors import BadAudioError
+from .errors import BadAudioError, ConfigError
 from .osc import DEFAULT_OSC
 from .paths import DEFAULT_BUNDLE
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 STALL_S = 2.0  # a live input that delivers nothing this long has stopped
 
@@ -42,60 +52,71 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (1 leaves cores to the audio)")
 
 
-def load(args):
-    """Bundle, index (checked against each other) and engine, warmed up."""
+@dataclass(frozen=True)
+class RunOptions:
+    """What a run needs to know, built from the command line by :meth:`from_args`."""
+
+    bundle_dir: str = DEFAULT_BUNDLE      # as given; a relative default is found in the checkout
+    index_path: str | None = None         # None: the *.index.npz shipped in the bundle folder
+    osc_target: str = DEFAULT_OSC         # HOST:PORT
+    jsonl_path: str | None = None         # one JSON object per update; "-" = stdout; None = none
+    console: bool = True                  # the live line on stdout (never together with JSON lines there)
+    stats: bool = False                   # the statistics line on stderr at the end
+    stride_frames: int = 1                # an update every this many spectrogram frames
+    duration_s: float | None = None       # stop after this much audio; None = when the source ends
+    onnx_threads: int = 1                 # onnxruntime intra-op threads of each encoder
+
+    def __post_init__(self):
+        if self.stride_frames < 1:
+            raise ConfigError(f"--stride {self.stride_frames} must be a positive number of frames")
+        if self.console and self.jsonl_path == "-":
+            raise ConfigError("the live line and JSON lines cannot share stdout; turn the console off")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> RunOptions:
+        """The options :func:`add_arguments` declared, as parsed."""
+        return cls(bundle_dir=args.bundle, index_path=args.index, osc_target=args.osc,
+                   jsonl_path=args.jsonl or None,
+                   console=not args.quiet and args.jsonl != "-",  # JSON lines on stdout replace the live line
+                   stats=args.stats, stride_frames=args.stride, duration_s=args.duration,
+                   onnx_threads=args.threads)
+
+
+def load(options: RunOptions) -> Callable[[float], Engine]:
+    """Load the bundle and the index, check that they belong together; return ``make_engine(input_rate_hz)``.
+
+    The encoders are warmed up here; every engine the factory makes shares them and the index.
+    """
     from .bundle import load_bundle
     from .engine import Engine, EngineConfig
-    from .errors import ConfigError
     from .index import load_index
     from .paths import resolve_bundle, resolve_index
 
-    if args.stride < 1:
-        raise ConfigError(f"--stride {args.stride} must be a positive number of frames")
-    bundle_dir = resolve_bundle(args.bundle)
-    bundle = load_bundle(bundle_dir, threads=max(1, args.threads))
-    index_path = resolve_index(args.index, bundle_dir)
+    bundle_dir = resolve_bundle(options.bundle_dir)
+    bundle = load_bundle(bundle_dir, threads=max(1, options.onnx_threads))
+    index_path = resolve_index(options.index_path, bundle_dir)
     index = load_index(index_path)
     index.check_bundle(bundle.config, index_path=index_path, bundle_path=bundle_dir)
-    return bundle, index, lambda rate: Engine(bundle, index, input_rate_hz=rate,
-                                              config=EngineConfig(stride_frames=args.stride))
+    config = EngineConfig(stride_frames=options.stride_frames)
+
+    def make_engine(input_rate_hz: float) -> Engine:
+        return Engine(bundle, index, input_rate_hz=input_rate_hz, config=config)
+
+    return make_engine
 
 
-class Console:
-    """The performer's live line: rewritten in place on a terminal, one line a second otherwise."""
+class Output(Protocol):
+    """Where updates go: :class:`follower.osc.OscSender`, :class:`follower.jsonlog.JsonlWriter`,
+    :class:`follower.console.Console`."""
 
-    def __init__(self, stream=sys.stdout):
-        self.stream = stream
-        self.tty = stream.isatty()
-        self._last_t = -1e9
-        self._last_key = None
+    def emit(self, update) -> None: ...
 
-    @staticmethod
-    def line(u) -> str:
-        if u.piece is None:
-            best = f"  best guess {u.candidates[0][0]} ({u.confidence:.2f})" if u.candidates else ""
-            return f"{u.t:7.1f}s  {u.state:9s}{best}"
-        return (f"{u.t:7.1f}s  {u.state:9s}  {u.piece}  beat {u.position_beats:6.1f}  ({u.position_s:6.1f} s)  "
-                f"tempo x{u.tempo:.2f} = {u.bpm:3.0f} bpm  conf {u.confidence:.2f}")
-
-    def emit(self, u) -> None:
-        key = (u.state, u.piece)
-        if self.tty:  # one line rewritten in place; a change of state or piece stays on screen
-            keep = "\n" if key != self._last_key and self._last_key is not None else ""
-            self.stream.write(keep + "\r" + self.line(u).ljust(100)[:120])
-            self.stream.flush()
-        elif key != self._last_key or u.t - self._last_t >= 1.0:
-            self.stream.write(self.line(u) + "\n")
-            self.stream.flush()
-            self._last_t = u.t
-        self._last_key = key
-
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
+    def close(self) -> None: ...
 
 
 class Stats:
+    """What ``--stats`` reports: the worker's processing time per update and in all, against audio time."""
+
     def __init__(self):
         self.latency_ms: list = []
         self.busy_s = 0.0
@@ -111,18 +132,21 @@ class Stats:
                 f"OSC sent {osc.sent}, send errors {osc.errors}")
 
 
-def run(source, make_engine, args) -> int:
-    """Follow ``source`` until it ends, ``--duration`` is reached or Ctrl-C; return the exit code."""
+def run(source, make_engine, options: RunOptions) -> int:
+    """Follow ``source`` until it ends, ``options.duration_s`` is reached or Ctrl-C; return the exit code."""
     from .audio_io import EOF, BlockQueue, DeviceSource
+    from .console import Console
     from .jsonlog import JsonlWriter
     from .osc import OscSender
 
-    osc = OscSender(args.osc)
-    jsonl = JsonlWriter(args.jsonl) if args.jsonl else None
-    console = None if (args.quiet or (jsonl and jsonl.to_stdout)) else Console()
+    osc = OscSender(options.osc_target)  # opened first: an unusable target is refused before any file is written
+    outputs: list[Output] = [osc]
+    if options.jsonl_path:
+        outputs.append(JsonlWriter(options.jsonl_path))
+    if options.console:
+        outputs.append(Console())
     engine = make_engine(source.rate_hz)
     engine.warm_up()  # numba compiled (or loaded from cache) and onnxruntime run before audio starts
-    outputs = [o for o in (osc, jsonl, console) if o is not None]
     stats = Stats()
     blocks = BlockQueue(source.queue_blocks)
     stop = threading.Event()
@@ -148,8 +172,8 @@ def run(source, make_engine, args) -> int:
                     raise BadAudioError(f"{source.name} stopped (the device disappeared?); "
                                         "reconnect it and restart `follower listen`")
                 data = np.zeros((0, 1), np.float32) if last else block
-                if args.duration is not None:
-                    room = int(max(args.duration - done, 0) * source.rate_hz)
+                if options.duration_s is not None:
+                    room = int(max(options.duration_s - done, 0) * source.rate_hz)
                     if len(data) >= room:
                         data, last = data[:room], True
                 t0 = time.perf_counter()
@@ -188,12 +212,9 @@ def run(source, make_engine, args) -> int:
     finally:
         stop.set()
         source.stop()
-        if console:
-            console.close()
-        if jsonl:
-            jsonl.close()
-        osc.close()
-    if args.stats:
+        for o in reversed(outputs):  # the console's last line first, the OSC socket last
+            o.close()
+    if options.stats:
         print(stats.report(source, blocks, osc), file=sys.stderr)
     if failure and not interrupted:
         raise failure[0]

@@ -90,15 +90,15 @@ def test_listen_follows_what_the_device_captures(alsa_home, chroma_bundle, corpu
 def test_a_device_that_disappears_ends_the_run_with_one_line(alsa_home, chroma_bundle, corpus_index):
     env, _ = alsa_home
     script = textwrap.dedent(f"""
-        import argparse, sys, threading
+        import sys, threading
         from follower import cliutil, runner
         from follower.audio_io import DeviceSource
 
-        args = argparse.Namespace(bundle={str(chroma_bundle)!r}, index={str(corpus_index)!r}, osc="127.0.0.1:9",
-                                  jsonl=None, stats=False, stride=1, duration=None, quiet=True, threads=1)
+        options = runner.RunOptions(bundle_dir={str(chroma_bundle)!r}, index_path={str(corpus_index)!r},
+                                    osc_target="127.0.0.1:9", console=False)
 
         def go(a):
-            _, _, make_engine = runner.load(a)
+            make_engine = runner.load(a)
             source = DeviceSource("follower_test", rate_hz=22050, buffer_s=2)
             start = source.start
 
@@ -110,7 +110,7 @@ def test_a_device_that_disappears_ends_the_run_with_one_line(alsa_home, chroma_b
             source.start = start_then_vanish
             return runner.run(source, make_engine, a)
 
-        sys.exit(cliutil.run_main(go, args))
+        sys.exit(cliutil.run_main(go, options))
     """)
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 2, r.stderr
