@@ -19,7 +19,8 @@ BEST = "best.pt"
 LOG_CSV = "log.csv"
 LOSS_PNG = "loss.png"
 RUN_JSON = "run.json"
-METRICS_JSON = "metrics.json"
+METRICS_JSON = "metrics.json"          # training evaluate RUN
+COMPARE_METRICS_JSON = "compare_metrics.json"  # training evaluate RUN RUN ... (learned model only)
 
 
 def load_best(run_dir, *, file_name: str = BEST):

@@ -196,6 +196,20 @@ def test_training_train_trains_a_variant_on_a_built_dataset(tmp_path, capsys):
                  "--no-progress"]) == 2
     assert "variant" in capsys.readouterr().err
 
+    # several runs: one comparison row each, on the same pair subsets, metrics kept per run
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(run, other)
+    table = tmp_path / "compare.md"
+    assert main(["evaluate", str(run), str(other), "--pairs", "8", "--bach10", str(tmp_path / "none"),
+                 "-o", str(table)]) == 0, capsys.readouterr().err
+    rows = table.read_text().splitlines()[2:]  # below the header and its rule
+    assert [r.split("|")[1].strip() for r in rows] == ["run", "other"]
+    assert len(rows) == 2 and rows[0].split("|")[3] == rows[1].split("|")[3]  # same weights, same test MRR
+    assert json.loads((run / "compare_metrics.json").read_text())["snippet"]["test"]["audio2score"]["n"] == 8
+    assert set(json.loads(table.with_suffix(".json").read_text())) == {str(run), str(other)}
+
 
 # -- tempo stretch of the training audio --------------------------------------------------
 

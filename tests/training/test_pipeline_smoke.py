@@ -51,6 +51,21 @@ def test_resume_continues_from_checkpoint(tmp_path, capsys):
     assert len(list(csv.DictReader(open(run / "log.csv")))) == 2
 
 
+def test_a_run_from_before_the_loss_was_a_setting_resumes(tmp_path, capsys):
+    run = tmp_path / "run"
+    cfg = TrainConfig(**{**CFG.to_dict(), "loss": "infonce", "max_epochs": 1})
+    run_train(run, cfg, info={"variant": {"loss": "infonce", "temperature": 0.1}})
+    ck = torch.load(run / "checkpoint.pt", weights_only=False)
+    for key in ("loss", "temperature"):  # as such checkpoints were written
+        del ck["train_config"][key]
+    torch.save(ck, run / "checkpoint.pt")
+    summary = run_train(run, TrainConfig(**{**cfg.to_dict(), "max_epochs": 2}),
+                        info={"variant": {"loss": "infonce", "temperature": 0.1}})
+    assert "resuming" in capsys.readouterr().out and summary["epochs"] == 2
+    with pytest.raises(ConfigError, match="other settings"):  # the hinge loss on it is still refused
+        run_train(run, TrainConfig(**{**CFG.to_dict(), "max_epochs": 3}))
+
+
 def test_resume_with_other_settings_refused(tmp_path):
     run = tmp_path / "run"
     run_train(run, TrainConfig(**{**CFG.to_dict(), "max_epochs": 1}))

@@ -44,9 +44,12 @@ def register(subparsers) -> None:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     b.set_defaults(func=run)
-    from ..data import figure as dataset_figure  # light: matplotlib is imported only when plotting
-
-    dataset_figure.register(sub)
+    f = sub.add_parser("figure", help="plot one aligned pair (spectrogram beside piano roll) to a PNG")
+    f.add_argument("dataset", help="a built dataset folder")
+    f.add_argument("-o", "--out", required=True, help="PNG file")
+    f.add_argument("--split", default="test", help="split to draw from (default: test, tempo 1.0)")
+    f.add_argument("--pair", type=int, default=None, help="pair index (default: a busy one, seeded)")
+    f.set_defaults(func=run_figure)
     p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
 
 
@@ -91,4 +94,21 @@ def run(args) -> int:
     print(f"rendered now: {summary['rendered']} renders ({summary['rendered_audio_h']:.2f} h of audio); "
           f"skipped inputs: {summary['skipped']} (see {out}/report.csv); held out: {summary['held_out']}")
     print(f"dataset: {out}")
+    return 0
+
+
+def run_figure(args) -> int:
+    from follower.errors import ConfigError
+
+    from ..data.figure import pick_pair, plot_pair
+    from ..data.split import load_split
+
+    data = load_split(args.dataset, args.split)
+    if data.n_pairs == 0:
+        raise ConfigError(f"split {args.split!r} of {args.dataset} has no pairs")
+    pair = pick_pair(data) if args.pair is None else args.pair
+    if not 0 <= pair < data.n_pairs:
+        raise ConfigError(f"--pair {pair} out of range; the split has {data.n_pairs} pairs")
+    plot_pair(data, pair, args.out)
+    print(f"pair {pair} -> {args.out}")
     return 0

@@ -1,4 +1,4 @@
-"""``training dataset figure DATASET -o PNG``: one aligned pair, as the encoders see it."""
+"""One aligned pair as the encoders see it, spectrogram beside piano roll (``training dataset figure``)."""
 
 from __future__ import annotations
 
@@ -44,28 +44,3 @@ def plot_pair(data, pair: int, out_png) -> None:
                  f"(centre = note onset)")
     fig.savefig(out_png, dpi=120)
     plt.close(fig)
-
-
-def register(sub) -> None:
-    f = sub.add_parser("figure", help="plot one aligned pair (spectrogram beside piano roll) to a PNG")
-    f.add_argument("dataset", help="a built dataset folder")
-    f.add_argument("-o", "--out", required=True, help="PNG file")
-    f.add_argument("--split", default="test", help="split to draw from (default: test, tempo 1.0)")
-    f.add_argument("--pair", type=int, default=None, help="pair index (default: a busy one, seeded)")
-    f.set_defaults(func=run)
-
-
-def run(args) -> int:
-    from follower.errors import ConfigError
-
-    from .split import load_split
-
-    data = load_split(args.dataset, args.split)
-    if data.n_pairs == 0:
-        raise ConfigError(f"split {args.split!r} of {args.dataset} has no pairs")
-    pair = pick_pair(data) if args.pair is None else args.pair
-    if not 0 <= pair < data.n_pairs:
-        raise ConfigError(f"--pair {pair} out of range; the split has {data.n_pairs} pairs")
-    plot_pair(data, pair, args.out)
-    print(f"pair {pair} -> {args.out}")
-    return 0

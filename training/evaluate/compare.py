@@ -1,5 +1,5 @@
-"""``python -m training.evaluate.compare RUN [RUN ...]``: the learned-model part of ``training evaluate``
-for several runs at once, and the comparison table of docs/improvements.md.
+"""``training evaluate RUN RUN ...``: the learned-model part of the evaluation for several runs
+at once, and the comparison table of docs/improvements.md.
 
 The same functions as ``training evaluate`` (:mod:`training.evaluate.protocols`, same pair
 subsets for the same ``--pairs`` and ``--seed``): two-way snippet retrieval on test,
@@ -9,33 +9,28 @@ against the full chorale corpus at written tempo and with the 0.7x database too.
 What it leaves out to fit several runs into the CPU budget: the chroma baseline
 (it does not change between variants), the post-hoc CCA and performance retrieval
 on the synthesized splits. Each split is loaded once for all runs that share its
-roll channels. Writes RUN/improve_metrics.json (``training evaluate``'s keys) per run.
+roll channels. Writes RUN/compare_metrics.json (``training evaluate``'s keys) per run.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-
-TEST_SPLITS = ("test", "test_slow", "test_fast")
-METRICS_FILE = "improve_metrics.json"
+from ..run_dir import COMPARE_METRICS_JSON, load_best
+from .run import BACH10_SCALES, TEST_SPLITS
 
 
 def evaluate_runs(runs, *, dataset, bach10, chorales, n_pairs: int, seed: int, piece_splits=("test",),
                   bach10_scales=None, progress: bool = True) -> dict:
     from tqdm import tqdm
 
-    from . import protocols as ev
-    from ..run_dir import load_best
+    from ..data.bach10 import RealPairs, bwv_of, load_bach10
     from ..data.split import load_split
-    from .run import BACH10_SCALES
+    from . import protocols as ev
 
     scales_all = tuple(bach10_scales or BACH10_SCALES)
-    from ..data.bach10 import RealPairs, bwv_of, load_bach10
 
     cache: dict = {}   # per roll-channel setting: splits, Bach10 pieces, corpus rolls
 
@@ -82,7 +77,7 @@ def evaluate_runs(runs, *, dataset, bach10, chorales, n_pairs: int, seed: int, p
                            for p, t in zip(d["pieces"], d["truth"])]
                 m.setdefault("piece_identification", {})[key] = ev.identify(queries, db)[0]
         m["seconds"] = round(time.monotonic() - t0, 1)
-        (Path(run) / METRICS_FILE).write_text(json.dumps(m, indent=2, sort_keys=True) + "\n")
+        (Path(run) / COMPARE_METRICS_JSON).write_text(json.dumps(m, indent=2, sort_keys=True) + "\n")
         out[str(run)] = m
         print(f"{run}: {m['seconds']} s", flush=True)
     return out
@@ -117,56 +112,16 @@ def comparison_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    from follower.cliutil import run_main
-
-    from ..paths import data_root
-
-    root = data_root()
-    p = argparse.ArgumentParser(prog="python -m training.evaluate.compare", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="+", help="run folders written by `training train` or training.cli.experiments")
-    p.add_argument("--dataset", required=True, help="dataset folder (the same for every run)")
-    p.add_argument("--bach10", default=str(root / "real" / "bach10"))
-    p.add_argument("--chorales", default=str(root / "midi" / "bach-chorales"))
-    p.add_argument("--pairs", type=int, default=2000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--reuse", action="store_true", help="take RUN/improve_metrics.json where it exists")
-    p.add_argument("--bach10-scales", default="1.0,0.7",
-                   help="tempo scales of the chorale database for Bach10 piece identification (1.0 first)")
-    p.add_argument("--threads", type=int, default=2,
-                   help="torch threads (1 when the cores are shared: oversubscribed OpenMP threads spin)")
-    p.add_argument("-o", "--out", help="also write the table (markdown) and all metrics (.json beside it)")
-    p.add_argument("--debug", action="store_true")
-    return run_main(_run, p.parse_args(argv))
-
-
-def _run(args) -> int:
-    import torch
-
-    from follower.errors import ConfigError
-
-    torch.set_num_threads(args.threads)
+def compare_runs(runs, *, dataset, bach10, chorales, n_pairs: int, seed: int, bach10_scales=None,
+                 reuse: bool = False, progress: bool = True) -> dict:
+    """{run: metrics} for every run, best read back from RUN/compare_metrics.json with ``reuse``."""
     results, todo = {}, []
-    for run in args.runs:
-        f = Path(run) / METRICS_FILE
-        if args.reuse and f.is_file():
+    for run in runs:
+        f = Path(run) / COMPARE_METRICS_JSON
+        if reuse and f.is_file():
             results[str(run)] = json.loads(f.read_text())
         else:
             todo.append(run)
-    if not Path(args.dataset, "dataset.json").is_file():
-        raise ConfigError(f"{args.dataset}: not a dataset (no dataset.json)")
-    results.update(evaluate_runs(todo, dataset=args.dataset, bach10=args.bach10, chorales=args.chorales,
-                                 n_pairs=args.pairs, seed=args.seed,
-                                 bach10_scales=[float(x) for x in args.bach10_scales.split(",") if x.strip()]))
-    results = {str(r): results[str(r)] for r in args.runs}
-    table = comparison_table(results)
-    print(table)
-    if args.out:
-        Path(args.out).write_text(table + "\n")
-        Path(args.out).with_suffix(".json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    results.update(evaluate_runs(todo, dataset=dataset, bach10=bach10, chorales=chorales, n_pairs=n_pairs,
+                                 seed=seed, bach10_scales=bach10_scales, progress=progress))
+    return {str(r): results[str(r)] for r in runs}
