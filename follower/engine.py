@@ -297,8 +297,10 @@ class Engine:
         ids = self.index.piece_ids
         cands = [(str(ids[p]), round(float(s), 4)) for p, s in candidates]
         if self.piece is None or centre_pos_s is None:
-            return Update(t_s, None, None, None, None, None, None, float(confidence), self.state, 0.0, cands,
-                          piece_changed=old_piece is not None, state_changed=old_state != self.state)
+            return Update(t=t_s, piece=None, title=None, position_s=None, position_beats=None, tempo=None,
+                          bpm=None, confidence=float(confidence), state=self.state, latency_ms=0.0,
+                          candidates=cands, piece_changed=old_piece is not None,
+                          state_changed=old_state != self.state)
         rows = self.index.rows(self.piece)
         tempo = float(self.tracker.tempo)
         duration = float(self.index.duration_s[self.piece])
@@ -309,6 +311,8 @@ class Engine:
         position_beats = float(np.interp(position_s, pos, beats))
         j = int(np.clip(np.searchsorted(pos, position_s), 1, len(pos) - 1)) if len(pos) > 1 else 0
         written_bpm = (60.0 * (beats[j] - beats[j - 1]) / (pos[j] - pos[j - 1])) if len(pos) > 1 else 120.0
-        return Update(t_s, str(ids[self.piece]), str(self.index.titles[self.piece]), position_s,
-                      position_beats, tempo, float(tempo * written_bpm), float(confidence), self.state, 0.0,
-                      cands, piece_changed=old_piece != self.piece, state_changed=old_state != self.state)
+        return Update(t=t_s, piece=str(ids[self.piece]), title=str(self.index.titles[self.piece]),
+                      position_s=position_s, position_beats=position_beats, tempo=tempo,
+                      bpm=float(tempo * written_bpm), confidence=float(confidence), state=self.state,
+                      latency_ms=0.0, candidates=cands, piece_changed=old_piece != self.piece,
+                      state_changed=old_state != self.state)
