@@ -276,7 +276,8 @@ class Engine:
     def _lock(self, piece: int, position_s: float, tempo: float) -> None:
         rows = self.index.rows(piece)
         if piece not in self._trackers:
-            self._trackers[piece] = PieceTracker(self.index.position_s[rows], self.config.tracker)
+            self._trackers[piece] = PieceTracker(self.index.position_s[rows], self.config.tracker,
+                                                 cell_s=self.index.cell_s)
         self.tracker = self._trackers[piece]
         self.tracker.reset(position_s, tempo=tempo)
         self.piece = piece
