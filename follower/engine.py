@@ -5,35 +5,27 @@ Per update (every ``stride_frames`` spectrogram frames, 50 ms each):
 1. the newest ``audio_frames`` (42) frames of the streaming spectrogram are embedded
    by the bundle's audio encoder (onnxruntime);
 2. the exact cosine top-k of the index is found by the numba kernel (:mod:`follower.knn`);
-3. **voting with temporal consistency**, as audio fingerprinting does: each neighbour
-   votes for the cell (piece, offset) where offset = its snippet position (MIDI s)
-   minus the audio time of the window centre, soft-binned over ``offset_bin_s`` bins
-   (the bin width is the tempo tolerance); votes decay with ``vote_decay_s``;
+3. the neighbours vote, with their clipped similarities as one unit of mass between
+   them, for (piece, offset) cells (``offset_bin_s`` wide, decaying with
+   ``vote_decay_s``) and for their pieces in the slowly decaying accumulated piece
+   votes (``evidence_decay_s``); see :mod:`follower.votes`;
 4. **verification**: the best cells (and the best paths of the previous update) are
    checked along their paths over the last ``verify_window_s`` of queries, at a few
    tempi (:mod:`follower.verify`), giving each piece a z-score; the confidence is
    the margin of the best piece over the runner-up, scaled so that 0.5 is the margin
    needed to lock (``lock_margin``), 1.0 twice that;
-5. **accumulated piece votes** (order-free, as the paper identifies a piece): the same
-   neighbours also add their unit of mass to their piece in a running total that decays
-   slowly (``evidence_decay_s``). On real recordings the per-window similarities are low:
-   several pieces' best paths pass ``lock_score`` and the true one rarely leads them by
-   ``lock_margin``, while its share of all votes heard keeps growing; so, after ``evidence_min_s`` of sounding audio, a piece that leads
-   the accumulated votes by ``evidence_ratio`` over the runner-up *and* has the best
-   verified path is locked too, without the path margin ``lock_margin`` (two independent
-   views, order-free and temporal, agree). The position is always that path's, then the
-   HMM's: the votes name the piece, never the position;
+5. the lock policy (:mod:`follower.policy`) turns the verified paths and the
+   accumulated votes into one action: lock a piece (at its path's position and tempo;
+   the votes may name the piece, never the position), switch to another, go lost,
+   come back, move the tracker after a jump or a repeat, or search again. States:
+   ``searching``, ``following``, ``lost``; the engine applies the action;
 6. once a piece is locked, :class:`follower.tracker.PieceTracker` follows the
    position continuously (an HMM over that piece's snippets) and estimates the tempo.
 
-States: ``searching`` (no piece; also during silence before anything is found),
-``following`` (a piece is locked), ``lost`` (the locked piece lost its margin, or the
-player paused longer than ``pause_hold_s``; the last piece is still reported until
-``lost_timeout_s``, then back to ``searching``). A piece that overtakes the locked one
-by ``switch_margin`` for ``switch_s`` is switched to; a jump or repeat inside the
-piece is followed when a path elsewhere beats the tracker's for ``relock_s``.
-Literal repeats (the two Stollen of a chorale) are ambiguous until the music
-differs: the follower may take the other occurrence first and move over then.
+Windows with too few sounding frames (``min_sound_fraction``), or that end in silence,
+are not embedded: they neither vote nor move the tracker. Literal repeats (the two
+Stollen of a chorale) are ambiguous until the music differs: the follower may take
+the other occurrence first and move over then.
 
 Latency compensation. The window's centre lags the newest sample by 21 frames
 (1.05 s): the snippet matched to the window describes the music of one second ago.
@@ -49,11 +41,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import policy
 from .features import StreamingSpectrogram
+from .policy import FOLLOWING, LOST, SEARCHING, LockPolicy, Scores
 from .tracker import PieceTracker, TrackerConfig
 from .verify import PathVerifier
+from .votes import Evidence, OffsetVotes, PieceEvidence
 
-SEARCHING, FOLLOWING, LOST = "searching", "following", "lost"
+__all__ = ["Engine", "EngineConfig", "Update", "SEARCHING", "FOLLOWING", "LOST"]
 
 
 @dataclass(frozen=True)
@@ -78,7 +73,7 @@ class EngineConfig:
     silence_level: float = 0.05       # a frame whose loudest band (log1p) is below this is silent
     min_sound_fraction: float = 0.3   # windows with fewer sounding frames do not vote
     pause_hold_s: float = 4.0         # silence longer than this while following -> lost
-    # accumulated order-free piece votes (step 5 above); evidence_ratio = inf turns the rule off
+    # accumulated order-free piece votes (follower.votes, follower.policy); evidence_ratio = inf turns the rule off
     evidence_decay_s: float = 30.0    # decay time constant of the piece vote totals, in s of voting audio
     evidence_min_s: float = 8.0       # sounding audio (s) that must have voted before the votes may lock
     evidence_ratio: float = 1.5       # leader's accumulated votes / the runner-up's needed to lock on it
@@ -104,51 +99,6 @@ class Update:
     state_changed: bool = False
 
 
-class _Votes:
-    """Decaying (piece, offset) vote cells over the last few seconds of updates."""
-
-    def __init__(self, k: int, horizon_updates: int):
-        self.k = k
-        m = max(horizon_updates, 1)
-        self._piece = np.zeros((m, k), np.int64)
-        self._offset = np.zeros((m, k), np.float64)
-        self._weight = np.zeros((m, k), np.float64)
-        self._time = np.full(m, -np.inf)
-        self._i = 0
-
-    def reset(self):
-        self._weight[:] = 0
-        self._time[:] = -np.inf
-
-    def add(self, t_s: float, pieces, offsets_s, weights):
-        i = self._i
-        n = len(pieces)
-        self._piece[i, :n], self._offset[i, :n], self._weight[i, :n] = pieces, offsets_s, weights
-        self._weight[i, n:] = 0
-        self._time[i] = t_s
-        self._i = (i + 1) % len(self._time)
-
-    def cells(self, t_s: float, decay_s: float, bin_s: float):
-        """(piece, offset_s, mass) of every cell, and the total decayed vote mass."""
-        decay = np.exp(-(t_s - self._time) / decay_s)[:, None] * self._weight
-        keep = decay > 1e-4
-        if not keep.any():
-            return np.empty(0, np.int64), np.empty(0), np.empty(0), 0.0
-        piece, w = self._piece[keep], decay[keep]
-        x = self._offset[keep] / bin_s - 0.5
-        lo = np.floor(x)
-        frac = x - lo
-        # soft binning: each vote split between its two nearest bins
-        keys = np.concatenate([piece * 2**32 + (lo.astype(np.int64) + 2**31),
-                               piece * 2**32 + (lo.astype(np.int64) + 1 + 2**31)])
-        mass = np.concatenate([w * (1 - frac), w * frac])
-        uniq, inv = np.unique(keys, return_inverse=True)
-        cell_mass = np.bincount(inv, weights=mass)
-        cell_piece = uniq >> 32
-        cell_offset = ((uniq & (2**32 - 1)) - 2**31 + 0.5) * bin_s
-        return cell_piece, cell_offset, cell_mass, float(w.sum())
-
-
 class Engine:
     """Feed audio with :meth:`push`; get :class:`Update` objects back."""
 
@@ -168,12 +118,12 @@ class Engine:
         self._search = knn.as_search_matrix(index.embeddings)
         self._knn = knn
         horizon = int(np.ceil(4 * self.config.vote_decay_s / self.update_s))
-        self._votes = _Votes(self.config.k, horizon)
+        self._votes = OffsetVotes(self.config.k, horizon)
         self._verifier = PathVerifier(index, self._search, update_s=self.update_s,
                                       window_s=self.config.verify_window_s)
         self._trackers: dict = {}
-        self._evidence = np.zeros(index.n_pieces)  # accumulated piece votes (step 5)
-        self._evidence_s = 0.0                      # sounding audio that added to them, s
+        self._evidence = PieceEvidence(index.n_pieces, self.config.evidence_decay_s)
+        self._policy = LockPolicy(self.config)
         self.reset()
 
     # -- lifecycle -------------------------------------------------------------------
@@ -192,33 +142,20 @@ class Engine:
         self._votes.reset()
         self._verifier.reset()
         self._carried = None
-        self._reset_evidence()
+        self._evidence.reset()
+        self._policy.reset()
         self.state = SEARCHING
         self.piece = None
         self.tracker = None
-        self._since = {"lock": None, "evidence": None, "low": None, "switch": None, "relock": None, "lost": None}
         self._last_sound_t = None
-
-    def _reset_evidence(self) -> None:
-        self._evidence[:] = 0.0
-        self._evidence_s = 0.0
 
     @property
     def evidence_on(self) -> bool:
-        return bool(np.isfinite(self.config.evidence_ratio))
+        return self._policy.evidence_on
 
-    def evidence(self) -> tuple[int | None, float, float]:
-        """(leading piece, its accumulated votes / the runner-up's, sounding seconds that voted)."""
-        if self._evidence_s <= 0 or len(self._evidence) == 0:
-            return None, 0.0, 0.0
-        # runs every update while searching: a partial sort for the top two, not a full one
-        # (exact ties give ratio 1, which never locks, so which tied piece leads is moot)
-        e = self._evidence
-        top = np.argpartition(-e, 1)[:2] if len(e) > 1 else np.zeros(1, np.int64)
-        top = top[np.argsort(-e[top], kind="stable")]
-        second = e[top[1]] if len(top) > 1 else 0.0
-        ratio = float(self._evidence[top[0]] / second) if second > 0 else float("inf")
-        return int(top[0]), ratio, self._evidence_s
+    def evidence(self) -> Evidence:
+        """(leading piece, its accumulated votes / the runner-up's, seconds of audio that voted)."""
+        return self._evidence.leader()
 
     # -- audio in --------------------------------------------------------------------
     def push(self, block, *, last: bool = False) -> list[Update]:
@@ -278,9 +215,7 @@ class Engine:
             w = np.maximum(scores, 0.0)
             mass = w / max(w.sum(), 1e-9)                   # one unit of mass per update
             self._votes.add(t_s, pieces, offsets, mass)
-            self._evidence *= np.exp(-self.update_s / c.evidence_decay_s)
-            self._evidence += np.bincount(pieces, weights=mass, minlength=len(self._evidence))
-            self._evidence_s += self.update_s
+            self._evidence.add(pieces, mass, self.update_s)
             self._verifier.add(centre_s, q)
         hyp_piece, hyp_pos = self._hypotheses(t_s, centre_s)
         score, tempo, pos = self._verifier.score(hyp_piece, hyp_pos, centre_s)
@@ -295,7 +230,11 @@ class Engine:
         tracker_score = float(score[-1]) if self.tracker is not None and len(score) else None
         ranked = sorted(support, key=support.get, reverse=True)
         old_state, old_piece = self.state, self.piece
-        self._decide(t_s, ranked, support, where, tracker_score)
+        scores = Scores(state=self.state, piece=self.piece, ranked=ranked, support=support, where=where,
+                        history_s=self._verifier.history_s(centre_s), last_sound_t_s=self._last_sound_t,
+                        tracker_score=tracker_score,
+                        tracker_position_s=self.tracker.position_s if self.tracker is not None else None)
+        self._apply(self._policy.step(scores, self._evidence.leader(), t_s))
         position = self._track(q, centre_s, centre_silent)
         mine = self.piece if self.piece is not None else (ranked[0] if ranked else None)
         margin = support.get(mine, 0.0) - max((support[p] for p in ranked if p != mine), default=0.0)
@@ -317,90 +256,32 @@ class Engine:
             positions = np.append(positions, self.tracker.position_s)
         return pieces.astype(np.int64), positions.astype(np.float64)
 
-    def _held(self, key: str, condition: bool, t_s: float, duration_s: float) -> bool:
-        """True once ``condition`` has held continuously for ``duration_s``."""
-        if not condition:
-            self._since[key] = None
-            return False
-        if self._since[key] is None:
-            self._since[key] = t_s
-        return t_s - self._since[key] >= duration_s - 1e-9
-
-    def _decide(self, t_s, ranked, support, where, tracker_score) -> None:
-        c = self.config
-        best = ranked[0] if ranked else None
-        s1 = support[best] if ranked else 0.0
-        s2 = support[ranked[1]] if len(ranked) > 1 else 0.0
-        enough = self._verifier.history_s(t_s - self.lag_s) >= c.min_history_s
-        if self.state == SEARCHING:
-            lead = self._evidence_lead(ranked, support)
-            if best is not None and self._held("lock", enough and s1 >= c.lock_score and s1 - s2 >= c.lock_margin,
-                                               t_s, c.lock_s):
-                self._lock(best, *where[best])
-            elif self._held("evidence", lead is not None, t_s, c.lock_s):  # the votes name it clearly
-                self._lock(lead, *where[lead])
-            return
-        mine = support.get(self.piece, 0.0)
-        others = max((support[p] for p in ranked if p != self.piece), default=0.0)
-        rival = next((p for p in ranked if p != self.piece), None)
-        if rival is not None and self._held("switch", support[rival] >= c.lock_score
-                                            and support[rival] - mine >= c.switch_margin, t_s, c.switch_s):
-            self._lock(rival, *where[rival])
-            return
-        paused = self._last_sound_t is None or t_s - self._last_sound_t > c.pause_hold_s
-        if self.state == FOLLOWING:
-            weak = self._held("low", mine - others < c.lost_margin or mine < 0.5 * c.lock_score, t_s, c.lost_s)
-            if weak or paused:
-                self.state = LOST
-                self._since["lost"] = t_s
-                return
-            # a path elsewhere in our piece beats the tracker's: a jump or a repeat the HMM has not caught
-            if self.piece in where and tracker_score is not None:
-                pos, tempo = where[self.piece]
-                far = abs(pos - self.tracker.position_s) > c.relock_distance_s
-                if self._held("relock", far and mine - tracker_score >= c.lock_margin, t_s, c.relock_s):
-                    self.tracker.reset(pos, tempo=tempo)
-        elif self.state == LOST:
-            # back to following on a clear path again, or while the accumulated votes still
-            # name our piece clearly and its path is not below the floor
-            back = ((mine >= c.lock_score and mine - others >= c.lock_margin)
-                    or self._evidence_lead(ranked, support) == self.piece)
-            if not paused and self._held("lock", back, t_s, c.lock_s):
-                self.state = FOLLOWING
-                self._since["low"] = None
-                pos, tempo = where[self.piece]
-                if abs(pos - self.tracker.position_s) > c.relock_distance_s:
-                    self.tracker.reset(pos, tempo=tempo)
-            elif t_s - self._since["lost"] >= c.lost_timeout_s:
-                self.state, self.piece, self.tracker = SEARCHING, None, None
-                self._reset_evidence()  # a new search starts from nothing
-
-    def _evidence_lead(self, ranked, support) -> int | None:
-        """The piece the accumulated votes name clearly, if it also has the best verified path.
-
-        On real recordings every piece's best path scores well above ``lock_score`` and the
-        path margin is what stays small; the votes stand in for that margin, not for the
-        path: the piece must still be the path leader, and above half the lock score (the
-        level below which a followed piece counts as weak), so a chance path never locks.
-        """
-        c = self.config
-        if not self.evidence_on or not ranked:
-            return None
-        lead, ratio, heard_s = self.evidence()
-        if lead != ranked[0] or heard_s < c.evidence_min_s - 1e-9 or ratio < c.evidence_ratio:
-            return None
-        return lead if support[lead] >= 0.5 * c.lock_score else None
+    def _apply(self, action) -> None:
+        """Carry out the lock policy's decision (its timers are already set for it)."""
+        kind = action.kind
+        if kind in (policy.LOCK, policy.SWITCH):
+            self._lock(action.piece, action.position_s, action.tempo)
+        elif kind == policy.LOSE:
+            self.state = LOST
+        elif kind == policy.RESUME:
+            self.state = FOLLOWING
+            if action.position_s is not None:
+                self.tracker.reset(action.position_s, tempo=action.tempo)
+        elif kind == policy.JUMP:
+            self.tracker.reset(action.position_s, tempo=action.tempo)
+        elif kind == policy.SEARCH:
+            self.state, self.piece, self.tracker = SEARCHING, None, None
+            self._evidence.reset()  # a new search starts from nothing
 
     def _lock(self, piece: int, position_s: float, tempo: float) -> None:
         rows = self.index.rows(piece)
         if piece not in self._trackers:
-            self._trackers[piece] = PieceTracker(self.index.position_s[rows], self.config.tracker)
+            self._trackers[piece] = PieceTracker(self.index.position_s[rows], self.config.tracker,
+                                                 cell_s=self.index.cell_s)
         self.tracker = self._trackers[piece]
         self.tracker.reset(position_s, tempo=tempo)
         self.piece = piece
         self.state = FOLLOWING
-        for key in self._since:
-            self._since[key] = None
 
     def _track(self, q, centre_s: float, centre_silent: bool):
         if self.tracker is None:
@@ -417,8 +298,10 @@ class Engine:
         ids = self.index.piece_ids
         cands = [(str(ids[p]), round(float(s), 4)) for p, s in candidates]
         if self.piece is None or centre_pos_s is None:
-            return Update(t_s, None, None, None, None, None, None, float(confidence), self.state, 0.0, cands,
-                          piece_changed=old_piece is not None, state_changed=old_state != self.state)
+            return Update(t=t_s, piece=None, title=None, position_s=None, position_beats=None, tempo=None,
+                          bpm=None, confidence=float(confidence), state=self.state, latency_ms=0.0,
+                          candidates=cands, piece_changed=old_piece is not None,
+                          state_changed=old_state != self.state)
         rows = self.index.rows(self.piece)
         tempo = float(self.tracker.tempo)
         duration = float(self.index.duration_s[self.piece])
@@ -429,6 +312,8 @@ class Engine:
         position_beats = float(np.interp(position_s, pos, beats))
         j = int(np.clip(np.searchsorted(pos, position_s), 1, len(pos) - 1)) if len(pos) > 1 else 0
         written_bpm = (60.0 * (beats[j] - beats[j - 1]) / (pos[j] - pos[j - 1])) if len(pos) > 1 else 120.0
-        return Update(t_s, str(ids[self.piece]), str(self.index.titles[self.piece]), position_s,
-                      position_beats, tempo, float(tempo * written_bpm), float(confidence), self.state, 0.0,
-                      cands, piece_changed=old_piece != self.piece, state_changed=old_state != self.state)
+        return Update(t=t_s, piece=str(ids[self.piece]), title=str(self.index.titles[self.piece]),
+                      position_s=position_s, position_beats=position_beats, tempo=tempo,
+                      bpm=float(tempo * written_bpm), confidence=float(confidence), state=self.state,
+                      latency_ms=0.0, candidates=cands, piece_changed=old_piece != self.piece,
+                      state_changed=old_state != self.state)

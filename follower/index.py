@@ -8,7 +8,9 @@ quarter-note beats. Identical windows (silence, literal repeats) are embedded on
 
 On disk an index is one ``.npz`` file (no pickles) holding the arrays and a JSON
 header (``header``): format version, the bundle fingerprint it was built with,
-hop, frame rate, counts and the files that were skipped and why.
+hop, frame rate, counts and the files that were skipped and why. The hop and the
+frame rate give the snippet grid's cell width (:attr:`Index.cell_s`), which the path
+verification and the tracker both step by.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import os
 import time
 import zipfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +56,20 @@ class Index:
     @property
     def n_pieces(self) -> int:
         return int(len(self.piece_ids))
+
+    @cached_property
+    def cell_s(self) -> float:
+        """Seconds between neighbouring snippet centres of a piece: ``hop_frames / frame_rate_hz``.
+
+        An index whose header lacks either (written by hand, or by an older version) gets the
+        median spacing of its snippets within pieces, 0.2 s when no piece has two.
+        """
+        hop, fps = self.header.get("hop_frames"), self.header.get("frame_rate_hz")
+        if hop and fps:
+            return float(hop) / float(fps)
+        same_piece = self.piece[1:] == self.piece[:-1]
+        steps = np.diff(self.position_s)[same_piece]
+        return float(np.median(steps)) if len(steps) else 0.2
 
     @property
     def fingerprint(self) -> str:

@@ -44,10 +44,11 @@ class TrackerConfig:
 class PieceTracker:
     """Belief over the positions of one piece; see the module docstring."""
 
-    def __init__(self, positions_s: np.ndarray, config: TrackerConfig | None = None):
+    def __init__(self, positions_s: np.ndarray, config: TrackerConfig | None = None, *, cell_s: float):
+        """``positions_s``: the piece's snippet centres, ``cell_s`` apart (:attr:`follower.index.Index.cell_s`)."""
         self.config = config or TrackerConfig()
         self.positions_s = np.asarray(positions_s, dtype=np.float64)
-        self.cell_s = float(np.median(np.diff(self.positions_s))) if len(self.positions_s) > 1 else 0.2
+        self.cell_s = float(cell_s)
         self.reset(float(self.positions_s[0]))
 
     def reset(self, centre_s: float, *, tempo: float = 1.0) -> None:

@@ -40,9 +40,7 @@ class PathVerifier:
         self._bias = np.zeros(h, np.float32)
         self._t = np.full(h, -np.inf)
         self._i = 0
-        pos = index.position_s
-        self._cell_s = np.array([float(np.median(np.diff(pos[index.rows(p)]))) if index.piece_start[p + 1]
-                                 - index.piece_start[p] > 1 else 0.2 for p in range(index.n_pieces)])
+        self._cell_s = index.cell_s  # snippet i of a piece is centred at i * cell_s
 
     def reset(self) -> None:
         self._t[:] = -np.inf
@@ -82,7 +80,7 @@ class PathVerifier:
         r, s = np.meshgrid(self._tempi, self._shifts, indexing="ij")
         r, s = r.ravel(), s.ravel()                                      # (v,)
         pos = positions_s[:, None, None] + s[None, :, None] - r[None, :, None] * dt[None, None, :]  # (n, v, h)
-        cell = np.rint(pos / self._cell_s[pieces][:, None, None]).astype(np.int64)
+        cell = np.rint(pos / self._cell_s).astype(np.int64)
         q, bias = self._q[recent], self._bias[recent]
         denom = max(len(recent), self._min_queries)  # a short history must not decide alone
         cols = np.arange(len(recent))[None, :]

@@ -102,3 +102,28 @@ def test_worker_processes_build_the_same_index(chroma_bundle, corpus, corpus_ind
     assert list(two.piece_ids) == list(one.piece_ids)
     np.testing.assert_array_equal(two.embeddings, one.embeddings)
     np.testing.assert_array_equal(two.position_beats, one.position_beats)
+
+
+def test_cell_width_comes_from_the_header(corpus_index):
+    index = load_index(corpus_index)
+    hop, fps = index.header["hop_frames"], index.header["frame_rate_hz"]
+    assert index.cell_s == hop / fps
+    # the stored float32 positions step by it, to float32 precision
+    steps = np.diff(index.position_s[index.rows(0)].astype(np.float64))
+    assert np.allclose(steps, index.cell_s, rtol=0, atol=1e-5)
+
+
+def test_an_index_without_hop_or_frame_rate_falls_back_to_the_median_spacing(corpus_index):
+    index = load_index(corpus_index)
+    old = type(index)(header={k: v for k, v in index.header.items() if k != "frame_rate_hz"},
+                      **{a: getattr(index, a) for a in ("embeddings", "piece", "position_s", "position_beats",
+                                                        "piece_ids", "titles", "piece_start", "duration_s")})
+    spacing = np.median(np.concatenate([np.diff(old.position_s[old.rows(p)]) for p in range(old.n_pieces)]))
+    assert old.cell_s == float(spacing)
+    assert old.cell_s == pytest.approx(index.cell_s, rel=1e-5)
+    # pieces of one snippet each: nothing to measure, the usual 0.2 s
+    single = type(index)(header={}, embeddings=old.embeddings[:2], piece=np.array([0, 1], np.int32),
+                         position_s=np.zeros(2, np.float32), position_beats=np.zeros(2, np.float32),
+                         piece_ids=np.array(["a", "b"]), titles=np.array(["A", "B"]),
+                         piece_start=np.array([0, 1, 2]), duration_s=np.ones(2, np.float32))
+    assert single.cell_s == 0.2

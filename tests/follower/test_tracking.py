@@ -58,7 +58,7 @@ def test_tracker_follows_holds_in_silence_and_estimates_tempo():
     rng = np.random.default_rng(2)
     rows = index.rows(4)
     e = index.embeddings[rows]
-    tracker = PieceTracker(index.position_s[rows])
+    tracker = PieceTracker(index.position_s[rows], cell_s=index.cell_s)
     tracker.reset(5.5)  # a guess 0.5 s off
     update_s, tempo, start = 0.05, 0.85, 5.0
     errors = []

@@ -1,0 +1,209 @@
+"""When the follower locks onto a piece, switches, loses it, or searches again.
+
+:class:`LockPolicy` is the engine's state machine, on plain numbers: each update the
+engine hands it :class:`Scores` (the verified paths of the candidate pieces and what
+it knows of the locked piece) and the accumulated piece votes
+(:meth:`follower.votes.PieceEvidence.leader`), and gets one :class:`Action` back to
+apply. The policy keeps only its timers; the state and the locked piece are the
+engine's and come in with the scores. Every rule below must hold continuously
+(a :class:`Timer`) before it acts; all thresholds are :class:`follower.engine.EngineConfig`'s.
+
+States: ``searching`` (no piece; also during silence before anything is found),
+``following`` (a piece is locked), ``lost`` (the locked piece lost its margin, or the
+player paused; the last piece is still reported until ``lost_timeout_s``).
+
+searching
+    * **path lock**: the best piece's path reaches ``lock_score`` and beats every
+      other piece's by ``lock_margin``, after ``min_history_s`` of queries the
+      verification can walk back over, for ``lock_s`` -> LOCK it at its path's
+      position and tempo;
+    * **evidence lock**: on real recordings the per-window similarities are low:
+      several pieces' best paths pass ``lock_score`` and the true one rarely leads
+      them by ``lock_margin``, while its share of all votes heard keeps growing. So
+      after ``evidence_min_s`` of voting audio, a piece that leads the accumulated
+      votes by ``evidence_ratio`` over the runner-up *and* is the path leader *and*
+      whose path reaches half ``lock_score`` (the level below which a followed piece
+      counts as weak, so a chance path never locks), for ``lock_s`` -> LOCK it
+      without the path margin (two independent views, order-free and temporal,
+      agree). The position is always the path's: the votes name the piece, never
+      the position. ``evidence_ratio = inf`` turns the rule off.
+
+following or lost
+    * **switch**: another piece's path reaches ``lock_score`` and beats ours by
+      ``switch_margin`` for ``switch_s`` -> SWITCH to it.
+
+following
+    * **lost**: our path's margin over the others stays below ``lost_margin`` (or
+      our path below half ``lock_score``) for ``lost_s``, or no sound for more than
+      ``pause_hold_s`` -> LOSE;
+    * **jump**: a path in our piece more than ``relock_distance_s`` from the
+      tracker's position beats the tracker's own path by ``lock_margin`` for
+      ``relock_s`` (a jump or a repeat the HMM has not caught) -> JUMP the tracker
+      there.
+
+lost
+    * **back**: not paused, and a clear path again (the path lock's score and
+      margin) or the evidence rule still naming our piece, for ``lock_s`` -> RESUME
+      following (the tracker restarts at the path's position if that is more than
+      ``relock_distance_s`` from its own);
+    * otherwise after ``lost_timeout_s`` -> SEARCH again, from nothing (the engine
+      forgets the accumulated votes too).
+
+Timers run across states: a LOCK or SWITCH restarts them all, RESUME restarts the
+"weak" one; a timer's condition is only looked at where the rules above reach it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+SEARCHING, FOLLOWING, LOST = "searching", "following", "lost"
+
+# what the engine is to do (Action.kind)
+NOTHING = "nothing"
+LOCK = "lock"        # lock onto piece at (position_s, tempo): a fresh tracker, following
+SWITCH = "switch"    # the same, from following or lost, onto another piece
+LOSE = "lose"        # state -> lost; the piece and tracker stay
+RESUME = "resume"    # state -> following; restart the tracker at (position_s, tempo) unless position_s is None
+JUMP = "jump"        # restart the tracker at (position_s, tempo) inside the locked piece
+SEARCH = "search"    # state -> searching: forget the piece, the tracker and the accumulated votes
+
+_TOLERANCE_S = 1e-9  # update times are sums of frame periods: 1.0 s may arrive as 0.9999999999
+
+
+class Timer:
+    """Whether a condition has held continuously for ``duration_s``."""
+
+    def __init__(self, duration_s: float):
+        self.duration_s = duration_s
+        self.since_s: float | None = None   # when the condition last became true; None while false
+
+    def held(self, condition: bool, t_s: float) -> bool:
+        """Note ``condition`` at time ``t_s``; True once it has held for ``duration_s``."""
+        if not condition:
+            self.since_s = None
+            return False
+        if self.since_s is None:
+            self.since_s = t_s
+        return t_s - self.since_s >= self.duration_s - _TOLERANCE_S
+
+    def reset(self) -> None:
+        self.since_s = None
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What the engine knows this update; pieces are index piece numbers."""
+
+    state: str                                  # SEARCHING, FOLLOWING or LOST
+    piece: int | None                           # the locked piece (None while searching)
+    ranked: Sequence[int]                       # candidate pieces, best verified path first
+    support: Mapping[int, float]                # piece -> z-score of its best path
+    where: Mapping[int, tuple[float, float]]    # piece -> (position_s, tempo) of that path
+    history_s: float                            # audio queries the verification walked back over, s
+    last_sound_t_s: float | None                # audio time of the last sounding frame; None: none yet
+    tracker_score: float | None = None          # z-score of the tracker's own path (None without one)
+    tracker_position_s: float | None = None     # the tracker's position (None without one)
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str = NOTHING
+    piece: int | None = None
+    position_s: float | None = None
+    tempo: float | None = None
+
+
+NO_ACTION = Action()
+
+
+class LockPolicy:
+    """The state machine of the module docstring; ``config`` is an EngineConfig."""
+
+    def __init__(self, config):
+        c = self.config = config
+        self.lock = Timer(c.lock_s)          # clear path (searching), or back (lost)
+        self.evidence = Timer(c.lock_s)      # the evidence rule names a piece (searching)
+        self.low = Timer(c.lost_s)           # our margin is weak (following)
+        self.switch = Timer(c.switch_s)      # a rival beats us (following, lost)
+        self.relock = Timer(c.relock_s)      # a far better path in our piece (following)
+        self.lost_since_s: float | None = None
+
+    @property
+    def evidence_on(self) -> bool:
+        return math.isfinite(self.config.evidence_ratio)
+
+    def reset(self) -> None:
+        for timer in (self.lock, self.evidence, self.low, self.switch, self.relock):
+            timer.reset()
+        self.lost_since_s = None
+
+    def step(self, s: Scores, evidence, t_s: float) -> Action:
+        """The action for this update; ``evidence`` = (leader, ratio, heard_s) of the piece votes."""
+        c = self.config
+        ranked, support = s.ranked, s.support
+        if s.state == SEARCHING:
+            best = ranked[0] if ranked else None
+            s1 = support[best] if ranked else 0.0
+            s2 = support[ranked[1]] if len(ranked) > 1 else 0.0
+            enough = s.history_s >= c.min_history_s
+            lead = self.evidence_lead(ranked, support, evidence)
+            if best is not None and self.lock.held(enough and s1 >= c.lock_score and s1 - s2 >= c.lock_margin,
+                                                   t_s):
+                return self._locked(LOCK, best, s.where[best])
+            if self.evidence.held(lead is not None, t_s):  # the votes name it clearly
+                return self._locked(LOCK, lead, s.where[lead])
+            return NO_ACTION
+        mine = support.get(s.piece, 0.0)
+        others = max((support[p] for p in ranked if p != s.piece), default=0.0)
+        rival = next((p for p in ranked if p != s.piece), None)
+        if rival is not None and self.switch.held(support[rival] >= c.lock_score
+                                                  and support[rival] - mine >= c.switch_margin, t_s):
+            return self._locked(SWITCH, rival, s.where[rival])
+        paused = s.last_sound_t_s is None or t_s - s.last_sound_t_s > c.pause_hold_s
+        if s.state == FOLLOWING:
+            weak = self.low.held(mine - others < c.lost_margin or mine < 0.5 * c.lock_score, t_s)
+            if weak or paused:
+                self.lost_since_s = t_s
+                return Action(LOSE, s.piece)
+            if s.piece in s.where and s.tracker_score is not None:
+                pos, tempo = s.where[s.piece]
+                far = abs(pos - s.tracker_position_s) > c.relock_distance_s
+                if self.relock.held(far and mine - s.tracker_score >= c.lock_margin, t_s):
+                    return Action(JUMP, s.piece, pos, tempo)
+            return NO_ACTION
+        if s.state == LOST:
+            back = ((mine >= c.lock_score and mine - others >= c.lock_margin)
+                    or self.evidence_lead(ranked, support, evidence) == s.piece)
+            if not paused and self.lock.held(back, t_s):
+                self.low.reset()
+                pos, tempo = s.where[s.piece]
+                if abs(pos - s.tracker_position_s) > c.relock_distance_s:
+                    return Action(RESUME, s.piece, pos, tempo)
+                return Action(RESUME, s.piece)
+            if t_s - self.lost_since_s >= c.lost_timeout_s:
+                return Action(SEARCH)
+        return NO_ACTION
+
+    def evidence_lead(self, ranked: Sequence[int], support: Mapping[int, float], evidence) -> int | None:
+        """The piece the accumulated votes name clearly, if it also has the best verified path.
+
+        On real recordings every piece's best path scores well above ``lock_score`` and the
+        path margin is what stays small; the votes stand in for that margin, not for the
+        path: the piece must still be the path leader, and above half the lock score (the
+        level below which a followed piece counts as weak), so a chance path never locks.
+        """
+        c = self.config
+        if not self.evidence_on or not ranked:
+            return None
+        lead, ratio, heard_s = evidence
+        if lead != ranked[0] or heard_s < c.evidence_min_s - _TOLERANCE_S or ratio < c.evidence_ratio:
+            return None
+        return lead if support[lead] >= 0.5 * c.lock_score else None
+
+    def _locked(self, kind: str, piece: int, where: tuple[float, float]) -> Action:
+        self.reset()  # a new lock starts every rule afresh
+        position_s, tempo = where
+        return Action(kind, piece, position_s, tempo)

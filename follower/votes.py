@@ -1,0 +1,115 @@
+"""What the neighbours of each audio query vote for: offset cells, and pieces overall.
+
+Each update the k nearest index snippets of the audio window cast one unit of vote
+mass between them (weights = their clipped similarities, normalised to sum 1). Two
+tallies keep it:
+
+* :class:`OffsetVotes`, **votes with temporal consistency**, as audio fingerprinting
+  does: each neighbour votes for the cell (piece, offset), offset = its snippet's
+  position (MIDI s) minus the audio time of the window centre, soft-binned over
+  ``bin_s`` bins (the bin width is the tempo tolerance); votes decay with ``decay_s``
+  and are kept for the last ``horizon_updates`` updates. The best cells are the
+  hypotheses the path verification (:mod:`follower.verify`) checks.
+* :class:`PieceEvidence`, **accumulated piece votes**, order-free, as the paper
+  identifies a piece: the same mass added to each neighbour's piece in a running
+  total per piece that decays slowly (time constant ``decay_s`` of *voting* audio:
+  updates that do not vote neither add nor decay). ``heard_s`` counts the seconds of
+  audio that voted since the last reset. :meth:`PieceEvidence.leader` reports the
+  leading piece, its total over the runner-up's (``inf`` when the runner-up has
+  none; exact ties give 1), and ``heard_s``; the lock policy
+  (:mod:`follower.policy`) decides what that is worth.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class OffsetVotes:
+    """Decaying (piece, offset) vote cells over the last few seconds of updates."""
+
+    def __init__(self, k: int, horizon_updates: int):
+        self.k = k
+        m = max(horizon_updates, 1)
+        self._piece = np.zeros((m, k), np.int64)
+        self._offset = np.zeros((m, k), np.float64)
+        self._weight = np.zeros((m, k), np.float64)
+        self._time = np.full(m, -np.inf)
+        self._i = 0
+
+    def reset(self):
+        self._weight[:] = 0
+        self._time[:] = -np.inf
+
+    def add(self, t_s: float, pieces, offsets_s, weights):
+        i = self._i
+        n = len(pieces)
+        self._piece[i, :n], self._offset[i, :n], self._weight[i, :n] = pieces, offsets_s, weights
+        self._weight[i, n:] = 0
+        self._time[i] = t_s
+        self._i = (i + 1) % len(self._time)
+
+    def cells(self, t_s: float, decay_s: float, bin_s: float):
+        """(piece, offset_s, mass) of every cell, and the total decayed vote mass."""
+        decay = np.exp(-(t_s - self._time) / decay_s)[:, None] * self._weight
+        keep = decay > 1e-4
+        if not keep.any():
+            return np.empty(0, np.int64), np.empty(0), np.empty(0), 0.0
+        piece, w = self._piece[keep], decay[keep]
+        x = self._offset[keep] / bin_s - 0.5
+        lo = np.floor(x)
+        frac = x - lo
+        # soft binning: each vote split between its two nearest bins
+        keys = np.concatenate([piece * 2**32 + (lo.astype(np.int64) + 2**31),
+                               piece * 2**32 + (lo.astype(np.int64) + 1 + 2**31)])
+        mass = np.concatenate([w * (1 - frac), w * frac])
+        uniq, inv = np.unique(keys, return_inverse=True)
+        cell_mass = np.bincount(inv, weights=mass)
+        cell_piece = uniq >> 32
+        cell_offset = ((uniq & (2**32 - 1)) - 2**31 + 0.5) * bin_s
+        return cell_piece, cell_offset, cell_mass, float(w.sum())
+
+
+class Evidence(NamedTuple):
+    """What the accumulated piece votes say now (a plain tuple to the lock policy)."""
+
+    leader: int | None    # piece with the largest total; None before anything voted
+    ratio: float          # its total / the runner-up's; inf if the runner-up has none
+    heard_s: float        # seconds of audio that voted since the last reset
+
+
+NOTHING_HEARD = Evidence(None, 0.0, 0.0)
+
+
+class PieceEvidence:
+    """Running, slowly decaying vote totals per piece; see the module docstring."""
+
+    def __init__(self, n_pieces: int, decay_s: float):
+        self.decay_s = decay_s
+        self.totals = np.zeros(n_pieces)   # decayed vote mass per piece (one unit per voting update)
+        self.heard_s = 0.0                 # audio that voted since the last reset, s
+
+    def reset(self) -> None:
+        self.totals[:] = 0.0
+        self.heard_s = 0.0
+
+    def add(self, pieces, mass, elapsed_s: float) -> None:
+        """Decay the totals over ``elapsed_s`` of voting audio, then add ``mass`` to ``pieces``."""
+        self.totals *= np.exp(-elapsed_s / self.decay_s)
+        self.totals += np.bincount(pieces, weights=mass, minlength=len(self.totals))
+        self.heard_s += elapsed_s
+
+    def leader(self) -> Evidence:
+        """(leading piece, its total / the runner-up's, seconds that voted)."""
+        e = self.totals
+        if self.heard_s <= 0 or len(e) == 0:
+            return NOTHING_HEARD
+        # runs every update: a partial sort for the top two, not a full one (exact ties
+        # give ratio 1, which never locks, so which tied piece leads is moot)
+        top = np.argpartition(-e, 1)[:2] if len(e) > 1 else np.zeros(1, np.int64)
+        top = top[np.argsort(-e[top], kind="stable")]
+        second = e[top[1]] if len(top) > 1 else 0.0
+        ratio = float(e[top[0]] / second) if second > 0 else float("inf")
+        return Evidence(int(top[0]), ratio, self.heard_s)

@@ -1,0 +1,338 @@
+"""The lock policy on made-up score sequences: no audio, no bundle, no index.
+
+A small simulator stands in for the engine: it feeds the policy one update every
+50 ms and applies the returned actions to its state, piece and tracker position
+the way :meth:`follower.engine.Engine._apply` does.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from follower.engine import EngineConfig
+from follower.policy import (FOLLOWING, JUMP, LOCK, LOSE, LOST, NOTHING, RESUME, SEARCH, SEARCHING, SWITCH,
+                             LockPolicy, Scores, Timer)
+
+C = EngineConfig()
+DT = 0.05              # one update per spectrogram frame
+NOTHING_HEARD = (None, 0.0, 0.0)
+CLEAR = {1: 2.0, 2: 1.0}            # piece 1 leads by 1.0 >= lock_margin, above lock_score
+CLOSE = {1: 1.2, 2: 1.1}            # above lock_score but the margin never suffices
+
+
+class Sim:
+    """The engine's side of the contract: state, piece, tracker position, audio time."""
+
+    def __init__(self, config=C):
+        self.policy = LockPolicy(config)
+        self.n = 0
+        self.state, self.piece, self.tracker_s = SEARCHING, None, None
+        self.last_sound_s = None
+        self.votes_forgotten = 0
+
+    @property
+    def t(self) -> float:
+        return self.n * DT  # as the engine counts: frames / frame rate
+
+    def step(self, support, *, where=None, history_s=4.0, sound=True, tracker_score=None,
+             evidence=NOTHING_HEARD):
+        self.n += 1
+        if sound:
+            self.last_sound_s = self.t
+        ranked = sorted(support, key=support.get, reverse=True)
+        where = {p: (30.0 + p, 1.0) for p in support} if where is None else where
+        tracking = self.tracker_s is not None
+        scores = Scores(state=self.state, piece=self.piece, ranked=ranked, support=support, where=where,
+                        history_s=history_s, last_sound_t_s=self.last_sound_s,
+                        tracker_score=tracker_score if tracking else None,
+                        tracker_position_s=self.tracker_s)
+        a = self.policy.step(scores, evidence, self.t)
+        if a.kind in (LOCK, SWITCH):
+            self.state, self.piece, self.tracker_s = FOLLOWING, a.piece, a.position_s
+        elif a.kind == LOSE:
+            self.state = LOST
+        elif a.kind == RESUME:
+            self.state = FOLLOWING
+            if a.position_s is not None:
+                self.tracker_s = a.position_s
+        elif a.kind == JUMP:
+            self.tracker_s = a.position_s
+        elif a.kind == SEARCH:
+            self.state, self.piece, self.tracker_s = SEARCHING, None, None
+            self.votes_forgotten += 1
+        return a
+
+    def run(self, seconds, support, **kw):
+        """Step for ``seconds``; the (time, action) of every action that is not NOTHING."""
+        out = []
+        for _ in range(round(seconds / DT)):
+            a = self.step(support, **kw)
+            if a.kind != NOTHING:
+                out.append((self.t, a))
+        return out
+
+    def follow(self, piece=1, position_s=31.0):
+        """Lock ``piece`` on a clear path (the quickest way to FOLLOWING)."""
+        support = {piece: 2.0, piece + 1: 1.0}
+        acts = self.run(C.lock_s + DT, support, where={piece: (position_s, 1.0), piece + 1: (5.0, 1.0)})
+        assert [a.kind for _, a in acts] == [LOCK] and self.state == FOLLOWING and self.piece == piece
+
+
+# -- Timer ----------------------------------------------------------------------------
+
+def test_timer_fires_once_the_condition_held_for_its_duration():
+    t = Timer(1.0)
+    assert not t.held(True, 3 * DT)
+    assert not t.held(True, 22 * DT)
+    # 23 * 0.05 - 3 * 0.05 = 0.9999999999999999: update times are sums of frame periods
+    assert t.held(True, 23 * DT)
+    assert t.held(True, 40 * DT)  # and keeps firing while the condition holds
+
+
+def test_timer_restarts_when_the_condition_fails_or_on_reset():
+    t = Timer(1.0)
+    t.held(True, 0.0)
+    assert not t.held(False, 0.5) and t.since_s is None
+    assert not t.held(True, 1.0)           # counts from 1.0 now
+    assert t.held(True, 2.0)
+    t.reset()
+    assert not t.held(True, 2.5) and t.since_s == 2.5
+
+
+def test_timer_of_zero_duration_fires_at_once():
+    assert Timer(0.0).held(True, 7.0)
+
+
+# -- searching: the path lock -----------------------------------------------------------
+
+def test_a_clear_leader_held_for_lock_s_locks_at_its_path():
+    sim = Sim()
+    acts = sim.run(3.0, CLEAR, where={1: (42.5, 1.1), 2: (3.0, 1.0)})
+    assert len(acts) == 1
+    t, a = acts[0]
+    assert (a.kind, a.piece, a.position_s, a.tempo) == (LOCK, 1, 42.5, 1.1)
+    assert t == pytest.approx(DT + C.lock_s)  # first seen at the first update, held for lock_s
+    assert sim.state == FOLLOWING
+
+
+def test_a_leader_held_for_less_than_lock_s_does_not_lock_and_starts_over():
+    sim = Sim()
+    assert sim.run(C.lock_s - DT, CLEAR) == []
+    assert sim.step({1: 2.0, 2: 1.7}).kind == NOTHING   # margin 0.3 < lock_margin for one update
+    assert sim.run(C.lock_s, CLEAR) == []                # the lock_s count restarted ...
+    assert sim.step(CLEAR).kind == LOCK                  # ... and ends lock_s after it
+
+
+@pytest.mark.parametrize("support", [{1: 0.9, 2: -0.5}, {1: 2.0, 2: 1.6}])
+def test_no_path_lock_below_lock_score_or_margin(support):
+    assert Sim(EngineConfig(evidence_ratio=float("inf"))).run(5.0, support) == []
+
+
+def test_too_little_history_gates_the_path_lock():
+    sim = Sim()
+    assert sim.run(3.0, CLEAR, history_s=C.min_history_s - 0.05) == []
+    start = sim.t
+    acts = sim.run(3.0, CLEAR, history_s=C.min_history_s)
+    assert [a.kind for _, a in acts] == [LOCK]
+    assert acts[0][0] - start == pytest.approx(DT + C.lock_s)
+
+
+# -- searching: the evidence lock -------------------------------------------------------
+
+def test_the_votes_lock_the_path_leader_when_the_margin_never_suffices():
+    evidence = (1, C.evidence_ratio, C.evidence_min_s)       # exactly at both thresholds
+    assert Sim().run(5.0, CLOSE) == []                      # the path margin alone: never
+    acts = Sim().run(2.0, CLOSE, where={1: (12.0, 0.9), 2: (1.0, 1.0)}, evidence=evidence)
+    assert len(acts) == 1
+    t, a = acts[0]
+    assert (a.kind, a.piece, a.position_s, a.tempo) == (LOCK, 1, 12.0, 0.9)  # the path's position
+    assert t == pytest.approx(DT + C.lock_s)
+
+
+@pytest.mark.parametrize("why, support, evidence, config", [
+    ("too little heard", CLOSE, (1, 3.0, C.evidence_min_s - 0.05), C),
+    ("ratio too small", CLOSE, (1, C.evidence_ratio - 0.01, 20.0), C),
+    ("not the path leader", CLOSE, (2, 3.0, 20.0), C),
+    ("path below half lock_score", {1: 0.49 * C.lock_score, 2: 0.1}, (1, 3.0, 20.0), C),
+    ("rule off", CLOSE, (1, 3.0, 20.0), EngineConfig(evidence_ratio=float("inf"))),
+])
+def test_the_votes_do_not_lock(why, support, evidence, config):
+    assert Sim(config).run(5.0, support, evidence=evidence) == [], why
+
+
+def test_exact_ties_in_the_votes_never_lock():
+    assert Sim().run(5.0, CLOSE, evidence=(1, 1.0, 20.0)) == []
+
+
+# -- following -------------------------------------------------------------------------
+
+def test_a_rival_beating_ours_by_switch_margin_for_switch_s_is_switched_to():
+    sim = Sim()
+    sim.follow(piece=1)
+    start = sim.t
+    rival = {1: 1.0, 2: 1.0 + C.switch_margin + 0.05}
+    acts = sim.run(5.0, rival, where={1: (31.0, 1.0), 2: (7.5, 0.8)})
+    t, a = acts[0]
+    assert (a.kind, a.piece, a.position_s, a.tempo) == (SWITCH, 2, 7.5, 0.8)
+    assert t - start == pytest.approx(DT + C.switch_s)  # before lost_s, though our margin is weak too
+    assert sim.piece == 2
+
+
+def test_a_rival_below_lock_score_is_not_switched_to():
+    sim = Sim()
+    sim.follow(piece=1)
+    # beats ours by 0.75 for longer than switch_s, but is no clear path itself
+    assert sim.run(C.switch_s + 0.5, {1: 0.2, 2: 0.95}) == []
+
+
+def test_a_weak_margin_for_lost_s_goes_lost():
+    sim = Sim()
+    sim.follow()
+    start = sim.t
+    acts = sim.run(5.0, {1: 1.5, 2: 1.5 - C.lost_margin / 2})
+    assert [a.kind for _, a in acts] == [LOSE]
+    assert acts[0][0] - start == pytest.approx(DT + C.lost_s)
+    assert sim.state == LOST and sim.piece == 1
+
+
+def test_our_path_below_half_lock_score_goes_lost_even_unrivalled():
+    sim = Sim()
+    sim.follow()
+    acts = sim.run(5.0, {1: 0.45 * C.lock_score})
+    assert [a.kind for _, a in acts] == [LOSE]
+
+
+def test_a_pause_longer_than_pause_hold_s_goes_lost():
+    sim = Sim()
+    sim.follow()
+    last_sound = sim.t
+    acts = sim.run(6.0, CLEAR, sound=False)
+    t, a = acts[0]
+    assert a.kind == LOSE
+    assert t - last_sound > C.pause_hold_s and t - last_sound <= C.pause_hold_s + DT + 1e-9
+
+
+def test_a_far_better_path_in_our_piece_moves_the_tracker_after_relock_s():
+    sim = Sim()
+    sim.follow(position_s=31.0)
+    start = sim.t
+    where = {1: (55.0, 1.1), 2: (5.0, 1.0)}
+    acts = sim.run(3.0, CLEAR, where=where, tracker_score=CLEAR[1] - C.lock_margin)
+    t, a = acts[0]
+    assert (a.kind, a.piece, a.position_s, a.tempo) == (JUMP, 1, 55.0, 1.1)
+    assert t - start == pytest.approx(DT + C.relock_s)
+    assert sim.tracker_s == 55.0 and sim.state == FOLLOWING
+
+
+@pytest.mark.parametrize("where, tracker_score", [
+    ({1: (31.0 + C.relock_distance_s - 0.1, 1.0), 2: (5.0, 1.0)}, 0.0),   # near: the HMM's business
+    ({1: (55.0, 1.0), 2: (5.0, 1.0)}, CLEAR[1] - C.lock_margin + 0.1),   # far, but not better enough
+])
+def test_no_jump_for_a_near_or_not_better_path(where, tracker_score):
+    sim = Sim()
+    sim.follow(position_s=31.0)
+    assert sim.run(3.0, CLEAR, where=where, tracker_score=tracker_score) == []
+
+
+def test_a_lock_restarts_every_timer():
+    sim = Sim()
+    sim.follow(piece=1)
+    # our margin is weak while the rival wins: switch after switch_s, lost_s not yet reached
+    acts = sim.run(C.switch_s + DT, {1: 1.0, 2: 1.0 + C.switch_margin})
+    assert [a.kind for _, a in acts] == [SWITCH]
+    # the weak margin now counts from the switch: the full lost_s again
+    start = sim.t
+    acts = sim.run(5.0, {2: 1.5, 3: 1.45})
+    assert [a.kind for _, a in acts] == [LOSE]
+    assert acts[0][0] - start == pytest.approx(DT + C.lost_s)
+
+
+# -- lost ------------------------------------------------------------------------------
+
+def lost_sim(position_s=31.0):
+    sim = Sim()
+    sim.follow(position_s=position_s)
+    sim.run(C.lost_s + DT, {1: 1.5, 2: 1.45})
+    assert sim.state == LOST
+    return sim
+
+
+def test_back_from_lost_on_a_clear_path_near_the_tracker_keeps_the_tracker():
+    sim = lost_sim(position_s=31.0)
+    start = sim.t
+    acts = sim.run(3.0, CLEAR, where={1: (32.0, 1.0), 2: (5.0, 1.0)})
+    t, a = acts[0]
+    assert (a.kind, a.piece, a.position_s) == (RESUME, 1, None)
+    assert t - start == pytest.approx(DT + C.lock_s)
+    assert sim.state == FOLLOWING and sim.tracker_s == 31.0
+
+
+def test_back_from_lost_on_a_clear_path_elsewhere_restarts_the_tracker_there():
+    sim = lost_sim(position_s=31.0)
+    acts = sim.run(3.0, CLEAR, where={1: (60.0, 0.9), 2: (5.0, 1.0)})
+    a = acts[0][1]
+    assert (a.kind, a.position_s, a.tempo) == (RESUME, 60.0, 0.9)
+    assert sim.tracker_s == 60.0
+
+
+def test_back_from_lost_on_the_votes_alone():
+    sim = lost_sim()
+    acts = sim.run(3.0, CLOSE, evidence=(1, 3.0, 20.0))
+    assert acts[0][1].kind == RESUME
+
+
+def test_after_coming_back_a_weak_margin_needs_lost_s_again():
+    sim = lost_sim()
+    sim.run(C.lock_s + DT, CLEAR, where={1: (32.0, 1.0), 2: (5.0, 1.0)})
+    assert sim.state == FOLLOWING
+    start = sim.t
+    acts = sim.run(5.0, {1: 1.5, 2: 1.45})
+    assert [a.kind for _, a in acts] == [LOSE]
+    assert acts[0][0] - start == pytest.approx(DT + C.lost_s)
+
+
+def test_no_way_back_while_paused():
+    sim = Sim()
+    sim.follow()
+    acts = sim.run(C.pause_hold_s + 0.5, CLEAR, sound=False)
+    assert [a.kind for _, a in acts] == [LOSE]
+    assert sim.run(2.0, CLEAR, sound=False) == []        # a clear path, but nobody plays
+    start = sim.t
+    acts = sim.run(2.0, CLEAR, where={1: (31.0, 1.0), 2: (5.0, 1.0)})
+    assert acts[0][1].kind == RESUME and acts[0][0] - start == pytest.approx(DT + C.lock_s)
+
+
+def test_lost_for_lost_timeout_s_searches_again_from_nothing():
+    sim = lost_sim()
+    lost_at = sim.t
+    acts = sim.run(C.lost_timeout_s + 1.0, {1: 1.0, 2: 1.0})
+    t, a = acts[0]
+    assert a.kind == SEARCH and len(acts) == 1
+    assert C.lost_timeout_s - 1e-9 <= t - lost_at <= C.lost_timeout_s + DT
+    assert (sim.state, sim.piece, sim.tracker_s, sim.votes_forgotten) == (SEARCHING, None, None, 1)
+
+
+def test_a_rival_is_switched_to_from_lost_too():
+    sim = lost_sim()
+    acts = sim.run(3.0, {1: 0.5, 2: 0.5 + C.switch_margin + 0.5})
+    assert acts[0][1].kind == SWITCH and acts[0][1].piece == 2 and sim.state == FOLLOWING
+
+
+# -- the contract ----------------------------------------------------------------------
+
+def test_reset_forgets_every_timer():
+    sim = Sim()
+    sim.run(C.lock_s - DT, CLEAR)
+    sim.policy.reset()
+    assert sim.run(C.lock_s - DT, CLEAR) == []   # a fresh lock_s count after the reset
+
+
+def test_the_policy_needs_neither_numpy_nor_the_engine():
+    code = ("import sys, follower.policy; "
+            "bad = [m for m in ('numpy', 'onnxruntime', 'numba', 'follower.engine', 'follower.index') "
+            "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=Path(__file__).resolve().parents[2])
+    assert r.returncode == 0, r.stdout + r.stderr
