@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import JsonConfig
 from .errors import BundleError, ConfigError
 from .features import FeatureConfig
 from .snippets import SnippetConfig
@@ -40,7 +41,7 @@ def sha256_file(path) -> str:
 
 
 @dataclass(frozen=True)
-class BundleConfig:
+class BundleConfig(JsonConfig):
     features: FeatureConfig = field(default_factory=FeatureConfig)
     snippets: SnippetConfig = field(default_factory=SnippetConfig)
     embed_dim: int = 32
@@ -49,22 +50,13 @@ class BundleConfig:
     sha256: dict = field(default_factory=dict)     # file name -> checksum
     training: dict = field(default_factory=dict)   # corpora, soundfonts, epochs... (informative)
 
-    def to_dict(self) -> dict:
-        return {"features": self.features.to_dict(), "snippets": self.snippets.to_dict(),
-                "embed_dim": self.embed_dim, "model_name": self.model_name,
-                "versions": dict(self.versions), "sha256": dict(self.sha256),
-                "training": dict(self.training)}
-
     @classmethod
     def from_dict(cls, d: dict) -> "BundleConfig":
-        try:
-            return cls(features=FeatureConfig.from_dict(d["features"]),
-                       snippets=SnippetConfig.from_dict(d["snippets"]),
-                       embed_dim=int(d["embed_dim"]), model_name=d.get("model_name", ""),
-                       versions=d.get("versions", {}), sha256=d.get("sha256", {}),
-                       training=d.get("training", {}))
-        except KeyError as e:
-            raise ConfigError(f"bundle config lacks the key {e}; re-export the bundle") from e
+        # these three define the embedding space: a default would silently be another model
+        missing = [k for k in ("features", "snippets", "embed_dim") if k not in d]
+        if missing:
+            raise ConfigError(f"bundle config lacks the key {missing[0]!r}; re-export the bundle")
+        return super().from_dict({"model_name": "", **d})
 
     @property
     def fingerprint(self) -> str:

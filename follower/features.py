@@ -27,17 +27,17 @@ offline and live input see the same filter.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 
 import numpy as np
 
+from .config import JsonConfig
 from .errors import BadAudioError, ConfigError
 
 
 @dataclass(frozen=True)
-class FeatureConfig:
+class FeatureConfig(JsonConfig):
     """Settings of the audio front end; saved in every exported bundle."""
 
     sample_rate_hz: int = 22050
@@ -78,17 +78,6 @@ class FeatureConfig:
     def frame_end_s(self, frame_index):
         """Time (s) of the last sample of causal frame ``frame_index``."""
         return (np.asarray(frame_index) + 1) * self.hop_samples / self.sample_rate_hz
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "FeatureConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"unknown feature settings {sorted(unknown)}; expected a subset of {sorted(known)}")
-        return cls(**d)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)

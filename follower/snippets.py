@@ -10,11 +10,11 @@ frame ``c`` describe the same moment (see :mod:`follower.midi`).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
+from .config import JsonConfig
 from .errors import ConfigError
 from .midi import Score, piano_roll
 
@@ -22,7 +22,7 @@ ROLL_CHANNELS = ("sustain", "onset")
 
 
 @dataclass(frozen=True)
-class SnippetConfig:
+class SnippetConfig(JsonConfig):
     """Shapes of the two encoders' inputs; saved in every exported bundle."""
 
     audio_frames: int = 42
@@ -52,18 +52,6 @@ class SnippetConfig:
     def n_pitches(self) -> int:
         return self.pitch_hi - self.pitch_lo + 1
 
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["roll_channels"] = list(self.roll_channels)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SnippetConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"unknown snippet settings {sorted(unknown)}; expected a subset of {sorted(known)}")
-        return cls(**d)
 
 
 def score_roll(score: Score, cfg: SnippetConfig, frame_rate_hz: float, n_frames: int | None = None) -> np.ndarray:

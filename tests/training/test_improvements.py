@@ -190,9 +190,14 @@ def test_training_train_trains_a_variant_on_a_built_dataset(tmp_path, capsys):
     assert info["variant"]["augment_tempo"]["scale_range"] == [0.6, 1.0]
     assert json.loads((run / "run.json").read_text())["snippet_config"]["roll_channels"] == ["sustain"]
     assert (run / "best.pt").is_file()
+    # the same options resume the run (the recorded variant reads back equal)
+    assert main(["train", str(tmp_path / "ds"), "-o", str(run), "--loss", "infonce", "--augment-audio",
+                 "--augment-tempo", "--roll-channels", "sustain", "--batch-size", "8", "--epoch-pairs", "16",
+                 "--valid-pairs", "8", "--max-epochs", "2", "--no-progress"]) == 0, capsys.readouterr().err
+    assert "resuming" in capsys.readouterr().out
     # resuming with another variant would mix two losses in one run: refused in one line
     assert main(["train", str(tmp_path / "ds"), "-o", str(run), "--roll-channels", "sustain",
-                 "--batch-size", "8", "--epoch-pairs", "16", "--valid-pairs", "8", "--max-epochs", "2",
+                 "--batch-size", "8", "--epoch-pairs", "16", "--valid-pairs", "8", "--max-epochs", "3",
                  "--no-progress"]) == 2
     assert "variant" in capsys.readouterr().err
 

@@ -23,16 +23,16 @@ applied per snippet with its own probability, so clean snippets remain.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
+from follower.config import JsonConfig
 from follower.errors import ConfigError
 
 
 @dataclass(frozen=True)
-class AudioAugmentConfig:
+class AudioAugmentConfig(JsonConfig):
     p_eq: float = 0.8
     tilt_db: float = 6.0                  # +- this much from the lowest to the highest band
     eq_db: float = 6.0                    # +- gain of each smooth bump
@@ -58,9 +58,6 @@ class AudioAugmentConfig:
             raise ConfigError(f"rt60_s={self.rt60_s} must be positive and wet={self.wet} within [0, 1]")
         if self.frame_rate_hz <= 0 or self.eq_bumps < 0:
             raise ConfigError("frame_rate_hz must be positive and eq_bumps not negative")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def _db(x):

@@ -20,17 +20,17 @@ rendered so their numbers remain comparable with the unaugmented runs.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
+from follower.config import JsonConfig
 from follower.errors import ConfigError
 from follower.snippets import audio_input
 
 
 @dataclass(frozen=True)
-class TempoAugmentConfig:
+class TempoAugmentConfig(JsonConfig):
     p_stretch: float = 0.5           # share of training snippets that are stretched
     scale_range: tuple = (0.6, 1.0)  # played / rendered tempo, drawn log-uniform
 
@@ -41,9 +41,6 @@ class TempoAugmentConfig:
         if not 0 < lo <= hi:
             raise ConfigError(f"scale_range={self.scale_range!r} must satisfy 0 < low <= high")
         object.__setattr__(self, "scale_range", (float(lo), float(hi)))
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def stretch_window(window: np.ndarray, scale: float, width: int) -> np.ndarray:

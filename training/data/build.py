@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from follower.config import JsonConfig
 from follower.errors import ConfigError
 from follower.features import FeatureConfig
 from follower.snippets import ROLL_CHANNELS
@@ -73,7 +74,7 @@ def default_corpora(data_root=None) -> tuple:
 
 
 @dataclass(frozen=True)
-class DatasetConfig:
+class DatasetConfig(JsonConfig):
     corpora: tuple = ()
     train_soundfonts: tuple = TRAIN_SOUNDFONTS
     test_soundfont: str = TEST_SOUNDFONT
@@ -101,11 +102,6 @@ class DatasetConfig:
         if os.path.basename(self.test_soundfont) in names:
             raise ConfigError(f"test soundfont {self.test_soundfont} is also a training soundfont; "
                               "the test renders need a held-out one")
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["features"] = self.features.to_dict()
-        return d
 
 
 def collect_pieces(cfg: DatasetConfig) -> list:

@@ -14,7 +14,6 @@ loss.png, checkpoint.pt (resume), best.pt (export/evaluate), run.json.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import os
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from follower.config import JsonConfig
 from follower.errors import ConfigError
 
 from ..evaluate.metrics import two_way_retrieval
@@ -38,7 +38,7 @@ LOG_FIELDS = ["epoch", "round", "lr", "train_loss", "valid_loss", "valid_mrr", "
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(JsonConfig):
     lr: float = 0.002
     batch_size: int = 100
     weight_decay: float = 1e-5
@@ -71,8 +71,6 @@ class TrainConfig:
         if not self.temperature > 0:
             raise ConfigError(f"temperature={self.temperature!r} must be positive")
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def _optimizer(model: torch.nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:

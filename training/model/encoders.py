@@ -27,12 +27,13 @@ It is part of the ONNX graphs, so the runtime needs nothing extra.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from follower.config import JsonConfig
 from follower.errors import ConfigError
 from follower.snippets import SnippetConfig
 
@@ -40,7 +41,7 @@ MIN_SIDE = 16  # four 2x poolings leave at least one cell
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(JsonConfig):
     """Architecture settings; stored in checkpoints and in the bundle's training info."""
 
     n_bins: int = 92
@@ -72,13 +73,6 @@ class ModelConfig:
     @property
     def roll_shape(self) -> tuple:
         return (self.roll_channels, self.n_pitches, self.roll_frames)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        return cls(**d)
 
     @classmethod
     def for_snippets(cls, snippet_config, feature_config, **kw) -> "ModelConfig":
