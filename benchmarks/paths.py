@@ -3,7 +3,8 @@
 import os
 from pathlib import Path
 
-from training.paths import REPO_ROOT, data_root
+from follower.paths import REPO_ROOT
+from training.paths import data_root
 
 HELD_OUT_SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
 

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from training.paths import REPO_ROOT
+from follower.paths import REPO_ROOT
 
 from . import paths
 from .material import build as build_material

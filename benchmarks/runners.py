@@ -27,7 +27,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from training.paths import REPO_ROOT
+from follower.paths import REPO_ROOT
 
 from . import paths
 from .material import Item

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .errors import BundleError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout (the one definition; training and benchmarks import it)
 DEFAULT_BUNDLE = "exported/default"
 DEFAULT_INDEX_NAME = "chorales.index.npz"
 

@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from follower.paths import REPO_ROOT
 
 
 def data_root() -> Path:

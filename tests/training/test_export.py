@@ -127,7 +127,7 @@ def test_cca_layer_is_in_the_graph(tmp_path):
 
 
 def test_shipped_default_bundle_loads_and_reports_metrics():
-    from training.paths import REPO_ROOT
+    from follower.paths import REPO_ROOT
 
     folder = REPO_ROOT / "exported" / "default"
     if not (folder / "config.json").is_file():

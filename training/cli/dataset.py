@@ -82,8 +82,9 @@ def config_from_args(args):
 
 
 def run(args) -> int:
+    from follower.paths import REPO_ROOT
+
     from ..data.build import build_dataset
-    from ..paths import REPO_ROOT
 
     cfg = config_from_args(args)
     out = args.out or str(REPO_ROOT / "data" / "default")
