@@ -1,9 +1,9 @@
 """One BLAS thread for the follower, set before numpy loads OpenBLAS.
 
-Measured on the 2-core machines this project runs on, with other work running:
-a 56k x 72 covariance took 1.2 s with OpenBLAS's default two threads and 8 ms with
-one (spinning BLAS threads fight the other processes), and the follower's per-update
-products are far too small to gain from threads. Imported first by every follower
+With other work running on a small machine, OpenBLAS's spinning threads fight the
+other processes (a covariance of the index was over a hundred times slower with two
+threads than with one; docs/benchmarks.md, "Measurements behind settings in the
+code"), and the follower's per-update products are far too small to gain from threads. Imported first by every follower
 command module; an explicit OPENBLAS_NUM_THREADS from the user wins.
 """
 

@@ -6,8 +6,8 @@ notes (after tempo scaling, transposition and velocity changes), so the pair is
 aligned by construction, to the sample.
 
 One :class:`Renderer` per worker process keeps its ``fluidsynth.Synth`` and every
-soundfont it has loaded: loading FluidR3 costs about a second, MuseScore's sf3
-about four, rendering itself runs at ~250x real time per core.
+soundfont it has loaded: loading a General MIDI soundfont takes seconds, far longer
+than rendering a short piece (figures in docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -165,7 +165,7 @@ def train(train_split, valid_split, run_dir, cfg: TrainConfig, *, model_config: 
     valid_idx = np.sort(np.random.default_rng(cfg.seed + 1).permutation(len(valid_split.pairs))[:cfg.valid_pairs])
 
     torch.manual_seed(cfg.seed)
-    # channels_last: oneDNN's convolutions run about 30 % faster so on these CPUs (measured)
+    # channels_last: oneDNN's convolutions run faster in that layout on CPUs (docs/benchmarks.md)
     model = DualEncoder(model_config).to(memory_format=torch.channels_last)
     state = {"epoch": 0, "round": 0, "lr": cfg.lr, "best_mrr": -1.0, "best_epoch": None, "bad_epochs": 0,
              "rng": np.random.default_rng(cfg.seed).bit_generator.state, "stopped": None}
