@@ -61,3 +61,19 @@ def test_every_part_has_a_level_and_the_top_level_stays_small():
              if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").is_file()))}
     assert parts == set(LEVELS)
     assert len(parts) <= 10
+
+
+def test_training_help_lists_every_step_from_corpus_to_export(capsys):
+    import pytest
+
+    from training.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for step in ("training corpus", "training dataset build", "training train", "training evaluate RUN",
+                 "training export", "follower index build"):
+        assert step in out, step
+    commands = out.split("positional arguments:")[1]
+    for command in ("corpus", "dataset", "train", "cca", "evaluate", "export"):
+        assert f"    {command} " in commands, command

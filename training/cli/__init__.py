@@ -7,13 +7,19 @@ from follower.cliutil import main_for
 from . import corpus, dataset, evaluate, export, train
 
 DESCRIPTION = """\
-Offline pipeline of the score follower (Dorfer et al. 2018, with MIDI piano rolls):
+Offline pipeline of the score follower (Dorfer et al. 2018, with MIDI piano rolls),
+from a MIDI corpus to the model bundle the follower loads:
 
-  training corpus bach -o DIR          write the Bach chorales (music21) as MIDI
-  training dataset build ...           render corpora with fluidsynth, cut aligned snippet pairs
-  training train DATASET -o RUN        train the audio and score encoders
-  training evaluate RUN                snippet retrieval and piece identification
-  training export RUN -o exported/X    ONNX encoders + config.json + metrics.json
+  training corpus bach -o DIR            1. write the Bach chorales (music21) as MIDI, if you have no corpus
+  training dataset build [-o DATASET]    2. render corpora with FluidSynth, cut aligned snippet pairs
+  training dataset figure DATASET -o PNG    (look at one aligned pair)
+  training train DATASET -o RUN          3. train the audio and score encoders (resumable)
+  training cca RUN -o RUN_CCA               (optional: the paper's CCA layer, fitted post hoc)
+  training evaluate RUN                  4. snippet retrieval and piece identification, synthesized + Bach10
+  training evaluate RUN RUN ...             (compare runs in one table)
+  training export RUN -o exported/NAME   5. ONNX encoders + config.json + metrics.json
+
+then: follower index build CORPUS -o exported/NAME/NAME.index.npz --bundle exported/NAME
 """
 
 COMMAND_MODULES = [corpus, dataset, train, evaluate, export]
