@@ -6,7 +6,7 @@ then Conv 1x1 to ``embed_dim`` + BatchNorm, global average pooling and length
 normalisation, so that cosine similarity is a dot product. The paths share no
 weights. He-uniform initialisation as in the original (``lasagne.init.HeUniform``).
 
-Adapting the symbolic path to the piano roll (brief, Exercise 2). The paper feeds
+Adapting the symbolic path to the piano roll. The paper feeds
 a 160x200 sheet-image crop, halved to 80x100 and scaled to [0, 1]. A roll snippet
 is already at the spectrogram's scale (88 pitch rows x 42 frames against 92 bins x
 42 frames), so it is fed as is: no resize, values binarised (``follower.snippets.
