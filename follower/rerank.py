@@ -1,0 +1,196 @@
+"""Re-ranking candidate pieces by aligning everything heard since the music began.
+
+The vote cells and the path verification (:mod:`follower.votes`, :mod:`follower.verify`)
+look back a few seconds; what was heard before is thrown away. The re-ranker keeps it:
+for each of a few *candidate* pieces (the first stage's best, so the cost is bounded by
+the number of candidates, never by the corpus) it runs an online **local alignment**
+(subsequence DTW with free start, as Smith-Waterman) of the stream of audio queries
+against the piece's snippet grid, on the learned similarities.
+
+Steps. The piece's snippets lie one ``cell_s`` (0.2 s) apart; an alignment step is the
+mean of the ``per_step`` audio queries (4 at 50 ms) that cover one cell of music at the
+written tempo. A path moves 1 or 2 cells per step, or stays, but never stays twice in a
+row: its tempo lies in [0.5, 2] of the written tempo, anywhere in the piece, and may
+change along the way.
+
+Score. Each step adds ``(z - offset_z) * step_s`` for the cell the path is on, ``z`` the
+query's similarity with that snippet standardised against the whole index
+(:meth:`follower.verify.PathVerifier.standardise`: 0 = a random snippet, 1 = one
+standard deviation above). A path may start anywhere with nothing (local alignment),
+so a piece's score is the best sum over the paths ending now, in z-seconds: it grows
+by about ``z - offset_z`` per second while the music goes on matching the piece, and a
+random alignment drifts down by ``offset_z`` per second, so wrong pieces stay low.
+Evidence thus accumulates over everything heard, with tempo freedom, instead of
+expiring with a window. Pauses (no query) do not step.
+
+History. A piece that enters the candidates late is aligned over the steps kept since
+the last reset (up to ``history_s`` of voting audio), so its score is what it would have
+been had it been a candidate from the start. The lock policy (:mod:`follower.policy`)
+decides what a lead in this ranking is worth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, fastmath=True, nogil=True)
+def _align(z, offset, weight, t_first, score, origin, best_out):
+    """Advance one piece's alignment over the query rows of ``z`` (steps x sub-cells), in place.
+
+    ``score[0, j]`` / ``score[1, j]``: the best path score ending on sub-cell ``j`` having
+    arrived by a move / by staying; ``origin[k, j]`` = (step, sub-cell) where that path
+    began. ``t_first`` is the step number of ``z[0]``. ``best_out`` receives (score,
+    sub-cell, start step, start sub-cell) of the best path ending at the last step.
+    Sub-cells are updated from the last to the first, so each reads its predecessors'
+    (lower sub-cells') values of the previous step before they are overwritten.
+    """
+    n = score.shape[1]
+    for t in range(z.shape[0]):
+        for j in range(n - 1, -1, -1):
+            s = (z[t, j] - offset) * weight
+            # stay on j only after a move (never twice in a row: tempo >= 0.5)
+            score[1, j] = s + score[0, j]
+            origin[1, j, 0] = origin[0, j, 0]
+            origin[1, j, 1] = origin[0, j, 1]
+            # arrive by a move of 1 or 2 sub-cells, from a move or a stay, or start here
+            best, ot, oj = 0.0, t_first + t, j
+            for d in (1, 2):
+                if j >= d:
+                    for k in (0, 1):
+                        if score[k, j - d] > best:
+                            best, ot, oj = score[k, j - d], origin[k, j - d, 0], origin[k, j - d, 1]
+            score[0, j] = s + best
+            origin[0, j, 0] = ot
+            origin[0, j, 1] = oj
+    best, bj, bk = -np.inf, 0, 0
+    for k in (0, 1):
+        for j in range(n):
+            if score[k, j] > best:
+                best, bj, bk = score[k, j], j, k
+    best_out[0] = best
+    best_out[1] = bj
+    best_out[2] = origin[bk, bj, 0]
+    best_out[3] = origin[bk, bj, 1]
+
+
+@dataclass
+class Candidate:
+    """One piece's alignment state and its best path now."""
+
+    piece: int
+    score: np.ndarray        # (2, n_cells): best path score ending on each cell, by a move / a stay
+    origin: np.ndarray       # (2, n_cells, 2): (step, cell) where each of those paths began
+    best: np.ndarray         # (4,): score, cell, start step, start cell of the best path now
+
+
+class Reranker:
+    """Online local alignment of the query stream against a bounded set of candidate pieces."""
+
+    def __init__(self, index, search: np.ndarray, standardise, *, update_s: float, candidates: int = 8,
+                 offset_z: float = 1.0, history_s: float = 30.0, max_new: int = 2):
+        self.index = index
+        self._E = search
+        self._standardise = standardise
+        self.capacity = candidates
+        self.offset_z = offset_z
+        self.max_new = max_new
+        self.cell_s = float(index.cell_s)
+        # queries per alignment step: a step is one cell of music at the written tempo
+        self.per_step = max(1, int(round(self.cell_s / update_s)))
+        self.step_s = self.per_step * update_s               # audio per step
+        h = max(1, int(round(history_s / self.step_s)))
+        self._q = np.zeros((h, search.shape[1]), np.float64)  # mean scaled query of each step, ring buffer
+        self._bias = np.zeros(h, np.float64)
+        self.reset()
+
+    def reset(self) -> None:
+        self.steps = 0                   # alignment steps since the reset
+        self._pool: dict = {}
+        self._acc_q = np.zeros(self._q.shape[1])
+        self._acc_bias = 0.0
+        self._acc_n = 0
+
+    def warm_up(self) -> None:
+        """Compile (or load) the alignment kernel before audio starts."""
+        cand = Candidate(0, np.full((2, 3), -np.inf), np.zeros((2, 3, 2), np.int64), np.zeros(4))
+        _align(np.zeros((2, 3)), self.offset_z, self.step_s, 0, cand.score, cand.origin, cand.best)
+
+    # -- the query stream -------------------------------------------------------------
+    def add(self, q: np.ndarray) -> None:
+        """One audio query; every ``per_step`` queries, their mean advances every candidate by a step.
+
+        z-scores are linear in the scaled query, so the mean query's z-scores are the mean of
+        the queries' (consecutive windows overlap almost entirely: averaging loses nothing
+        the alignment could use, and costs a step per cell instead of per query).
+        """
+        scale, bias = self._standardise(q)
+        self._acc_q += q * scale
+        self._acc_bias += bias
+        self._acc_n += 1
+        if self._acc_n < self.per_step:
+            return
+        i = self.steps % len(self._q)
+        self._q[i] = self._acc_q / self._acc_n
+        self._bias[i] = self._acc_bias / self._acc_n
+        self._acc_q[:] = 0.0
+        self._acc_bias, self._acc_n = 0.0, 0
+        for cand in self._pool.values():
+            z = self._z(cand.piece, self._q[i:i + 1], self._bias[i:i + 1])
+            _align(z, self.offset_z, self.step_s, self.steps, cand.score, cand.origin, cand.best)
+        self.steps += 1
+
+    def _z(self, piece: int, q: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        """(steps, n_cells) z-scores of mean scaled queries with the piece's snippets."""
+        return np.ascontiguousarray(q @ self._E[self.index.rows(piece)].T.astype(np.float64) - bias[:, None])
+
+    def _history(self) -> tuple[np.ndarray, int]:
+        """Ring positions of the kept steps (oldest first), and the step number of the first."""
+        n = min(self.steps, len(self._q))
+        first = self.steps - n
+        return np.arange(first, self.steps) % len(self._q), first
+
+    # -- the candidates ---------------------------------------------------------------
+    def consider(self, pieces, *, keep=None) -> None:
+        """Make ``pieces`` (best first) candidates, aligning a newcomer over the kept history (at
+        most ``max_new`` newcomers per call); beyond ``capacity``, the lowest-scoring candidates
+        other than ``keep`` are dropped."""
+        new = [int(p) for p in dict.fromkeys(pieces) if int(p) not in self._pool][: self.max_new]
+        if new and self.steps:
+            idx, first = self._history()
+        for p in new:
+            rows = self.index.rows(p)
+            n = rows.stop - rows.start
+            cand = Candidate(p, np.full((2, n), -np.inf), np.zeros((2, n, 2), np.int64),
+                             np.array([0.0, 0.0, self.steps, 0.0]))
+            if self.steps:
+                _align(self._z(p, self._q[idx], self._bias[idx]), self.offset_z, self.step_s, first,
+                       cand.score, cand.origin, cand.best)
+            self._pool[p] = cand
+        if len(self._pool) > self.capacity:
+            ranked = sorted(self._pool, key=lambda p: self._pool[p].best[0])
+            for p in ranked[: len(self._pool) - self.capacity]:
+                if p != keep:
+                    del self._pool[p]
+
+    def ranking(self) -> list[tuple[int, float, float, float]]:
+        """(piece, score in z-seconds, position of the newest query's window centre (s), tempo), best first.
+
+        The tempo is the best path's average since it began (1.0 for a path one step old).
+        """
+        out = []
+        for cand in self._pool.values():
+            score, j, t0, j0 = cand.best
+            steps = self.steps - 1 - t0
+            # MIDI seconds moved over audio seconds heard, along the best path
+            tempo = float((j - j0) * self.cell_s / (steps * self.step_s)) if steps > 0 else 1.0
+            # the last step averaged queries centred (per_step - 1) / 2 queries before its last
+            # one; the queries since then are newer still
+            behind_s = ((self.per_step - 1) / 2 + self._acc_n) * self.step_s / self.per_step
+            position_s = float(self.index.position_s[self.index.rows(cand.piece).start] + j * self.cell_s
+                               + tempo * behind_s)
+            out.append((cand.piece, max(float(score), 0.0), position_s, tempo))
+        return sorted(out, key=lambda c: -c[1])

@@ -1,0 +1,103 @@
+"""The re-ranker: online local alignment of the query stream against candidate pieces.
+
+A made-up index of random unit embeddings stands in for a corpus (no audio, no bundle):
+a "performance" of a piece is the sequence of its snippets' embeddings plus noise, one
+query per 50 ms update, so the true alignment is known exactly.
+"""
+
+import numpy as np
+import pytest
+
+from follower.index import Index
+from follower.rerank import Reranker
+from follower.verify import PathVerifier
+
+UPDATE_S = 0.05
+CELL_S = 0.2          # hop 4 frames at 20 frames/s: 4 queries per alignment step
+DIM = 32
+
+
+def make_index(n_pieces=6, cells=150, seed=0) -> Index:
+    rng = np.random.default_rng(seed)
+    e = rng.standard_normal((n_pieces * cells, DIM)).astype(np.float32)
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    positions = np.tile(np.arange(cells) * CELL_S, n_pieces).astype(np.float32)
+    return Index(header={"hop_frames": 4, "frame_rate_hz": 20.0}, embeddings=e,
+                 piece=np.repeat(np.arange(n_pieces), cells).astype(np.int32), position_s=positions,
+                 position_beats=positions * 2, piece_ids=np.array([f"p{i}" for i in range(n_pieces)]),
+                 titles=np.array([f"p{i}" for i in range(n_pieces)]),
+                 piece_start=np.arange(n_pieces + 1) * cells, duration_s=np.full(n_pieces, cells * CELL_S))
+
+
+def performance(index, piece, *, start_s, seconds, tempo=1.0, noise=0.6, seed=1):
+    """Queries of ``piece`` played from ``start_s`` at ``tempo``: the snippet under each update, noisy."""
+    rng = np.random.default_rng(seed)
+    rows = index.rows(piece)
+    t = np.arange(int(seconds / UPDATE_S)) * UPDATE_S
+    cells = np.clip(np.round((start_s + tempo * t) / CELL_S).astype(int), 0, rows.stop - rows.start - 1)
+    q = index.embeddings[rows][cells] + noise * rng.standard_normal((len(t), DIM)) / np.sqrt(DIM)
+    return q / np.linalg.norm(q, axis=1, keepdims=True), start_s + tempo * t
+
+
+def reranker(index, **kw) -> Reranker:
+    verifier = PathVerifier(index, index.embeddings, update_s=UPDATE_S)
+    r = Reranker(index, index.embeddings, verifier.standardise, update_s=UPDATE_S, **kw)
+    r.warm_up()
+    return r
+
+
+def feed(r, queries, candidates):
+    for q in queries:
+        r.add(q)
+        r.consider(candidates)
+    return r.ranking()
+
+
+@pytest.mark.parametrize("tempo", [0.55, 1.0, 1.8])
+def test_the_played_piece_leads_at_its_position_and_tempo(tempo):
+    index = make_index()
+    queries, truth_s = performance(index, 2, start_s=6.0, seconds=8.0, tempo=tempo)
+    ranking = feed(reranker(index), queries, [0, 1, 2, 3, 4, 5])
+    piece, score, position_s, est_tempo = ranking[0]
+    assert piece == 2
+    assert score > 3 * max(s for p, s, _, _ in ranking[1:]) and score > 6.0
+    assert position_s == pytest.approx(truth_s[-1], abs=0.5)
+    assert est_tempo == pytest.approx(tempo, rel=0.2)
+
+
+def test_random_queries_leave_every_score_low():
+    index = make_index()
+    rng = np.random.default_rng(5)
+    q = rng.standard_normal((400, DIM)).astype(np.float32)
+    ranking = feed(reranker(index), q / np.linalg.norm(q, axis=1, keepdims=True), range(6))
+    assert max(s for _, s, _, _ in ranking) < 2.0  # 20 s of noise: far below a real lead
+
+
+def test_a_late_candidate_is_scored_over_the_whole_history():
+    index = make_index()
+    queries, _ = performance(index, 3, start_s=2.0, seconds=6.0)
+    early, late = reranker(index), reranker(index)
+    feed(early, queries, [0, 3])
+    feed(late, queries[:-1], [0])
+    late.add(queries[-1])
+    late.consider([3])  # arrives at the very end: aligned over the steps kept so far
+    score = {p: s for p, s, _, _ in early.ranking()}
+    assert {p: s for p, s, _, _ in late.ranking()}[3] == pytest.approx(score[3], rel=1e-6)
+
+
+def test_the_pool_is_bounded_and_keeps_the_locked_piece():
+    index = make_index()
+    queries, _ = performance(index, 1, start_s=0.0, seconds=4.0)
+    r = reranker(index, candidates=2, max_new=1)
+    for i, q in enumerate(queries):
+        r.add(q)
+        r.consider([i % 6], keep=5)
+    assert len(r.ranking()) <= 3 and 5 in [p for p, *_ in r.ranking()]
+
+
+def test_reset_forgets_everything():
+    index = make_index()
+    r = reranker(index)
+    feed(r, performance(index, 0, start_s=0.0, seconds=3.0)[0], [0])
+    r.reset()
+    assert r.ranking() == [] and r.steps == 0
