@@ -14,12 +14,16 @@ Per update (every ``stride_frames`` spectrogram frames, 50 ms each):
    tempi (:mod:`follower.verify`), giving each piece a z-score; the confidence is
    the margin of the best piece over the runner-up, scaled so that 0.5 is the margin
    needed to lock (``lock_margin``), 1.0 twice that;
-5. the lock policy (:mod:`follower.policy`) turns the verified paths and the
-   accumulated votes into one action: lock a piece (at its path's position and tempo;
+5. **re-ranking**: the best pieces of steps 3-4 are candidates of an online local
+   alignment of everything heard since the music began (:mod:`follower.rerank`):
+   evidence accumulates over the whole performance instead of expiring with the
+   verification window, at a cost bounded by the candidates, not the corpus;
+6. the lock policy (:mod:`follower.policy`) turns the verified paths, the
+   accumulated votes and the re-ranking into one action: lock a piece (at its path's position and tempo;
    the votes may name the piece, never the position), switch to another, go lost,
    come back, move the tracker after a jump or a repeat, or search again. States:
    ``searching``, ``following``, ``lost``; the engine applies the action;
-6. once a piece is locked, :class:`follower.tracker.PieceTracker` follows the
+7. once a piece is locked, :class:`follower.tracker.PieceTracker` follows the
    position continuously (an HMM over that piece's snippets) and estimates the tempo.
 
 Windows with too few sounding frames (``min_sound_fraction``), or that end in silence,
@@ -44,6 +48,7 @@ import numpy as np
 from . import policy
 from .features import StreamingSpectrogram
 from .policy import FOLLOWING, LOST, SEARCHING, LockPolicy, Scores
+from .rerank import Reranker
 from .tracker import PieceTracker, TrackerConfig
 from .verify import PathVerifier
 from .votes import Evidence, OffsetVotes, PieceEvidence
@@ -77,6 +82,14 @@ class EngineConfig:
     evidence_decay_s: float = 30.0    # decay time constant of the piece vote totals, in s of voting audio
     evidence_min_s: float = 8.0       # sounding audio (s) that must have voted before the votes may lock
     evidence_ratio: float = 1.5       # leader's accumulated votes / the runner-up's needed to lock on it
+    # re-ranking of candidate pieces by aligning everything heard (follower.rerank, follower.policy);
+    # thresholds chosen on renders of validation-split chorales, never on the benchmark items
+    rerank_candidates: int = 8        # pieces aligned at once; 0 turns the re-ranker off
+    rerank_offset_z: float = 1.0      # subtracted from each step's z-score: random alignments drift down
+    rerank_history_s: float = 30.0    # voting audio a newly considered piece is aligned over
+    rerank_min_zs: float = 8.0        # the leader's alignment score needed to lock (z-seconds) ...
+    rerank_margin_zs: float = 0.5     # ... above the runner-up's; inf turns the rule off
+    rerank_lock_s: float = 0.25       # ... held this long
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
 
@@ -95,6 +108,7 @@ class Update:
     state: str
     latency_ms: float
     candidates: list              # [(piece_id, support)] best first, up to five
+    reranked: list = field(default_factory=list)  # [(piece_id, alignment score z-s)] best first, up to five
     piece_changed: bool = False
     state_changed: bool = False
 
@@ -124,6 +138,11 @@ class Engine:
         self._trackers: dict = {}
         self._evidence = PieceEvidence(index.n_pieces, self.config.evidence_decay_s)
         self._policy = LockPolicy(self.config)
+        self._reranker = None
+        if self.config.rerank_candidates > 0:
+            self._reranker = Reranker(index, self._search, self._verifier.standardise, update_s=self.update_s,
+                                      candidates=self.config.rerank_candidates,
+                                      offset_z=self.config.rerank_offset_z, history_s=self.config.rerank_history_s)
         self.reset()
 
     # -- lifecycle -------------------------------------------------------------------
@@ -132,6 +151,8 @@ class Engine:
         self._knn.warm_up(self._search.shape[1], self.config.k)
         self._knn.topk(self._search, self._search[0], self.config.k)
         self._embed(np.zeros((self.width, self.n_bins), np.float32))
+        if self._reranker is not None:
+            self._reranker.warm_up()
 
     def reset(self) -> None:
         self._spec.reset()
@@ -144,6 +165,9 @@ class Engine:
         self._carried = None
         self._evidence.reset()
         self._policy.reset()
+        if self._reranker is not None:
+            self._reranker.reset()
+        self._reranked = []
         self.state = SEARCHING
         self.piece = None
         self.tracker = None
@@ -217,6 +241,8 @@ class Engine:
             self._votes.add(t_s, pieces, offsets, mass)
             self._evidence.add(pieces, mass, self.update_s)
             self._verifier.add(centre_s, q)
+            if self._reranker is not None:
+                self._reranker.add(q)
         hyp_piece, hyp_pos = self._hypotheses(t_s, centre_s)
         score, tempo, pos = self._verifier.score(hyp_piece, hyp_pos, centre_s)
         # the best paths carry over to the next update (advanced by their tempo), so a good
@@ -229,11 +255,17 @@ class Engine:
                 support[p], where[p] = sc, (x, r)
         tracker_score = float(score[-1]) if self.tracker is not None and len(score) else None
         ranked = sorted(support, key=support.get, reverse=True)
+        if self._reranker is not None:
+            lead = self._evidence.leader().leader
+            self._reranker.consider(ranked[: max(1, c.rerank_candidates // 2)] + ([lead] if lead is not None else []),
+                                    keep=self.piece)
+            self._reranked = self._reranker.ranking()
         old_state, old_piece = self.state, self.piece
         scores = Scores(state=self.state, piece=self.piece, ranked=ranked, support=support, where=where,
                         history_s=self._verifier.history_s(centre_s), last_sound_t_s=self._last_sound_t,
                         tracker_score=tracker_score,
-                        tracker_position_s=self.tracker.position_s if self.tracker is not None else None)
+                        tracker_position_s=self.tracker.position_s if self.tracker is not None else None,
+                        reranked=tuple(self._reranked))
         self._apply(self._policy.step(scores, self._evidence.leader(), t_s))
         position = self._track(q, centre_s, centre_silent)
         mine = self.piece if self.piece is not None else (ranked[0] if ranked else None)
@@ -272,6 +304,8 @@ class Engine:
         elif kind == policy.SEARCH:
             self.state, self.piece, self.tracker = SEARCHING, None, None
             self._evidence.reset()  # a new search starts from nothing
+            if self._reranker is not None:
+                self._reranker.reset()
 
     def _lock(self, piece: int, position_s: float, tempo: float) -> None:
         rows = self.index.rows(piece)
@@ -297,10 +331,11 @@ class Engine:
     def _result(self, t_s, centre_pos_s, ahead_s, confidence, candidates, old_state, old_piece) -> Update:
         ids = self.index.piece_ids
         cands = [(str(ids[p]), round(float(s), 4)) for p, s in candidates]
+        reranked = [(str(ids[p]), round(s, 3)) for p, s, _, _ in self._reranked[:5]]
         if self.piece is None or centre_pos_s is None:
             return Update(t=t_s, piece=None, title=None, position_s=None, position_beats=None, tempo=None,
                           bpm=None, confidence=float(confidence), state=self.state, latency_ms=0.0,
-                          candidates=cands, piece_changed=old_piece is not None,
+                          candidates=cands, reranked=reranked, piece_changed=old_piece is not None,
                           state_changed=old_state != self.state)
         rows = self.index.rows(self.piece)
         tempo = float(self.tracker.tempo)
@@ -315,5 +350,5 @@ class Engine:
         return Update(t=t_s, piece=str(ids[self.piece]), title=str(self.index.titles[self.piece]),
                       position_s=position_s, position_beats=position_beats, tempo=tempo,
                       bpm=float(tempo * written_bpm), confidence=float(confidence), state=self.state,
-                      latency_ms=0.0, candidates=cands, piece_changed=old_piece != self.piece,
+                      latency_ms=0.0, candidates=cands, reranked=reranked, piece_changed=old_piece != self.piece,
                       state_changed=old_state != self.state)

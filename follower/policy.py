@@ -28,6 +28,17 @@ searching
       agree). The position is always the path's: the votes name the piece, never
       the position. ``evidence_ratio = inf`` turns the rule off.
 
+    * **re-rank lock**: the re-ranking of the candidates over everything heard
+      (:mod:`follower.rerank`) has a leader whose alignment score reaches
+      ``rerank_min_zs`` and beats the runner-up's by ``rerank_margin_zs``, the same
+      leader for ``rerank_lock_s`` -> LOCK it at its alignment's position and tempo.
+      On real recordings this is what names a piece first: the evidence of the whole
+      performance adds up where a few seconds' paths stay close.
+
+      The re-ranking names the piece only while searching: its scores remember the
+      whole performance, so once a piece is locked the paths of the last seconds
+      (below) say better whether the music still is that piece.
+
 following or lost
     * **switch**: another piece's path reaches ``lock_score`` and beats ours by
       ``switch_margin`` for ``switch_s`` -> SWITCH to it.
@@ -106,6 +117,8 @@ class Scores:
     last_sound_t_s: float | None                # audio time of the last sounding frame; None: none yet
     tracker_score: float | None = None          # z-score of the tracker's own path (None without one)
     tracker_position_s: float | None = None     # the tracker's position (None without one)
+    # (piece, alignment score z-s, position_s, tempo) of the re-ranked candidates, best first
+    reranked: Sequence[tuple[int, float, float, float]] = ()
 
 
 @dataclass(frozen=True)
@@ -129,6 +142,8 @@ class LockPolicy:
         self.low = Timer(c.lost_s)           # our margin is weak (following)
         self.switch = Timer(c.switch_s)      # a rival beats us (following, lost)
         self.relock = Timer(c.relock_s)      # a far better path in our piece (following)
+        self.rerank = Timer(c.rerank_lock_s)  # one piece leads the re-ranking clearly (searching)
+        self._rerank_leader = None            # the piece that timer is running for
         self.lost_since_s: float | None = None
 
     @property
@@ -136,9 +151,10 @@ class LockPolicy:
         return math.isfinite(self.config.evidence_ratio)
 
     def reset(self) -> None:
-        for timer in (self.lock, self.evidence, self.low, self.switch, self.relock):
+        for timer in (self.lock, self.evidence, self.low, self.switch, self.relock, self.rerank):
             timer.reset()
         self.lost_since_s = None
+        self._rerank_leader = None
 
     def step(self, s: Scores, evidence, t_s: float) -> Action:
         """The action for this update; ``evidence`` = (leader, ratio, heard_s) of the piece votes."""
@@ -155,6 +171,9 @@ class LockPolicy:
                 return self._locked(LOCK, best, s.where[best])
             if self.evidence.held(lead is not None, t_s):  # the votes name it clearly
                 return self._locked(LOCK, lead, s.where[lead])
+            clear = self.rerank_lead(s.reranked)
+            if self.rerank.held(clear is not None, t_s):  # everything heard names it clearly
+                return self._locked(LOCK, clear[0], s.where.get(clear[0], clear[2:]))
             return NO_ACTION
         mine = support.get(s.piece, 0.0)
         others = max((support[p] for p in ranked if p != s.piece), default=0.0)
@@ -202,6 +221,20 @@ class LockPolicy:
         if lead != ranked[0] or heard_s < c.evidence_min_s - _TOLERANCE_S or ratio < c.evidence_ratio:
             return None
         return lead if support[lead] >= 0.5 * c.lock_score else None
+
+    def rerank_lead(self, reranked):
+        """(piece, score, position_s, tempo) of the re-ranking's leader if it leads clearly:
+        its alignment score reaches ``rerank_min_zs`` and beats the runner-up's by
+        ``rerank_margin_zs``. A change of leader restarts the re-ranking timer."""
+        c = self.config
+        lead = reranked[0] if reranked else None
+        if lead is None or lead[0] != self._rerank_leader:
+            self.rerank.reset()
+            self._rerank_leader = None if lead is None else lead[0]
+        if lead is None:
+            return None
+        second = reranked[1][1] if len(reranked) > 1 else 0.0
+        return lead if lead[1] >= c.rerank_min_zs and lead[1] - second >= c.rerank_margin_zs else None
 
     def _locked(self, kind: str, piece: int, where: tuple[float, float]) -> Action:
         self.reset()  # a new lock starts every rule afresh

@@ -37,7 +37,7 @@ class Sim:
         return self.n * DT  # as the engine counts: frames / frame rate
 
     def step(self, support, *, where=None, history_s=4.0, sound=True, tracker_score=None,
-             evidence=NOTHING_HEARD):
+             evidence=NOTHING_HEARD, reranked=()):
         self.n += 1
         if sound:
             self.last_sound_s = self.t
@@ -47,7 +47,7 @@ class Sim:
         scores = Scores(state=self.state, piece=self.piece, ranked=ranked, support=support, where=where,
                         history_s=history_s, last_sound_t_s=self.last_sound_s,
                         tracker_score=tracker_score if tracking else None,
-                        tracker_position_s=self.tracker_s)
+                        tracker_position_s=self.tracker_s, reranked=reranked)
         a = self.policy.step(scores, evidence, self.t)
         if a.kind in (LOCK, SWITCH):
             self.state, self.piece, self.tracker_s = FOLLOWING, a.piece, a.position_s
@@ -336,3 +336,52 @@ def test_the_policy_needs_neither_numpy_nor_the_engine():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        cwd=Path(__file__).resolve().parents[2])
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+# -- searching: the re-rank lock ---------------------------------------------------------
+
+def rerank(leader, score, margin, position_s=12.0, tempo=0.8):
+    """A re-ranking whose leader scores ``score`` z-s, ``margin`` above the runner-up."""
+    return ((leader, score, position_s, tempo), (9, score - margin, 3.0, 1.0))
+
+
+def test_a_clear_rerank_leader_held_locks_at_its_alignment():
+    sim = Sim()
+    lead = rerank(7, C.rerank_min_zs + 1, C.rerank_margin_zs + 0.1)
+    # the path rule never locks on CLOSE; 7 has no verified path (so, left alone this long, the
+    # path switch would move to piece 1 after switch_s: in the engine the tracker's path is 7's)
+    acts = sim.run(C.rerank_lock_s + 1.0, CLOSE, reranked=lead)
+    assert len(acts) == 1
+    t, a = acts[0]
+    assert (a.kind, a.piece, a.position_s, a.tempo) == (LOCK, 7, 12.0, 0.8)
+    assert t == pytest.approx(DT + C.rerank_lock_s)
+
+
+def test_a_rerank_lock_starts_at_the_verified_path_where_there_is_one():
+    sim = Sim()
+    acts = sim.run(3.0, CLOSE, where={1: (42.5, 1.1), 2: (3.0, 1.0)},
+                   reranked=rerank(2, C.rerank_min_zs + 1, C.rerank_margin_zs + 0.1))
+    assert [(a.kind, a.piece, a.position_s, a.tempo) for _, a in acts] == [(LOCK, 2, 3.0, 1.0)]
+
+
+@pytest.mark.parametrize("score, margin", [(C.rerank_min_zs - 0.5, 5.0), (C.rerank_min_zs + 5, C.rerank_margin_zs - 0.1)])
+def test_a_rerank_leader_below_the_score_or_the_margin_never_locks(score, margin):
+    assert Sim().run(10.0, CLOSE, reranked=rerank(2, score, margin)) == []
+
+
+def test_a_new_rerank_leader_restarts_the_timer():
+    sim = Sim()
+    high = C.rerank_min_zs + 1
+    almost = C.rerank_lock_s - DT  # one update short of a lock
+    assert sim.run(almost, CLOSE, reranked=rerank(2, high, 1.0)) == []
+    acts = sim.run(C.rerank_lock_s + 1.0, CLOSE, reranked=rerank(4, high, 1.0))
+    assert [(a.kind, a.piece) for _, a in acts] == [(LOCK, 4)]
+    assert acts[0][0] == pytest.approx(almost + DT + C.rerank_lock_s, abs=DT / 2)
+
+
+def test_the_rerank_names_a_piece_only_while_searching():
+    sim = Sim()
+    sim.follow(piece=1)
+    # another piece leading the re-ranking does not move a followed piece: the paths decide
+    acts = sim.run(5.0, {1: 2.0, 2: 1.0}, reranked=rerank(2, 50.0, 20.0))
+    assert acts == [] and sim.piece == 1 and sim.state == FOLLOWING
