@@ -9,6 +9,11 @@
 * ``bach10_NN-Name.truth.json`` -- the ten Bach10 recordings (audio read in place);
 * ``manifest.json`` -- every item: audio, truth, corpus, piece id, tune family.
 
+``python -m benchmarks.material --set tuning`` writes, under ``data/bench/tuning/``,
+12 excerpts of *validation-split* chorales rendered the same way (other seed, starts
+anywhere in the first 40 %, base tempo 0.65-1.15x): the material on which the
+follower's thresholds are chosen, so that the test material above only measures.
+
 Renditions: the held-out soundfont TimGM6mb with instruments drawn per excerpt,
 a smooth tempo curve (0.75-1.3x written tempo with rubato), a synthetic room
 (exponentially decaying noise impulse response, RT60 0.3-1.2 s) and pink noise at
@@ -79,13 +84,13 @@ def piece_id(midi_path: Path, corpus_root: Path) -> str:
     return str(Path(midi_path).relative_to(corpus_root).with_suffix(""))
 
 
-def chorale_selection() -> list[tuple[Path, str]]:
-    """10 test-split chorales of >= 30 s, drawn with SEED: (MIDI path, tune family)."""
+def chorale_selection(split: str = "test", n: int = N_CHORALES, seed: int = SEED) -> list[tuple[Path, str]]:
+    """``n`` chorales of >= 30 s from ``split``, drawn with ``seed``: (MIDI path, tune family)."""
     root = paths.chorale_dir()
-    rows = [r for r in csv.DictReader(open(root / "splits.csv")) if r["split"] == "test"]
+    rows = [r for r in csv.DictReader(open(root / "splits.csv")) if r["split"] == split]
     long_enough = [r for r in rows if load_midi(root / r["file"]).duration_s >= CHORALE_MIN_DURATION_S]
-    rng = np.random.default_rng(SEED)
-    picked = rng.choice(len(long_enough), size=N_CHORALES, replace=False)
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(len(long_enough), size=n, replace=False)
     return [(root / long_enough[i]["file"], long_enough[i]["tune_family"]) for i in sorted(picked)]
 
 
@@ -172,6 +177,33 @@ def build(out_dir: Path, *, force: bool = False) -> list[Item]:
     return items
 
 
+TUNING_SEED = 7
+N_TUNING = 12
+
+
+def build_tuning(out_dir: Path, *, force: bool = False) -> list[Item]:
+    """Validation-split chorale excerpts for choosing thresholds (never the test pieces)."""
+    from tqdm import tqdm
+
+    import soundfile as sf
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    items = []
+    for k, (midi, family) in enumerate(tqdm(chorale_selection("valid", N_TUNING, TUNING_SEED),
+                                            desc="rendering tuning material", unit="excerpt")):
+        rng = np.random.default_rng([TUNING_SEED, k])
+        instruments = list(CHORALE_ENSEMBLES)[rng.integers(len(CHORALE_ENSEMBLES))]
+        name = f"tune_{k:02d}_{midi.stem}"
+        audio, truth = out_dir / f"{name}.flac", out_dir / f"{name}.truth.json"
+        if force or not (audio.exists() and truth.exists()):
+            render_item(midi, audio, truth, rng, programs=CHORALE_ENSEMBLES[instruments], instruments=instruments,
+                        start_frac=(0.0, 0.4), length_s=(25.0, 40.0), base_tempo=(0.65, 1.15))
+        items.append(Item(name, "chorale", str(audio), str(truth), "chorales", piece_id(midi, paths.chorale_dir()),
+                          str(midi), family, float(sf.info(audio).duration)))
+    (out_dir / "manifest.json").write_text(json.dumps([asdict(i) for i in items], indent=1))
+    return items
+
+
 def _tune_family(chorale_id: str) -> str:
     rows = csv.DictReader(open(paths.chorale_dir() / "splits.csv"))
     return {Path(r["file"]).stem: r["tune_family"] for r in rows}.get(chorale_id, chorale_id)
@@ -187,10 +219,19 @@ def load_manifest(material_dir: Path) -> list[Item]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.material", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=paths.work_dir() / "material", help="output folder")
+    parser.add_argument("--set", choices=("test", "tuning"), default="test",
+                        help="test: the benchmark material; tuning: validation-split chorales for thresholds")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default data/bench/material or data/bench/tuning)")
     parser.add_argument("--force", action="store_true", help="re-render even if the files exist")
     args = parser.parse_args(argv)
-    items = build(args.out, force=args.force)
+    if args.set == "tuning":
+        out = args.out or paths.work_dir() / "tuning"
+        items = build_tuning(out, force=args.force)
+    else:
+        out = args.out or paths.work_dir() / "material"
+        items = build(out, force=args.force)
+    args.out = out
     print(f"{len(items)} items, {sum(i.duration_s for i in items) / 60:.1f} min of audio -> {args.out}/manifest.json")
     return 0
 

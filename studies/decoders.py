@@ -12,6 +12,9 @@ metrics (:mod:`benchmarks.metrics`):
 * ``engine_no_evidence`` / ``engine_evidence`` (attempt e): the engine with its rule
   "accumulated piece votes may lock the path leader" off / on (``EngineConfig.evidence_ratio``
   inf / its default, 1.5 where the default is off), everything else as shipped;
+* ``engine_no_rerank`` (attempt g): the engine without the re-ranking of candidate
+  pieces over everything heard (``EngineConfig.rerank_candidates`` 0), everything else
+  as shipped;
 * ``voting``: the paper's order-free piece identification run online: every window's
   ``k`` nearest score snippets each give one vote to their piece, votes decay with
   the engine's ``vote_decay_s``; the piece is the one with most votes, the position
@@ -38,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-SYSTEMS = ("engine", "engine_no_evidence", "engine_evidence", "voting", "voting_all")
+SYSTEMS = ("engine", "engine_no_evidence", "engine_evidence", "engine_no_rerank", "voting", "voting_all")
 DEFAULT_SYSTEMS = ("engine", "voting", "voting_all")
 
 
@@ -122,6 +125,8 @@ def system_runners(bundle, index, signal, rate) -> dict:
             "engine_no_evidence": lambda: run_engine(bundle, index, signal, rate,
                                                      config=EngineConfig(evidence_ratio=float("inf"))),
             "engine_evidence": lambda: run_engine(bundle, index, signal, rate, config=evidence_on),
+            "engine_no_rerank": lambda: run_engine(bundle, index, signal, rate,
+                                                   config=EngineConfig(rerank_candidates=0)),
             "voting": lambda: run_voting(bundle, index, signal, rate),
             "voting_all": lambda: run_voting(bundle, index, signal, rate,
                                              config=EngineConfig(vote_decay_s=float("inf")))}
