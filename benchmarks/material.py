@@ -6,6 +6,11 @@
   families never in training), 30-45 s or up to the chorale's end, 44.1 kHz mono;
 * ``piano_NN_<id>.flac`` -- 6 excerpts of 45 s of piano-midi.de pieces;
 * ``*.truth.json`` next to each -- the audio s -> MIDI s time map and render settings;
+* ``jumps_NN_<id>.flac`` -- 6 chorale and 4 piano renditions that jump: a repeat
+  taken (back to where the excerpt began), a skip back of 8-16 bars (16-32 s of the
+  MIDI), or a restart a few bars back after a 2-4 s pause; the tempo drifts over
+  0.5-1.6x of the written tempo within each segment; their truth is a
+  :class:`benchmarks.warp.JumpMap` (kind ``jumps``);
 * ``bach10_NN-Name.truth.json`` -- the ten Bach10 recordings (audio read in place);
 * ``manifest.json`` -- every item: audio, truth, corpus, piece id, tune family.
 
@@ -38,7 +43,7 @@ from follower.midi import load_midi
 from . import paths
 from .bach10 import BACH10_PIECES, bach10_truth
 from .render import excerpt_events, put_in_room, read_events, synthesize
-from .warp import tempo_curve, warp_from_ratio
+from .warp import JumpMap, TimeMap, tempo_curve, warp_from_ratio
 
 SEED = 20181105  # TISMIR 2018
 SAMPLE_RATE_HZ = 44100
@@ -135,6 +140,95 @@ def render_item(midi: Path, out_audio: Path, out_truth: Path, rng: np.random.Gen
     return duration_s
 
 
+JUMP_SEED = 1602
+N_JUMP_CHORALES = 6
+N_JUMP_PIANO = 4
+JUMP_TEMPO = (0.5, 1.6)          # expressive tempo range of the jump renditions
+JUMP_KINDS = ("repeat", "skip back", "restart")
+
+
+def _segment(rng, start_s: float, length_s: float, midi_end_s: float, offset_s: float) -> TimeMap:
+    """One segment's time map from ``start_s`` of the MIDI, moved to audio time ``offset_s``."""
+    ratio = tempo_curve(rng, length_s, base_lo=0.6, base_hi=1.3, rubato=0.25, lo=JUMP_TEMPO[0], hi=JUMP_TEMPO[1])
+    tm = warp_from_ratio(ratio, start_s, midi_end_s)
+    return TimeMap(tm.audio_s + offset_s, tm.midi_s)
+
+
+def render_jump_item(midi: Path, out_audio: Path, out_truth: Path, rng: np.random.Generator, *,
+                     programs: list[int], instruments: str) -> float:
+    """A rendition in two segments with a jump (and, for a restart, a pause) between them."""
+    import soundfile as sf
+
+    from .render import TimedEvent
+
+    events, n_voices = read_events(midi)
+    end = max(e.time_s for e in events)
+    kind = JUMP_KINDS[rng.integers(len(JUMP_KINDS))]
+    start = rng.uniform(0.15, 0.45) * end
+    first = _segment(rng, start, rng.uniform(12.0, 18.0), end, 0.0)
+    reached = float(first.midi_s[-1])
+    pause_s = rng.uniform(2.0, 4.0) if kind == "restart" else 0.0
+    back_s = {"repeat": reached - start, "skip back": rng.uniform(16.0, 32.0), "restart": rng.uniform(4.0, 8.0)}[kind]
+    second = _segment(rng, max(reached - back_s, 0.0), rng.uniform(15.0, 20.0), end,
+                      float(first.audio_s[-1]) + pause_s + 0.01)
+    timed = []
+    for seg in (first, second):
+        local = TimeMap(seg.audio_s - seg.audio_s[0], seg.midi_s)
+        timed += [TimedEvent(e.audio_s + float(seg.audio_s[0]), e.kind, e.voice, e.a, e.b)
+                  for e in excerpt_events(events, local)]
+    duration_s = float(second.audio_s[-1])
+    dry = synthesize(timed, [programs[v % len(programs)] for v in range(n_voices)], duration_s=duration_s,
+                     sample_rate_hz=SAMPLE_RATE_HZ, soundfont=paths.HELD_OUT_SOUNDFONT,
+                     velocity_gain=rng.uniform(0.7, 1.1), rng=rng)
+    room = {"rt60_s": rng.uniform(0.3, 1.2), "direct_to_reverb_db": rng.uniform(0.0, 8.0),
+            "snr_db": rng.uniform(15.0, 30.0)}
+    sf.write(out_audio, put_in_room(dry, rng, sample_rate_hz=SAMPLE_RATE_HZ, **room), SAMPLE_RATE_HZ)
+    slopes = np.concatenate([np.diff(s.midi_s) / np.diff(s.audio_s) for s in (first, second)])
+    JumpMap((first, second)).save(out_truth, midi=str(midi), soundfont=str(paths.HELD_OUT_SOUNDFONT),
+                                  instruments=instruments, programs=programs, start_midi_s=start, jump=kind,
+                                  jump_at_s=float(second.audio_s[0]), jump_to_midi_s=float(second.midi_s[0]),
+                                  pause_s=pause_s, tempo_ratio_min=float(slopes.min()),
+                                  tempo_ratio_max=float(slopes.max()), **room)
+    return duration_s
+
+
+def build_jumps(out_dir: Path, *, force: bool = False) -> list[Item]:
+    """The jump renditions: test-split chorales and piano pieces not in the excerpts above."""
+    from tqdm import tqdm
+
+    import soundfile as sf
+
+    taken = {m for m, _ in chorale_selection()}
+    chorales = [c for c in chorale_selection("test", N_CHORALES + N_JUMP_CHORALES + 4, JUMP_SEED)
+                if c[0] not in taken][:N_JUMP_CHORALES]
+    taken_piano = set(piano_selection())
+    from training.data.corpus import midi_corpus
+
+    pianos = sorted(Path(p.source) for p in midi_corpus(paths.piano_dir()) if p.split == "test")
+    pianos = [f for f in pianos if f not in taken_piano
+              and PIANO_DURATION_RANGE_S[0] <= load_midi(f).duration_s <= PIANO_DURATION_RANGE_S[1]]
+    pick = np.random.default_rng(JUMP_SEED).choice(len(pianos), size=N_JUMP_PIANO, replace=False)
+    jobs = [(midi, family, "chorales") for midi, family in chorales] + [(pianos[i], None, "piano")
+                                                                       for i in sorted(pick)]
+    items = []
+    for k, (midi, family, corpus) in enumerate(tqdm(jobs, desc="rendering jump material", unit="rendition")):
+        rng = np.random.default_rng([JUMP_SEED, k])
+        if corpus == "chorales":
+            instruments = list(CHORALE_ENSEMBLES)[rng.integers(len(CHORALE_ENSEMBLES))]
+            programs, root = CHORALE_ENSEMBLES[instruments], paths.chorale_dir()
+        else:
+            instruments = list(PIANO_PROGRAMS)[rng.integers(len(PIANO_PROGRAMS))]
+            programs, root = [PIANO_PROGRAMS[instruments]], paths.piano_dir()
+        name = f"jumps_{k:02d}_{midi.stem}"
+        audio, truth = out_dir / f"{name}.flac", out_dir / f"{name}.truth.json"
+        if force or not (audio.exists() and truth.exists()):
+            render_jump_item(midi, audio, truth, rng, programs=programs, instruments=instruments)
+        pid = piece_id(midi, root)
+        items.append(Item(name, "jumps", str(audio), str(truth), corpus, pid, str(midi), family or pid,
+                          float(sf.info(audio).duration)))
+    return items
+
+
 def build(out_dir: Path, *, force: bool = False) -> list[Item]:
     from tqdm import tqdm
 
@@ -162,6 +256,7 @@ def build(out_dir: Path, *, force: bool = False) -> list[Item]:
         pid = piece_id(midi, root)
         items.append(Item(name, kind, str(audio), str(truth), "chorales" if kind == "chorale" else "piano",
                           pid, str(midi), family or pid, float(sf.info(audio).duration)))
+    items += build_jumps(out_dir, force=force)
     for name, pid in BACH10_PIECES.items():
         rec = paths.bach10_dir() / name
         midi = paths.chorale_dir() / f"{pid}.mid"

@@ -12,7 +12,10 @@ piece and ``"following"``, so one set of definitions serves all:
 * position error once locked: ``|position_s - truth(t)|`` over the records in state
   ``following`` on the true piece, where the truth is defined; the share of the
   records after the first lock that are locked is reported as coverage, so that a
-  system cannot look precise by following only its easy moments.
+  system cannot look precise by following only its easy moments;
+* recovery after a jump (renditions with jumps, :class:`benchmarks.warp.JumpMap`):
+  seconds from the jump to the first record that follows the true piece within 0.5 s
+  of the truth again (inf when that never happens before the next jump or the end).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from .warp import TimeMap
 
 ACCURACY_TIMES_S = (2.0, 5.0, 10.0)
 POSITION_TOLERANCES_S = (0.25, 0.5, 1.0)
+RECOVERED_WITHIN_S = 0.5
 
 
 def load_jsonl(path: Path) -> list[dict]:
@@ -57,13 +61,15 @@ class ItemScores:
     latency_ms: np.ndarray
     curve_t_s: np.ndarray = field(repr=False)        # record times
     curve_correct: np.ndarray = field(repr=False)    # per record: names the true piece
+    recovery_s: list = field(default_factory=list)   # per jump of the rendition: seconds to be back on it
 
 
 def score_item(records: list[dict], true_piece: str, truth: TimeMap) -> ItemScores:
     true_piece = normalise_piece(true_piece)
     if not records:
         return ItemScores({str(int(t)): False for t in ACCURACY_TIMES_S} | {"end": False}, np.inf,
-                          np.empty(0), 0.0, np.empty(0), np.empty(0), np.empty(0, bool))
+                          np.empty(0), 0.0, np.empty(0), np.empty(0), np.empty(0, bool),
+                          [np.inf] * len(getattr(truth, "jumps_s", [])))
     t = np.array([float(r["t"]) for r in records])
     correct = np.array([normalise_piece(r.get("piece")) == true_piece for r in records])
     correct_at = {}
@@ -86,7 +92,14 @@ def score_item(records: list[dict], true_piece: str, truth: TimeMap) -> ItemScor
     first = np.flatnonzero(locked)
     coverage = float(locked[first[0]:].mean()) if first.size else 0.0
     latency = np.array([float(r["latency_ms"]) for r in records if r.get("latency_ms") is not None])
-    return ItemScores(correct_at, stable_s, errors, coverage, latency, t, correct)
+    on_it = locked & np.isfinite(truth_s) & np.isfinite(pos) & (np.abs(pos - truth_s) <= RECOVERED_WITHIN_S)
+    jumps = list(getattr(truth, "jumps_s", []))
+    recovery = []
+    for k, jump in enumerate(jumps):
+        until = jumps[k + 1] if k + 1 < len(jumps) else np.inf
+        back = np.flatnonzero(on_it & (t >= jump) & (t < until))
+        recovery.append(float(t[back[0]] - jump) if back.size else np.inf)
+    return ItemScores(correct_at, stable_s, errors, coverage, latency, t, correct, recovery)
 
 
 def percentile_or_inf(values, q: float) -> float:
@@ -114,6 +127,10 @@ def summarise(scores: list[ItemScores]) -> dict:
         row[f"within_{tol:g}"] = float(np.mean(errors <= tol)) if errors.size else np.nan
     row["pos_median_s"] = float(np.median(errors)) if errors.size else np.nan
     row["coverage"] = float(np.mean([s.coverage for s in scores])) if n else np.nan
+    recovery = [r for s in scores for r in s.recovery_s]
+    row["jumps"] = len(recovery)
+    row["recovery_median_s"] = percentile_or_inf(recovery, 50) if recovery else np.nan
+    row["recovery_p90_s"] = percentile_or_inf(recovery, 90) if recovery else np.nan
     latency = np.concatenate([s.latency_ms for s in scores]) if n else np.empty(0)
     row["latency_p50_ms"] = float(np.percentile(latency, 50)) if latency.size else np.nan
     row["latency_p99_ms"] = float(np.percentile(latency, 99)) if latency.size else np.nan

@@ -17,9 +17,10 @@ import numpy as np
 
 from .material import Item
 from .metrics import ItemScores, accuracy_curve, load_jsonl, score_item, summarise
-from .warp import TimeMap
+from .warp import load_truth
 
-GROUPS = (("chorale", "Synthetic chorales"), ("piano", "Synthetic piano"), ("bach10", "Bach10 (real)"))
+GROUPS = (("chorale", "Synthetic chorales"), ("piano", "Synthetic piano"), ("jumps", "Jumps and restarts"),
+          ("bach10", "Bach10 (real)"))
 CURVE_GRID_S = np.arange(1.0, 46.0, 1.0)
 
 
@@ -39,7 +40,7 @@ def load_run(name: str, folder: Path, items: list[Item], identifies: bool) -> Sy
         jsonl = folder / f"{item.name}.jsonl"
         if not jsonl.exists():
             continue
-        scores[item.name] = score_item(load_jsonl(jsonl), item.piece, TimeMap.load(Path(item.truth)))
+        scores[item.name] = score_item(load_jsonl(jsonl), item.piece, load_truth(Path(item.truth)))
         sp = Path(str(jsonl) + ".stats.json")
         stats[item.name] = json.loads(sp.read_text()) if sp.exists() else {}
     ps = folder / "process.stats.json"
@@ -93,7 +94,8 @@ def identification_table(runs: list[SystemRun], items: list[Item], family_of: di
 
 def following_table(runs: list[SystemRun], items: list[Item]) -> str:
     lines = ["| material | system | within 0.25 s | within 0.5 s | within 1 s | median error | "
-             "locked share after first lock | locked updates |", "|---|---|---|---|---|---|---|---|"]
+             "locked share after first lock | locked updates | back within 0.5 s after a jump (median / p90) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for kind, label in GROUPS:
         group = [i for i in items if i.kind == kind]
         for run in runs:
@@ -103,7 +105,9 @@ def following_table(runs: list[SystemRun], items: list[Item]) -> str:
             row = summarise(scores)
             lines.append(f"| {label} | {run.name} | {pct(row['within_0.25'])} | {pct(row['within_0.5'])} | "
                          f"{pct(row['within_1'])} | {secs(row['pos_median_s'], 2)} | {pct(row['coverage'])} | "
-                         f"{row['locked_updates']} |")
+                         f"{row['locked_updates']} | "
+                         + (f"{secs(row['recovery_median_s'])} / {secs(row['recovery_p90_s'])} |" if row["jumps"]
+                            else "– |"))
     return "\n".join(lines)
 
 
@@ -215,7 +219,7 @@ def plot_positions(runs: list[SystemRun], items: list[Item], examples: list[str]
     chosen = [i for i in items if i.name in examples]
     fig, axes = plt.subplots(1, len(chosen), figsize=(4.4 * len(chosen), 3.8), squeeze=False)
     for ax, item in zip(axes[0], chosen):
-        truth = TimeMap.load(Path(item.truth))
+        truth = load_truth(Path(item.truth))
         t = np.linspace(0, item.duration_s, 400)
         ax.plot(t, truth.audio_to_midi(t), color="black", lw=2.5, alpha=0.35, label="ground truth")
         for k, run in enumerate(runs):

@@ -75,8 +75,8 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", default=",".join(MATCHMAKER_METHODS), help="matchmaker methods")
     parser.add_argument("--fresh", action="store_true", help="run again even where logs exist")
     parser.add_argument("--report-only", action="store_true", help="only score the logs and write the document")
-    parser.add_argument("--kinds", default="chorale,piano,bach10",
-                        help="which material to run: comma-separated subset of chorale, piano, bach10")
+    parser.add_argument("--kinds", default="chorale,piano,jumps,bach10",
+                        help="which material to run: comma-separated subset of chorale, piano, jumps, bach10")
     parser.add_argument("--piano-hop-frames", type=int, default=None,
                         help="snippet hop of the piano index (default: follower index build's own); the "
                              "piano corpus is 23 h of music, so a coarser hop builds it faster")

@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from follower.paths import REPO_ROOT
@@ -32,7 +33,7 @@ from follower.paths import REPO_ROOT
 from . import paths
 from .material import Item
 from .midi_crop import crop_midi
-from .warp import TimeMap
+from .warp import load_truth
 
 MATCHMAKER_METHODS = ("arzt", "dixon", "skf", "outerhmm", "pf")
 CROP_MARGIN_S = 30.0
@@ -142,7 +143,9 @@ def matchmaker_score(item: Item, score_dir: Path) -> tuple[str, float]:
     truth = json.loads(Path(item.truth).read_text())
     if "start_midi_s" not in truth:
         return item.midi, 0.0
-    end_s = float(TimeMap.from_json(truth["time_map"]).midi_s[-1]) + CROP_MARGIN_S
+    # renditions with jumps: up to the furthest point they reach (jumps back before the
+    # start are out of a forward follower's reach, which is what that material measures)
+    end_s = float(np.max(load_truth(Path(item.truth)).midi_s)) + CROP_MARGIN_S
     dst = score_dir / f"{item.name}.mid"
     offset = crop_midi(Path(item.midi), float(truth["start_midi_s"]), dst, end_s=end_s)
     return str(dst), offset

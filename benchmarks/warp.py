@@ -56,20 +56,70 @@ class TimeMap:
         return cls.from_json(json.loads(Path(path).read_text())["time_map"])
 
 
+@dataclass(frozen=True)
+class JumpMap:
+    """Audio -> MIDI time of a rendition with jumps: consecutive :class:`TimeMap` segments.
+
+    Each segment is strictly increasing over its own audio span (absolute audio
+    seconds); between segments the player jumps (a repeat taken, a skip back, a
+    restart) and may pause. In a pause the position is undefined (NaN), as outside.
+    """
+
+    segments: tuple
+
+    def __post_init__(self):
+        segs = tuple(self.segments)
+        if not segs or any(b.audio_s[0] < a.audio_s[-1] for a, b in zip(segs, segs[1:])):
+            raise ValueError("a jump map needs one or more segments in audio order, not overlapping")
+        object.__setattr__(self, "segments", segs)
+
+    @property
+    def jumps_s(self) -> list[float]:
+        """Audio times at which a new segment starts."""
+        return [float(seg.audio_s[0]) for seg in self.segments[1:]]
+
+    @property
+    def audio_s(self) -> np.ndarray:
+        return np.concatenate([seg.audio_s for seg in self.segments])
+
+    @property
+    def midi_s(self) -> np.ndarray:
+        return np.concatenate([seg.midi_s for seg in self.segments])
+
+    def audio_to_midi(self, t_s):
+        t = np.asarray(t_s, float)
+        out = np.full(t.shape, np.nan)
+        for seg in self.segments:
+            inside = (t >= seg.audio_s[0]) & (t <= seg.audio_s[-1])
+            out[inside] = seg.audio_to_midi(t[inside])
+        return out if out.ndim else float(out)
+
+    def save(self, path: Path, **extra) -> None:
+        Path(path).write_text(json.dumps({**extra, "segments": [seg.to_json() for seg in self.segments]}))
+
+
+def load_truth(path: Path):
+    """The truth of an item: a :class:`TimeMap`, or a :class:`JumpMap` for renditions with jumps."""
+    d = json.loads(Path(path).read_text())
+    if "segments" in d:
+        return JumpMap(tuple(TimeMap.from_json(s) for s in d["segments"]))
+    return TimeMap.from_json(d["time_map"])
+
+
 def tempo_curve(rng: np.random.Generator, duration_s: float, *, base_lo: float = 0.8,
-                base_hi: float = 1.2, rubato: float = 0.12) -> np.ndarray:
+                base_hi: float = 1.2, rubato: float = 0.12, lo: float = TEMPO_RATIO_MIN,
+                hi: float = TEMPO_RATIO_MAX) -> np.ndarray:
     """Tempo ratio sampled at GRID_HZ over ``duration_s`` audio seconds.
 
     A base tempo plus rubato: three slow sinusoids (periods 3-20 s, random phases)
-    in log-tempo, so that phrases speed up and relax smoothly, clipped to
-    [TEMPO_RATIO_MIN, TEMPO_RATIO_MAX].
+    in log-tempo, so that phrases speed up and relax smoothly, clipped to [lo, hi].
     """
     t = np.arange(int(np.ceil(duration_s * GRID_HZ)) + 1) / GRID_HZ
     log_r = np.full_like(t, np.log(rng.uniform(base_lo, base_hi)))
     for _ in range(3):
         period_s = rng.uniform(3.0, 20.0)
         log_r += rubato / 3 * rng.uniform(0.5, 1.5) * np.sin(2 * np.pi * t / period_s + rng.uniform(0, 2 * np.pi))
-    return np.clip(np.exp(log_r), TEMPO_RATIO_MIN, TEMPO_RATIO_MAX)
+    return np.clip(np.exp(log_r), lo, hi)
 
 
 def warp_from_ratio(ratio: np.ndarray, start_midi_s: float, end_midi_s: float | None = None) -> TimeMap:

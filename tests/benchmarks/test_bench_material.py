@@ -109,3 +109,33 @@ def test_bach10_truth_covers_each_recording():
         tempo = np.diff(tm.midi_s) / np.diff(tm.audio_s)
         assert 0.6 < np.median(tempo) < 1.0, name  # played a little slower than the written 120 bpm
         assert isinstance(tm, TimeMap) and tm.audio_s[-1] > 20.0
+
+
+@pytest.mark.skipif(not HELD_OUT_SOUNDFONT.exists(), reason=f"{HELD_OUT_SOUNDFONT} missing (timgm6mb-soundfont)")
+def test_a_jump_rendition_plays_its_two_segments_and_says_where_it_jumps(tmp_path):
+    pytest.importorskip("fluidsynth", reason="pyfluidsynth not installed")
+    import json
+
+    import soundfile as sf
+
+    from benchmarks.material import JUMP_TEMPO, render_jump_item
+    from benchmarks.warp import JumpMap, load_truth
+
+    # one note every beat (0.5 s) for 60 s, a new pitch each beat
+    midi = write_midi(tmp_path / "scale.mid", [(b, 0.9, 48 + b % 36, 0) for b in range(120)])
+    for seed in range(3):  # whatever kind of jump each seed draws
+        audio, truth_path = tmp_path / f"j{seed}.flac", tmp_path / f"j{seed}.truth.json"
+        duration_s = render_jump_item(midi, audio, truth_path, np.random.default_rng([5, seed]), programs=[0],
+                                      instruments="piano")
+        truth, meta = load_truth(truth_path), json.loads(truth_path.read_text())
+        assert isinstance(truth, JumpMap) and len(truth.jumps_s) == 1
+        first, second = truth.segments
+        assert second.midi_s[0] < first.midi_s[-1] - 1.0          # every kind jumps back
+        assert meta["jump"] in ("repeat", "skip back", "restart")
+        if meta["jump"] == "restart":
+            assert second.audio_s[0] - first.audio_s[-1] >= 2.0    # with a pause before
+        slopes = np.diff(first.midi_s) / np.diff(first.audio_s)
+        assert JUMP_TEMPO[0] - 1e-6 <= slopes.min() and slopes.max() <= JUMP_TEMPO[1] + 1e-6
+        signal, rate = sf.read(audio)
+        assert len(signal) / rate == pytest.approx(duration_s, abs=0.05)
+        assert truth.audio_to_midi(duration_s - 0.5) == pytest.approx(second.audio_to_midi(duration_s - 0.5))

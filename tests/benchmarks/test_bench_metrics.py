@@ -70,3 +70,38 @@ def test_load_jsonl_names_the_bad_line(tmp_path):
     p.write_text('{"t": 1}\n\nnot json\n')
     with pytest.raises(ValueError, match=r"log.jsonl:3"):
         load_jsonl(p)
+
+
+def test_recovery_after_each_jump_of_a_rendition():
+    from benchmarks.warp import JumpMap
+
+    # 0-10 s plays MIDI 10-20 s, then a jump back: 10-20 s plays MIDI 2-12 s; at 20 s a pause,
+    # 22-30 s plays MIDI 40-48 s
+    truth = JumpMap((TimeMap(np.array([0.0, 10.0]), np.array([10.0, 20.0])),
+                     TimeMap(np.array([10.01, 20.0]), np.array([2.0, 12.0])),
+                     TimeMap(np.array([22.0, 30.0]), np.array([40.0, 48.0]))))
+    assert truth.jumps_s == [10.01, 22.0]
+    assert np.isnan(truth.audio_to_midi(21.0)) and truth.audio_to_midi(12.0) == pytest.approx(4.0, abs=0.01)
+    records = [rec(9.0, "a", 19.0), rec(11.0, "a", 21.0), rec(12.0, "a", 5.0),   # 12 s: 1.0 off
+               rec(13.5, "a", 5.5), rec(21.0, "a", 12.0), rec(29.0, "a", 30.0)]  # never back on the last
+    s = score_item(records, "a", truth)
+    assert s.recovery_s == [pytest.approx(13.5 - 10.01), np.inf]
+    row = summarise([s])
+    assert row["jumps"] == 2 and row["recovery_median_s"] == pytest.approx(3.49) and row["recovery_p90_s"] == np.inf
+    assert summarise([score_item(records, "a", TRUTH)])["jumps"] == 0
+
+
+def test_a_jump_map_is_saved_and_loaded_as_the_truth(tmp_path):
+    from benchmarks.warp import JumpMap, load_truth
+
+    jm = JumpMap((TimeMap(np.array([0.0, 5.0]), np.array([1.0, 6.0])),
+                  TimeMap(np.array([5.5, 9.0]), np.array([0.0, 3.5]))))
+    jm.save(tmp_path / "j.json", jump="skip back")
+    back = load_truth(tmp_path / "j.json")
+    assert isinstance(back, JumpMap) and back.jumps_s == [5.5]
+    TIMEMAP = TimeMap(np.array([0.0, 1.0]), np.array([0.0, 1.0]))
+    TIMEMAP.save(tmp_path / "t.json")
+    assert isinstance(load_truth(tmp_path / "t.json"), TimeMap)
+    with pytest.raises(ValueError, match="not overlapping"):
+        JumpMap((TimeMap(np.array([0.0, 5.0]), np.array([1.0, 6.0])),
+                 TimeMap(np.array([4.0, 9.0]), np.array([0.0, 3.5]))))
