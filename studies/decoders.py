@@ -137,12 +137,12 @@ def compare(bundle, index, items, *, systems=DEFAULT_SYSTEMS, progress: bool = T
     from tqdm import tqdm
 
     from benchmarks.metrics import score_item, summarise
-    from benchmarks.warp import TimeMap
+    from benchmarks.warp import load_truth
 
     per_item = {s: [] for s in systems}
     for item in tqdm(items, desc="items", unit="item", disable=not progress):
         signal, rate = read_audio(item["audio"])
-        truth = TimeMap.load(Path(item["truth"]))
+        truth = load_truth(Path(item["truth"]))
         runners = system_runners(bundle, index, signal, rate)
         for system in systems:
             fn = runners[system]
@@ -187,6 +187,8 @@ def main(argv=None) -> int:
     p.add_argument("--index", required=True, help="chorale index built with that bundle")
     p.add_argument("--material", default=None, help="benchmark material folder (default data/bench/material)")
     p.add_argument("--kinds", default="chorale,bach10", help="item kinds to replay (the index must hold their pieces)")
+    p.add_argument("--corpus", default=None, choices=("chorales", "piano"),
+                   help="only the items of this corpus (e.g. the piano renditions of the jumps kind)")
     p.add_argument("-o", "--out", required=True, help="JSON with the summary table and per-item scores")
     p.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS),
                    help=f"comma-separated systems to run, of {', '.join(SYSTEMS)}")
@@ -211,7 +213,8 @@ def _run(args) -> int:
     unknown = sorted(set(systems) - set(SYSTEMS))
     if unknown or not systems:
         raise ConfigError(f"--systems: unknown {unknown or 'empty list'}; choose from {', '.join(SYSTEMS)}")
-    items = [it for it in json.loads(manifest.read_text()) if it["kind"] in kinds]
+    items = [it for it in json.loads(manifest.read_text())
+             if it["kind"] in kinds and args.corpus in (None, it.get("corpus"))]
     bundle = load_bundle(args.bundle, threads=1)
     index = load_index(args.index)
     index.check_bundle(bundle.config, index_path=args.index, bundle_path=args.bundle)
