@@ -84,6 +84,12 @@ class PieceTracker:
         b = (1 - c.jump_prob) * b / max(b.sum(), 1e-300) + c.jump_prob / len(b)
         if similarities is not None:  # None: predict only (no trustworthy observation)
             sims = np.asarray(similarities, dtype=np.float64)
+            # belief cell j stands for position positions[j] + carry * cell: observe the
+            # similarity there (linear between snippets), not at the cell's own snippet,
+            # or the estimate runs ahead of the music by the mean carry (half a cell)
+            f = self._carry_cells
+            if f > 0 and len(sims) > 1:
+                sims = (1 - f) * sims + f * np.append(sims[1:], sims[-1])
             b = b * np.exp(c.kappa * (sims - sims.max()))
         self._belief = b / b.sum()
         previous = self.position_s
