@@ -265,7 +265,8 @@ class Engine:
                         history_s=self._verifier.history_s(centre_s), last_sound_t_s=self._last_sound_t,
                         tracker_score=tracker_score,
                         tracker_position_s=self.tracker.position_s if self.tracker is not None else None,
-                        reranked=tuple(self._reranked))
+                        reranked=tuple(self._reranked),
+                        same_as=dict(self._reranker.duplicates) if self._reranker is not None else {})
         self._apply(self._policy.step(scores, self._evidence.leader(), t_s))
         position = self._track(q, centre_s, centre_silent)
         mine = self.piece if self.piece is not None else (ranked[0] if ranked else None)

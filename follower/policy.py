@@ -68,7 +68,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 SEARCHING, FOLLOWING, LOST = "searching", "following", "lost"
 
@@ -119,6 +119,16 @@ class Scores:
     tracker_position_s: float | None = None     # the tracker's position (None without one)
     # (piece, alignment score z-s, position_s, tempo) of the re-ranked candidates, best first
     reranked: Sequence[tuple[int, float, float, float]] = ()
+    # piece -> the piece whose music it duplicates (the same notes under two names in the
+    # corpus, follower.rerank): neither is a rival of the other, or their tie would never end
+    same_as: Mapping[int, int] = field(default_factory=dict)
+
+    def same(self, a, b) -> bool:
+        """Are pieces ``a`` and ``b`` the same music (the same piece, or duplicates)?"""
+        if a is None or b is None:
+            return a is b
+        ra, rb = self.same_as.get(a, a), self.same_as.get(b, b)
+        return a == b or ra == b or rb == a or ra == rb
 
 
 @dataclass(frozen=True)
@@ -163,7 +173,7 @@ class LockPolicy:
         if s.state == SEARCHING:
             best = ranked[0] if ranked else None
             s1 = support[best] if ranked else 0.0
-            s2 = support[ranked[1]] if len(ranked) > 1 else 0.0
+            s2 = max((support[p] for p in ranked[1:] if not s.same(p, best)), default=0.0)
             enough = s.history_s >= c.min_history_s
             lead = self.evidence_lead(ranked, support, evidence)
             if best is not None and self.lock.held(enough and s1 >= c.lock_score and s1 - s2 >= c.lock_margin,
@@ -176,8 +186,8 @@ class LockPolicy:
                 return self._locked(LOCK, clear[0], s.where.get(clear[0], clear[2:]))
             return NO_ACTION
         mine = support.get(s.piece, 0.0)
-        others = max((support[p] for p in ranked if p != s.piece), default=0.0)
-        rival = next((p for p in ranked if p != s.piece), None)
+        others = max((support[p] for p in ranked if not s.same(p, s.piece)), default=0.0)
+        rival = next((p for p in ranked if not s.same(p, s.piece)), None)
         if rival is not None and self.switch.held(support[rival] >= c.lock_score
                                                   and support[rival] - mine >= c.switch_margin, t_s):
             return self._locked(SWITCH, rival, s.where[rival])

@@ -77,6 +77,14 @@ def _align(z, offset, weight, t_first, score, origin, best_out):
     best_out[3] = origin[bk, bj, 1]
 
 
+# two candidates hold the same music when their scores are this close and the snippets
+# along the ends of their best paths are this alike (a re-voiced or transposed setting is
+# far below it: identical notes give ~1.0, another chorale 0.4)
+SAME_SCORE = 0.9
+SAME_CELLS = 10
+SAME_COSINE = 0.98
+
+
 @dataclass
 class Candidate:
     """One piece's alignment state and its best path now."""
@@ -110,6 +118,7 @@ class Reranker:
     def reset(self) -> None:
         self.steps = 0                   # alignment steps since the reset
         self._pool: dict = {}
+        self.duplicates: dict = {}       # piece left out of the ranking -> the candidate it duplicates
         self._acc_q = np.zeros(self._q.shape[1])
         self._acc_bias = 0.0
         self._acc_n = 0
@@ -180,6 +189,10 @@ class Reranker:
         """(piece, score in z-seconds, position of the newest query's window centre (s), tempo), best first.
 
         The tempo is the best path's average since it began (1.0 for a path one step old).
+        A candidate whose path plays the same music as a better candidate's (a corpus
+        can hold one harmonisation under two names) is left out: it is the same
+        evidence, and would otherwise tie with the leader for ever
+        (:attr:`duplicates` names it).
         """
         out = []
         for cand in self._pool.values():
@@ -193,4 +206,22 @@ class Reranker:
             position_s = float(self.index.position_s[self.index.rows(cand.piece).start] + j * self.cell_s
                                + tempo * behind_s)
             out.append((cand.piece, max(float(score), 0.0), position_s, tempo))
-        return sorted(out, key=lambda c: -c[1])
+        out.sort(key=lambda c: -c[1])
+        kept, self.duplicates = [], {}
+        for c in out:
+            twin = next((k for k in kept if c[1] >= SAME_SCORE * k[1] and self._same_music(k, c)), None)
+            if twin is None:
+                kept.append(c)
+            else:
+                self.duplicates[c[0]] = twin[0]
+        return kept
+
+    def _same_music(self, a, b) -> bool:
+        """Do the last ``SAME_CELLS`` snippets of both best paths hold the same music?"""
+        ends = []
+        for piece, _, position_s, tempo in (a, b):
+            rows = self.index.rows(piece)
+            j = int(round((position_s - self.index.position_s[rows.start]) / self.cell_s))
+            back = np.clip(j - np.round(np.arange(SAME_CELLS) * max(tempo, 0.5)).astype(int), 0, rows.stop - rows.start - 1)
+            ends.append(self._E[rows.start + back])
+        return float(np.mean(np.sum(ends[0] * ends[1], axis=1))) >= SAME_COSINE

@@ -37,7 +37,7 @@ class Sim:
         return self.n * DT  # as the engine counts: frames / frame rate
 
     def step(self, support, *, where=None, history_s=4.0, sound=True, tracker_score=None,
-             evidence=NOTHING_HEARD, reranked=()):
+             evidence=NOTHING_HEARD, reranked=(), same_as=None):
         self.n += 1
         if sound:
             self.last_sound_s = self.t
@@ -47,7 +47,7 @@ class Sim:
         scores = Scores(state=self.state, piece=self.piece, ranked=ranked, support=support, where=where,
                         history_s=history_s, last_sound_t_s=self.last_sound_s,
                         tracker_score=tracker_score if tracking else None,
-                        tracker_position_s=self.tracker_s, reranked=reranked)
+                        tracker_position_s=self.tracker_s, reranked=reranked, same_as=same_as or {})
         a = self.policy.step(scores, evidence, self.t)
         if a.kind in (LOCK, SWITCH):
             self.state, self.piece, self.tracker_s = FOLLOWING, a.piece, a.position_s
@@ -385,3 +385,13 @@ def test_the_rerank_names_a_piece_only_while_searching():
     # another piece leading the re-ranking does not move a followed piece: the paths decide
     acts = sim.run(5.0, {1: 2.0, 2: 1.0}, reranked=rerank(2, 50.0, 20.0))
     assert acts == [] and sim.piece == 1 and sim.state == FOLLOWING
+
+
+def test_a_duplicate_of_the_leader_is_not_its_rival():
+    tie = {1: 2.0, 2: 2.0, 3: 1.0}  # pieces 1 and 2 are the same music: their paths tie for ever
+    assert Sim().run(3.0, tie) == []  # as two pieces, neither ever leads
+    sim = Sim()
+    acts = sim.run(3.0, tie, same_as={2: 1})
+    assert [(a.kind, a.piece) for _, a in acts] == [(LOCK, 1)]
+    # followed, the twin's equal path neither makes ours weak nor switches to it
+    assert sim.run(8.0, tie, same_as={2: 1}) == [] and sim.state == FOLLOWING and sim.piece == 1

@@ -101,3 +101,16 @@ def test_reset_forgets_everything():
     feed(r, performance(index, 0, start_s=0.0, seconds=3.0)[0], [0])
     r.reset()
     assert r.ranking() == [] and r.steps == 0
+
+
+def test_a_piece_stored_twice_is_one_candidate_not_a_rival():
+    index = make_index()
+    twin = index.rows(4)
+    index.embeddings[twin] = index.embeddings[index.rows(3)]  # the corpus holds piece 3 again as piece 4
+    queries, _ = performance(index, 3, start_s=5.0, seconds=8.0)
+    r = reranker(index)
+    ranking = feed(r, queries, [3, 4, 0, 1])
+    named = [p for p, *_ in ranking]
+    assert named[0] in (3, 4) and not {3, 4} <= set(named)
+    assert r.duplicates == {7 - named[0]: named[0]}
+    assert ranking[0][1] > 3 * ranking[1][1]  # the margin is over another piece, not over the twin
