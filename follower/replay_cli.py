@@ -1,4 +1,4 @@
-"""``follower replay AUDIO``: a recording through exactly the live path."""
+"""``follower replay AUDIO [AUDIO ...]``: recordings through exactly the live path."""
 
 from __future__ import annotations
 
@@ -7,30 +7,80 @@ from . import blas  # noqa: F401  (before numpy: one BLAS thread)
 import argparse
 
 EPILOG = """\
-The file is read block by block into the same queue, worker and engine as live
+Each file is read block by block into the same queue, worker and engine as live
 input, paced in real time (so Max sees what it would see on stage) or, with
 --fast, as fast as the machine allows. Any sample rate and channel count.
 
-example:
+Several files are replayed one after the other in one process (the model and the
+index load once), each from a fresh engine; with --jsonl-dir each file's JSON lines
+go to DIR/<file name>.jsonl. A file that cannot be read is reported on one line and
+skipped; the exit code is then 2.
+
+examples:
   follower replay examples/chorale_excerpt.ogg --fast
+  follower replay takes/*.flac --fast --quiet --jsonl-dir logs/
 """
 
 
 def register(subparsers) -> None:
     from .runner import add_arguments
 
-    p = subparsers.add_parser("replay", help="follow a recording (wav, flac, ogg, mp3)", epilog=EPILOG,
+    p = subparsers.add_parser("replay", help="follow recordings (wav, flac, ogg, mp3)", epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("audio", metavar="AUDIO", help="audio file")
+    p.add_argument("audio", metavar="AUDIO", nargs="+", help="audio file(s)")
     p.add_argument("--fast", action="store_true", help="as fast as possible instead of real time")
+    p.add_argument("--jsonl-dir", default=None, metavar="DIR",
+                   help="write each file's JSON lines to DIR/<file name>.jsonl (the folder is created)")
     add_arguments(p)
     p.set_defaults(func=run)
 
 
+def jsonl_paths(audio_paths, folder) -> list:
+    """DIR/<stem>.jsonl per file; files of the same stem get their position in the list added."""
+    from pathlib import Path
+
+    stems = [Path(a).stem for a in audio_paths]
+    return [Path(folder) / (f"{s}.jsonl" if stems.count(s) == 1 else f"{s}-{i + 1}.jsonl")
+            for i, s in enumerate(stems)]
+
+
 def run(args) -> int:
+    import dataclasses
+    import sys
+    from pathlib import Path
+
     from .audio_io import FileSource
+    from .errors import ConfigError, FollowerError
     from .runner import RunOptions, load, run as run_session
 
-    source = FileSource(args.audio, realtime=not args.fast)  # bad audio is refused before the model loads
     options = RunOptions.from_args(args)
-    return run_session(source, load(options), options)
+    files = list(args.audio)
+    if len(files) == 1 and not args.jsonl_dir:
+        source = FileSource(files[0], realtime=not args.fast)  # bad audio is refused before the model loads
+        return run_session(source, load(options), options)
+    if args.jsonl and args.jsonl_dir:
+        raise ConfigError("give --jsonl or --jsonl-dir, not both")
+    if len(files) > 1 and args.jsonl and args.jsonl != "-":
+        raise ConfigError(f"--jsonl {args.jsonl} names one file for {len(files)} recordings; "
+                          "use --jsonl-dir DIR for one file each")
+    outputs = [None] * len(files)
+    if args.jsonl_dir:
+        try:
+            Path(args.jsonl_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"--jsonl-dir {args.jsonl_dir}: cannot create it ({e.strerror})") from e
+        outputs = [str(p) for p in jsonl_paths(files, args.jsonl_dir)]
+    make_engine = load(options)
+    failed = 0
+    for path, out in zip(files, outputs):
+        if options.console:
+            print(f"== {path}", flush=True)
+        try:
+            source = FileSource(path, realtime=not args.fast)
+            run_session(source, make_engine, dataclasses.replace(options, jsonl_path=out or options.jsonl_path))
+        except FollowerError as e:  # one unreadable file does not stop the batch
+            failed += 1
+            print(f"error: {e} (skipped)", file=sys.stderr, flush=True)
+    if failed:
+        print(f"{failed} of {len(files)} files skipped", file=sys.stderr)
+    return 2 if failed else 0

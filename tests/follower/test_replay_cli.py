@@ -135,3 +135,34 @@ def test_the_readme_main_job_names_the_right_piece():
     assert late and all(row["piece"] == truth["piece"] for row in late)
     err = np.array([row["position_s"] - (truth["start_s"] + truth["tempo_ratio"] * row["t"]) for row in late])
     assert np.mean(np.abs(err) < 1.0) >= 0.8, np.round(err[::10], 2)
+
+
+def test_several_files_in_one_process_write_what_single_runs_write(chroma_bundle, corpus_index, rendered, tmp_path):
+    import shutil
+
+    a, b = tmp_path / "take.wav", tmp_path / "other" / "take.wav"  # the same stem twice
+    b.parent.mkdir()
+    shutil.copy(rendered["path"], a)
+    shutil.copy(rendered["path"], b)
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF nonsense")
+    out = tmp_path / "logs"
+    r = follower("replay", a, bad, b, "--fast", "--bundle", chroma_bundle, "--index", corpus_index,
+                 "--osc", "127.0.0.1:9", "--quiet", "--jsonl-dir", out)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "broken.wav" in r.stderr and "skipped" in r.stderr and "1 of 3 files skipped" in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["take-1.jsonl", "take-3.jsonl"]
+    single = replay(a, chroma_bundle, corpus_index, "--jsonl", "-")
+
+    def rows(text):
+        return [{k: v for k, v in json.loads(line).items() if k != "latency_ms"} for line in text.splitlines()]
+
+    want = rows(single.stdout)
+    assert len(want) > 100
+    assert rows((out / "take-1.jsonl").read_text()) == want == rows((out / "take-3.jsonl").read_text())
+
+
+def test_one_jsonl_file_for_several_recordings_is_refused(chroma_bundle, corpus_index, rendered, tmp_path):
+    r = follower("replay", rendered["path"], rendered["path"], "--fast", "--bundle", chroma_bundle,
+                 "--index", corpus_index, "--jsonl", tmp_path / "x.jsonl")
+    one_line_error(r, "use --jsonl-dir")
