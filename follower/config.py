@@ -21,9 +21,7 @@ from .errors import ConfigError
 
 
 def _plain(value):
-    if isinstance(value, JsonConfig):
-        return value.to_dict()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # a nested config, too
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]

@@ -255,8 +255,9 @@ class Engine:
                 support[p], where[p] = sc, (x, r)
         tracker_score = float(score[-1]) if self.tracker is not None and len(score) else None
         ranked = sorted(support, key=support.get, reverse=True)
+        evidence = self._evidence.leader()
         if self._reranker is not None:
-            lead = self._evidence.leader().leader
+            lead = evidence.leader
             self._reranker.consider(ranked[: max(1, c.rerank_candidates // 2)] + ([lead] if lead is not None else []),
                                     keep=self.piece)
             self._reranked = self._reranker.ranking()
@@ -267,7 +268,7 @@ class Engine:
                         tracker_position_s=self.tracker.position_s if self.tracker is not None else None,
                         reranked=tuple(self._reranked),
                         same_as=dict(self._reranker.duplicates) if self._reranker is not None else {})
-        self._apply(self._policy.step(scores, self._evidence.leader(), t_s))
+        self._apply(self._policy.step(scores, evidence, t_s))
         position = self._track(q, centre_s, centre_silent)
         mine = self.piece if self.piece is not None else (ranked[0] if ranked else None)
         margin = support.get(mine, 0.0) - max((support[p] for p in ranked if p != mine), default=0.0)

@@ -154,7 +154,7 @@ class Reranker:
 
     def _z(self, piece: int, q: np.ndarray, bias: np.ndarray) -> np.ndarray:
         """(steps, n_cells) z-scores of mean scaled queries with the piece's snippets."""
-        return np.ascontiguousarray(q @ self._E[self.index.rows(piece)].T.astype(np.float64) - bias[:, None])
+        return q @ self._E[self.index.rows(piece)].T - bias[:, None]  # float64: the queries are
 
     def _history(self) -> tuple[np.ndarray, int]:
         """Ring positions of the kept steps (oldest first), and the step number of the first."""
