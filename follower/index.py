@@ -33,6 +33,9 @@ FORMAT_VERSION = 1
 MIDI_SUFFIXES = (".mid", ".midi")
 ARRAYS = ("embeddings", "piece", "position_s", "position_beats", "piece_ids", "titles",
           "piece_start", "duration_s")
+# the pieces' notes, for the frame-level aligner (follower.aligner); indexes written before
+# they were added lack them and are followed by the embedding path alone
+NOTE_ARRAYS = ("note_start", "note_onset_s", "note_end_s", "note_pitch")
 
 
 @dataclass
@@ -48,6 +51,10 @@ class Index:
     titles: np.ndarray          # (p,) str
     piece_start: np.ndarray     # (p + 1,) int64 first row of each piece
     duration_s: np.ndarray      # (p,) float32 length of each piece on its MIDI timeline
+    note_start: np.ndarray | None = None    # (p + 1,) int64 first note of each piece
+    note_onset_s: np.ndarray | None = None  # (notes,) float32 on the piece's MIDI timeline
+    note_end_s: np.ndarray | None = None    # (notes,) float32
+    note_pitch: np.ndarray | None = None    # (notes,) uint8 MIDI pitch (drums left out)
 
     @property
     def n_snippets(self) -> int:
@@ -77,6 +84,17 @@ class Index:
 
     def rows(self, piece: int) -> slice:
         return slice(int(self.piece_start[piece]), int(self.piece_start[piece + 1]))
+
+    @property
+    def has_notes(self) -> bool:
+        return self.note_start is not None
+
+    def notes(self, piece: int):
+        """(onset_s, end_s, pitch) of the piece's notes, or None if the index carries no notes."""
+        if self.note_start is None:
+            return None
+        sl = slice(int(self.note_start[piece]), int(self.note_start[piece + 1]))
+        return self.note_onset_s[sl], self.note_end_s[sl], self.note_pitch[sl]
 
     def check_bundle(self, bundle_config, *, index_path="index", bundle_path="bundle") -> None:
         """Refuse an index built with another bundle (its embeddings live in another space)."""
@@ -170,7 +188,7 @@ class _Embedder:
 
 
 def _embed_piece(path, pid, embed: _Embedder, bundle_config, hop_frames: int, dtype):
-    """One piece's snippets: (embeddings, position_s, position_beats, title, duration_s, n_encoded)."""
+    """One piece's snippets: (embeddings, position_s, position_beats, title, duration_s, n_encoded, notes)."""
     from .midi import load_midi
     from .snippets import cut, score_roll
 
@@ -181,8 +199,9 @@ def _embed_piece(path, pid, embed: _Embedder, bundle_config, hop_frames: int, dt
     before = embed.n_encoded
     emb = embed(cut(roll, centres, bundle_config.snippets.roll_frames))
     pos_s = centres / fps
+    notes = score.pitched
     return (emb.astype(dtype), pos_s, score.seconds_to_beats(pos_s), piece_title(path, pid), score.duration_s,
-            embed.n_encoded - before)
+            embed.n_encoded - before, (notes["start_s"], notes["end_s"], notes["pitch"]))
 
 
 _WORKER: dict = {}
@@ -223,7 +242,7 @@ def build_index(paths, bundle, *, hop_frames: int = 4, dtype=np.float16, progres
     files = find_midi(paths)
     if not files:
         raise BadMidiError(f"no .mid/.midi files under {', '.join(map(str, paths))}")
-    parts, ids, titles, durations, skipped = [], [], [], [], []
+    parts, ids, titles, durations, skipped, notes = [], [], [], [], [], []
     n_encoded = 0
     t0 = time.time()
     pool = None
@@ -253,7 +272,8 @@ def build_index(paths, bundle, *, hop_frames: int = 4, dtype=np.float16, progres
             if isinstance(result, BadMidiError):
                 skipped.append({"file": str(path), "reason": str(result)})
                 continue
-            emb, pos_s, beats, title, duration, encoded = result
+            emb, pos_s, beats, title, duration, encoded, piece_notes = result
+            notes.append(piece_notes)
             parts.append((emb, pos_s, beats))
             ids.append(pid)
             titles.append(title)
@@ -285,6 +305,10 @@ def build_index(paths, bundle, *, hop_frames: int = 4, dtype=np.float16, progres
         piece_ids=np.array(ids, dtype=str), titles=np.array(titles, dtype=str),
         piece_start=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         duration_s=np.array(durations, dtype=np.float32),
+        note_start=np.concatenate([[0], np.cumsum([len(n[0]) for n in notes])]).astype(np.int64),
+        note_onset_s=np.concatenate([n[0] for n in notes]).astype(np.float32),
+        note_end_s=np.concatenate([n[1] for n in notes]).astype(np.float32),
+        note_pitch=np.concatenate([n[2] for n in notes]).astype(np.uint8),
     )
 
 
@@ -294,8 +318,8 @@ def save_index(index: Index, path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:  # a file object: numpy then does not append ".npz"
-        np.savez(f, header=np.array(json.dumps(index.header)),
-                 **{name: getattr(index, name) for name in ARRAYS})
+        names = ARRAYS + (NOTE_ARRAYS if index.has_notes else ())
+        np.savez(f, header=np.array(json.dumps(index.header)), **{name: getattr(index, name) for name in names})
     os.replace(tmp, path)
     return path
 
@@ -309,6 +333,8 @@ def load_index(path) -> Index:
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {name: z[name] for name in ("header",) + ARRAYS}
+            if all(name in z.files for name in NOTE_ARRAYS):
+                data.update({name: z[name] for name in NOTE_ARRAYS})
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise BundleError(f"{path}: not a follower index ({e}); rebuild it with `follower index build`") from e
     except KeyError as e:
@@ -326,4 +352,7 @@ def load_index(path) -> Index:
                                                                                  "position_beats"))
             or len(index.piece_start) != p + 1 or index.piece_start[-1] != n or len(index.titles) != p):
         raise BundleError(f"{path}: its arrays disagree in length (damaged file); rebuild the index")
+    if index.has_notes and (len(index.note_start) != p + 1 or index.note_start[-1] != len(index.note_onset_s)
+                            or not len(index.note_onset_s) == len(index.note_end_s) == len(index.note_pitch)):
+        raise BundleError(f"{path}: its note arrays disagree in length (damaged file); rebuild the index")
     return index
