@@ -35,7 +35,7 @@ def random_index(n: int, embed_dim: int, fingerprint: str, *, per_piece: int = 5
     piece = (np.arange(n) // per_piece).astype(np.int32)
     pos = (np.arange(n) % per_piece) * 0.2
     starts = np.minimum(np.arange(n_pieces + 1) * per_piece, n).astype(np.int64)
-    return Index(header={"bundle_fingerprint": fingerprint, "hop_frames": 4}, embeddings=e.astype(np.float16),
+    return Index(header={"index_fingerprint": fingerprint, "hop_frames": 4}, embeddings=e.astype(np.float16),
                  piece=piece, position_s=pos.astype(np.float32), position_beats=(2 * pos).astype(np.float32),
                  piece_ids=np.array([f"random{i}" for i in range(n_pieces)]),
                  titles=np.array([f"random {i}" for i in range(n_pieces)]), piece_start=starts,
@@ -88,7 +88,7 @@ def main(argv=None) -> int:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
     bundle_dir = resolve_bundle(args.bundle)
     bundle = load_bundle(bundle_dir, threads=1)
-    fp, dim = bundle.config.fingerprint, bundle.config.embed_dim
+    fp, dim = bundle.config.index_fingerprint, bundle.config.embed_dim
     audio = test_audio(args.seconds)
     rows = []
     for size in args.sizes.split(","):

@@ -7,8 +7,9 @@ piece and its centre's position on the MIDI's own timeline, in seconds and in
 quarter-note beats. Identical windows (silence, literal repeats) are embedded once.
 
 On disk an index is one ``.npz`` file (no pickles) holding the arrays and a JSON
-header (``header``): format version, the bundle fingerprint it was built with,
-hop, frame rate, counts and the files that were skipped and why. The hop and the
+header (``header``): format version, the fingerprint of what the embeddings depend
+on (score encoder + feature and snippet settings; ``index_fingerprint``) and of the
+bundle it was built with, hop, frame rate, counts and the files that were skipped and why. The hop and the
 frame rate give the snippet grid's cell width (:attr:`Index.cell_s`), which the path
 verification and the tracker both step by.
 """
@@ -73,18 +74,33 @@ class Index:
 
     @property
     def fingerprint(self) -> str:
-        return str(self.header.get("bundle_fingerprint", ""))
+        """What the embeddings depend on (:attr:`BundleConfig.index_fingerprint`); for an index
+        written before it was recorded, the fingerprint of the whole bundle that built it."""
+        return str(self.header.get("index_fingerprint") or self.header.get("bundle_fingerprint", ""))
 
     def rows(self, piece: int) -> slice:
         return slice(int(self.piece_start[piece]), int(self.piece_start[piece + 1]))
 
     def check_bundle(self, bundle_config, *, index_path="index", bundle_path="bundle") -> None:
-        """Refuse an index built with another bundle (its embeddings live in another space)."""
-        want = bundle_config.fingerprint
-        if self.fingerprint != want:
+        """Refuse an index whose embeddings live in another space than the bundle's.
+
+        An index is tied to the score encoder and the feature + snippet settings that made it
+        (``index_fingerprint`` in its header), not to the audio encoder: bundles that differ
+        only there share indexes. An index written before that key existed records only the
+        whole bundle; it is accepted by exactly that bundle and otherwise must be rebuilt.
+        """
+        rebuild = f"rebuild it: follower index build CORPUS -o {index_path} --bundle {bundle_path}"
+        if "index_fingerprint" in self.header:
+            want = bundle_config.index_fingerprint
+            if self.header["index_fingerprint"] != want:
+                raise BundleError(
+                    f"{index_path} was built with another score encoder or snippet settings "
+                    f"({self.header['index_fingerprint']}) than {bundle_path} has ({want}); {rebuild}")
+        elif self.header.get("bundle_fingerprint") != bundle_config.fingerprint:
             raise BundleError(
-                f"{index_path} was built with bundle {self.fingerprint or '(unknown)'} but {bundle_path} "
-                f"is {want}; rebuild it: follower index build CORPUS -o {index_path} --bundle {bundle_path}")
+                f"{index_path} was built with bundle {self.header.get('bundle_fingerprint') or '(unknown)'} by an "
+                f"older follower that did not record its score encoder, and {bundle_path} is "
+                f"{bundle_config.fingerprint}; {rebuild}")
         if self.embeddings.shape[1] != bundle_config.embed_dim:
             raise BundleError(f"{index_path} holds {self.embeddings.shape[1]}-d embeddings but {bundle_path} "
                               f"makes {bundle_config.embed_dim}-d ones; rebuild the index with that bundle")
@@ -270,7 +286,7 @@ def build_index(paths, bundle, *, hop_frames: int = 4, dtype=np.float16, progres
     counts = np.array([len(p[0]) for p in parts], dtype=np.int64)
     header = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
-        "bundle_fingerprint": cfg.fingerprint, "bundle": str(bundle.path),
+        "index_fingerprint": cfg.index_fingerprint, "bundle_fingerprint": cfg.fingerprint, "bundle": str(bundle.path),
         "embed_dim": int(cfg.embed_dim), "hop_frames": int(hop_frames), "frame_rate_hz": fps,
         "roll_frames": cfg.snippets.roll_frames, "n_pieces": len(ids), "n_snippets": int(counts.sum()),
         "n_encoded": n_encoded, "sources": [str(p) for p in paths], "skipped": skipped,

@@ -58,7 +58,7 @@ def run_build(args) -> int:
         print(f"skipped {s['reason']}", file=sys.stderr)
     print(f"{path}: {h['n_pieces']} pieces, {h['n_snippets']} snippets every {h['hop_frames']} frames "
           f"({h['n_encoded']} embedded, the rest repeats), {len(h['skipped'])} skipped, {h['build_s']} s, "
-          f"bundle {h['bundle_fingerprint']}")
+          f"bundle {h['bundle_fingerprint']}, score side {h['index_fingerprint']}")
     return 0
 
 
@@ -68,6 +68,7 @@ def run_info(args) -> int:
     index = load_index(args.index)
     h = index.header
     print(f"{args.index}: {index.n_pieces} pieces, {index.n_snippets} snippets of {index.embeddings.shape[1]}-d "
-          f"{index.embeddings.dtype}, every {h['hop_frames']} frames, bundle {index.fingerprint}, "
+          f"{index.embeddings.dtype}, every {h['hop_frames']} frames, built by bundle {h.get('bundle_fingerprint', '?')}, "
+          f"for bundles of score side {index.fingerprint}, "
           f"{len(h.get('skipped', []))} files skipped when built")
     return 0
