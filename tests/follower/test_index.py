@@ -143,6 +143,35 @@ def test_worker_processes_build_the_same_index(chroma_bundle, corpus, corpus_ind
     np.testing.assert_array_equal(two.position_beats, one.position_beats)
 
 
+def test_a_stopped_build_resumes_from_its_parts(chroma_bundle, corpus, corpus_index, tmp_path):
+    bundle = load_bundle(chroma_bundle)
+    parts = tmp_path / "parts"
+    first = build_index([corpus], bundle, hop_frames=2, progress=False, parts_dir=parts)
+    assert first.header["resumed_pieces"] == 0 and len(list(parts.glob("*.npz"))) == 8
+    stored = sorted(parts.glob("*.npz"))
+    stored[0].unlink()                        # never finished
+    stored[1].write_bytes(b"cut short")       # interrupted while written
+    again = build_index([corpus], bundle, hop_frames=2, progress=False, parts_dir=parts, workers=2)
+    assert again.header["resumed_pieces"] == 6
+    want = load_index(corpus_index)
+    for name in ("embeddings", "position_s", "position_beats", "piece_start", "piece_ids", "titles", "duration_s"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(want, name))
+    # another hop is another build: nothing is taken from these parts
+    assert build_index([corpus], bundle, hop_frames=4, progress=False, parts_dir=parts).header["resumed_pieces"] == 0
+
+
+def test_cli_resumes_and_removes_the_parts_when_done(chroma_bundle, corpus, tmp_path):
+    out = tmp_path / "c.index.npz"
+    parts = tmp_path / "c.index.npz.parts"
+    build_index([corpus / "set_b"], load_bundle(chroma_bundle), hop_frames=4, progress=False, parts_dir=parts)
+    r = subprocess.run([sys.executable, "-m", "follower.cli", "index", "build", str(corpus / "piece1.mid"),
+                        str(corpus / "set_b"), "-o", str(out), "--bundle", str(chroma_bundle), "--quiet",
+                        "--hop-frames", "4"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "2 pieces" in r.stdout and "1 of the pieces from an earlier run" in r.stdout and "snippets/s" in r.stdout
+    assert not parts.exists()
+
+
 def test_cell_width_comes_from_the_header(corpus_index):
     index = load_index(corpus_index)
     hop, fps = index.header["hop_frames"], index.header["frame_rate_hz"]
