@@ -49,6 +49,9 @@ class BundleConfig(JsonConfig):
     versions: dict = field(default_factory=dict)   # package versions at export time
     sha256: dict = field(default_factory=dict)     # file name -> checksum
     training: dict = field(default_factory=dict)   # corpora, soundfonts, epochs... (informative)
+    # fingerprint of the bundle whose score encoder and settings this one copied unchanged
+    # (`training quantize`): indexes built with that bundle are this one's too
+    score_from: str = ""
 
     @classmethod
     def from_dict(cls, d: dict) -> "BundleConfig":

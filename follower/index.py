@@ -87,7 +87,9 @@ class Index:
         An index is tied to the score encoder and the feature + snippet settings that made it
         (``index_fingerprint`` in its header), not to the audio encoder: bundles that differ
         only there share indexes. An index written before that key existed records only the
-        whole bundle; it is accepted by exactly that bundle and otherwise must be rebuilt.
+        whole bundle; it is accepted by that bundle and by the bundles made from it with the
+        score side unchanged (``BundleConfig.score_from``, ``training quantize``), and
+        otherwise must be rebuilt.
         """
         rebuild = f"rebuild it: follower index build CORPUS -o {index_path} --bundle {bundle_path}"
         if "index_fingerprint" in self.header:
@@ -96,7 +98,8 @@ class Index:
                 raise BundleError(
                     f"{index_path} was built with another score encoder or snippet settings "
                     f"({self.header['index_fingerprint']}) than {bundle_path} has ({want}); {rebuild}")
-        elif self.header.get("bundle_fingerprint") != bundle_config.fingerprint:
+        elif self.header.get("bundle_fingerprint") not in (bundle_config.fingerprint,
+                                                           bundle_config.score_from or bundle_config.fingerprint):
             raise BundleError(
                 f"{index_path} was built with bundle {self.header.get('bundle_fingerprint') or '(unknown)'} by an "
                 f"older follower that did not record its score encoder, and {bundle_path} is "

@@ -107,6 +107,8 @@ def test_index_of_an_older_version_is_accepted_by_its_own_bundle_only(chroma_bun
     other = read_config(_with_new_audio_encoder(chroma_bundle, tmp_path / "int8"))
     with pytest.raises(BundleError, match="older follower that did not record its score encoder.*rebuild it"):
         old.check_bundle(other)
+    # a bundle that records having copied the score side of the index's bundle (training quantize) reads it
+    old.check_bundle(type(other).from_dict({**other.to_dict(), "score_from": read_config(chroma_bundle).fingerprint}))
 
 
 def test_damaged_or_foreign_files_are_refused(tmp_path):

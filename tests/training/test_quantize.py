@@ -29,6 +29,7 @@ def test_the_int8_bundle_embeds_like_the_float_one_and_reads_its_indexes(quantiz
     float_cfg, int8_cfg = read_config(SHIPPED), read_config(out)
     assert int8_cfg.fingerprint != float_cfg.fingerprint
     assert int8_cfg.index_fingerprint == float_cfg.index_fingerprint  # the score side is untouched
+    assert int8_cfg.score_from == (float_cfg.score_from or float_cfg.fingerprint)  # older indexes stay readable
     assert sha256_file(out / SCORE_ONNX) == sha256_file(SHIPPED / SCORE_ONNX)
     float_source = SHIPPED / AUDIO_FLOAT_ONNX if (SHIPPED / AUDIO_FLOAT_ONNX).is_file() else SHIPPED / AUDIO_ONNX
     assert sha256_file(out / AUDIO_FLOAT_ONNX) == sha256_file(float_source)  # kept, for the next quantisation

@@ -3,7 +3,7 @@
 The audio encoder runs once per 50 ms update and is most of an update's cost on a
 small index. Static QDQ quantisation with onnxruntime's own tools (int8 weights per
 output channel, uint8 activations, min/max ranges calibrated on real spectrogram
-windows) about halves its time on one core (docs/improvements.md (h)).
+windows) about halves its time on one core (docs/improvements.md (j)).
 
 The score encoder is left as it is, so the quantised bundle reads the indexes of the
 float one (an index depends on the score side only: ``BundleConfig.index_fingerprint``).
@@ -147,7 +147,7 @@ def quantize_bundle(bundle_dir, out_dir, audio_paths, config: QuantizeConfig | N
             shutil.copyfile(bundle_dir / name, out_dir / name)
     sha = {**cfg.sha256, AUDIO_ONNX: sha256_file(out_dir / AUDIO_ONNX),
            AUDIO_FLOAT_ONNX: sha256_file(out_dir / AUDIO_FLOAT_ONNX)}
-    new = type(cfg).from_dict({**cfg.to_dict(), "sha256": sha,
+    new = type(cfg).from_dict({**cfg.to_dict(), "sha256": sha, "score_from": cfg.score_from or cfg.fingerprint,
                                "training": {**cfg.training, "audio_quantization": measured}})
     write_config(out_dir, new)
     (out_dir / "quantization.json").write_text(json.dumps(measured, indent=2) + "\n")
