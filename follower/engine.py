@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import policy
+from . import ahead, policy
 from .aligner import FineAligner, FineConfig, score_templates
 from .features import StreamingSpectrogram
 from .policy import FOLLOWING, LOST, SEARCHING, LockPolicy, Scores
@@ -138,6 +138,7 @@ class Engine:
         self.update_s = self.config.stride_frames / self.fps
         self._spec = StreamingSpectrogram(fc, input_rate_hz=input_rate_hz)
         self._search = knn.as_search_matrix(index.embeddings)
+        self._exact = None  # whether audio embeddings may be computed ahead in batches (follower.ahead)
         self._knn = knn
         horizon = int(np.ceil(4 * self.config.vote_decay_s / self.update_s))
         self._votes = OffsetVotes(self.config.k, horizon)
@@ -162,8 +163,14 @@ class Engine:
         self._knn.warm_up(self._search.shape[1], self.config.k)
         self._knn.topk(self._search, self._search[0], self.config.k)
         self._embed(np.zeros((self.width, self.n_bins), np.float32))
+        self._batches_exact()
         if self._reranker is not None:
             self._reranker.warm_up()
+
+    def _batches_exact(self) -> bool:
+        if self._exact is None:  # once per engine (follower.ahead)
+            self._exact = ahead.batches_exact(self.bundle.audio, self.width, self.n_bins)
+        return self._exact
 
     def reset(self) -> None:
         self._spec.reset()
@@ -171,6 +178,7 @@ class Engine:
         self._ring = np.zeros((2 * self.width, self.n_bins), np.float32)
         self._loud = np.zeros(2 * self.width, bool)
         self._n = 0
+        self._ahead: dict = {}  # frame count -> audio embedding computed ahead (follower.ahead)
         self._votes.reset()
         self._verifier.reset()
         self._carried = None
@@ -198,9 +206,16 @@ class Engine:
     def push(self, block, *, last: bool = False) -> list[Update]:
         """Add an audio block (any length, mono or (n, channels)); return the updates it completes."""
         t0 = time.perf_counter()
-        frames = self._spec.push(block, last=last)
+        p = self.PIECE_SAMPLES
+        if len(block) > p:  # the resampler's last bits depend on how the audio is cut: as paced replay cuts it
+            frames = np.concatenate([self._spec.push(block[i:i + p], last=last and i + p >= len(block))
+                                     for i in range(0, len(block), p)])
+        else:
+            frames = self._spec.push(block, last=last)
         if len(frames) == 0:
             return []
+        if len(frames) >= self.AHEAD_MIN_FRAMES and self._batches_exact():
+            self._ahead = ahead.embed_ahead(self.bundle.audio, *self._window(), frames, self._n, self.config)
         front_ms = (time.perf_counter() - t0) * 1e3 / len(frames)
         out = []
         for frame in frames:
@@ -224,9 +239,19 @@ class Engine:
         start = self._n % self.width
         return self._ring[start:start + self.width], self._loud[start:start + self.width]
 
+    # a block that completes this many frames or more (replay --fast reads long blocks) has its
+    # windows embedded in batches before its updates run (follower.ahead)
+    AHEAD_MIN_FRAMES = 8
+    # longer blocks go to the spectrogram in pieces of the paced replay's block size
+    # (follower.audio_io.FileSource), so that fast and paced replay compute the same frames
+    PIECE_SAMPLES = 1024
+
     def _embed(self, window: np.ndarray) -> np.ndarray:
         from .snippets import audio_input
 
+        q = self._ahead.pop(self._n, None) if self._ahead else None
+        if q is not None:
+            return q
         return self.bundle.audio(audio_input(window[None]))[0]
 
     # -- one update ------------------------------------------------------------------
