@@ -16,6 +16,7 @@ PY="${PYTHON:-python3}"
 
 apt_pkgs=(fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont-small
           libportaudio2 libsndfile1 alsa-utils libasound2-plugins)
+apt_pkgs+=(chromium)  # the live view's test drives a real headless browser (skipped without one)
 missing=()
 if command -v dpkg >/dev/null 2>&1; then
   for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -40,7 +40,7 @@ PAGE = r"""<!doctype html>
   #conn { margin-left:auto; color:var(--dim); font-size:12px; }
   main { display:grid; grid-template-columns: 1fr 260px; gap:12px; padding:12px 18px; }
   #rollbox { position:relative; }
-  canvas#roll { width:100%; height:max(300px, calc(100vh - 170px)); display:block; background:#0e0f13; border-radius:6px; }
+  canvas#roll { width:100%; height:max(300px, calc(100vh - 125px)); display:block; background:#0e0f13; border-radius:6px; }
   #overview { height:6px; background:#2a2d35; border-radius:3px; margin-top:8px; position:relative; }
   #ovfill { position:absolute; left:0; top:0; bottom:0; width:0; background:var(--accent); border-radius:3px; }
   #note { color:var(--dim); font-size:12px; margin-top:6px; min-height:1.3em; }
@@ -107,7 +107,7 @@ function onState(snap) {
   if (snap.piece && snap.piece !== S.rollFor) fetchRoll(snap.piece);
   const list = $("cands"); list.textContent = "";
   const cands = snap.candidates || [];
-  $("candhead").textContent = snap.piece ? "other candidates" : "candidates (searching)";
+  $("candhead").textContent = snap.piece ? "candidates" : "candidates (searching)";
   const top = Math.max(1e-6, ...cands.map(c => Math.max(0, c[1] || 0)));
   cands.forEach((c, i) => {
     const li = document.createElement("li");
