@@ -88,12 +88,20 @@ function fmt(x, nd) { return (x === null || x === undefined) ? "\u2013" : x.toFi
 function fetchRoll(piece) {
   S.rollFor = piece; S.roll = null;
   fetch("/piece?id=" + encodeURIComponent(piece)).then(r => r.json()).then(j => {
-    if (S.rollFor === piece) { S.roll = j; draw(); }
+    if (S.rollFor === piece) {
+      j.max_note_s = j.notes.reduce((m, n) => Math.max(m, n[1] - n[0]), 0);
+      S.roll = j; if (S.snap) showState();
+    }
   }).catch(() => { if (S.rollFor === piece) S.rollFor = null; });  // retried on the next event
 }
 
 function onState(snap) {
   S.snap = snap; S.recvAt = performance.now(); S.events += 1; S.ended = snap.ended; S.stopped = false;
+  showState();
+}
+
+function showState() {
+  const snap = S.snap;
   $("piece").textContent = snap.piece || "\u2014";
   $("title").textContent = snap.piece ? (snap.title && snap.title !== snap.piece ? snap.title : "")
                                       : (snap.state === "starting" ? "waiting for the follower" : "no piece locked");
@@ -118,6 +126,11 @@ function onState(snap) {
     li.appendChild(bar); list.appendChild(li);
   });
   $("conn").textContent = snap.ended ? "input ended" : "live";
+  const roll = S.roll && S.roll.piece === snap.piece ? S.roll : null;
+  $("ovfill").style.width = roll && snap.position_s !== null
+    ? (100 * Math.min(1, snap.position_s / Math.max(roll.duration_s, 1e-6))).toFixed(2) + "%" : "0";
+  $("note").textContent = !roll ? "" : roll.missing ? roll.missing
+    : roll.piece + ": " + roll.notes.length + " notes, " + roll.duration_s.toFixed(1) + " s as written";
   draw();
 }
 
@@ -131,61 +144,89 @@ function cursorSeconds(now) {
   return Math.max(0, Math.min(dur, pos));
 }
 
+// The page (grid, beat lines, notes) is drawn once into an off-screen canvas when it turns; each frame
+// only copies it, dims what has been played, lights the sounding notes and draws the cursor, at most
+// FPS times a second: the browser often shares the follower's machine and must stay light.
+const FPS = 30, page = document.createElement("canvas"), pctx = page.getContext("2d");
+let pageKey = null, pageNotes = 0, lastDraw = 0;
+
+function layout(roll, pos, w, h) {
+  const lo = roll.pitch_lo - 2, hi = roll.pitch_hi + 2, rowH = (h - 20) / (hi - lo + 1);
+  const step = (TURN - BACK) * WINDOW_S, t0 = Math.floor(pos / step) * step - BACK * WINDOW_S, px = w / WINDOW_S;
+  return { lo, hi, rowH, t0, px, X: (t) => (t - t0) * px, Y: (p) => 4 + (hi - p) * rowH };
+}
+
+function drawPage(roll, L, w, h, dpr) {
+  page.width = Math.round(w * dpr); page.height = Math.round(h * dpr);
+  pctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  pctx.fillStyle = "#0e0f13"; pctx.fillRect(0, 0, w, h);
+  // beat lines, every fourth one numbered (quarter-note beats, as the follower reports them)
+  pctx.lineWidth = 1; pctx.font = "11px system-ui, sans-serif";
+  roll.beats_s.forEach((b, i) => {
+    if (b < L.t0 - 1 || b > L.t0 + WINDOW_S + 1) return;
+    pctx.strokeStyle = i % 4 === 0 ? "#3a3e48" : "#23262e";
+    pctx.beginPath(); pctx.moveTo(L.X(b) + 0.5, 0); pctx.lineTo(L.X(b) + 0.5, h - 16); pctx.stroke();
+    if (i % 4 === 0) { pctx.fillStyle = "#6b707a"; pctx.fillText(String(i), L.X(b) + 3, h - 4); }
+  });
+  // a faint line and a name at every C, so the register reads at a glance
+  pctx.font = "10px system-ui, sans-serif";
+  for (let p = Math.ceil(L.lo / 12) * 12; p <= L.hi; p += 12) {
+    pctx.fillStyle = "#1b1e25"; pctx.fillRect(0, L.Y(p) + L.rowH - 1, w, 1);
+    pctx.fillStyle = "#555a63"; pctx.fillText("C" + (p / 12 - 1), 3, L.Y(p) + L.rowH - 2);
+  }
+  pctx.fillStyle = "#5b8def";
+  pageNotes = 0;
+  for (const [a, b, p] of roll.notes) {
+    if (b < L.t0 || a > L.t0 + WINDOW_S) continue;
+    pctx.fillRect(L.X(a), L.Y(p), Math.max(2, (b - a) * L.px - 1), Math.max(2, L.rowH - 1));
+    pageNotes += 1;
+  }
+}
+
+function firstFrom(notes, t) {  // index of the first note starting at or after t (notes are sorted by start)
+  let lo = 0, hi = notes.length;
+  while (lo < hi) { const m = (lo + hi) >> 1; if (notes[m][0] < t) lo = m + 1; else hi = m; }
+  return lo;
+}
+
 function draw() {
   const dpr = window.devicePixelRatio || 1;
   const w = canvas.clientWidth, h = canvas.clientHeight;
   if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
-    canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr);
+    canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr); pageKey = null;
   }
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  ctx.clearRect(0, 0, w, h);
   const roll = (S.snap && S.snap.piece && S.roll && S.roll.piece === S.snap.piece) ? S.roll : null;
   const pos = cursorSeconds(performance.now());
-  S.cursorS = pos;
-  ctx.fillStyle = "#8a8f98"; ctx.font = "14px system-ui, sans-serif";
+  S.cursorS = pos; lastDraw = performance.now();
   if (!roll || pos === null) {
+    ctx.clearRect(0, 0, w, h);
+    ctx.fillStyle = "#8a8f98"; ctx.font = "14px system-ui, sans-serif";
     canvas.dataset.cursorS = ""; canvas.dataset.cursorX = ""; canvas.dataset.notes = "0";
     const msg = !S.snap ? "connecting to the follower\u2026"
       : S.snap.piece ? "loading the score of " + S.snap.piece + "\u2026" : "listening \u2014 no piece locked yet";
     ctx.fillText(msg, 16, h / 2);
-    $("ovfill").style.width = "0";
-    $("note").textContent = "";
     return;
   }
-  const lo = roll.pitch_lo - 2, hi = roll.pitch_hi + 2, rowH = (h - 20) / (hi - lo + 1);
-  const step = (TURN - BACK) * WINDOW_S, t0 = Math.floor(pos / step) * step - BACK * WINDOW_S, px = w / WINDOW_S;
-  const X = (t) => (t - t0) * px, Y = (p) => 4 + (hi - p) * rowH;
-  // beat lines, every fourth one numbered (quarter-note beats, as the follower reports them)
-  ctx.lineWidth = 1;
-  roll.beats_s.forEach((b, i) => {
-    if (b < t0 - 1 || b > t0 + WINDOW_S + 1) return;
-    ctx.strokeStyle = i % 4 === 0 ? "#3a3e48" : "#23262e";
-    ctx.beginPath(); ctx.moveTo(X(b) + 0.5, 0); ctx.lineTo(X(b) + 0.5, h - 16); ctx.stroke();
-    if (i % 4 === 0) { ctx.fillStyle = "#6b707a"; ctx.font = "11px system-ui, sans-serif"; ctx.fillText(String(i), X(b) + 3, h - 4); }
-  });
-  // a faint line and a name at every C, so the register reads at a glance
-  ctx.font = "10px system-ui, sans-serif";
-  for (let p = Math.ceil(lo / 12) * 12; p <= hi; p += 12) {
-    ctx.fillStyle = "#1b1e25"; ctx.fillRect(0, Y(p) + rowH - 1, w, 1);
-    ctx.fillStyle = "#555a63"; ctx.fillText("C" + (p / 12 - 1), 3, Y(p) + rowH - 2);
+  const L = layout(roll, pos, w, h), key = [roll.piece, L.t0, w, h, dpr].join("|");
+  if (key !== pageKey) { drawPage(roll, L, w, h, dpr); pageKey = key; }
+  ctx.drawImage(page, 0, 0, w, h);
+  const cx = L.X(pos);
+  ctx.fillStyle = "rgba(14, 15, 19, 0.55)"; ctx.fillRect(0, 0, cx, h - 16);  // played: dimmed
+  ctx.fillStyle = "#ffb547";                                                  // sounding: lit
+  for (let i = firstFrom(roll.notes, pos - roll.max_note_s); i < roll.notes.length && roll.notes[i][0] <= pos; i++) {
+    const [a, b, p] = roll.notes[i];
+    if (b > pos) ctx.fillRect(L.X(a), L.Y(p), Math.max(2, (b - a) * L.px - 1), Math.max(2, L.rowH - 1));
   }
-  let drawn = 0;
-  for (const [a, b, p] of roll.notes) {
-    if (b < t0 || a > t0 + WINDOW_S) continue;
-    ctx.fillStyle = b <= pos ? "#2e4a80" : (a <= pos ? "#ffb547" : "#5b8def");
-    ctx.fillRect(X(a), Y(p), Math.max(2, (b - a) * px - 1), Math.max(2, rowH - 1));
-    drawn += 1;
-  }
-  const cx = X(pos);
   ctx.fillStyle = "#ff5a4f"; ctx.fillRect(cx - 1, 0, 2, h - 16);
   canvas.dataset.cursorS = pos.toFixed(3); canvas.dataset.cursorX = cx.toFixed(1);
-  canvas.dataset.notes = String(drawn);
-  $("ovfill").style.width = (100 * Math.min(1, pos / Math.max(roll.duration_s, 1e-6))).toFixed(2) + "%";
-  $("note").textContent = roll.missing ? roll.missing
-    : roll.piece + ": " + roll.notes.length + " notes, " + roll.duration_s.toFixed(1) + " s as written";
+  canvas.dataset.notes = String(pageNotes);
 }
 
-function frame() { if (S.snap && S.snap.state === "following") draw(); requestAnimationFrame(frame); }
+function frame(now) {
+  if (S.snap && S.snap.state === "following" && !S.ended && now - lastDraw >= 1000 / FPS - 2) draw();
+  requestAnimationFrame(frame);
+}
 requestAnimationFrame(frame);
 window.addEventListener("resize", draw);
 
