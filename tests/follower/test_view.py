@@ -18,6 +18,8 @@ from follower.index import load_index
 from follower.view import VIEW_HZ, LiveView, ViewOptions, host_name
 from follower.view_page import PAGE
 from follower.view_score import PieceScores
+from test_listen_alsa import _skip_reason as alsa_skip_reason
+from test_listen_alsa import alsa_home  # noqa: F401  (a fixture: the ALSA file-plugin capture device)
 
 
 def update(t, state="following", piece="piece3", position_s=10.0, tempo=1.1):
@@ -220,3 +222,37 @@ def test_a_bad_view_port_on_the_command_line_is_one_line(tmp_path):
                         "--view-port", "99999"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and r.stderr.strip() == \
         "error: --view-port 99999 is outside 0..65535 (0 = any free port)"
+
+
+@pytest.mark.skipif(alsa_skip_reason() is not None, reason=alsa_skip_reason() or "")
+def test_listen_serves_the_view_from_a_real_capture_device(alsa_home, chroma_bundle, corpus_index, rendered):
+    """`follower listen --view` on the ALSA file-plugin device of test_listen_alsa.py (captures faster than real
+    time); with --duration the run ends by itself, and the view lingers with the last picture."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    env, duration_s = alsa_home
+    proc = subprocess.Popen([sys.executable, "-m", "follower.cli", "listen", "--device", "follower_test", "--rate",
+                             "22050", "--duration", f"{duration_s:.2f}", "--buffer", "60", "--bundle",
+                             str(chroma_bundle), "--index", str(corpus_index), "--osc", "127.0.0.1:9", "--quiet",
+                             "--view", "--view-port", "0", "--view-linger", "20"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    lines: list = []
+    threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()
+    try:
+        deadline = time.monotonic() + 90
+        while not any("stays at" in line for line in lines) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        url = next(m.group(0) for line in lines if (m := re.search(r"http://\S+/", line)))
+        snap = json.loads(get(url + "state")[2])
+        assert snap["ended"] is True and snap["piece"] == "piece3" and snap["state"] == "following"
+        assert snap["t"] == pytest.approx(duration_s, abs=0.1)
+        assert len(json.loads(get(url + "piece?id=piece3")[2])["notes"]) == 160
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
