@@ -169,7 +169,12 @@ def run(source, make_engine, options: RunOptions) -> int:
     if options.view is not None:
         from .view import start_view
 
-        view = start_view(options, engine.index)
+        try:
+            view = start_view(options, engine.index)
+        except BaseException:  # e.g. the port is taken: the outputs already open are closed, then one line
+            for o in outputs:
+                o.close()
+            raise
         outputs.append(view)
     stats = Stats()
     blocks = BlockQueue(source.queue_blocks)
@@ -227,6 +232,7 @@ def run(source, make_engine, options: RunOptions) -> int:
         while worker.is_alive():
             worker.join(timeout=0.2)
         if view is not None and not failure and options.view.linger_s > 0:  # the page stays for a last look
+            source.stop()  # a live input is released now, not after the linger
             view.finish()
             print(f"input ended; the live view stays at {view.url} for {options.view.linger_s:g} s "
                   "(Ctrl-C stops it)", file=sys.stderr, flush=True)
