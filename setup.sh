@@ -16,7 +16,6 @@ PY="${PYTHON:-python3}"
 
 apt_pkgs=(fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont-small
           libportaudio2 libsndfile1 alsa-utils libasound2-plugins)
-apt_pkgs+=(chromium)  # the live view's test drives a real headless browser (skipped without one)
 missing=()
 if command -v dpkg >/dev/null 2>&1; then
   for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -32,6 +31,19 @@ if [ ${#missing[@]} -gt 0 ]; then
 elif ! command -v dpkg >/dev/null 2>&1; then
   echo "== not a Debian/Ubuntu system: install fluidsynth, a General MIDI soundfont and PortAudio yourself"
   echo "   macOS: brew install fluid-synth portaudio; Windows: see README.md"
+fi
+
+# Chromium, for the live view's test in a real headless browser (skipped without one). On its own:
+# a distribution without a `chromium` package (Ubuntu ships it as a snap) still gets everything else.
+if command -v dpkg >/dev/null 2>&1 && ! dpkg -s chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "== installing chromium (the live view's browser test)"
+    chromium_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; }
+    chromium_install || { apt-get update -qq && chromium_install; } \
+      || echo "== chromium could not be installed; the live view's browser test will be skipped"
+  elif command -v apt-get >/dev/null 2>&1; then
+    echo "== optional: sudo apt-get install chromium   (for the live view's browser test)"
+  fi
 fi
 
 if [ ! -x .venv/bin/python ]; then
