@@ -145,7 +145,8 @@ def items(out_dir: Path, *, n_chorales: int = N_CHORALES, n_piano: int | None = 
     from .material import chorale_selection, piano_selection, piece_id
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    chosen = [("chorale", m, paths.chorale_dir()) for m, _ in chorale_selection("test", n=n_chorales, seed=SEED)]
+    chorales = chorale_selection("test", n=N_CHORALES, seed=SEED)[:n_chorales]  # fewer: the first ones
+    chosen = [("chorale", m, paths.chorale_dir()) for m, _ in chorales]
     pianos = piano_selection()
     chosen += [("piano", m, paths.piano_dir()) for m in pianos[: n_piano if n_piano is not None else len(pianos)]]
     out = []
@@ -156,6 +157,9 @@ def items(out_dir: Path, *, n_chorales: int = N_CHORALES, n_piano: int | None = 
         item_rng = np.random.default_rng([SEED, k])
         info = (json.loads(truth.read_text()) if mid.exists() and truth.exists()
                 else make_performance(midi, mid, truth, item_rng))
+        if Path(info["midi"]).resolve() != Path(midi).resolve():
+            raise RuntimeError(f"{truth} was made from {info['midi']}, not {midi}; remove {out_dir} to remake")
+        info.pop("time_map", None)
         out.append({"name": name, "kind": kind, "piece": pid, "mid": mid, "truth": truth, **info})
     return out
 
@@ -206,6 +210,46 @@ def _record(u) -> dict:
     return record(u)
 
 
+PATHS = ("roll", "roll-nopedal", "synth")
+
+
+def report(out: Path, chosen: list[dict], wanted) -> str:
+    """Score the logs in ``out/logs`` against the truths; the markdown table (also results.md / .json)."""
+    from .metrics import load_jsonl, score_item, summarise
+
+    scores: dict = {p: {"chorale": [], "piano": []} for p in wanted}
+    rows = []
+    for it in chosen:
+        truth = TimeMap.load(it["truth"])
+        for p in wanted:
+            log = out / "logs" / p / f"{it['name']}.jsonl"
+            if not log.exists():
+                continue
+            s = score_item(load_jsonl(log), it["piece"], truth)
+            scores[p][it["kind"]].append(s)
+            rows.append({"item": it["name"], "path": p, "piece": it["piece"], "end": s.correct_at["end"],
+                         "stable_s": s.time_to_stable_s,
+                         "pos_median_s": float(np.median(s.position_errors_s)) if s.position_errors_s.size else None})
+    table = ["| path (items) | items | right piece at the end | stable identification, median / p90 | "
+             "position error, median | within 0.25 / 0.5 / 1 s | coverage |", "|---|---|---|---|---|---|---|"]
+    summary = {}
+    for p in wanted:
+        for kind in ("chorale", "piano"):
+            if not scores[p][kind]:
+                continue
+            r = summarise(scores[p][kind])
+            summary[f"{p}/{kind}"] = r
+            table.append(f"| {p} ({kind}) | {r['items']} | {r['acc_end']:.0%} | {r['stable_median_s']:.1f} / "
+                         f"{r['stable_p90_s']:.1f} s | {r['pos_median_s']:.2f} s | {r['within_0.25']:.0%} / "
+                         f"{r['within_0.5']:.0%} / {r['within_1']:.0%} | {r['coverage']:.0%} |")
+    text = "\n".join(table)
+    perf = [{k: v for k, v in it.items() if k not in ("mid", "truth")} for it in chosen]
+    (out / "results.md").write_text(text + "\n")
+    (out / "results.json").write_text(json.dumps({"summary": summary, "rows": rows, "items": perf},
+                                                 indent=1, default=str))
+    return text
+
+
 def main(argv=None) -> int:
     from tqdm import tqdm
 
@@ -215,7 +259,6 @@ def main(argv=None) -> int:
     from follower.midi_engine import MidiEngine
     from follower.paths import DEFAULT_BUNDLE, resolve_bundle, resolve_index
 
-    from .metrics import score_item, summarise
     from .runners import ensure_index
 
     ap = argparse.ArgumentParser(prog="python -m benchmarks.midi_input", description=__doc__,
@@ -224,17 +267,23 @@ def main(argv=None) -> int:
     ap.add_argument("--piano-index", default=None, metavar="INDEX",
                     help="index of the whole piano-midi.de corpus built with the bundle (default: built once "
                          "into data/bench/index/ at hop 8, as benchmarks.run_all --piano-hop-frames 8 does)")
-    ap.add_argument("--paths", default="roll,roll-nopedal,synth", help="comma-separated subset of roll, "
-                    "roll-nopedal, synth")
+    ap.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated subset of {', '.join(PATHS)}")
     ap.add_argument("--chorales", type=int, default=N_CHORALES)
     ap.add_argument("--piano", type=int, default=None, help="piano items (default: all six)")
     ap.add_argument("--out", default=None, metavar="DIR", help="work folder (default data/bench/midi_input)")
+    ap.add_argument("--report-only", action="store_true", help="score the logs already there, run nothing")
     args = ap.parse_args(argv)
 
     out = Path(args.out) if args.out else paths.work_dir() / "midi_input"
+    wanted = args.paths.split(",")
+    if bad := [p for p in wanted if p not in PATHS]:
+        ap.error(f"--paths: unknown {', '.join(bad)}; choose from {', '.join(PATHS)}")
+    chosen = items(out / "items", n_chorales=args.chorales, n_piano=args.piano)
+    if args.report_only:
+        print(report(out, chosen, wanted))
+        return 0
     bundle_dir = resolve_bundle(args.bundle)
     bundle = load_bundle(bundle_dir)
-    chosen = items(out / "items", n_chorales=args.chorales, n_piano=args.piano)
     indexes = {"chorale": load_index(resolve_index(None, bundle_dir))}
     if any(it["kind"] == "piano" for it in chosen):
         piano_index = (Path(args.piano_index) if args.piano_index else
@@ -242,21 +291,17 @@ def main(argv=None) -> int:
         indexes["piano"] = load_index(piano_index)
     for kind, index in indexes.items():
         index.check_bundle(bundle.config, index_path=kind, bundle_path=bundle_dir)
-    wanted = args.paths.split(",")
     engines = {}
     for kind, index in indexes.items():
         engines[("roll", kind)] = MidiEngine(bundle, index)
         engines[("audio", kind)] = Engine(bundle, index, input_rate_hz=SYNTH_RATE_HZ)
         for e in (engines[("roll", kind)], engines[("audio", kind)]):
             e.warm_up()
-    scores: dict = {p: {"chorale": [], "piano": []} for p in wanted}
-    rows = []
     t0 = time.time()
     for it in tqdm(chosen, desc="performances", unit="item"):
-        truth = TimeMap.load(it["truth"])
         for p in wanted:
             if p == "roll-nopedal" and it["kind"] != "piano":
-                continue
+                continue  # the chorales have no pedal
             if p == "synth":
                 wav = out / "items" / f"{it['name']}.synth.npy"
                 audio = np.load(wav) if wav.exists() else render_performance(it["mid"])
@@ -266,31 +311,7 @@ def main(argv=None) -> int:
                 records = follow_roll(engines[("roll", it["kind"])], it["mid"], pedal=p == "roll")
             (out / "logs" / p).mkdir(parents=True, exist_ok=True)
             (out / "logs" / p / f"{it['name']}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-            s = score_item(records, it["piece"], truth)
-            scores[p][it["kind"]].append(s)
-            rows.append({"item": it["name"], "path": p, "piece": it["piece"], "end": s.correct_at["end"],
-                         "stable_s": s.time_to_stable_s,
-                         "pos_median_s": float(np.median(s.position_errors_s)) if s.position_errors_s.size else None})
-    table = ["| path | items | right piece at the end | stable id. median / p90 | pos. error median | "
-             "within 0.5 s / 1 s | coverage | latency p50 / p99 |", "|---|---|---|---|---|---|---|---|"]
-    summary = {}
-    for p in wanted:
-        for kind in ("chorale", "piano"):
-            if not scores[p][kind]:
-                continue
-            r = summarise(scores[p][kind])
-            summary[f"{p}/{kind}"] = r
-            table.append(f"| {p} ({kind}) | {r['items']} | {r['acc_end']:.0%} | {r['stable_median_s']:.1f} / "
-                         f"{r['stable_p90_s']:.1f} s | {r['pos_median_s']:.2f} s | {r['within_0.5']:.0%} / "
-                         f"{r['within_1']:.0%} | {r['coverage']:.0%} | {r['latency_p50_ms']:.1f} / "
-                         f"{r['latency_p99_ms']:.1f} ms |")
-    text = "\n".join(table)
-    perf = [{k: v for k, v in it.items() if k not in ("mid", "truth")} for it in chosen]
-    (out / "results.md").write_text(text + "\n")
-    (out / "results.json").write_text(json.dumps({"summary": summary, "rows": rows, "items": perf,
-                                                  "bundle": str(bundle_dir), "wall_s": time.time() - t0},
-                                                 indent=1, default=str))
-    print(text)
+    print(report(out, chosen, wanted))
     print(f"({time.time() - t0:.0f} s; logs and results in {out})", file=sys.stderr)
     return 0
 

@@ -27,7 +27,8 @@ examples:
 def register(subparsers) -> None:
     from .runner import add_arguments
 
-    p = subparsers.add_parser("listen", help="follow live audio input (microphone, interface)", epilog=EPILOG,
+    p = subparsers.add_parser("listen", help="follow live audio input (microphone, interface) or a MIDI keyboard "
+                              "(--midi-in)", epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default=None, metavar="ID",
                    help="input device id or name (see `follower devices`; default: the system's default input)")
