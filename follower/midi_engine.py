@@ -53,6 +53,9 @@ class MidiEngine(Engine):
         self.roll_shape = (len(sc.roll_channels), sc.n_pitches)
         self.n_bins = self.roll_shape[0] * self.roll_shape[1]
         self._spec = _RollFrames(self.n_bins)
+        # an audio engine may embed the windows of a long block ahead, in batches, with the
+        # *audio* encoder; roll windows are embedded one by one by _embed below
+        self._exact = False
         self.reset()  # the frame ring, sized for roll frames
 
     def _embed(self, window: np.ndarray) -> np.ndarray:
