@@ -236,3 +236,15 @@ def test_bad_ports_and_the_port_listing_are_one_line(corpus, chroma_bundle, corp
     else:
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 2 and len(lines) == 1 and "MIDI" in lines[0], r.stderr
+
+
+def test_without_python_rtmidi_ports_say_how_to_get_it(monkeypatch):
+    import sys
+
+    from follower import midi_ports
+    from follower.errors import MissingToolError
+
+    monkeypatch.setitem(sys.modules, "rtmidi", None)  # import rtmidi now raises ImportError
+    for call in (midi_ports.port_names, lambda: midi_ports.open_output("x"), lambda: midi_ports.open_input("x")):
+        with pytest.raises(MissingToolError, match=r"pip install 'scorefollow\[midi\]'.*MIDI files .* work without"):
+            call()
