@@ -6,9 +6,9 @@
 #   bash setup.sh        install only
 #
 # Installs: system packages (fluidsynth, soundfonts, PortAudio) where apt-get and root
-# are available, a virtualenv in .venv, and the project with its training and test extras.
+# are available, a virtualenv in .venv, and the project with its training, test and midi extras.
 # torch is installed first, pinned to 2.13.0 (CPU build): an unpinned torch would pull
-# a multi-GB CUDA build.
+# a multi-GB CUDA build. The midi extra (python-rtmidi) brings MIDI ports.
 set -euo pipefail
 cd "$(dirname "$0")"
 mode="${1:-install}"
@@ -55,7 +55,7 @@ if ! .venv/bin/python -c "import torch, follower, training" >/dev/null 2>&1 \
   echo "== installing Python packages into .venv"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
   .venv/bin/python -m pip install -q "torch==2.13.0"
-  .venv/bin/python -m pip install -q -e ".[training,dev]"
+  .venv/bin/python -m pip install -q -e ".[training,dev,midi]"
   touch .venv/.installed
 fi
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from .errors import BadAudioError, ConfigError
+from .midi_out import MidiOutConfig
 from .osc import DEFAULT_OSC
 from .paths import DEFAULT_BUNDLE
 from .view import DEFAULT_LINGER_S, DEFAULT_VIEW_HOST, DEFAULT_VIEW_PORT, ViewOptions
@@ -65,6 +66,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--view-linger", type=float, default=DEFAULT_LINGER_S, metavar="S",
                    help=f"keep the view up S seconds after a replay ends (default {DEFAULT_LINGER_S:g}; "
                         "Ctrl-C stops earlier)")
+    p.add_argument("--midi-out", default=None, metavar="PORT",
+                   help="send MIDI clock at the followed tempo, Song Position Pointer on lock and jumps, and "
+                        "bar/beat as control changes to this MIDI port (name or part of it, see `follower "
+                        "midi-ports`; virtual:NAME creates a port); needs the midi extra")
+    p.add_argument("--midi-out-channel", type=int, default=16, metavar="1-16",
+                   help="channel of the bar/beat control changes (default 16)")
+    p.add_argument("--beats-per-bar", type=float, default=4.0, metavar="N",
+                   help="quarter notes per bar for the bar numbers sent with --midi-out (default 4)")
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,8 @@ class RunOptions:
     duration_s: float | None = None       # stop after this much audio; None = when the source ends
     onnx_threads: int = 1                 # onnxruntime intra-op threads of each encoder
     view: ViewOptions | None = None       # the live web page (--view); None = none
+    midi_out: str | None = None           # MIDI output port for clock, song position and bar/beat
+    midi_out_config: MidiOutConfig = MidiOutConfig()
 
     def __post_init__(self):
         if self.stride_frames < 1:
@@ -97,7 +108,10 @@ class RunOptions:
                    stats=args.stats, stride_frames=args.stride, duration_s=args.duration,
                    onnx_threads=args.threads,
                    view=ViewOptions(host=args.view_host, port=args.view_port, midi_dirs=tuple(args.view_midi),
-                                    linger_s=args.view_linger) if getattr(args, "view", False) else None)
+                                    linger_s=args.view_linger) if getattr(args, "view", False) else None,
+                   midi_out=getattr(args, "midi_out", None),
+                   midi_out_config=MidiOutConfig(channel=getattr(args, "midi_out_channel", 16),
+                                                 beats_per_bar=getattr(args, "beats_per_bar", 4.0)))
 
 
 def load(options: RunOptions) -> Callable[[float], Engine]:
@@ -117,7 +131,11 @@ def load(options: RunOptions) -> Callable[[float], Engine]:
     index.check_bundle(bundle.config, index_path=index_path, bundle_path=bundle_dir)
     config = EngineConfig(stride_frames=options.stride_frames)
 
-    def make_engine(input_rate_hz: float) -> Engine:
+    def make_engine(input_rate_hz: float, *, midi: bool = False) -> Engine:
+        if midi:  # piano-roll frames from a MIDI source (follower.midi_engine)
+            from .midi_engine import MidiEngine
+
+            return MidiEngine(bundle, index, config=config)
         return Engine(bundle, index, input_rate_hz=input_rate_hz, config=config)
 
     return make_engine
@@ -159,11 +177,16 @@ def run(source, make_engine, options: RunOptions) -> int:
 
     osc = OscSender(options.osc_target)  # opened first: an unusable target is refused before any file is written
     outputs: list[Output] = [osc]
+    if options.midi_out:
+        from .midi_out import MidiClockOut
+
+        outputs.append(MidiClockOut(options.midi_out, realtime=source.realtime, config=options.midi_out_config))
     if options.jsonl_path:
         outputs.append(JsonlWriter(options.jsonl_path))
     if options.console:
         outputs.append(Console())
-    engine = make_engine(source.rate_hz)
+    # a MIDI source delivers piano-roll frames, which the MIDI engine reads (follower.midi_sources)
+    engine = make_engine(source.rate_hz, midi=True) if getattr(source, "is_midi", False) else make_engine(source.rate_hz)
     engine.warm_up()  # numba compiled (or loaded from cache) and onnxruntime run before audio starts
     view = None
     if options.view is not None:
