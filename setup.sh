@@ -33,6 +33,19 @@ elif ! command -v dpkg >/dev/null 2>&1; then
   echo "   macOS: brew install fluid-synth portaudio; Windows: see README.md"
 fi
 
+# Chromium, for the live view's test in a real headless browser (skipped without one). On its own:
+# a distribution without a `chromium` package (Ubuntu ships it as a snap) still gets everything else.
+if command -v dpkg >/dev/null 2>&1 && ! dpkg -s chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "== installing chromium (the live view's browser test)"
+    chromium_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; }
+    chromium_install || { apt-get update -qq && chromium_install; } \
+      || echo "== chromium could not be installed; the live view's browser test will be skipped"
+  elif command -v apt-get >/dev/null 2>&1; then
+    echo "== optional: sudo apt-get install chromium   (for the live view's browser test)"
+  fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
   echo "== creating .venv"
   "$PY" -m venv .venv

@@ -24,7 +24,11 @@ Per update (every ``stride_frames`` spectrogram frames, 50 ms each):
    come back, move the tracker after a jump or a repeat, or search again. States:
    ``searching``, ``following``, ``lost``; the engine applies the action;
 7. once a piece is locked, :class:`follower.tracker.PieceTracker` follows the
-   position continuously (an HMM over that piece's snippets) and estimates the tempo.
+   position continuously (an HMM over that piece's snippets) and estimates the tempo;
+8. **fine position**: where the index carries the pieces' notes, a frame-level aligner
+   (:mod:`follower.aligner`) follows the newest 50 ms frame through the locked piece's
+   note templates, anchored to the tracker's position; it is reported while the two
+   agree within ``fine.max_disagree_s``, otherwise the tracker's position is.
 
 Windows with too few sounding frames (``min_sound_fraction``), or that end in silence,
 are not embedded: they neither vote nor move the tracker. Literal repeats (the two
@@ -35,7 +39,9 @@ Latency compensation. The window's centre lags the newest sample by 21 frames
 (1.05 s): the snippet matched to the window describes the music of one second ago.
 The reported position is that of the *newest audio*: the centre's position plus
 ``tempo`` times the sounding audio heard since the centre (so the extrapolation
-stops when the player stops), clamped to the piece's length.
+stops when the player stops), clamped to the piece's length. The fine aligner needs
+no extrapolation over the window: it aligns the newest frame itself, whose centre
+lags the newest sample by half a frame (46 ms).
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import ahead, policy
+from .aligner import FineAligner, FineConfig, score_templates
 from .features import StreamingSpectrogram
 from .policy import FOLLOWING, LOST, SEARCHING, LockPolicy, Scores
 from .rerank import Reranker
@@ -91,6 +98,7 @@ class EngineConfig:
     rerank_margin_zs: float = 0.5     # ... above the runner-up's; inf turns the rule off
     rerank_lock_s: float = 0.25       # ... held this long
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    fine: FineConfig | None = field(default_factory=FineConfig)  # None: the tracker's position alone
 
 
 @dataclass
@@ -137,6 +145,9 @@ class Engine:
         self._verifier = PathVerifier(index, self._search, update_s=self.update_s,
                                       window_s=self.config.verify_window_s)
         self._trackers: dict = {}
+        self._aligners: dict = {}
+        self._fine_on = self.config.fine is not None and index.has_notes
+        self._frame_lag_s = fc.frame_size_samples / 2 / fc.sample_rate_hz
         self._evidence = PieceEvidence(index.n_pieces, self.config.evidence_decay_s)
         self._policy = LockPolicy(self.config)
         self._reranker = None
@@ -179,6 +190,8 @@ class Engine:
         self.state = SEARCHING
         self.piece = None
         self.tracker = None
+        self.aligner = None
+        self._fine_fresh = True
         self._last_sound_t = None
 
     @property
@@ -324,12 +337,14 @@ class Engine:
             self.state = LOST
         elif kind == policy.RESUME:
             self.state = FOLLOWING
+            self._fine_fresh = True
             if action.position_s is not None:
                 self.tracker.reset(action.position_s, tempo=action.tempo)
         elif kind == policy.JUMP:
             self.tracker.reset(action.position_s, tempo=action.tempo)
+            self._fine_fresh = True
         elif kind == policy.SEARCH:
-            self.state, self.piece, self.tracker = SEARCHING, None, None
+            self.state, self.piece, self.tracker, self.aligner = SEARCHING, None, None, None
             self._evidence.reset()  # a new search starts from nothing
             if self._reranker is not None:
                 self._reranker.reset()
@@ -341,6 +356,13 @@ class Engine:
                                                  cell_s=self.index.cell_s)
         self.tracker = self._trackers[piece]
         self.tracker.reset(position_s, tempo=tempo)
+        if self._fine_on:
+            if piece not in self._aligners:
+                fc = self.bundle.config.features
+                self._aligners[piece] = FineAligner(score_templates(*self.index.notes(piece), fc, self.config.fine),
+                                                    self.fps, self.config.fine)
+            self.aligner = self._aligners[piece]
+        self._fine_fresh = True
         self.piece = piece
         self.state = FOLLOWING
 
@@ -354,6 +376,21 @@ class Engine:
             scale, bias = self._verifier.standardise(q)
             z = (self._search[self.index.rows(self.piece)] @ q) * scale - bias
         return self.tracker.step(z, self.update_s, centre_s)
+
+    def _fine(self, coarse_s: float, tempo: float) -> float:
+        """The fine aligner's position of the newest audio, or ``coarse_s`` where the two disagree."""
+        stride = self.config.stride_frames
+        window, loud = self._window()
+        if self._fine_fresh or self.tracker.jumped:
+            self.aligner.reset(coarse_s - tempo * self._frame_lag_s)
+            self._fine_fresh = False
+        lag_s = tempo * self._frame_lag_s  # the newest frame's centre is half a frame behind the newest sample
+        anchors = coarse_s - lag_s - tempo * np.arange(stride - 1, -1, -1) / self.fps
+        fine_s = self.aligner.step(window[-stride:], loud[-stride:], anchors, tempo) + lag_s
+        if abs(fine_s - coarse_s) > self.config.fine.max_disagree_s:
+            self.aligner.reset(coarse_s - lag_s)
+            return coarse_s
+        return fine_s
 
     def _result(self, t_s, centre_pos_s, ahead_s, confidence, candidates, old_state, old_piece) -> Update:
         ids = self.index.piece_ids
@@ -370,6 +407,8 @@ class Engine:
         # extrapolate from the window centre over the audio heard since (none during a pause)
         lead = 0.0 if self.state == LOST else tempo * ahead_s
         position_s = float(min(max(centre_pos_s + lead, 0.0), duration))
+        if self.aligner is not None and self.state == FOLLOWING:
+            position_s = float(min(max(self._fine(position_s, tempo), 0.0), duration))
         pos, beats = self.index.position_s[rows], self.index.position_beats[rows]
         position_beats = float(np.interp(position_s, pos, beats))
         j = int(np.clip(np.searchsorted(pos, position_s), 1, len(pos) - 1)) if len(pos) > 1 else 0

@@ -34,6 +34,9 @@ FORMAT_VERSION = 1
 MIDI_SUFFIXES = (".mid", ".midi")
 ARRAYS = ("embeddings", "piece", "position_s", "position_beats", "piece_ids", "titles",
           "piece_start", "duration_s")
+# the pieces' notes, for the frame-level aligner (follower.aligner); indexes written before
+# they were added lack them and are followed by the embedding path alone
+NOTE_ARRAYS = ("note_start", "note_onset_s", "note_end_s", "note_pitch")
 
 
 @dataclass
@@ -49,6 +52,10 @@ class Index:
     titles: np.ndarray          # (p,) str
     piece_start: np.ndarray     # (p + 1,) int64 first row of each piece
     duration_s: np.ndarray      # (p,) float32 length of each piece on its MIDI timeline
+    note_start: np.ndarray | None = None    # (p + 1,) int64 first note of each piece
+    note_onset_s: np.ndarray | None = None  # (notes,) float32 on the piece's MIDI timeline
+    note_end_s: np.ndarray | None = None    # (notes,) float32
+    note_pitch: np.ndarray | None = None    # (notes,) uint8 MIDI pitch (drums left out)
 
     @property
     def n_snippets(self) -> int:
@@ -80,6 +87,17 @@ class Index:
 
     def rows(self, piece: int) -> slice:
         return slice(int(self.piece_start[piece]), int(self.piece_start[piece + 1]))
+
+    @property
+    def has_notes(self) -> bool:
+        return self.note_start is not None
+
+    def notes(self, piece: int):
+        """(onset_s, end_s, pitch) of the piece's notes, or None if the index carries no notes."""
+        if self.note_start is None:
+            return None
+        sl = slice(int(self.note_start[piece]), int(self.note_start[piece + 1]))
+        return self.note_onset_s[sl], self.note_end_s[sl], self.note_pitch[sl]
 
     def check_bundle(self, bundle_config, *, index_path="index", bundle_path="bundle") -> None:
         """Refuse an index whose embeddings live in another space than the bundle's.
@@ -204,6 +222,9 @@ class PieceRows:
     position_s: np.ndarray      # (m,) snippet centres, seconds of the MIDI timeline
     position_beats: np.ndarray  # (m,)
     n_encoded: int              # windows this piece sent through the encoder (the rest were repeats)
+    note_onset_s: np.ndarray    # (notes,) the piece's notes, for the fine aligner (follower.aligner)
+    note_end_s: np.ndarray
+    note_pitch: np.ndarray      # (notes,) uint8
 
 
 def embed_piece(path, piece_id: str, embed: ScoreEmbedder, bundle_config, hop_frames: int,
@@ -223,10 +244,12 @@ def embed_piece(path, piece_id: str, embed: ScoreEmbedder, bundle_config, hop_fr
     before = embed.n_encoded
     emb = embed(cut(roll, centres, bundle_config.snippets.roll_frames))
     pos_s = centres / fps
+    notes = score.pitched
     return PieceRows(piece_id=piece_id, title=piece_title(path, piece_id), duration_s=float(score.duration_s),
                      embeddings=emb.astype(dtype), position_s=pos_s.astype(np.float32),
                      position_beats=np.asarray(score.seconds_to_beats(pos_s), np.float32),
-                     n_encoded=embed.n_encoded - before)
+                     n_encoded=embed.n_encoded - before, note_onset_s=notes["start_s"].astype(np.float32),
+                     note_end_s=notes["end_s"].astype(np.float32), note_pitch=notes["pitch"].astype(np.uint8))
 
 
 class PartCache:
@@ -253,7 +276,8 @@ class PartCache:
             with np.load(part, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
                 rows = PieceRows(embeddings=z["embeddings"], position_s=z["position_s"],
-                                 position_beats=z["position_beats"], **meta)
+                                 position_beats=z["position_beats"], note_onset_s=z["note_onset_s"],
+                                 note_end_s=z["note_end_s"], note_pitch=z["note_pitch"], **meta)
         except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError, json.JSONDecodeError, TypeError):
             return None  # not there yet, or cut short when the build was stopped: embed it again
         self.hits += 1
@@ -267,7 +291,8 @@ class PartCache:
         tmp = part.with_name(part.name + ".tmp")
         with open(tmp, "wb") as f:
             np.savez(f, meta=np.array(json.dumps(meta)), embeddings=rows.embeddings, position_s=rows.position_s,
-                     position_beats=rows.position_beats)
+                     position_beats=rows.position_beats, note_onset_s=rows.note_onset_s, note_end_s=rows.note_end_s,
+                     note_pitch=rows.note_pitch)
         os.replace(tmp, part)
 
 
@@ -307,6 +332,10 @@ def assemble(parts: list, header: dict) -> Index:
         titles=np.array([p.title for p in parts], dtype=str),
         piece_start=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         duration_s=np.array([p.duration_s for p in parts], dtype=np.float32),
+        note_start=np.concatenate([[0], np.cumsum([len(p.note_onset_s) for p in parts])]).astype(np.int64),
+        note_onset_s=np.concatenate([p.note_onset_s for p in parts]).astype(np.float32),
+        note_end_s=np.concatenate([p.note_end_s for p in parts]).astype(np.float32),
+        note_pitch=np.concatenate([p.note_pitch for p in parts]).astype(np.uint8),
     )
 
 
@@ -394,8 +423,8 @@ def save_index(index: Index, path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:  # a file object: numpy then does not append ".npz"
-        np.savez(f, header=np.array(json.dumps(index.header)),
-                 **{name: getattr(index, name) for name in ARRAYS})
+        names = ARRAYS + (NOTE_ARRAYS if index.has_notes else ())
+        np.savez(f, header=np.array(json.dumps(index.header)), **{name: getattr(index, name) for name in names})
     os.replace(tmp, path)
     return path
 
@@ -409,6 +438,8 @@ def load_index(path) -> Index:
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {name: z[name] for name in ("header",) + ARRAYS}
+            if all(name in z.files for name in NOTE_ARRAYS):
+                data.update({name: z[name] for name in NOTE_ARRAYS})
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise BundleError(f"{path}: not a follower index ({e}); rebuild it with `follower index build`") from e
     except KeyError as e:
@@ -426,4 +457,7 @@ def load_index(path) -> Index:
                                                                                  "position_beats"))
             or len(index.piece_start) != p + 1 or index.piece_start[-1] != n or len(index.titles) != p):
         raise BundleError(f"{path}: its arrays disagree in length (damaged file); rebuild the index")
+    if index.has_notes and (len(index.note_start) != p + 1 or index.note_start[-1] != len(index.note_onset_s)
+                            or not len(index.note_onset_s) == len(index.note_end_s) == len(index.note_pitch)):
+        raise BundleError(f"{path}: its note arrays disagree in length (damaged file); rebuild the index")
     return index

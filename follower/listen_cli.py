@@ -14,6 +14,7 @@ non-zero exit.
 examples:
   follower devices                 # find the input's id
   follower listen --device 2 --osc 127.0.0.1:9000
+  follower listen --device 2 --view   # and open http://127.0.0.1:8765/ in a browser
 """
 
 

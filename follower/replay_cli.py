@@ -16,8 +16,13 @@ index load once), each from a fresh engine; with --jsonl-dir each file's JSON li
 go to DIR/<file name>.jsonl. A file that cannot be read is reported on one line and
 skipped; the exit code is then 2.
 
+With --view the follower serves a live page (piano roll, cursor, tempo, state,
+candidates) at the address it prints; after the (last) file it stays up for
+--view-linger seconds (default 30), or until Ctrl-C.
+
 examples:
   follower replay examples/chorale_excerpt.ogg --fast
+  follower replay examples/chorale_excerpt.ogg --view     # then open http://127.0.0.1:8765/
   follower replay takes/*.flac --fast --quiet --jsonl-dir logs/
 """
 
@@ -72,12 +77,17 @@ def run(args) -> int:
         outputs = [str(p) for p in jsonl_paths(files, args.jsonl_dir)]
     make_engine = load(options)
     failed = 0
-    for path, out in zip(files, outputs):
+    if options.view is not None:  # the live view lingers after the last file only
+        views = [dataclasses.replace(options.view, linger_s=0.0)] * (len(files) - 1) + [options.view]
+    else:
+        views = [None] * len(files)
+    for path, out, view in zip(files, outputs, views):
         if options.console:
             print(f"== {path}", flush=True)
         try:
             source = FileSource(path, realtime=not args.fast)
-            run_session(source, make_engine, dataclasses.replace(options, jsonl_path=out or options.jsonl_path))
+            run_session(source, make_engine,
+                        dataclasses.replace(options, jsonl_path=out or options.jsonl_path, view=view))
         except FollowerError as e:  # one unreadable file does not stop the batch
             failed += 1
             print(f"error: {e} (skipped)", file=sys.stderr, flush=True)

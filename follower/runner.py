@@ -26,6 +26,7 @@ import numpy as np
 from .errors import BadAudioError, ConfigError
 from .osc import DEFAULT_OSC
 from .paths import DEFAULT_BUNDLE
+from .view import DEFAULT_LINGER_S, DEFAULT_VIEW_HOST, DEFAULT_VIEW_PORT, ViewOptions
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -50,6 +51,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds of audio")
     p.add_argument("--quiet", action="store_true", help="no live line on the console")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (1 leaves cores to the audio)")
+    p.add_argument("--view", action="store_true",
+                   help="serve a live web page (piano roll, cursor, tempo, state, candidates); its address is "
+                        "printed at start")
+    p.add_argument("--view-port", type=int, default=DEFAULT_VIEW_PORT, metavar="N",
+                   help=f"port of the live view (default {DEFAULT_VIEW_PORT}; 0 = any free port)")
+    p.add_argument("--view-host", default=DEFAULT_VIEW_HOST, metavar="HOST",
+                   help=f"address the live view binds to (default {DEFAULT_VIEW_HOST}: this machine only; "
+                        "0.0.0.0 shows it to the network)")
+    p.add_argument("--view-midi", action="append", default=[], metavar="DIR",
+                   help="folder of the index's MIDI files, for the view's piano roll (default: the folders the "
+                        "index was built from); may be repeated")
+    p.add_argument("--view-linger", type=float, default=DEFAULT_LINGER_S, metavar="S",
+                   help=f"keep the view up S seconds after a replay ends (default {DEFAULT_LINGER_S:g}; "
+                        "Ctrl-C stops earlier)")
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,7 @@ class RunOptions:
     stride_frames: int = 1                # an update every this many spectrogram frames
     duration_s: float | None = None       # stop after this much audio; None = when the source ends
     onnx_threads: int = 1                 # onnxruntime intra-op threads of each encoder
+    view: ViewOptions | None = None       # the live web page (--view); None = none
 
     def __post_init__(self):
         if self.stride_frames < 1:
@@ -79,7 +95,9 @@ class RunOptions:
                    jsonl_path=args.jsonl or None,
                    console=not args.quiet and args.jsonl != "-",  # JSON lines on stdout replace the live line
                    stats=args.stats, stride_frames=args.stride, duration_s=args.duration,
-                   onnx_threads=args.threads)
+                   onnx_threads=args.threads,
+                   view=ViewOptions(host=args.view_host, port=args.view_port, midi_dirs=tuple(args.view_midi),
+                                    linger_s=args.view_linger) if getattr(args, "view", False) else None)
 
 
 def load(options: RunOptions) -> Callable[[float], Engine]:
@@ -107,7 +125,7 @@ def load(options: RunOptions) -> Callable[[float], Engine]:
 
 class Output(Protocol):
     """Where updates go: :class:`follower.osc.OscSender`, :class:`follower.jsonlog.JsonlWriter`,
-    :class:`follower.console.Console`."""
+    :class:`follower.console.Console`, :class:`follower.view.LiveView`."""
 
     def emit(self, update) -> None: ...
 
@@ -147,6 +165,17 @@ def run(source, make_engine, options: RunOptions) -> int:
         outputs.append(Console())
     engine = make_engine(source.rate_hz)
     engine.warm_up()  # numba compiled (or loaded from cache) and onnxruntime run before audio starts
+    view = None
+    if options.view is not None:
+        from .view import start_view
+
+        try:
+            view = start_view(options, engine.index)
+        except BaseException:  # e.g. the port is taken: the outputs already open are closed, then one line
+            for o in outputs:
+                o.close()
+            raise
+        outputs.append(view)
     stats = Stats()
     blocks = BlockQueue(source.queue_blocks)
     stop = threading.Event()
@@ -202,6 +231,12 @@ def run(source, make_engine, options: RunOptions) -> int:
         source.start(blocks, stop)
         while worker.is_alive():
             worker.join(timeout=0.2)
+        if view is not None and not failure and options.view.linger_s > 0:  # the page stays for a last look
+            source.stop()  # a live input is released now, not after the linger
+            view.finish()
+            print(f"input ended; the live view stays at {view.url} for {options.view.linger_s:g} s "
+                  "(Ctrl-C stops it)", file=sys.stderr, flush=True)
+            view.linger(options.view.linger_s)
     except KeyboardInterrupt:
         interrupted = True
         stop.set()
