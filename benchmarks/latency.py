@@ -95,16 +95,16 @@ def main(argv=None) -> int:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
     bundle_dir = resolve_bundle(args.bundle)
     bundle = load_bundle(bundle_dir, threads=1)
-    fp, dim = bundle.config.index_fingerprint, bundle.config.embed_dim
+    fp, dim = bundle.config.fingerprint, bundle.config.embed_dim
     audio = test_audio(args.seconds)
     rows = []
     for size in args.sizes.split(","):
         if size == "chorales":
             shipped = sorted(bundle_dir.glob("*.index.npz"))
-            index = load_index(shipped[0]) if shipped else random_index(56_000, dim, fp)
+            index = load_index(shipped[0]) if shipped else random_index(56_000, dim, bundle.config.index_fingerprint)
             label = shipped[0].name if shipped else "56k random (no shipped index)"
         else:
-            index, label = random_index(int(size), dim, fp), "random unit vectors"
+            index, label = random_index(int(size), dim, bundle.config.index_fingerprint), "random unit vectors"
         r = measure(bundle, index, audio, 22050, stride=args.stride)
         r["index"] = label
         rows.append(r)

@@ -84,8 +84,10 @@ def run_info(args) -> int:
 
     index = load_index(args.index)
     h = index.header
+    readers = (f"bundles of score side {h['index_fingerprint']}" if "index_fingerprint" in h else
+               "that bundle and those quantised from it (an older index)")
     print(f"{args.index}: {index.n_pieces} pieces, {index.n_snippets} snippets of {index.embeddings.shape[1]}-d "
-          f"{index.embeddings.dtype}, every {h['hop_frames']} frames, built by bundle {h.get('bundle_fingerprint', '?')}, "
-          f"for bundles of score side {index.fingerprint}, "
-          f"{len(h.get('skipped', []))} files skipped when built")
+          f"{index.embeddings.dtype}, every {h['hop_frames']} frames, built by bundle "
+          f"{h.get('bundle_fingerprint', '?')}, read by {readers}; {len(h.get('skipped', []))} files skipped "
+          "when built")
     return 0

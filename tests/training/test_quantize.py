@@ -57,5 +57,16 @@ def test_too_low_agreement_and_bad_audio_are_refused(quantized, tmp_path):
     (tmp_path / "notes.wav").write_text("not audio")
     with pytest.raises(BadAudioError, match="not a readable audio file"):
         quantize_bundle(SHIPPED, tmp_path / "bad", [tmp_path / "notes.wav"], SMALL)
-    with pytest.raises(Exception, match="is the input bundle"):
-        quantize_bundle(SHIPPED, SHIPPED, [EXAMPLE], SMALL)
+
+
+def test_a_bundle_can_be_quantised_in_place(tmp_path):
+    import shutil
+
+    if not (SHIPPED / AUDIO_ONNX).is_file():
+        pytest.skip("the shipped bundle is not there")
+    here = tmp_path / "b"
+    shutil.copytree(SHIPPED, here)
+    float_sha = sha256_file(here / (AUDIO_FLOAT_ONNX if (here / AUDIO_FLOAT_ONNX).is_file() else AUDIO_ONNX))
+    quantize_bundle(here, here, [EXAMPLE], SMALL)
+    assert sha256_file(here / AUDIO_FLOAT_ONNX) == float_sha  # the float encoder survives, beside the int8 one
+    load_bundle(here)

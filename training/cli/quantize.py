@@ -8,11 +8,11 @@ EPILOG = """\
 The shipped bundle's int8 audio encoder was made with (the tuning renders of
 validation-split chorales: python -m benchmarks.material --set tuning):
 
-  training quantize exported/default -o /tmp/default-int8 --audio data/bench/tuning/*.flac
+  training quantize exported/default -o exported/default --audio data/bench/tuning/*.flac
 
 The score encoder is copied unchanged, so the new bundle reads the indexes of the
 old one. The float audio encoder is kept in the bundle as audio_encoder.float.onnx
-(quantising a quantised bundle starts again from it).
+(quantising a quantised bundle starts again from it). OUT may be BUNDLE itself.
 """
 
 

@@ -105,13 +105,14 @@ def cosine_to_float(float_path, int8_path, x: np.ndarray) -> np.ndarray:
 
 
 def quantize_bundle(bundle_dir, out_dir, audio_paths, config: QuantizeConfig | None = None) -> dict:
-    """Write ``out_dir``: ``bundle_dir`` with an int8 audio encoder; return what was measured."""
+    """Write ``out_dir``: ``bundle_dir`` with an int8 audio encoder; return what was measured.
+
+    ``out_dir`` may be ``bundle_dir`` itself (the float encoder moves to ``audio_encoder.float.onnx``).
+    """
     config = config or QuantizeConfig()
     bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
     cfg = read_config(bundle_dir)
     verify(bundle_dir, cfg)
-    if out_dir.resolve() == bundle_dir.resolve():
-        raise ConfigError(f"-o {out_dir} is the input bundle; write the quantised bundle to another folder")
     # a bundle quantised before keeps its float encoder: always start from that
     source = bundle_dir / AUDIO_FLOAT_ONNX
     if source.is_file():
@@ -139,9 +140,9 @@ def quantize_bundle(bundle_dir, out_dir, audio_paths, config: QuantizeConfig | N
         tmp.unlink()
         raise BundleError(f"the int8 audio encoder's embeddings agree with the float ones only to a mean cosine "
                           f"of {cos.mean():.4f} (< {config.min_cosine}); calibrate on more or more typical audio")
-    tmp.replace(out_dir / AUDIO_ONNX)
-    if source.resolve() != (out_dir / AUDIO_FLOAT_ONNX).resolve():
+    if source.resolve() != (out_dir / AUDIO_FLOAT_ONNX).resolve():  # first: in place, source is the file replaced next
         shutil.copyfile(source, out_dir / AUDIO_FLOAT_ONNX)
+    tmp.replace(out_dir / AUDIO_ONNX)
     for name in (SCORE_ONNX, METRICS_JSON):
         if (bundle_dir / name).is_file() and bundle_dir.resolve() != out_dir.resolve():
             shutil.copyfile(bundle_dir / name, out_dir / name)
