@@ -21,7 +21,9 @@ covers, in score order:
               (from 1; beat = the signature's denominator note); a MIDI without a time
               signature has no bar numbers and counts quarter-note beats from 1.
               For notes: the bar and the fractional beat where the note starts.
-  confidence  how clearly the recording matched the score there (0..1; 0.5 = chance)
+  confidence  how well the recording matches the score there, against its best match
+              anywhere in the index's corpus (0..1; 1 = as well as anything, 0 = no better
+              than a typical snippet; low all along: probably the wrong score)
   pitch, track  (notes only) MIDI pitch and the MIDI track it is on
 
 The score is the piece's MIDI file: --piece ID names it in the index (the file is
@@ -112,11 +114,13 @@ def run(args) -> int:
         raise ConfigError("name the score: --piece ID (a piece of the index) or --midi FILE")
     source = FileSource(args.recording, realtime=False)  # the file's problems, in one line, before any work
     bundle_dir = resolve_bundle(args.bundle)
+    index = None
     if args.midi:
         midi_path = Path(args.midi)
     else:
         index_path = resolve_index(args.index, bundle_dir)
-        midi_path = find_piece_midi(load_index(index_path), index_path, args.piece)
+        index = load_index(index_path)
+        midi_path = find_piece_midi(index, index_path, args.piece)
     score = load_midi(midi_path)
     signatures = time_signatures(midi_path)
     out_path = None if args.out == "-" else Path(args.out)
@@ -128,8 +132,13 @@ def run(args) -> int:
     except Exception as e:  # noqa: BLE001 - libsndfile's many errors
         raise BadAudioError(f"{source.path}: cannot read it ({e})") from e
     bundle = load_bundle(bundle_dir)
+    if index is None:
+        index = _reference_index(args.index, bundle_dir)
+    if index is not None:
+        index.check_bundle(bundle.config, bundle_path=str(bundle_dir))
     config = AlignConfig(refine=not args.coarse)
-    alignment = align_recording(signal.mean(axis=1), rate, score, bundle, config, progress=not args.quiet)
+    alignment = align_recording(signal.mean(axis=1), rate, score, bundle, config, progress=not args.quiet,
+                                reference=None if index is None else index.embeddings)
 
     rows = _beat_rows(alignment, score, signatures)
     if args.notes:
@@ -155,6 +164,20 @@ def run(args) -> int:
                                                                      else "")
               + (f" -> {out_path}" if out_path else ""), file=sys.stderr)
     return 0
+
+
+def _reference_index(index_arg, bundle_dir):
+    """With --midi: the index the confidence is judged against, when there is one for this bundle."""
+    from .errors import FollowerError
+    from .index import load_index
+    from .paths import resolve_index
+
+    try:
+        return load_index(resolve_index(index_arg, bundle_dir))
+    except FollowerError:
+        if index_arg:  # asked for by name: its problem is the user's to know
+            raise
+        return None  # a bundle without an index: confidence from the score's own windows
 
 
 def _beat_rows(alignment, score, signatures) -> list:

@@ -124,3 +124,14 @@ def test_a_piece_whose_midi_has_moved_is_one_line(chroma_bundle, corpus_index, r
     moved = save_index(index, tmp_path / "moved.index.npz")
     r = follower("align", rendered["path"], "--piece", "piece3", "--index", moved, "--bundle", chroma_bundle)
     one_line_error(r, "give it with --midi FILE")
+
+
+def test_the_wrong_score_gets_a_low_confidence(chroma_bundle, corpus_index, rendered):
+    def median_confidence(piece):
+        r = follower("align", rendered["path"], "--piece", piece, "--index", corpus_index, "--bundle", chroma_bundle,
+                     "--quiet", "--coarse")
+        assert r.returncode == 0, r.stderr
+        return np.median([float(row["confidence"]) for row in rows_of(r.stdout)])
+
+    right, wrong = median_confidence("piece3"), median_confidence("piece5")
+    assert right >= 0.8 and wrong <= right - 0.3, (right, wrong)

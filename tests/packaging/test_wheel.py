@@ -91,3 +91,11 @@ def test_installed_wheel_replays_the_example_from_another_folder(wheel, tmp_path
     assert late and all(row["piece"] == truth["piece"] and row["state"] == "following" for row in late[-100:])
     last = late[-1]
     assert last["position_s"] == pytest.approx(truth["start_s"] + truth["tempo_ratio"] * last["t"], abs=1.0)
+
+    # the offline alignment runs on the same lean runtime (no torch, no librosa)
+    midi = REPO.parent / "shared" / "data" / "midi" / "bach-chorales" / f"{truth['piece']}.mid"
+    if midi.is_file():
+        _run([venv / "bin" / "follower", "align", audio.name, "--midi", midi, "-o", "example.csv", "--quiet"],
+             cwd=elsewhere, env=env, timeout=300)
+        rows = (elsewhere / "example.csv").read_text().splitlines()
+        assert rows[0].startswith("kind,time_s,midi_s") and rows[1].startswith("bar,") and len(rows) > 40
