@@ -13,7 +13,7 @@ corpus is played and where, and send piece, position, tempo and state over OSC.
   follower replay performance.flac             replay a recording through the follower
   follower listen --device 2                   follow live input
   follower devices                             list audio inputs
-  follower align take.flac --piece ID -o a.csv  bars and beats of a recording, offline
+  follower align take.flac --piece ID          bars and beats of a recording (CSV), offline
 """
 
 # each module exposes register(subparsers); they are written one per role
