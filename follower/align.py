@@ -17,7 +17,7 @@ whole recording and may look ahead. Two passes:
    the score's note onsets; plus the learned similarity of pass 1 (nearest coarse
    frame), which keeps the path on course where chroma is ambiguous. The learned
    pass alone places notes about 50 ms early (measured on renders with exact
-   timing); the fine pass removes that.
+   timing); ``learned_lag_s`` moves its times by that much.
 
 Which weights, band and penalty: see the "Offline alignment" section of
 docs/benchmarks.md (``python -m benchmarks.alignment``).
@@ -52,6 +52,9 @@ class AlignConfig(JsonConfig):
 
     coarse_max_cells: int = 40_000_000  # longer pieces are warped on every k-th frame to stay under this
     coarse_penalty: float = 0.05        # extra cost of a non-diagonal step, in cosine distance
+    # the learned pass places events this much early: -49 ms median on renders with exact timing
+    # (docs/benchmarks.md, "Offline alignment", setting coarse before 2026-12-02 09:00); its times are moved by it
+    learned_lag_s: float = 0.049
     refine: bool = True                 # False: the coarse path only (20 frames/s)
     fine_hop_samples: int = 441         # 50 frames/s at 22.05 kHz
     band_s: float = 1.0                 # the fine path stays within this of the coarse one
@@ -164,7 +167,8 @@ def align_recording(signal: np.ndarray, rate_hz: float, score: Score, bundle, co
     A, B = audio_emb[::k], score_emb[::k]
     path = band_dtw(A, B, np.zeros(len(A), np.int64), np.full(len(A), len(B), np.int64),
                     offset=1.0, penalty=config.coarse_penalty, free_ends=config.free_ends)
-    coarse_audio_s = frame_times(len(spec), feat)[path[:, 0] * k]
+    coarse_times = frame_times(len(spec), feat) + config.learned_lag_s
+    coarse_audio_s = coarse_times[path[:, 0] * k]
     coarse_midi_s = (path[:, 1] * k + 0.5) / fps
     conf_s, conf = _confidence(A, B, B if reference is None else _unit(reference), path, coarse_audio_s,
                                config.confidence_window_s)
@@ -180,7 +184,7 @@ def align_recording(signal: np.ndarray, rate_hz: float, score: Score, bundle, co
     X, Y = _fine_features(fspec, fine, score, ffps, n_score, config)
     w_total = config.chroma_weight + config.onset_weight
     if config.embed_weight > 0:
-        Xe, Ye = _resampled_embeddings(audio_emb, score_emb, frame_times(len(spec), feat), a_times, fps, ffps,
+        Xe, Ye = _resampled_embeddings(audio_emb, score_emb, coarse_times, a_times, fps, ffps,
                                        n_score, config.embed_weight)
         X, Y = np.hstack([X, Xe]), np.hstack([Y, Ye])
         w_total += config.embed_weight

@@ -49,9 +49,11 @@ def wheel(tmp_path_factory) -> Path:
     shutil.copytree(REPO, src, ignore=NOT_SOURCES)  # builds leave build/ behind: not in the checkout
     out = tmp_path_factory.mktemp("wheel")
     cmd = [sys.executable, "-m", "pip", "wheel", src, "--no-deps", "-w", out, "-q"]
-    try:
-        import setuptools  # noqa: F401  (the build backend at hand: no download for an isolated build)
-        cmd.append("--no-build-isolation")
+    try:  # the build backend at hand, when new enough, saves downloading one for an isolated build
+        import setuptools
+
+        if int(setuptools.__version__.split(".")[0]) >= 68:  # pyproject.toml's build requirement
+            cmd.append("--no-build-isolation")
     except ImportError:
         pass
     _run(cmd, env=_clean_env())
