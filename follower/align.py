@@ -107,9 +107,11 @@ def _first_per_value(keys: np.ndarray, values: np.ndarray):
 
 
 def frame_times(n: int, features: FeatureConfig) -> np.ndarray:
-    """Centre of each causal frame's window, seconds of the recording."""
+    """Centre of each causal frame's window, seconds of the recording (the first frames' windows
+    reach back before the recording, which starts at 0)."""
     i = np.arange(n)
-    return ((i + 1) * features.hop_samples - features.frame_size_samples / 2) / features.sample_rate_hz
+    return np.maximum(((i + 1) * features.hop_samples - features.frame_size_samples / 2) / features.sample_rate_hz,
+                      0.0)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
