@@ -52,8 +52,8 @@ class AlignConfig(JsonConfig):
 
     coarse_max_cells: int = 40_000_000  # longer pieces are warped on every k-th frame to stay under this
     coarse_penalty: float = 0.05        # extra cost of a non-diagonal step, in cosine distance
-    # the learned pass places events this much early: -49 ms median on renders with exact timing
-    # (docs/benchmarks.md, "Offline alignment", setting coarse before 2026-12-02 09:00); its times are moved by it
+    # the learned pass places events this much early: median -49 ms on renders with exact timing
+    # (docs/benchmarks.md, "Offline alignment": `coarse` without this shift); its times are moved by it
     learned_lag_s: float = 0.049
     refine: bool = True                 # False: the coarse path only (20 frames/s)
     fine_hop_samples: int = 441         # 50 frames/s at 22.05 kHz
