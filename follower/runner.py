@@ -38,7 +38,8 @@ STALL_S = 2.0  # a live input that delivers nothing this long has stopped
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by replay and listen."""
     p.add_argument("--bundle", default=DEFAULT_BUNDLE, metavar="DIR",
-                   help=f"model bundle (default {DEFAULT_BUNDLE})")
+                   help=f"model bundle (default {DEFAULT_BUNDLE}: the shipped model, from the checkout "
+                        "or, once installed, from the package)")
     p.add_argument("--index", default=None, metavar="INDEX",
                    help="piece index built with that bundle (default: the *.index.npz shipped in the bundle folder)")
     p.add_argument("--osc", default=DEFAULT_OSC, metavar="HOST:PORT",
