@@ -47,7 +47,9 @@ def test_messages_arrive_with_the_right_types(receiver):
     osc.emit(update(0.10))  # piece and state are not repeated within a second
     osc.emit(update(1.20))  # ... but are after one
     osc.emit(Update(1.25, None, None, None, None, None, None, 0.0, "searching", 1.0, []))
-    wait_for(got, 13)
+    # 5 + 3 + 5 messages while following, then the one state message of searching: wait for
+    # all 14 (waiting for 13 raced the last one on a busy machine)
+    wait_for(got, 14, timeout=10.0)
     by = {}
     for address, args in got:
         by.setdefault(address, []).append(args)
