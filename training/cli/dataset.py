@@ -10,8 +10,17 @@ With no --corpus, builds the default dataset from the shared data folder
 chorales with their splits.csv (bach10 rows never used) and 300 Nottingham tunes
 (hash split), 2 training soundfonts, TimGM6mb held out for the test renders.
 
+Dataset v2 (--preset v2; docs/dataset.md): the default's corpora plus piano-midi.de
+(its splits.csv; rendered on grand pianos with the sustain pedal) and 300 MuseData
+pieces; five training soundfonts, tempo 0.5-1.6x, one excerpt of at most 60 written
+seconds per render, synthetic rooms, microphone colouring, noise and level drift on
+the training renders. Its test sets per corpus reuse its renders through --cache.
+
 Examples:
   training dataset build                                   # default, into data/default
+  training dataset build --preset v2 -o data/v2            # dataset v2
+  training dataset build --preset v2 --only piano-midi --max-per-split 0,0,1000 \
+      --cache data/v2/cache -o data/v2-test-piano           # its piano test split alone
   training dataset build -o data/small --corpus ../shared/data/midi/bach-chorales --max-per-split 20,5,5
   training dataset build -o data/lakh --corpus ~/lmd_full@20000 --train-renders 1
   training dataset build -o data/jsb --corpus ../shared/data/rolls/JSB_Chorales.mat
@@ -27,8 +36,24 @@ def register(subparsers) -> None:
     b = sub.add_parser("build", help="render corpora and cut aligned snippet pairs", epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     b.add_argument("-o", "--out", default=None, help="dataset folder (default: data/default in the checkout)")
+    b.add_argument("--preset", choices=("default", "v2"), default="default",
+                   help="corpora and render settings to start from (default: %(default)s)")
+    b.add_argument("--only", action="append", default=None, metavar="NAME",
+                   help="keep only the preset's corpora of this name (folder name or .mat stem; repeatable)")
     b.add_argument("--corpus", action="append", default=None, metavar="PATH[@N]",
                    help="MIDI folder tree or Boulanger .mat set; @N keeps N pieces chosen by hash (repeatable)")
+    b.add_argument("--piano-corpus", action="append", default=None, metavar="PATH[@N]",
+                   help="like --corpus, rendered on one grand piano per render with the sustain pedal")
+    b.add_argument("--excerpt-s", type=float, default=None,
+                   help="each render plays one window of at most this many written seconds (0 = whole "
+                        "pieces; default 0, v2: 60)")
+    b.add_argument("--tempo-range", default=None, metavar="LOW,HIGH",
+                   help="tempo ratios of train/valid renders, drawn log-uniform (default 0.8,1.25; v2: 0.5,1.6)")
+    b.add_argument("--test-tempi", default=None, metavar="T,...",
+                   help="tempo ratios of the test renders among 1.0 (test), 0.8 (test_slow), 1.25 (test_fast) "
+                        "(default: all three; the others stay empty)")
+    b.add_argument("--cache", default=None, metavar="DIR",
+                   help="render cache folder (default DATASET/cache); builds with the same settings may share one")
     b.add_argument("--split-file", default=None, metavar="CSV",
                    help="CSV file,split[,tune_family] for the MIDI corpora (default: their splits.csv, else a hash split)")
     b.add_argument("--max-per-split", default=None, metavar="TRAIN,VALID,TEST",
@@ -58,14 +83,34 @@ def config_from_args(args):
 
     from follower.errors import ConfigError
 
-    from ..data.build import CorpusSpec, DatasetConfig, default_corpora
+    from ..data.build import CorpusSpec, DatasetConfig, default_corpora, v2_settings
 
-    if args.corpus:
-        corpora = tuple(dataclasses.replace(CorpusSpec.parse(c), split_file=args.split_file,
-                                            step_s=args.mat_step_s) for c in args.corpus)
-    else:
-        corpora = default_corpora()
-    kw = {"corpora": corpora, "seed": args.seed}
+    kw = v2_settings() if args.preset == "v2" else {"corpora": default_corpora()}
+    if args.corpus or args.piano_corpus:
+        kw["corpora"] = tuple(dataclasses.replace(CorpusSpec.parse(c), split_file=args.split_file,
+                                                  step_s=args.mat_step_s, ensemble=ensemble)
+                              for cs, ensemble in ((args.corpus, "mixed"), (args.piano_corpus, "piano"))
+                              for c in cs or ())
+    if args.only:
+        names = {c.name for c in kw["corpora"]}
+        unknown = sorted(set(args.only) - names)
+        if unknown:
+            raise ConfigError(f"--only {', '.join(unknown)}: no such corpus; the corpora are {', '.join(sorted(names))}")
+        kw["corpora"] = tuple(c for c in kw["corpora"] if c.name in args.only)
+    kw["seed"] = args.seed
+    if args.excerpt_s is not None:
+        kw["excerpt_s"] = args.excerpt_s
+    if args.test_tempi:
+        try:
+            kw["test_tempi"] = tuple(float(x) for x in args.test_tempi.split(","))
+        except ValueError:
+            raise ConfigError(f"--test-tempi {args.test_tempi!r}; expected ratios such as 1.0,0.8") from None
+    if args.tempo_range:
+        try:
+            lo, hi = (float(x) for x in args.tempo_range.split(","))
+        except ValueError:
+            raise ConfigError(f"--tempo-range {args.tempo_range!r}; expected LOW,HIGH such as 0.5,1.6") from None
+        kw["tempo_range"] = (lo, hi)
     if args.max_per_split:
         try:
             n = [int(x) for x in args.max_per_split.split(",")]
@@ -88,7 +133,7 @@ def run(args) -> int:
 
     cfg = config_from_args(args)
     out = args.out or str(REPO_ROOT / "data" / "default")
-    summary = build_dataset(cfg, out, workers=args.workers, progress=not args.quiet)
+    summary = build_dataset(cfg, out, workers=args.workers, progress=not args.quiet, cache_dir=args.cache)
     for split, c in summary["splits"].items():
         print(f"{split:10s} {c['pieces']:5d} pieces {c['renders']:5d} renders {c['audio_h']:7.2f} h "
               f"{c['pairs']:8d} pairs")

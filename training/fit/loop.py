@@ -148,8 +148,14 @@ def _write_log(run: Path, rows: list) -> None:
 
 def train(train_split, valid_split, run_dir, cfg: TrainConfig, *, model_config: ModelConfig,
           snippet_config, feature_config, info: dict | None = None, progress: bool = True,
-          restart: bool = False) -> dict:
-    """Train (or resume) a run; returns {"best_epoch", "best_valid_mrr", "epochs", "stopped"}."""
+          restart: bool = False, init_model=None) -> dict:
+    """Train (or resume) a run; returns {"best_epoch", "best_valid_mrr", "epochs", "stopped"}.
+
+    ``init_model``: a DualEncoder (same ModelConfig) to start from instead of random
+    weights (warm start; used only when the run starts, not when it resumes). Its
+    validation MRR is measured first and counts as epoch 0: the run keeps it as
+    best.pt until an epoch beats it, so fine-tuning can never ship worse weights.
+    """
     from tqdm import tqdm
 
     loss_fn = make_config_loss(cfg)
@@ -191,6 +197,12 @@ def train(train_split, valid_split, run_dir, cfg: TrainConfig, *, model_config: 
         rows = _read_log(run)[: state["epoch"]]
         print(f"resuming {run} after epoch {state['epoch']} (best so far: epoch {state['best_epoch']}, "
               f"validation MRR {state['best_mrr']:.3f})")
+    elif init_model is not None:
+        if init_model.config != model_config:
+            raise ConfigError(f"the starting weights are of model {init_model.config.to_dict()}, "
+                              f"the run trains {model_config.to_dict()}; they must match")
+        model.load_state_dict(init_model.state_dict())
+        model = model.to(memory_format=torch.channels_last)
     (run / RUN_JSON).write_text(json.dumps({"train_config": cfg.to_dict(), "model_config": model_config.to_dict(),
                                             "snippet_config": snippet_config.to_dict(),
                                             "feature_config": feature_config.to_dict(), "info": info or {}},
@@ -206,6 +218,13 @@ def train(train_split, valid_split, run_dir, cfg: TrainConfig, *, model_config: 
                       "training_info": {**(info or {}), "train_config": cfg.to_dict(),
                                         "best_epoch": state["best_epoch"],
                                         "best_valid_mrr": state["best_mrr"]}}, run / BEST)
+
+    if init_model is not None and state["epoch"] == 0 and state["best_epoch"] is None:
+        v = validate(model, valid_split, valid_idx, cfg)
+        state.update(best_mrr=v["valid_mrr"], best_epoch=0)
+        save_best()
+        print(f"epoch   0  (starting weights)  valid loss {v['valid_loss']:.3f}  valid MRR {v['valid_mrr']:.3f}",
+              flush=True)
 
     while state["stopped"] is None:
         if state["epoch"] >= cfg.max_epochs:
