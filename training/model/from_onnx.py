@@ -45,6 +45,9 @@ def _conv_initializers(path: Path) -> list:
 
     graph = onnx.load(str(path)).graph
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    for node in graph.node:  # the exporter shares identical constants (e.g. zero biases) through Identity
+        if node.op_type == "Identity" and node.input[0] in inits:
+            inits[node.output[0]] = inits[node.input[0]]
     ops = [n.op_type for n in graph.node]
     if "BatchNormalization" in ops or "MatMul" in ops or "Gemm" in ops:
         raise BundleError(f"{path}: graph has {'BatchNormalization' if 'BatchNormalization' in ops else 'a CCA projection'}; "
@@ -52,10 +55,14 @@ def _conv_initializers(path: Path) -> list:
     convs = []
     for node in graph.node:
         if node.op_type == "Conv":
-            if len(node.input) != 3 or node.input[1] not in inits or node.input[2] not in inits:
-                raise BundleError(f"{path}: Conv node {node.name} without constant weight and bias; "
+            names = list(node.input[1:])
+            if not names or any(n not in inits for n in names if n):
+                raise BundleError(f"{path}: Conv node {node.name} without constant weights; "
                                   "not an encoder exported by `training export`")
-            convs.append((inits[node.input[1]], inits[node.input[2]]))
+            weight = inits[names[0]]
+            # an identity BatchNorm folds to no bias at all
+            bias = inits[names[1]] if len(names) > 1 and names[1] else np.zeros(weight.shape[0], np.float32)
+            convs.append((weight, bias))
     return convs
 
 
