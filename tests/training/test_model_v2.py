@@ -274,3 +274,69 @@ def test_room_config_errors_are_one_line():
         RoomConfig(p_room=2)
     with pytest.raises(ConfigError, match="rt60_s"):
         RoomConfig(rt60_s=(1.0, 0.5))
+
+
+# ---------------------------------------------------------------- packing for a GPU machine
+
+
+def _fake_dataset(root, n_renders=6, frames=400, seed=0):
+    """A dataset folder with the layout `training dataset build` writes (train + valid)."""
+    import json
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "valid"):
+        specs = rng.gamma(1.0, 0.6, (n_renders * frames, 92)).astype(np.float16)
+        rolls = (rng.random((n_renders * frames, 2, 88)) < 0.03).astype(np.uint8)
+        offsets = np.arange(n_renders + 1, dtype=np.int64) * frames
+        pairs = np.array([(r, c, c) for r in range(n_renders) for c in range(30, frames - 30, 25)], np.int64)
+        np.savez(root / f"{split}.npz", spectrograms=specs, spec_offsets=offsets, rolls=rolls, roll_offsets=offsets,
+                 roll_channels=np.array(["sustain", "onset"]), render_piece=np.arange(n_renders, dtype=np.int32),
+                 render_ids=np.array([f"p{r}@{split}:0" for r in range(n_renders)]),
+                 tempo_ratio=np.ones(n_renders, np.float32), transpose=np.zeros(n_renders, np.int8),
+                 soundfont=np.array(["FluidR3_GM.sf2"] * n_renders), piece_ids=np.array([f"p{r}" for r in range(n_renders)]),
+                 piece_names=np.array([f"p{r}" for r in range(n_renders)]), pairs=pairs,
+                 frame_rate_hz=np.array(FeatureConfig().frame_rate_hz))
+    (root / "dataset.json").write_text(json.dumps({"config": {"features": FeatureConfig().to_dict()}}))
+    return root
+
+
+def test_pack_unpack_round_trip_trains_from_the_restored_folder(tmp_path):
+    from training.data.split import load_split
+
+    src = _fake_dataset(tmp_path / "ds")
+    assert training_main(["dataset", "pack", str(src), "-o", str(tmp_path / "p.npz")]) == 0
+    assert training_main(["dataset", "unpack", str(tmp_path / "p.npz"), "-o", str(tmp_path / "back")]) == 0
+    a, b = load_split(src, "train"), load_split(tmp_path / "back", "train")
+    np.testing.assert_array_equal(a.pairs, b.pairs)
+    idx = np.arange(0, len(a.pairs), 7)
+    np.testing.assert_array_equal(a.roll_batch(idx), b.roll_batch(idx))          # rolls: lossless
+    step = float(np.max(a.spectrograms.astype(np.float32))) / 255
+    assert np.abs(a.audio_batch(idx) - b.audio_batch(idx)).max() <= step        # spectrograms: one step
+    run = tmp_path / "run"
+    assert training_main(["train", str(tmp_path / "back"), "-o", str(run), "--batch-size", "8", "--epoch-pairs", "16",
+                          "--valid-pairs", "16", "--max-epochs", "1", "--no-progress", "--device", "cpu"]) == 0
+    assert (run / "best.pt").is_file()
+
+
+def test_pack_leaves_out_training_renders_to_fit_and_keeps_validation_whole(tmp_path):
+    from training.data.pack import pack
+
+    src = _fake_dataset(tmp_path / "ds", n_renders=12, frames=3000)
+    full = pack(src, tmp_path / "full.npz", max_mb=100)
+    limit = full["bytes"] / 2 ** 20 * 0.6
+    small = pack(src, tmp_path / "small.npz", max_mb=limit)
+    assert small["bytes"] <= limit * 2 ** 20
+    assert 0 < small["renders"]["train"][0] < 12 and small["renders"]["valid"] == (12, 12)
+    with pytest.raises(ConfigError, match="even the validation split"):
+        pack(src, tmp_path / "tiny.npz", max_mb=0.01)
+
+
+def test_an_unusable_device_is_one_line(tmp_path, capsys):
+    src = _fake_dataset(tmp_path / "ds")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: cuda is usable")
+    assert training_main(["train", str(src), "-o", str(tmp_path / "run"), "--batch-size", "8", "--epoch-pairs", "16",
+                          "--max-epochs", "1", "--no-progress", "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "device 'cuda' is not usable" in err

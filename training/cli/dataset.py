@@ -75,7 +75,38 @@ def register(subparsers) -> None:
     f.add_argument("--split", default="test", help="split to draw from (default: test, tempo 1.0)")
     f.add_argument("--pair", type=int, default=None, help="pair index (default: a busy one, seeded)")
     f.set_defaults(func=run_figure)
+    k = sub.add_parser("pack", help="train + valid splits in one small quantised file (to train on another machine)",
+                       description="Quantise a built dataset's train and valid splits (spectrograms to uint8 on "
+                                   "one scale, rolls to bits, zip-compressed) into one file of at most --max-mb; "
+                                   "whole training renders are left out, by a fixed hash order, if it does not "
+                                   "fit. `training dataset unpack` restores a dataset folder for `training train`.")
+    k.add_argument("dataset", help="a built dataset folder")
+    k.add_argument("-o", "--out", required=True, help="packed file to write (.npz)")
+    k.add_argument("--max-mb", type=float, default=60.0, help="size limit in MiB (default %(default)s)")
+    k.set_defaults(func=run_pack)
+    u = sub.add_parser("unpack", help="restore a dataset folder (train + valid) from a packed file")
+    u.add_argument("packed", help="file written by `training dataset pack`")
+    u.add_argument("-o", "--out", required=True, help="dataset folder to write")
+    u.set_defaults(func=run_unpack)
     p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
+
+
+def run_pack(args) -> int:
+    from ..data.pack import pack
+
+    r = pack(args.dataset, args.out, max_mb=args.max_mb)
+    print(f"wrote {args.out}: {r['bytes'] / 2 ** 20:.1f} MiB; train renders {r['renders']['train'][0]} of "
+          f"{r['renders']['train'][1]} ({r['pairs']['train']} pairs), valid {r['renders']['valid'][0]} "
+          f"({r['pairs']['valid']} pairs)")
+    return 0
+
+
+def run_unpack(args) -> int:
+    from ..data.pack import unpack
+
+    counts = unpack(args.packed, args.out)
+    print(f"wrote {args.out}: " + ", ".join(f"{k} {v} pairs" for k, v in counts.items()))
+    return 0
 
 
 def config_from_args(args):

@@ -75,6 +75,8 @@ def register(subparsers) -> None:
                         f"(default {','.join(SnippetConfig().roll_channels)})")
     g.add_argument("--threads", type=int, default=d.threads,
                    help=f"torch CPU threads (default {d.threads}; 1 per run when runs share the cores)")
+    g.add_argument("--device", default="cpu",
+                   help="torch device to train on: cpu (default) or cuda; a run may resume on another one")
     g.add_argument("--init-from", metavar="BUNDLE", default=None,
                    help="start from a bundle's encoders (e.g. exported/default) instead of random weights; "
                         "its validation MRR is epoch 0, kept until an epoch beats it")
@@ -169,7 +171,8 @@ def run(args) -> int:
             "test_soundfont": ds.get("config", {}).get("test_soundfont")}
     train(train_split, valid_split, args.out, cfg, restart=args.restart,
           model_config=ModelConfig.for_snippets(snippets, features), snippet_config=snippets,
-          feature_config=features, info=info, progress=not args.no_progress, init_model=init_model)
+          feature_config=features, info=info, progress=not args.no_progress, init_model=init_model,
+          device=args.device)
     return 0
 
 

@@ -217,6 +217,7 @@ def build_dataset(cfg: DatasetConfig, out_dir, *, workers: int | None = None, pr
     soundfonts = {sf: find_soundfont(sf) for sf in (*cfg.train_soundfonts, cfg.test_soundfont)}
     out = Path(out_dir)
     cache = Path(cache_dir) if cache_dir else out / "cache"
+    out.mkdir(parents=True, exist_ok=True)
     cache.mkdir(parents=True, exist_ok=True)
     if not cfg.corpora:
         raise ConfigError("no corpora given; pass --corpus DIR (a folder of MIDI files or a .mat set)")
