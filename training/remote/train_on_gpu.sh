@@ -46,6 +46,7 @@ if [ ! -f "$PACKED" ]; then
 fi
 
 data=$(mktemp -d)
+trap 'rm -rf "$data"' EXIT
 training dataset unpack "$PACKED" -o "$data"
 init=()
 [ -n "$INIT" ] && init=(--init-from "$INIT")
