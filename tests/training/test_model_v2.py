@@ -340,3 +340,23 @@ def test_an_unusable_device_is_one_line(tmp_path, capsys):
                           "--max-epochs", "1", "--no-progress", "--device", "cuda"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "device 'cuda' is not usable" in err
+
+
+def test_pairs_per_training_render_can_be_capped_evenly(tmp_path):
+    from training.data.build import consolidate
+    from training.data.render import save_atomic
+
+    roll = np.zeros((400, 2, 88), np.uint8)
+    roll[::4, 1, 40] = 1                                     # 100 onsets
+    cache = tmp_path / "r.npz"
+    save_atomic(str(cache), {"spectrogram": np.zeros((420, 92), np.float16), "roll": roll,
+                             "meta": {"transpose": 0, "soundfont": "x.sf2", "programs": {}, "duration_s": 20.0,
+                                      "audio_frames": 420, "roll_frames": 400}})
+    piece = Piece("c/p", "c", "p.mid", "train", "p")
+    spec = RenderSpec("c/p@train:0", "c/p", "train", "x.sf2", 1.0, 0, Augmentation(), ())
+    cfg = DatasetConfig(corpora=(CorpusSpec("c"),), max_pairs_per_render=30)
+    counts = consolidate(cfg, tmp_path, [piece], [(piece, spec, str(cache))], progress=False)
+    assert counts["splits"]["train"]["pairs"] == 30
+    with np.load(tmp_path / "train.npz") as z:
+        centres = z["pairs"][:, 2]
+    assert centres[0] == 0 and centres[-1] == 396 and np.all(np.diff(centres) >= 12)  # spread over the render

@@ -52,6 +52,9 @@ def register(subparsers) -> None:
     b.add_argument("--test-tempi", default=None, metavar="T,...",
                    help="tempo ratios of the test renders among 1.0 (test), 0.8 (test_slow), 1.25 (test_fast) "
                         "(default: all three; the others stay empty)")
+    b.add_argument("--max-pairs-per-render", type=int, default=None, metavar="N",
+                   help="keep at most N onset pairs per training render, evenly spread (balances dense piano "
+                        "writing against chorales; default: all)")
     b.add_argument("--cache", default=None, metavar="DIR",
                    help="render cache folder (default DATASET/cache); builds with the same settings may share one")
     b.add_argument("--split-file", default=None, metavar="CSV",
@@ -131,6 +134,8 @@ def config_from_args(args):
     kw["seed"] = args.seed
     if args.excerpt_s is not None:
         kw["excerpt_s"] = args.excerpt_s
+    if args.max_pairs_per_render is not None:
+        kw["max_pairs_per_render"] = args.max_pairs_per_render
     if args.test_tempi:
         try:
             kw["test_tempi"] = tuple(float(x) for x in args.test_tempi.split(","))
