@@ -119,7 +119,11 @@ def config_from_args(args):
 
     from ..data.build import CorpusSpec, DatasetConfig, default_corpora, v2_settings
 
-    kw = v2_settings() if args.preset == "v2" else {"corpora": default_corpora()}
+    # options added with dataset v2 default to "not given" (callers may build the namespace themselves)
+    for name in ("only", "piano_corpus", "excerpt_s", "tempo_range", "test_tempi", "max_pairs_per_render"):
+        if not hasattr(args, name):
+            setattr(args, name, None)
+    kw = v2_settings() if getattr(args, "preset", "default") == "v2" else {"corpora": default_corpora()}
     if args.corpus or args.piano_corpus:
         kw["corpora"] = tuple(dataclasses.replace(CorpusSpec.parse(c), split_file=args.split_file,
                                                   step_s=args.mat_step_s, ensemble=ensemble)
