@@ -19,7 +19,7 @@ the training renders. Its test sets per corpus reuse its renders through --cache
 Examples:
   training dataset build                                   # default, into data/default
   training dataset build --preset v2 -o data/v2            # dataset v2
-  training dataset build --preset v2 --only piano-midi --max-per-split 0,0,1000 \
+  training dataset build --preset v2 --only piano-midi --max-per-split 0,0,1000 \\
       --cache data/v2/cache -o data/v2-test-piano           # its piano test split alone
   training dataset build -o data/small --corpus ../shared/data/midi/bach-chorales --max-per-split 20,5,5
   training dataset build -o data/lakh --corpus ~/lmd_full@20000 --train-renders 1

@@ -11,7 +11,7 @@ The shipped bundle (exported/default) was trained with:
 
 Model v2 (docs/results.md): fine-tuned from the shipped encoders on dataset v2, one
 thread, in the background; rerun the same line to go on after any stop:
-  nice -n 10 training train data/v2 -o runs/v2_finetune --init-from exported/default \
+  nice -n 10 training train data/v2 -o runs/v2_finetune --init-from exported/default \\
       --loss infonce --lr 0.0002 --epoch-pairs 2000 --patience 3 --refinements 2 --threads 1
 
 Rerunning the same command resumes from RUN/checkpoint.pt (--max-minutes and
