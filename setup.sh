@@ -16,6 +16,8 @@ PY="${PYTHON:-python3}"
 
 apt_pkgs=(fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont-small
           libportaudio2 libsndfile1 alsa-utils libasound2-plugins)
+# dataset v2's further training soundfonts (docs/dataset.md)
+apt_pkgs+=(musescore-general-soundfont fluidr3mono-gm-soundfont csound-soundfont)
 missing=()
 if command -v dpkg >/dev/null 2>&1; then
   for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

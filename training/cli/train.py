@@ -9,6 +9,11 @@ The shipped bundle (exported/default) was trained with:
   training train data/default -o runs/default_infonce_tempo --loss infonce --augment-tempo \\
       --max-minutes 70 --patience 3 --refinements 2
 
+Model v2 (docs/results.md): fine-tuned from the shipped encoders on dataset v2, one
+thread, in the background; rerun the same line to go on after any stop:
+  nice -n 10 training train data/v2 -o runs/v2_finetune --init-from exported/default \\
+      --loss infonce --lr 0.0002 --epoch-pairs 2000 --patience 3 --refinements 2 --threads 1
+
 Rerunning the same command resumes from RUN/checkpoint.pt (--max-minutes and
 --max-epochs may change between runs; any other change is refused: use --restart).
 """
@@ -70,6 +75,11 @@ def register(subparsers) -> None:
                         f"(default {','.join(SnippetConfig().roll_channels)})")
     g.add_argument("--threads", type=int, default=d.threads,
                    help=f"torch CPU threads (default {d.threads}; 1 per run when runs share the cores)")
+    g.add_argument("--device", default="cpu",
+                   help="torch device to train on: cpu (default) or cuda; a run may resume on another one")
+    g.add_argument("--init-from", metavar="BUNDLE", default=None,
+                   help="start from a bundle's encoders (e.g. exported/default) instead of random weights; "
+                        "its validation MRR is epoch 0, kept until an epoch beats it")
     g.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     g.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     p.set_defaults(func=run)
@@ -103,6 +113,8 @@ def run_cca(args) -> int:
 def run(args) -> int:
     from pathlib import Path
 
+    from follower.errors import ConfigError
+
     from ..augment.acoustic import AudioAugmentConfig, AugmentedSplit
     from ..augment.tempo import TempoAugmentConfig, TempoStretchedSplit
     from ..data.split import dataset_configs, dataset_info, load_split
@@ -129,6 +141,24 @@ def run(args) -> int:
         aug = AudioAugmentConfig(frame_rate_hz=features.frame_rate_hz)
         train_split = AugmentedSplit(train_split, aug, seed=cfg.seed + 2)
         variant["augment_audio"] = aug.to_dict()
+    init_model = None
+    if args.init_from:
+        import numpy as np
+
+        from ..model.from_onnx import model_from_bundle
+
+        variant["init_from"] = str(Path(args.init_from).resolve())
+        # BatchNorm statistics from training inputs: the batches fine-tuning will see
+        idx = np.sort(np.random.default_rng(cfg.seed + 5).choice(len(train_split.pairs),
+                                                                 min(500, len(train_split.pairs)), replace=False))
+        init_model, init_snip, init_feat, init_info = model_from_bundle(
+            args.init_from, calibration={"audio": train_split.audio_batch(idx), "roll": train_split.roll_batch(idx)})
+        if init_snip != snippets or init_feat != features:
+            raise ConfigError(f"{args.init_from} reads other snippets or features than {args.dataset} "
+                              "(roll channels, frames, spectrogram settings); they must match to start from it")
+        print(f"starting from {args.init_from} (fingerprint {init_info['from_bundle']['fingerprint']}, "
+              f"torch vs onnx max diff {max(init_info['from_bundle']['max_abs_diff_vs_onnx'].values()):.1e})",
+              flush=True)
     _refuse_other_variant(Path(args.out), variant, args.restart)
     print(f"{len(train_split.pairs)} training pairs, {len(valid_split.pairs)} validation pairs; "
           f"loss {cfg.loss}, tempo stretch {'on' if args.augment_tempo else 'off'}, "
@@ -141,7 +171,8 @@ def run(args) -> int:
             "test_soundfont": ds.get("config", {}).get("test_soundfont")}
     train(train_split, valid_split, args.out, cfg, restart=args.restart,
           model_config=ModelConfig.for_snippets(snippets, features), snippet_config=snippets,
-          feature_config=features, info=info, progress=not args.no_progress)
+          feature_config=features, info=info, progress=not args.no_progress, init_model=init_model,
+          device=args.device)
     return 0
 
 
@@ -158,6 +189,8 @@ def _refuse_other_variant(run, variant: dict, restart: bool) -> None:
     before = json.loads((run / RUN_JSON).read_text()).get("info", {}).get("variant")
     before = dict(before or {"loss": "hinge", "temperature": None, "augment_audio": None})  # no variant recorded
     before.setdefault("augment_tempo", None)  # runs from before the tempo stretch existed
+    before.setdefault("init_from", None)      # runs from before warm starts existed
+    variant = {"init_from": None, **variant}
     if before != variant:
         raise ConfigError(f"{run} was trained with variant {before}, not {variant}; use the same options "
                           "to resume, or --restart to start over")

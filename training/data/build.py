@@ -38,10 +38,11 @@ from follower.features import FeatureConfig
 from follower.snippets import ROLL_CHANNELS
 
 from . import corpus as corpus_mod
+from ..augment.room import RoomConfig
 from .render import Augmentation, RenderSpec, read_cached, render_piece
 from .split import SPLITS
-from .synth import (DEFAULT_FAMILY_WEIGHTS, TEST_SOUNDFONT, TRAIN_SOUNDFONTS, RenderSettings,
-                    find_soundfont, require_fluidsynth)
+from .synth import (DEFAULT_FAMILY_WEIGHTS, PIANO_FAMILIES, TEST_SOUNDFONT, TRAIN_SOUNDFONTS,
+                    V2_TRAIN_SOUNDFONTS, RenderSettings, find_soundfont, require_fluidsynth)
 
 TEST_TEMPI = (("test", 1.0), ("test_slow", 0.8), ("test_fast", 1.25))
 
@@ -54,6 +55,16 @@ class CorpusSpec:
     max_pieces: int | None = None
     split_file: str | None = None
     step_s: float | None = None   # seconds per row, .mat sets only
+    ensemble: str = "mixed"       # "mixed": instrument families per track; "piano": one grand, pedal
+
+    def __post_init__(self):
+        if self.ensemble not in ENSEMBLES:
+            raise ConfigError(f"corpus {self.path}: ensemble {self.ensemble!r}; expected one of {', '.join(ENSEMBLES)}")
+
+    @property
+    def name(self) -> str:
+        """The corpus name its pieces carry (folder name, or .mat file stem)."""
+        return Path(self.path).stem if self.path.lower().endswith(".mat") else Path(self.path).name
 
     @classmethod
     def parse(cls, text: str) -> "CorpusSpec":
@@ -64,6 +75,9 @@ class CorpusSpec:
         return cls(path, int(limit) if limit else None)
 
 
+ENSEMBLES = ("mixed", "piano")
+
+
 def default_corpora(data_root=None) -> tuple:
     """The Bach chorales (their splits.csv) and 300 Nottingham tunes (hash split)."""
     from ..paths import data_root as _data_root
@@ -71,6 +85,29 @@ def default_corpora(data_root=None) -> tuple:
     root = Path(data_root or _data_root())
     return (CorpusSpec(str(root / "midi" / "bach-chorales")),
             CorpusSpec(str(root / "midi" / "nottingham"), max_pieces=300))
+
+
+def v2_corpora(data_root=None) -> tuple:
+    """Dataset v2: the default's corpora, piano-midi.de (its splits.csv, on pianos) and 300
+    MuseData pieces (official splits)."""
+    from ..paths import data_root as _data_root
+
+    root = Path(data_root or _data_root())
+    return default_corpora(root) + (CorpusSpec(str(root / "midi" / "piano-midi"), ensemble="piano"),
+                                    CorpusSpec(str(root / "rolls" / "MuseData.mat"), max_pieces=300))
+
+
+# Renders of dataset v2 (docs/dataset.md): five training soundfonts, tempo 0.5-1.6x, one
+# excerpt of at most 60 written seconds per render (balances long piano pieces against
+# chorales and bounds the render cost), and concert acoustics on the training renders.
+V2_TRAIN_AUGMENTATION = Augmentation(transpose_semitones=3, room=RoomConfig(
+    p_room=0.6, p_mic=0.6, p_noise=0.5, drift_db=3.0))
+
+
+def v2_settings(data_root=None) -> dict:
+    """DatasetConfig keyword arguments of dataset v2 (``training dataset build --preset v2``)."""
+    return {"corpora": v2_corpora(data_root), "train_soundfonts": V2_TRAIN_SOUNDFONTS,
+            "tempo_range": (0.5, 1.6), "excerpt_s": 60.0, "train_augmentation": V2_TRAIN_AUGMENTATION}
 
 
 @dataclass(frozen=True)
@@ -86,6 +123,9 @@ class DatasetConfig(JsonConfig):
     eval_augmentation: Augmentation = Augmentation(transpose_semitones=0, level_db=(-6.0, -6.0))
     max_per_split: tuple = ()       # (("train", 20), ...): hash-chosen subset per split and corpus
     max_piece_s: float = 1800.0     # longer pieces are skipped and reported (memory: audio is held whole)
+    excerpt_s: float = 0.0          # > 0: each render plays one window of at most this many written seconds
+    test_tempi: tuple = tuple(t for _, t in TEST_TEMPI)  # which of test / test_slow / test_fast to render
+    max_pairs_per_render: int = 0   # > 0: keep this many onset pairs per train render, evenly spread (balance)
     seed: int = 0
     features: FeatureConfig = field(default_factory=FeatureConfig)
     render: RenderSettings = RenderSettings()
@@ -94,6 +134,14 @@ class DatasetConfig(JsonConfig):
         lo, hi = self.tempo_range
         if not 0 < lo <= hi:
             raise ConfigError(f"tempo_range={self.tempo_range} must satisfy 0 < low <= high")
+        allowed = [t for _, t in TEST_TEMPI]
+        if not self.test_tempi or any(float(t) not in allowed for t in self.test_tempi):
+            raise ConfigError(f"test_tempi={self.test_tempi}; expected some of {allowed} "
+                              "(test, test_slow, test_fast)")
+        if self.max_pairs_per_render < 0:
+            raise ConfigError(f"max_pairs_per_render={self.max_pairs_per_render} must be >= 0 (0 = all)")
+        if self.excerpt_s < 0:
+            raise ConfigError(f"excerpt_s={self.excerpt_s} must be >= 0 (0 = whole pieces)")
         if self.train_renders < 0 or self.valid_renders < 0:
             raise ConfigError("train_renders and valid_renders must be >= 0")
         if not self.train_soundfonts:
@@ -120,15 +168,22 @@ def _log_uniform(rng, lo, hi) -> float:
     return float(np.exp(rng.uniform(math.log(lo), math.log(hi))))
 
 
+def ensemble_of(piece, cfg: DatasetConfig) -> str:
+    return next((c.ensemble for c in cfg.corpora if c.name == piece.corpus), "mixed")
+
+
 def plan_renders(piece, cfg: DatasetConfig) -> list:
     """The RenderSpecs of one piece (deterministic in cfg.seed and the piece id)."""
     rng = np.random.default_rng([cfg.seed, int(corpus_mod.hash_unit(piece.piece_id) * 2 ** 32)])
     start = int(rng.integers(len(cfg.train_soundfonts)))  # so one render per piece still uses every soundfont
     specs = []
+    piano = ensemble_of(piece, cfg) == "piano"
+    extra = {"excerpt_s": cfg.excerpt_s, "one_instrument": piano, "pedal": piano}
 
     def add(split, k, soundfont, tempo, aug, seed):
         specs.append(RenderSpec(f"{piece.piece_id}@{split}:{k}", piece.piece_id, split, soundfont,
-                                round(float(tempo), 4), seed, aug, cfg.families))
+                                round(float(tempo), 4), seed, aug, PIANO_FAMILIES if piano else cfg.families,
+                                **extra))
 
     if piece.split in ("train", "valid"):
         n = cfg.train_renders if piece.split == "train" else cfg.valid_renders
@@ -139,7 +194,8 @@ def plan_renders(piece, cfg: DatasetConfig) -> list:
     elif piece.split == "test":
         seed = int(rng.integers(2 ** 31))  # shared: the three test renders differ only in tempo
         for split, tempo in TEST_TEMPI:
-            add(split, 0, cfg.test_soundfont, tempo, cfg.eval_augmentation, seed)
+            if tempo in cfg.test_tempi:
+                add(split, 0, cfg.test_soundfont, tempo, cfg.eval_augmentation, seed)
     return specs
 
 
@@ -150,10 +206,12 @@ def _pool(workers: int):
     return multiprocessing.get_context("spawn").Pool(workers)
 
 
-def build_dataset(cfg: DatasetConfig, out_dir, *, workers: int | None = None, progress: bool = True) -> dict:
+def build_dataset(cfg: DatasetConfig, out_dir, *, workers: int | None = None, progress: bool = True,
+                  cache_dir=None) -> dict:
     """Render what is missing, consolidate every split, write the tables; returns the summary.
 
-    Resumable: renders already in ``out_dir/cache`` are skipped, and an interrupted
+    Resumable: renders already in the cache (``out_dir/cache``, or ``cache_dir``, which
+    another build of the same settings may share) are skipped, and an interrupted
     build keeps every render it finished.
     """
     from tqdm import tqdm
@@ -161,7 +219,9 @@ def build_dataset(cfg: DatasetConfig, out_dir, *, workers: int | None = None, pr
     require_fluidsynth()
     soundfonts = {sf: find_soundfont(sf) for sf in (*cfg.train_soundfonts, cfg.test_soundfont)}
     out = Path(out_dir)
-    (out / "cache").mkdir(parents=True, exist_ok=True)
+    cache = Path(cache_dir) if cache_dir else out / "cache"
+    out.mkdir(parents=True, exist_ok=True)
+    cache.mkdir(parents=True, exist_ok=True)
     if not cfg.corpora:
         raise ConfigError("no corpora given; pass --corpus DIR (a folder of MIDI files or a .mat set)")
     pieces = collect_pieces(cfg)
@@ -173,7 +233,7 @@ def build_dataset(cfg: DatasetConfig, out_dir, *, workers: int | None = None, pr
         jobs = []
         for spec in plan_renders(piece, cfg):
             spec = dataclasses.replace(spec, soundfont=soundfonts[spec.soundfont])
-            path = str(out / "cache" / spec.cache_name(piece, cfg.features, cfg.render))
+            path = str(cache / spec.cache_name(piece, cfg.features, cfg.render))
             plan.append((piece, spec, path))
             if not os.path.exists(path):
                 jobs.append((spec, path))
@@ -252,6 +312,10 @@ def consolidate(cfg: DatasetConfig, out: Path, pieces, plan, *, progress: bool =
                 names.append(os.path.splitext(os.path.basename(piece.source.split("#")[0]))[0]
                              if "#" not in piece.source else piece.piece_id)
             roll_c = onset_centres(c["roll"])
+            if split == "train" and 0 < cfg.max_pairs_per_render < len(roll_c):
+                # dense piano writing has three times the onsets of a chorale per second: an even
+                # subset keeps one render from outweighing others in the epoch
+                roll_c = roll_c[np.unique(np.round(np.linspace(0, len(roll_c) - 1, cfg.max_pairs_per_render)).astype(int))]
             audio_c = np.round(roll_c / spec.tempo_ratio).astype(np.int64)
             ok = audio_c < len(c["spectrogram"])
             pairs.append(np.stack([np.full(ok.sum(), r), audio_c[ok], roll_c[ok]], axis=1))

@@ -26,7 +26,9 @@ from follower.errors import BadMidiError, MissingToolError
 from follower.features import FeatureConfig, spectrogram
 from follower.snippets import ROLL_CHANNELS, SnippetConfig, score_roll
 
+from ..augment.room import RoomConfig, apply_room
 from .corpus import Piece, hash_unit, load_piece
+from .pedal import crop_pedal, sustain_events
 from .synth import Renderer, RenderSettings, draw_programs
 
 CACHE_VERSION = 1  # bump when rendering changes, so old cache files are not reused
@@ -42,6 +44,7 @@ class Augmentation:
     track_velocity_scale: tuple = (0.6, 1.15)    # one factor per track (voices balance differently)
     note_velocity_jitter: int = 8                # +- per note
     level_db: tuple = (-12.0, 0.0)               # peak level of the render
+    room: RoomConfig = RoomConfig()              # room, microphone, noise, level drift (off by default)
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,9 @@ class RenderSpec:
     seed: int
     augmentation: Augmentation
     families: tuple
+    excerpt_s: float = 0.0        # > 0: render one window of this many written seconds (long pieces)
+    one_instrument: bool = False  # every track on one instrument (piano music)
+    pedal: bool = False           # send the file's sustain pedal (CC 64) to the synthesizer
 
     def key(self, piece: Piece, features: FeatureConfig, settings: RenderSettings) -> str:
         blob = json.dumps([CACHE_VERSION, dataclasses.asdict(self), piece.source, piece.step_s,
@@ -93,13 +99,51 @@ def performed(notes: np.ndarray, spec: RenderSpec, rng) -> np.ndarray:
     return out
 
 
+def excerpt_window(score, spec: RenderSpec) -> tuple[float, float]:
+    """[start, end) seconds of the written timeline that the render plays.
+
+    The whole piece unless it is longer than ``spec.excerpt_s``; then a window drawn
+    from the render's seed alone (so the three test renders of a piece, which share
+    it, play the same notes), starting at a note onset.
+    """
+    duration = float(score.duration_s)
+    if not spec.excerpt_s or duration <= spec.excerpt_s:
+        return 0.0, duration + 1.0
+    start = np.random.default_rng([spec.seed, 7]).uniform(0.0, duration - spec.excerpt_s)
+    onsets = np.sort(score.notes["start_s"])
+    start = float(onsets[min(np.searchsorted(onsets, start), len(onsets) - 1)])
+    return start, start + float(spec.excerpt_s)
+
+
+def cropped(score, start_s: float, end_s: float):
+    """The notes that start inside [start_s, end_s), shifted to start at 0."""
+    notes = score.notes[(score.notes["start_s"] >= start_s) & (score.notes["start_s"] < end_s)].copy()
+    notes["start_s"] -= start_s
+    notes["end_s"] -= start_s
+    return dataclasses.replace(score, notes=notes)
+
+
 def render_one(renderer: Renderer, score, spec: RenderSpec, features: FeatureConfig) -> dict:
     """Spectrogram, roll and metadata of one render (nothing written)."""
     rng = np.random.default_rng([spec.seed, int(hash_unit(spec.render_id) * 2 ** 32)])
+    full_duration = float(score.duration_s)
+    start_s, end_s = excerpt_window(score, spec)
+    pedal = None
+    if spec.pedal and os.path.isfile(score.path):  # MIDI files only: .mat rolls have no pedal
+        pedal = crop_pedal(sustain_events(score.path, score), start_s, end_s)
+    if start_s > 0 or end_s <= score.duration_s:
+        score = cropped(score, start_s, end_s)
     shift = draw_transposition(score.notes, spec.augmentation.transpose_semitones, rng)
     written = dataclasses.replace(score, notes=transposed(score.notes, shift))
-    programs = draw_programs(written.pitched, spec.families, rng)
-    audio = renderer.render(performed(written.notes, spec, rng), programs, spec.soundfont)
+    programs = draw_programs(written.pitched, spec.families, rng, one_instrument=spec.one_instrument)
+    if pedal is not None:
+        pedal = pedal.copy()
+        pedal[:, 0] /= spec.tempo_ratio
+    audio = renderer.render(performed(written.notes, spec, rng), programs, spec.soundfont, pedal=pedal)
+    acoustics = {}
+    if spec.augmentation.room.active:  # own generator: the draws above stay as without it
+        audio, acoustics = apply_room(audio, renderer.settings.sample_rate_hz, spec.augmentation.room,
+                                      np.random.default_rng([spec.seed, 11]))
     peak = float(np.abs(audio).max())
     if peak > 0:
         audio *= 10 ** (rng.uniform(*spec.augmentation.level_db) / 20) * 0.9 / peak
@@ -108,7 +152,9 @@ def render_one(renderer: Renderer, score, spec: RenderSpec, features: FeatureCon
     meta = {"render_id": spec.render_id, "piece_id": spec.piece_id, "split": spec.split,
             "soundfont": os.path.basename(spec.soundfont), "tempo_ratio": spec.tempo_ratio,
             "transpose": shift, "programs": {str(k): v for k, v in programs.items()},
-            "duration_s": float(score.duration_s), "audio_s": len(audio) / renderer.settings.sample_rate_hz,
+            "duration_s": float(full_duration), "excerpt_s": [round(start_s, 3), round(min(end_s, full_duration), 3)],
+            "pedal_events": 0 if pedal is None else int(len(pedal)), "acoustics": acoustics,
+            "audio_s": len(audio) / renderer.settings.sample_rate_hz,
             "audio_frames": len(spec_frames), "roll_frames": len(roll)}
     return {"spectrogram": spec_frames.astype(np.float16), "roll": roll, "meta": meta}
 

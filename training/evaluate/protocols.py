@@ -57,7 +57,9 @@ class TorchEmbedder:
         out = []
         with torch.no_grad():
             for s in range(0, len(x), self.batch):
-                out.append(encoder(torch.from_numpy(np.ascontiguousarray(x[s:s + self.batch]))).numpy())
+                batch = torch.from_numpy(np.ascontiguousarray(x[s:s + self.batch]))
+                device = next(encoder.parameters()).device  # a model training on a GPU validates there
+                out.append(encoder(batch.to(device)).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.model.config.embed_dim), np.float32)
 
     def audio(self, x):

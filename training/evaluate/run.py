@@ -75,6 +75,9 @@ def evaluate_run(run_dir, *, dataset=None, bach10=None, chorales=None, n_pairs: 
             except ConfigError as e:
                 print(f"skipping {split_name}: {e}")
                 continue
+            if len(split.pairs) == 0:  # a test tempo the dataset did not render (--test-tempi)
+                print(f"skipping {split_name}: no pairs in {dataset}")
+                continue
             for name, emb in embedders.items():
                 a, s = ev.embed_pairs(emb, split, ev.choose_pairs(len(split.pairs), n_pairs, seed))
                 m, ranks = ev.two_way_retrieval(a, s)

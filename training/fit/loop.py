@@ -119,8 +119,11 @@ def _recorded_train_config(checkpoint: dict, run: Path) -> dict:
     return recorded
 
 
-def _cl(x: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
+def _cl(x: np.ndarray, device=None) -> torch.Tensor:
+    t = torch.from_numpy(x)
+    if device is not None and device.type != "cpu":
+        t = t.to(device, non_blocking=True)
+    return t.contiguous(memory_format=torch.channels_last)
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -148,8 +151,16 @@ def _write_log(run: Path, rows: list) -> None:
 
 def train(train_split, valid_split, run_dir, cfg: TrainConfig, *, model_config: ModelConfig,
           snippet_config, feature_config, info: dict | None = None, progress: bool = True,
-          restart: bool = False) -> dict:
-    """Train (or resume) a run; returns {"best_epoch", "best_valid_mrr", "epochs", "stopped"}."""
+          restart: bool = False, init_model=None, device: str = "cpu") -> dict:
+    """Train (or resume) a run; returns {"best_epoch", "best_valid_mrr", "epochs", "stopped"}.
+
+    ``init_model``: a DualEncoder (same ModelConfig) to start from instead of random
+    weights (warm start; used only when the run starts, not when it resumes). Its
+    validation MRR is measured first and counts as epoch 0: the run keeps it as
+    best.pt until an epoch beats it, so fine-tuning can never ship worse weights.
+    ``device``: where the model trains ("cpu", "cuda"); not a setting of the run, so a run
+    started on a GPU machine resumes on a CPU and the other way round.
+    """
     from tqdm import tqdm
 
     loss_fn = make_config_loss(cfg)
@@ -172,6 +183,12 @@ def train(train_split, valid_split, run_dir, cfg: TrainConfig, *, model_config: 
     opt = _optimizer(model, cfg, cfg.lr)
     ckpt_path = run / CHECKPOINT
     rows = []
+    try:
+        dev = torch.device(device)
+        torch.empty(1, device=dev)
+    except (RuntimeError, AssertionError) as e:
+        raise ConfigError(f"device {device!r} is not usable here ({str(e).splitlines()[0]}); "
+                          "use --device cpu") from None
     if ckpt_path.is_file() and not restart:
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         # the caps may change between sessions (resume a capped run with more time)
@@ -182,15 +199,25 @@ def train(train_split, valid_split, run_dir, cfg: TrainConfig, *, model_config: 
             raise ConfigError(f"{ckpt_path} was written with other settings; use the same options "
                               "to resume, or --restart to start over")
         model.load_state_dict(ck["model_state"])
+        model.to(dev)
         state = ck["state"]
         if state["stopped"] in caps:
             state["stopped"] = None
         opt = _optimizer(model, cfg, state["lr"])
-        opt.load_state_dict(ck["optimizer_state"])
+        opt.load_state_dict(ck["optimizer_state"])  # follows the parameters' device
         torch.set_rng_state(ck["torch_rng"])
         rows = _read_log(run)[: state["epoch"]]
         print(f"resuming {run} after epoch {state['epoch']} (best so far: epoch {state['best_epoch']}, "
               f"validation MRR {state['best_mrr']:.3f})")
+    elif init_model is not None:
+        if init_model.config != model_config:
+            raise ConfigError(f"the starting weights are of model {init_model.config.to_dict()}, "
+                              f"the run trains {model_config.to_dict()}; they must match")
+        model.load_state_dict(init_model.state_dict())
+        model = model.to(memory_format=torch.channels_last)
+    if not ckpt_path.is_file() or restart:
+        model.to(dev)
+        opt = _optimizer(model, cfg, cfg.lr)
     (run / RUN_JSON).write_text(json.dumps({"train_config": cfg.to_dict(), "model_config": model_config.to_dict(),
                                             "snippet_config": snippet_config.to_dict(),
                                             "feature_config": feature_config.to_dict(), "info": info or {}},
@@ -207,6 +234,13 @@ def train(train_split, valid_split, run_dir, cfg: TrainConfig, *, model_config: 
                                         "best_epoch": state["best_epoch"],
                                         "best_valid_mrr": state["best_mrr"]}}, run / BEST)
 
+    if init_model is not None and state["epoch"] == 0 and state["best_epoch"] is None:
+        v = validate(model, valid_split, valid_idx, cfg)
+        state.update(best_mrr=v["valid_mrr"], best_epoch=0)
+        save_best()
+        print(f"epoch   0  (starting weights)  valid loss {v['valid_loss']:.3f}  valid MRR {v['valid_mrr']:.3f}",
+              flush=True)
+
     while state["stopped"] is None:
         if state["epoch"] >= cfg.max_epochs:
             state["stopped"] = "max_epochs"
@@ -222,7 +256,7 @@ def train(train_split, valid_split, run_dir, cfg: TrainConfig, *, model_config: 
                    disable=not progress, unit="batch")
         for b in bar:
             idx = np.sort(order[b * cfg.batch_size:(b + 1) * cfg.batch_size])
-            a, s = model(_cl(train_split.audio_batch(idx)), _cl(train_split.roll_batch(idx)))
+            a, s = model(_cl(train_split.audio_batch(idx), dev), _cl(train_split.roll_batch(idx), dev))
             loss = loss_fn(a, s)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -248,7 +282,7 @@ def train(train_split, valid_split, run_dir, cfg: TrainConfig, *, model_config: 
             if state["round"] >= cfg.refinements:
                 state["stopped"] = "early_stopping"
             else:  # refinement round: back to the best weights, halved learning rate
-                best = torch.load(run / BEST, map_location="cpu", weights_only=False)
+                best = torch.load(run / BEST, map_location=dev, weights_only=False)
                 model.load_state_dict(best["model_state"])
                 state.update(round=state["round"] + 1, lr=state["lr"] * cfg.lr_factor, bad_epochs=0)
                 opt = _optimizer(model, cfg, state["lr"])
