@@ -48,6 +48,7 @@ class Index:
     titles: np.ndarray          # (p,) str
     piece_start: np.ndarray     # (p + 1,) int64 first row of each piece
     duration_s: np.ndarray      # (p,) float32 length of each piece on its MIDI timeline
+    ann: np.ndarray | None = None  # serialised faiss structure over the rows (follower.ann), if any
 
     @property
     def n_snippets(self) -> int:
@@ -294,8 +295,9 @@ def save_index(index: Index, path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:  # a file object: numpy then does not append ".npz"
+        extra = {} if index.ann is None else {"ann": index.ann}
         np.savez(f, header=np.array(json.dumps(index.header)),
-                 **{name: getattr(index, name) for name in ARRAYS})
+                 **{name: getattr(index, name) for name in ARRAYS}, **extra)
     os.replace(tmp, path)
     return path
 
@@ -309,6 +311,8 @@ def load_index(path) -> Index:
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {name: z[name] for name in ("header",) + ARRAYS}
+            if "ann" in z.files:
+                data["ann"] = z["ann"]
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise BundleError(f"{path}: not a follower index ({e}); rebuild it with `follower index build`") from e
     except KeyError as e:
