@@ -50,12 +50,12 @@ class AnnConfig(JsonConfig):
     """What ``follower index build/ann --ann KIND`` builds; saved in the index header."""
 
     kind: str = "hnsw"
-    hnsw_m: int = 32                 # links per node
+    hnsw_m: int = 16                 # links per node (32: no better recall at 100k rows, 1.5x the size)
     ef_construction: int = 80
-    ef_search: int = 96              # candidates kept while searching (recall vs time)
+    ef_search: int = 128             # candidates kept while searching: recall@25 0.99 at 100k rows
     ivf_lists: int = 0               # 0: about 4 sqrt(n)
     pq_dims: int = 2                 # dimensions per one-byte PQ code (32-d: 16 bytes a vector)
-    nprobe: int = 32                 # lists visited per query
+    nprobe: int = 128                # lists visited per query: recall@25 0.99 at 100k rows
     refine_factor: int = 4           # k * this PQ candidates re-scored exactly
 
     def __post_init__(self):
