@@ -230,15 +230,16 @@ def ann_table(res: dict) -> str:
 
 def cost_table(rows: list, embed_rate: float) -> str:
     lines = ["| snippets | of them real | embedding (2 cores) | exact: disk | memory | search p50 | update p50 / p99 | "
-             "HNSW: build (1 thread) | disk | memory | search p50 | update p50 / p99 | recall@25 |",
+             "faiss: build (1 thread) | disk | memory | search p50 | update p50 / p99 | recall@25 |",
              "|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---:|"]
     for r in rows:
-        h = r["hnsw"]
+        kind = next((k for k in ("hnsw", "ivfpq") if r.get(k)), None)
+        h = r.get(kind) if kind else None
         est = "" if r["embed_measured"] else " (est.)"
         if h is None:
             ann_cols = "not built | – | – | – | – | –"
         else:
-            ann_cols = (f"{h['build_s']:.0f} s | {h['disk_mib']:.0f} MiB | {r['mem_exact_mib'] + h['ann_mib']:.0f} MiB | "
+            ann_cols = (f"{kind}: {h['build_s']:.0f} s | {h['disk_mib']:.0f} MiB | {r['mem_exact_mib'] + h['ann_mib']:.0f} MiB | "
                         f"{h['query_p50_ms']:.3f} ms | {h['p50_ms']:.1f} / {h['p99_ms']:.1f} ms | {h['recall']:.3f}")
         lines.append(
             f"| {fmt_n(r['snippets'])} | {fmt_n(r['real_snippets'])} | {r['embed_s'] / 60:.0f} min{est} | "
@@ -253,17 +254,18 @@ def cost_table(rows: list, embed_rate: float) -> str:
 def recognition_table(rows: list) -> str:
     from benchmarks.report import ms, pct, secs
 
-    lines = ["| index | search | pieces | snippets | acc. 5 s | acc. 10 s | acc. end | time to stable id. (median / p90) | "
-             "update p50 / p99 |", "|---|---|---:|---:|---|---|---|---|---|"]
+    lines = ["| index | search | pieces | snippets | items | acc. 5 s | acc. 10 s | acc. end | time to stable id. "
+             "(median / p90) | update p50 / p99 (wall, loaded) |", "|---|---|---:|---:|---:|---|---|---|---|---|"]
     for r in rows:
         s = r["summary"]
-        lines.append(f"| {r['index']} | {r['search']} | {r['pieces']:,} | {r['snippets']:,} | {pct(s['acc_5'])} | "
+        lines.append(f"| {r['index']} | {r['search']} | {r['pieces']:,} | {r['snippets']:,} | {r.get('items', '?')} | "
+                     f"{pct(s['acc_5'])} | "
                      f"{pct(s['acc_10'])} | {pct(s['acc_end'])} | {secs(s['stable_median_s'])} / "
                      f"{secs(s['stable_p90_s'])} | {ms(s['latency_p50_ms'])} / {ms(s['latency_p99_ms'])} |")
     return "\n".join(lines)
 
 
-def run_recognition(items, bundle_dir: Path, runs: list, out: Path, fresh: bool) -> list:
+def run_recognition(items, bundle_dir: Path, runs: list, out: Path, fresh: bool, replay: bool = True) -> list:
     """runs: [(label, index path, search, id prefix per corpus)] -> rows for :func:`recognition_table`."""
     from benchmarks.metrics import summarise
     from benchmarks.report import load_run
@@ -277,7 +279,7 @@ def run_recognition(items, bundle_dir: Path, runs: list, out: Path, fresh: bool)
         folder.mkdir(parents=True, exist_ok=True)
         for item in tqdm(items, desc=f"replay {label} ({search})", unit="item"):
             jsonl = folder / f"{item.name}.jsonl"
-            if jsonl.exists() and not fresh:
+            if (jsonl.exists() and not fresh) or not replay:
                 continue
             cmd = [follower_exe(), "replay", item.audio, "--fast", "--bundle", str(bundle_dir), "--index",
                    str(index_path), "--search", search, "--jsonl", str(jsonl), "--osc", QUIET_OSC, "--quiet", "--stats"]
@@ -289,6 +291,7 @@ def run_recognition(items, bundle_dir: Path, runs: list, out: Path, fresh: bool)
         done = [i for i in named if i.name in run.scores]
         index = load_index(index_path)
         rows.append({"index": label, "search": search, "pieces": index.n_pieces, "snippets": index.n_snippets,
+                     "items": len(done),
                      "summary": summarise([run.scores[i.name] for i in done])})
     return rows
 
@@ -307,11 +310,14 @@ def main(argv=None) -> int:
     p.add_argument("--index", default=None, help="the big real index (default: the big-corpus benchmark's merge)")
     p.add_argument("--sizes", default="1e4,1e5,1e6,1e7", help="snippet counts of the cost table")
     p.add_argument("--max-ann-size", default="1e6", help="largest size whose faiss structure the cost table builds")
+    p.add_argument("--cost-kinds", default="hnsw", help="faiss structures the cost table builds (hnsw, ivfpq)")
+    p.add_argument("--cost-out", default="cost.json", help="file (in the work folder) of this run's cost rows")
     p.add_argument("--kinds", default="chorale,bach10", help="benchmark items replayed for the recognition table")
     p.add_argument("--tune-size", type=float, default=1e6, help="snippets the ANN settings are compared at")
     p.add_argument("--parts", default="ann,cost,recognition",
                    help="which results to (re)compute; the document is written from every result on disk")
     p.add_argument("--small-index", default=None, help="the chorale index (default: run_all's, built if missing)")
+    p.add_argument("--score-only", action="store_true", help="recognition: score the logs there are, replay nothing")
     p.add_argument("--fresh", action="store_true", help="replay again even where logs exist")
     p.add_argument("--doc", type=Path, default=paths.docs_dir() / "benchmarks.md")
     args = p.parse_args(argv)
@@ -346,8 +352,8 @@ def main(argv=None) -> int:
         rows = []
         for n in [int(float(s)) for s in args.sizes.split(",")]:
             rows.append(cost_row(bundle, real, n, audio, rate, queries, embed_rate, out,
-                                 max_ann=int(float(args.max_ann_size))))
-            (out / "cost.json").write_text(json.dumps(rows, indent=1))
+                                 kinds=tuple(args.cost_kinds.split(",")), max_ann=int(float(args.max_ann_size))))
+            (out / args.cost_out).write_text(json.dumps(rows, indent=1))
     if "recognition" in parts:
         small = Path(args.small_index) if args.small_index else \
             ensure_index(paths.chorale_dir(), "chorales", bundle_dir, paths.work_dir() / "index")[0]
@@ -362,7 +368,7 @@ def main(argv=None) -> int:
                 attach_ann(idx, AnnConfig(kind=search), threads=BUILD_THREADS)
                 save_index(idx, path)
             runs.append(("big corpus", path, "exact" if search == "exact" else "ann", "bach-chorales/"))
-        rows = run_recognition(items, bundle_dir, runs, out / "runs", args.fresh)
+        rows = run_recognition(items, bundle_dir, runs, out / "runs", args.fresh, replay=not args.score_only)
         for r, (_, path, _, _) in zip(rows, runs):
             if r["search"] == "ann":
                 r["search"] = load_index(path).header["ann"]["kind"]
@@ -373,8 +379,9 @@ def main(argv=None) -> int:
     doc = args.doc.read_text()
     if (out / "ann.json").exists():
         doc = replace_block(doc, "scale-ann", ann_table(json.loads((out / "ann.json").read_text())))
-    if (out / "cost.json").exists():
-        doc = replace_block(doc, "scale-cost", cost_table(json.loads((out / "cost.json").read_text()), embed_rate))
+    cost_rows = {r["snippets"]: r for f in sorted(out.glob("cost*.json")) for r in json.loads(f.read_text())}
+    if cost_rows:
+        doc = replace_block(doc, "scale-cost", cost_table([cost_rows[n] for n in sorted(cost_rows)], embed_rate))
     if (out / "recognition.json").exists():
         rec = json.loads((out / "recognition.json").read_text())
         doc = replace_block(doc, "scale-recognition", recognition_table(rec["rows"])

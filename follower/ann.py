@@ -89,7 +89,9 @@ def build_ann(embeddings: np.ndarray, config: AnnConfig, *, threads: int | None 
         quantizer = faiss.IndexFlatIP(d)
         ivf = faiss.IndexIVFPQ(quantizer, d, lists, d // int(config.pq_dims), bits, faiss.METRIC_INNER_PRODUCT)
         rng = np.random.default_rng(seed)
-        train = x if n <= 256 * max(lists, 40) else x[rng.choice(n, 256 * max(lists, 40), replace=False)]
+        # 100 points per centroid train as well as faiss's default 256 here (refine re-scores exactly)
+        sample = 100 * max(lists, 40)
+        train = x if n <= sample else x[rng.choice(n, sample, replace=False)]
         ivf.train(train)
         ann = faiss.IndexRefineFlat(ivf)  # adds go to both: the codes and the exact vectors
         ann.add(x)
