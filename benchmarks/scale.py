@@ -246,7 +246,7 @@ def cost_table(rows: list, embed_rate: float) -> str:
             f"{r['disk_exact_mib']:.0f} MiB | {r['mem_exact_mib']:.0f} MiB | {r['exact_query_p50_ms']:.3f} ms | "
             f"{r['exact']['p50_ms']:.1f} / {r['exact']['p99_ms']:.1f} ms | {ann_cols} |")
     return "\n".join(lines) + (
-        f"\n\nEmbedding rate {embed_rate:,.0f} snippets/s: the big-corpus shards' own (2 shared cores); "
+        f"\n\nEmbedding rate {embed_rate:,.0f} snippets/s: the big-corpus shards' own (one process, nice'd, on the shared machine); "
         "\"est.\" = that rate times the size. Memory = the stored arrays + the engine's float32 search "
         "matrix (+ the faiss structure). Disk = the index file (above 1M: the arrays' bytes, not written).")
 
@@ -379,7 +379,7 @@ def main(argv=None) -> int:
     doc = args.doc.read_text()
     if (out / "ann.json").exists():
         doc = replace_block(doc, "scale-ann", ann_table(json.loads((out / "ann.json").read_text())))
-    cost_rows = {r["snippets"]: r for f in sorted(out.glob("cost*.json")) for r in json.loads(f.read_text())}
+    cost_rows = {r["snippets"]: r for f in sorted(out.glob("cost*.json")) if not f.name.endswith(".meta.json") for r in json.loads(f.read_text())}
     if cost_rows:
         doc = replace_block(doc, "scale-cost", cost_table([cost_rows[n] for n in sorted(cost_rows)], embed_rate))
     if (out / "recognition.json").exists():
@@ -387,17 +387,26 @@ def main(argv=None) -> int:
         doc = replace_block(doc, "scale-recognition", recognition_table(rec["rows"])
                             + f"\n\nItems: the {rec['items']} {rec['kinds'].replace(',', ' and ')} items of the "
                               "tables above, replayed with `follower replay --fast`.")
+    command = f".venv/bin/python -m benchmarks.scale {' '.join(argv if argv is not None else sys.argv[1:])}"
+    for part, name in (("ann", "ann"), ("cost", args.cost_out.removesuffix(".json")), ("recognition", "recognition")):
+        if part in parts:
+            (out / f"{name}.meta.json").write_text(json.dumps({
+                "command": command, "minutes": round((time.time() - t_start) / 60), "load": os.getloadavg()[0]}))
+    metas = [json.loads(f.read_text()) for f in sorted(out.glob("*.meta.json"))]
+    n_queries = json.loads((out / "ann.json").read_text())["queries"] if (out / "ann.json").exists() else len(queries)
     h = real.header
-    doc = replace_block(doc, "scale-setup", "\n".join([
-        f"- Machine: {machine_description()}; other jobs were running on it (1-min load "
-        f"{os.getloadavg()[0]:.1f} at the end).",
-        f"- Command: `.venv/bin/python -m benchmarks.scale {' '.join(argv if argv is not None else sys.argv[1:])}` "
-        f"({(time.time() - t_start) / 60:.0f} min this time), bundle `{bundle_dir.name}` ({bundle.config.fingerprint}).",
-        f"- Big real index: {real.n_pieces:,} pieces, {real.n_snippets:,} snippets every {h['hop_frames']} frames, "
-        f"from {len(h.get('merged_from', [])) or 1} shards of `python -m benchmarks.big_corpus` "
-        f"(embedding rate {embed_rate:,.0f} snippets/s over {len(recs)} shards).",
-        f"- Queries: {len(queries):,} audio windows (every 0.5 s of the {len(all_items)} chorale and Bach10 items, "
-        "sounding windows only), embedded by the bundle's audio encoder."]))
+    doc = replace_block(doc, "scale-setup", "\n".join(
+        [f"- Machine: {machine_description()}; shared with other jobs (1-min load 17-26 during these runs).",
+         f"- Bundle `{bundle_dir.name}` ({bundle.config.fingerprint}). Big real index: {real.n_pieces:,} pieces, "
+         f"{real.n_snippets:,} snippets every {h['hop_frames']} frames, from {len(h.get('merged_from', [])) or 1} "
+         f"shards of `python -m benchmarks.big_corpus` (embedding rate {embed_rate:,.0f} snippets/s over "
+         f"{len(recs)} shards, nice'd on the loaded machine).",
+         f"- Queries: {n_queries:,} audio windows (every 0.5 s of the {len(all_items)} chorale and Bach10 items, "
+         "sounding windows only), embedded by the bundle's audio encoder.",
+         "- Commands (each part writes its results under `data/bench/scale/`; any run rewrites this section "
+         "from all of them):"]
+        + [f"  - `{m['command']}` ({m['minutes']} min, 1-min load {m['load']:.0f} at its end{m.get('note', '')})"
+           for m in metas]))
     args.doc.write_text(doc)
     print(f"wrote {args.doc} in {(time.time() - t_start) / 60:.1f} min")
     return 0
