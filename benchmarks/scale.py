@@ -275,7 +275,7 @@ def run_recognition(items, bundle_dir: Path, runs: list, out: Path, fresh: bool,
 
     rows = []
     for label, index_path, search, prefix in runs:
-        folder = out / f"{label.replace(' ', '_')}-{search}"
+        folder = out / f"{label.replace(' ', '_')}-{Path(index_path).name.split('.')[0]}-{search}"
         folder.mkdir(parents=True, exist_ok=True)
         for item in tqdm(items, desc=f"replay {label} ({search})", unit="item"):
             jsonl = folder / f"{item.name}.jsonl"
