@@ -13,6 +13,11 @@ EPILOG = """\
 Each piece is named by its MIDI path relative to the folder given, without the
 suffix (e.g. bach_bwv10.7). Unreadable files are skipped and listed at the end.
 
+Resumable: every finished piece is kept in INDEX.parts/ until the index is
+written; run the same command again after a stop and only the missing pieces
+are embedded (a changed file or setting is embedded again).
+
+
 Large libraries: --ray spreads the build over a Ray cluster (local by default,
 --ray-address for a running cluster); indexes of more than 300,000 snippets get an
 approximate-search structure (faiss HNSW) that the follower then searches instead of
@@ -50,6 +55,10 @@ def register(subparsers) -> None:
     b.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="processes embedding pieces in parallel, one onnxruntime thread each (default: one per core)")
     b.add_argument("--float32", action="store_true", help="store float32 embeddings (default float16)")
+    b.add_argument("--parts", default=None, metavar="DIR",
+                   help="where finished pieces wait until the index is written (default INDEX.parts; "
+                        "removed then unless --keep-parts)")
+    b.add_argument("--keep-parts", action="store_true", help="keep the parts folder after writing the index")
     b.add_argument("--ray", action="store_true",
                    help="build on Ray: files sharded over workers, one per core of a local Ray instance unless "
                         "--ray-address is given (the same index as without; needs the scale extra)")
@@ -86,12 +95,16 @@ def run_build(args) -> int:
     from .index import build_index, save_index
     from .paths import resolve_bundle
 
+    import shutil
+    from pathlib import Path
+
     bundle = load_bundle(resolve_bundle(args.bundle), threads=1)
     dtype = np.float32 if args.float32 else np.float16
     if args.ann in ("hnsw", "ivfpq"):
         from .ann import import_faiss
 
         import_faiss()  # refuse before the long build, not after it
+    parts = Path(args.parts or f"{args.output}.parts")
     if args.ray or args.ray_address:
         from .ray_build import build_index_ray
 
@@ -100,15 +113,19 @@ def run_build(args) -> int:
                                 address=args.ray_address, workers=workers, progress=not args.quiet)
     else:
         index = build_index(args.paths, bundle, hop_frames=args.hop_frames, workers=max(1, args.workers),
-                            dtype=dtype, progress=not args.quiet)
+                            dtype=dtype, progress=not args.quiet, parts_dir=parts)
     ann_note = add_ann(index, args.ann)
     path = save_index(index, args.output)
+    if not args.keep_parts:
+        shutil.rmtree(parts, ignore_errors=True)
     h = index.header
     for s in h["skipped"]:
         print(f"skipped {s['reason']}", file=sys.stderr)
+    resumed = f", {h['resumed_pieces']} of the pieces from an earlier run" if h.get("resumed_pieces") else ""
     print(f"{path}: {h['n_pieces']} pieces, {h['n_snippets']} snippets every {h['hop_frames']} frames "
-          f"({h['n_encoded']} embedded, the rest repeats), {len(h['skipped'])} skipped, {h['build_s']} s, "
-          f"bundle {h['bundle_fingerprint']}{ann_note}")
+          f"({h['n_encoded']} embedded, the rest repeats), {len(h['skipped'])} skipped, {h['build_s']} s "
+          f"({h['n_snippets'] / max(h['build_s'], 0.1):.0f} snippets/s{resumed}), "
+          f"bundle {h['bundle_fingerprint']}, score side {h['index_fingerprint']}{ann_note}")
     return 0
 
 
@@ -179,7 +196,10 @@ def run_info(args) -> int:
     h = index.header
     ann = h.get("ann")
     search = f"{ann['kind']} approximate search" if ann and index.ann is not None else "exact search"
+    readers = (f"bundles of score side {h['index_fingerprint']}" if "index_fingerprint" in h else
+               "that bundle and those quantised from it (an older index)")
     print(f"{args.index}: {index.n_pieces} pieces, {index.n_snippets} snippets of {index.embeddings.shape[1]}-d "
-          f"{index.embeddings.dtype}, every {h['hop_frames']} frames, bundle {index.fingerprint}, "
-          f"{len(h.get('skipped', []))} files skipped when built, {search}")
+          f"{index.embeddings.dtype}, every {h['hop_frames']} frames, built by bundle "
+          f"{h.get('bundle_fingerprint', '?')}, read by {readers}; {len(h.get('skipped', []))} files skipped "
+          f"when built; {search}")
     return 0

@@ -6,7 +6,8 @@ same bundle fingerprint, embedding size, hop and frame rate. Pieces keep their o
 already holds is either the same piece built twice (identical rows: the copy is
 dropped) or another piece under the same name (it is kept, renamed
 ``<index name>/<id>``); both are reported. An approximate-search structure is not
-carried over: it is rebuilt for the merged rows (:mod:`follower.ann`).
+carried over: it is rebuilt for the merged rows (:mod:`follower.ann`). The pieces' notes
+(for the fine aligner) are carried when every index has them.
 """
 
 from __future__ import annotations
@@ -83,6 +84,14 @@ def merge_indexes(parts: list[Index], names: list[str] | None = None) -> tuple[I
         out = np.concatenate([getattr(p, name)[m] for p, m in zip(parts, masks)])
         return out if dt is None else out.astype(dt, copy=False)
 
+    notes = {}
+    if all(p.has_notes for p in parts):  # the pieces' notes (the fine aligner's) go with their pieces
+        per_piece = [np.diff(p.note_start)[keep] for p, keep in zip(parts, keep_pieces)]
+        note_masks = [np.repeat(keep, np.diff(p.note_start)) for p, keep in zip(parts, keep_pieces)]
+        notes = {name: np.concatenate([getattr(p, name)[m] for p, m in zip(parts, note_masks)])
+                 for name in ("note_onset_s", "note_end_s", "note_pitch")}
+        notes["note_start"] = np.concatenate([[0], np.cumsum(np.concatenate(per_piece))]).astype(np.int64)
+
     header = {k: v for k, v in first.header.items() if k != "ann"}
     header.update(
         n_pieces=int(len(counts)), n_snippets=int(counts.sum()),
@@ -90,6 +99,7 @@ def merge_indexes(parts: list[Index], names: list[str] | None = None) -> tuple[I
         sources=sum((list(p.header.get("sources", [])) for p in parts), []),
         skipped=sum((list(p.header.get("skipped", [])) for p in parts), []),
         build_s=round(sum(float(p.header.get("build_s", 0.0)) for p in parts), 1),
+        resumed_pieces=int(sum(p.header.get("resumed_pieces", 0) for p in parts)),
         merged_from=[str(n) for n in names], duplicates=report)
     merged = Index(
         header=header,
@@ -101,5 +111,6 @@ def merge_indexes(parts: list[Index], names: list[str] | None = None) -> tuple[I
         titles=np.array(np.concatenate([p.titles[keep] for p, keep in zip(parts, keep_pieces)]).tolist(), dtype=str),
         piece_start=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         duration_s=np.concatenate([p.duration_s[keep] for p, keep in zip(parts, keep_pieces)]).astype(np.float32),
+        **notes,
     )
     return merged, report

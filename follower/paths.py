@@ -9,13 +9,20 @@ from .errors import BundleError
 REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout (the one definition; training and benchmarks import it)
 DEFAULT_BUNDLE = "exported/default"
 DEFAULT_INDEX_NAME = "chorales.index.npz"
+# where an installed wheel carries the default bundle (setup.py maps exported/default there)
+SHIPPED_BUNDLE = Path(__file__).resolve().parent / "shipped" / "default"
 
 
 def resolve_bundle(path) -> Path:
-    """``path`` as given, else relative to the checkout (so the defaults work from any folder)."""
+    """``path`` as given, else relative to the checkout, else (for the default bundle) the copy
+    installed with the package, so that the defaults work from any folder, checkout or not."""
     p = Path(path)
-    if not p.exists() and not p.is_absolute() and (REPO_ROOT / p).exists():
+    if p.exists() or p.is_absolute():
+        return p
+    if (REPO_ROOT / p).exists():
         return REPO_ROOT / p
+    if p == Path(DEFAULT_BUNDLE) and SHIPPED_BUNDLE.is_dir():
+        return SHIPPED_BUNDLE
     return p
 
 

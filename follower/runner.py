@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from .errors import BadAudioError, ConfigError
+from .midi_out import MidiOutConfig
 from .osc import DEFAULT_OSC
 from .paths import DEFAULT_BUNDLE
+from .view import DEFAULT_LINGER_S, DEFAULT_VIEW_HOST, DEFAULT_VIEW_PORT, ViewOptions
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -36,7 +38,8 @@ STALL_S = 2.0  # a live input that delivers nothing this long has stopped
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by replay and listen."""
     p.add_argument("--bundle", default=DEFAULT_BUNDLE, metavar="DIR",
-                   help=f"model bundle (default {DEFAULT_BUNDLE})")
+                   help=f"model bundle (default {DEFAULT_BUNDLE}: the shipped model, from the checkout "
+                        "or, once installed, from the package)")
     p.add_argument("--index", default=None, metavar="INDEX",
                    help="piece index built with that bundle (default: the *.index.npz shipped in the bundle folder)")
     p.add_argument("--osc", default=DEFAULT_OSC, metavar="HOST:PORT",
@@ -53,6 +56,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--search", choices=("auto", "exact", "ann"), default="auto",
                    help="neighbour search: auto = the index's approximate (faiss) structure where it carries one "
                         "(large indexes), else exact; exact = always the exact pass; ann = require the structure")
+    p.add_argument("--view", action="store_true",
+                   help="serve a live web page (piano roll, cursor, tempo, state, candidates); its address is "
+                        "printed at start")
+    p.add_argument("--view-port", type=int, default=DEFAULT_VIEW_PORT, metavar="N",
+                   help=f"port of the live view (default {DEFAULT_VIEW_PORT}; 0 = any free port)")
+    p.add_argument("--view-host", default=DEFAULT_VIEW_HOST, metavar="HOST",
+                   help=f"address the live view binds to (default {DEFAULT_VIEW_HOST}: this machine only; "
+                        "0.0.0.0 shows it to the network)")
+    p.add_argument("--view-midi", action="append", default=[], metavar="DIR",
+                   help="folder of the index's MIDI files, for the view's piano roll (default: the folders the "
+                        "index was built from); may be repeated")
+    p.add_argument("--view-linger", type=float, default=DEFAULT_LINGER_S, metavar="S",
+                   help=f"keep the view up S seconds after a replay ends (default {DEFAULT_LINGER_S:g}; "
+                        "Ctrl-C stops earlier)")
+    p.add_argument("--midi-out", default=None, metavar="PORT",
+                   help="send MIDI clock at the followed tempo, Song Position Pointer on lock and jumps, and "
+                        "bar/beat as control changes to this MIDI port (name or part of it, see `follower "
+                        "midi-ports`; virtual:NAME creates a port); needs the midi extra")
+    p.add_argument("--midi-out-channel", type=int, default=16, metavar="1-16",
+                   help="channel of the bar/beat control changes (default 16)")
+    p.add_argument("--beats-per-bar", type=float, default=4.0, metavar="N",
+                   help="quarter notes per bar for the bar numbers sent with --midi-out (default 4)")
 
 
 @dataclass(frozen=True)
@@ -69,6 +94,9 @@ class RunOptions:
     duration_s: float | None = None       # stop after this much audio; None = when the source ends
     onnx_threads: int = 1                 # onnxruntime intra-op threads of each encoder
     search: str = "auto"                  # EngineConfig.search: auto, exact or ann (follower.ann)
+    view: ViewOptions | None = None       # the live web page (--view); None = none
+    midi_out: str | None = None           # MIDI output port for clock, song position and bar/beat
+    midi_out_config: MidiOutConfig = MidiOutConfig()
 
     def __post_init__(self):
         if self.stride_frames < 1:
@@ -83,7 +111,12 @@ class RunOptions:
                    jsonl_path=args.jsonl or None,
                    console=not args.quiet and args.jsonl != "-",  # JSON lines on stdout replace the live line
                    stats=args.stats, stride_frames=args.stride, duration_s=args.duration,
-                   onnx_threads=args.threads, search=getattr(args, "search", "auto"))
+                   onnx_threads=args.threads, search=getattr(args, "search", "auto"),
+                   view=ViewOptions(host=args.view_host, port=args.view_port, midi_dirs=tuple(args.view_midi),
+                                    linger_s=args.view_linger) if getattr(args, "view", False) else None,
+                   midi_out=getattr(args, "midi_out", None),
+                   midi_out_config=MidiOutConfig(channel=getattr(args, "midi_out_channel", 16),
+                                                 beats_per_bar=getattr(args, "beats_per_bar", 4.0)))
 
 
 def load(options: RunOptions) -> Callable[[float], Engine]:
@@ -106,7 +139,11 @@ def load(options: RunOptions) -> Callable[[float], Engine]:
 
     make_search(index, index.embeddings[:0], options.search, index_path=str(index_path))  # refuse early, one line
 
-    def make_engine(input_rate_hz: float) -> Engine:
+    def make_engine(input_rate_hz: float, *, midi: bool = False) -> Engine:
+        if midi:  # piano-roll frames from a MIDI source (follower.midi_engine)
+            from .midi_engine import MidiEngine
+
+            return MidiEngine(bundle, index, config=config)
         return Engine(bundle, index, input_rate_hz=input_rate_hz, config=config)
 
     return make_engine
@@ -114,7 +151,7 @@ def load(options: RunOptions) -> Callable[[float], Engine]:
 
 class Output(Protocol):
     """Where updates go: :class:`follower.osc.OscSender`, :class:`follower.jsonlog.JsonlWriter`,
-    :class:`follower.console.Console`."""
+    :class:`follower.console.Console`, :class:`follower.view.LiveView`."""
 
     def emit(self, update) -> None: ...
 
@@ -148,12 +185,28 @@ def run(source, make_engine, options: RunOptions) -> int:
 
     osc = OscSender(options.osc_target)  # opened first: an unusable target is refused before any file is written
     outputs: list[Output] = [osc]
+    if options.midi_out:
+        from .midi_out import MidiClockOut
+
+        outputs.append(MidiClockOut(options.midi_out, realtime=source.realtime, config=options.midi_out_config))
     if options.jsonl_path:
         outputs.append(JsonlWriter(options.jsonl_path))
     if options.console:
         outputs.append(Console())
-    engine = make_engine(source.rate_hz)
+    # a MIDI source delivers piano-roll frames, which the MIDI engine reads (follower.midi_sources)
+    engine = make_engine(source.rate_hz, midi=True) if getattr(source, "is_midi", False) else make_engine(source.rate_hz)
     engine.warm_up()  # numba compiled (or loaded from cache) and onnxruntime run before audio starts
+    view = None
+    if options.view is not None:
+        from .view import start_view
+
+        try:
+            view = start_view(options, engine.index)
+        except BaseException:  # e.g. the port is taken: the outputs already open are closed, then one line
+            for o in outputs:
+                o.close()
+            raise
+        outputs.append(view)
     stats = Stats()
     blocks = BlockQueue(source.queue_blocks)
     stop = threading.Event()
@@ -209,6 +262,12 @@ def run(source, make_engine, options: RunOptions) -> int:
         source.start(blocks, stop)
         while worker.is_alive():
             worker.join(timeout=0.2)
+        if view is not None and not failure and options.view.linger_s > 0:  # the page stays for a last look
+            source.stop()  # a live input is released now, not after the linger
+            view.finish()
+            print(f"input ended; the live view stays at {view.url} for {options.view.linger_s:g} s "
+                  "(Ctrl-C stops it)", file=sys.stderr, flush=True)
+            view.linger(options.view.linger_s)
     except KeyboardInterrupt:
         interrupted = True
         stop.set()

@@ -26,7 +26,8 @@ def test_merging_the_halves_gives_the_whole(halves, capsys):
     assert main(["index", "merge", str(a), str(b), "-o", str(out / "ab.index.npz"), "--ann", "none"]) == 0
     merged = load_index(out / "ab.index.npz")
     assert merged.piece_ids.tolist() == [f"piece{i}" for i in range(8)]  # set_b/piece7 was named piece7 in b
-    for name in ("embeddings", "piece", "position_s", "position_beats", "titles", "piece_start", "duration_s"):
+    for name in ("embeddings", "piece", "position_s", "position_beats", "titles", "piece_start", "duration_s",
+                 "note_start", "note_onset_s", "note_end_s", "note_pitch"):
         np.testing.assert_array_equal(getattr(merged, name), getattr(whole, name), err_msg=name)
     assert merged.fingerprint == whole.fingerprint and merged.header["hop_frames"] == 4
     assert "8 pieces" in capsys.readouterr().out
@@ -54,7 +55,7 @@ def test_duplicate_ids_are_dropped_when_identical_and_renamed_otherwise(halves, 
 def test_other_bundles_or_hops_are_refused_in_one_line(halves, chroma_bundle, corpus, capsys):
     _, a, _, out = halves
     other = load_index(a)
-    other.header["bundle_fingerprint"] = "0123456789abcdef"
+    other.header["bundle_fingerprint"] = other.header["index_fingerprint"] = "0123456789abcdef"
     save_index(other, out / "other.index.npz")
     assert main(["index", "merge", str(a), str(out / "other.index.npz"), "-o", str(out / "x.npz")]) == 2
     err = capsys.readouterr().err.strip()

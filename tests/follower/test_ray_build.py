@@ -10,7 +10,7 @@ pytest.importorskip("ray", reason="Ray is in the scale extra: pip install -e '.[
 from conftest import REPO  # noqa: E402
 from follower.bundle import load_bundle  # noqa: E402
 from follower.cli import main  # noqa: E402
-from follower.index import ARRAYS, build_index, load_index  # noqa: E402
+from follower.index import ARRAYS, NOTE_ARRAYS, build_index, load_index  # noqa: E402
 
 BUNDLE = REPO / "exported" / "default"
 
@@ -29,7 +29,8 @@ def test_ray_build_equals_the_serial_build(corpus, tmp_path, capsys):
     assert "8 pieces" in capsys.readouterr().out
     ray_index = load_index(out)
     assert ray_index.header["built_with"] == "ray, 2 workers"
-    for name in ARRAYS:  # the same snippets, bit for bit, in the same order
+    assert serial.has_notes
+    for name in ARRAYS + NOTE_ARRAYS:  # the same snippets (and notes), bit for bit, in the same order
         np.testing.assert_array_equal(getattr(ray_index, name), getattr(serial, name), err_msg=name)
     assert ray_index.piece_ids.tolist()[-1] == "set_b/piece7"
     assert ray_index.header["skipped"] == serial.header["skipped"]
