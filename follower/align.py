@@ -150,7 +150,7 @@ def align_recording(signal: np.ndarray, rate_hz: float, score: Score, bundle, co
     """Align ``signal`` to ``score``; ``reference``: score-snippet embeddings of a whole corpus (an
     index's, same bundle) against which the confidence is judged (default: this score's own windows)."""
     from .dtw import band_dtw
-    from .index import _Embedder
+    from .index import ScoreEmbedder
 
     feat, snip = bundle.config.features, bundle.config.snippets
     fps = feat.frame_rate_hz
@@ -162,7 +162,7 @@ def align_recording(signal: np.ndarray, rate_hz: float, score: Score, bundle, co
     # 1. coarse: learned embeddings of every frame's window
     audio_emb = embed_frames(bundle.audio, lambda idx: audio_input(cut(spec, idx, snip.audio_frames)),
                              len(spec), config.batch, progress, "embed audio")
-    score_embedder = _Embedder(bundle.score, snip, batch=config.batch)  # repeated windows embedded once
+    score_embedder = ScoreEmbedder(bundle.score, snip, batch=config.batch)  # repeated windows embedded once
     score_emb = embed_frames(score_embedder, lambda idx: cut(roll, idx, snip.roll_frames),
                              len(roll), config.batch, progress, "embed score")
     k = max(1, int(np.ceil(np.sqrt(len(spec) * len(roll) / config.coarse_max_cells))))
