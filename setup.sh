@@ -6,7 +6,8 @@
 #   bash setup.sh        install only
 #
 # Installs: system packages (fluidsynth, soundfonts, PortAudio) where apt-get and root
-# are available, a virtualenv in .venv, and the project with its training, test and midi extras.
+# are available, a virtualenv in .venv, and the project with its training, test, midi and
+# scale (Ray, faiss) extras.
 # torch is installed first, pinned to 2.13.0 (CPU build): an unpinned torch would pull
 # a multi-GB CUDA build. The midi extra (python-rtmidi) brings MIDI ports.
 set -euo pipefail
@@ -52,12 +53,12 @@ if [ ! -x .venv/bin/python ]; then
   echo "== creating .venv"
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import torch, follower, training" >/dev/null 2>&1 \
+if ! .venv/bin/python -c "import torch, follower, training, ray, faiss" >/dev/null 2>&1 \
    || [ pyproject.toml -nt .venv/.installed ]; then
   echo "== installing Python packages into .venv"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
   .venv/bin/python -m pip install -q "torch==2.13.0"
-  .venv/bin/python -m pip install -q -e ".[training,dev,midi]"
+  .venv/bin/python -m pip install -q -e ".[training,dev,midi,scale]"
   touch .venv/.installed
 fi
 

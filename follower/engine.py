@@ -4,7 +4,8 @@ Per update (every ``stride_frames`` spectrogram frames, 50 ms each):
 
 1. the newest ``audio_frames`` (42) frames of the streaming spectrogram are embedded
    by the bundle's audio encoder (onnxruntime);
-2. the exact cosine top-k of the index is found by the numba kernel (:mod:`follower.knn`);
+2. the cosine top-k of the index is found by the exact numba kernel (:mod:`follower.knn`),
+   or, for an index that carries one (large corpora), by its faiss structure (:mod:`follower.ann`);
 3. the neighbours vote, with their clipped similarities as one unit of mass between
    them, for (piece, offset) cells (``offset_bin_s`` wide, decaying with
    ``vote_decay_s``) and for their pieces in the slowly decaying accumulated piece
@@ -51,6 +52,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import policy
+from .ann import make_search
 from . import ahead, policy
 from .aligner import FineAligner, FineConfig, score_templates
 from .features import StreamingSpectrogram
@@ -98,6 +101,8 @@ class EngineConfig:
     rerank_margin_zs: float = 0.5     # ... above the runner-up's; inf turns the rule off
     rerank_lock_s: float = 0.25       # ... held this long
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    # top-k search: "auto" = the index's approximate structure where it has one (follower.ann), else exact
+    search: str = "auto"
     fine: FineConfig | None = field(default_factory=FineConfig)  # None: the tracker's position alone
 
 
@@ -140,6 +145,7 @@ class Engine:
         self._search = knn.as_search_matrix(index.embeddings)
         self._exact = None  # whether audio embeddings may be computed ahead in batches (follower.ahead)
         self._knn = knn
+        self._topk = make_search(index, self._search, self.config.search)
         horizon = int(np.ceil(4 * self.config.vote_decay_s / self.update_s))
         self._votes = OffsetVotes(self.config.k, horizon)
         self._verifier = PathVerifier(index, self._search, update_s=self.update_s,
@@ -161,7 +167,7 @@ class Engine:
     def warm_up(self) -> None:
         """Compile the numba kernel and run the encoder once, before audio starts."""
         self._knn.warm_up(self._search.shape[1], self.config.k)
-        self._knn.topk(self._search, self._search[0], self.config.k)
+        self._topk(self._search[0], self.config.k)
         self._embed(np.zeros((self.width, self.n_bins), np.float32))
         self._batches_exact()
         if self._reranker is not None:
@@ -271,7 +277,7 @@ class Engine:
         # it neither votes nor moves the tracker's belief by its similarities
         q = self._embed(window) if sounding and not silent_now else None
         if q is not None:
-            rows, scores = self._knn.topk(self._search, q, c.k)
+            rows, scores = self._topk(q, c.k)
             pieces = self.index.piece[rows]
             offsets = self.index.position_s[rows] - centre_s
             w = np.maximum(scores, 0.0)

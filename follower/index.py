@@ -56,6 +56,7 @@ class Index:
     note_onset_s: np.ndarray | None = None  # (notes,) float32 on the piece's MIDI timeline
     note_end_s: np.ndarray | None = None    # (notes,) float32
     note_pitch: np.ndarray | None = None    # (notes,) uint8 MIDI pitch (drums left out)
+    ann: np.ndarray | None = None  # serialised faiss structure over the rows (follower.ann), if any
 
     @property
     def n_snippets(self) -> int:
@@ -424,7 +425,9 @@ def save_index(index: Index, path) -> Path:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:  # a file object: numpy then does not append ".npz"
         names = ARRAYS + (NOTE_ARRAYS if index.has_notes else ())
-        np.savez(f, header=np.array(json.dumps(index.header)), **{name: getattr(index, name) for name in names})
+        extra = {} if index.ann is None else {"ann": index.ann}
+        np.savez(f, header=np.array(json.dumps(index.header)), **{name: getattr(index, name) for name in names},
+                 **extra)
     os.replace(tmp, path)
     return path
 
@@ -440,6 +443,8 @@ def load_index(path) -> Index:
             data = {name: z[name] for name in ("header",) + ARRAYS}
             if all(name in z.files for name in NOTE_ARRAYS):
                 data.update({name: z[name] for name in NOTE_ARRAYS})
+            if "ann" in z.files:
+                data["ann"] = z["ann"]
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise BundleError(f"{path}: not a follower index ({e}); rebuild it with `follower index build`") from e
     except KeyError as e:

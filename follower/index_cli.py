@@ -17,8 +17,27 @@ Resumable: every finished piece is kept in INDEX.parts/ until the index is
 written; run the same command again after a stop and only the missing pieces
 are embedded (a changed file or setting is embedded again).
 
-example:
+
+Large libraries: --ray spreads the build over a Ray cluster (local by default,
+--ray-address for a running cluster); indexes of more than 300,000 snippets get an
+approximate-search structure (faiss HNSW) that the follower then searches instead of
+the exact pass (--ann to choose). Both need the `scale` extra:
+pip install 'scorefollow[scale]'.
+
+examples:
   follower index build ../shared/data/midi/bach-chorales -o exported/default/chorales.index.npz
+  follower index build /music/midi -o big.index.npz --ray                    # local Ray, one worker per core
+  follower index build /music/midi -o big.index.npz --ray-address auto       # on a node of a running cluster
+"""
+
+MERGE_EPILOG = """\
+The indexes must come from one bundle (same fingerprint) and one --hop-frames.
+Pieces keep their order. A piece id already in an earlier index is dropped when its
+snippets are identical (the same file built twice) and otherwise kept under
+<index name>/<id>; every such case is listed.
+
+example:
+  follower index merge part1.index.npz part2.index.npz -o all.index.npz
 """
 
 
@@ -40,8 +59,27 @@ def register(subparsers) -> None:
                    help="where finished pieces wait until the index is written (default INDEX.parts; "
                         "removed then unless --keep-parts)")
     b.add_argument("--keep-parts", action="store_true", help="keep the parts folder after writing the index")
+    b.add_argument("--ray", action="store_true",
+                   help="build on Ray: files sharded over workers, one per core of a local Ray instance unless "
+                        "--ray-address is given (the same index as without; needs the scale extra)")
+    b.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="join this Ray cluster (ray://HOST:10001, or auto on one of its nodes) and use every CPU "
+                        "it has; implies --ray")
+    add_ann_argument(b)
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=run_build)
+    m = sub.add_parser("merge", help="join indexes built separately with one bundle into one",
+                       epilog=MERGE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    m.add_argument("inputs", nargs="+", metavar="INDEX", help="index files to join, in this order")
+    m.add_argument("-o", "--output", required=True, metavar="INDEX", help="index file to write (.npz)")
+    add_ann_argument(m)
+    m.add_argument("--quiet", action="store_true", help="no progress bar")
+    m.set_defaults(func=run_merge)
+    a = sub.add_parser("ann", help="add (or replace) the approximate-search structure of an index in place")
+    a.add_argument("index", metavar="INDEX")
+    a.add_argument("--kind", choices=("hnsw", "ivfpq"), default="hnsw", help="structure to build (default hnsw)")
+    a.add_argument("--remove", action="store_true", help="drop the structure instead: exact search only")
+    a.set_defaults(func=run_ann)
     i = sub.add_parser("info", help="summarise an index file")
     i.add_argument("index", metavar="INDEX")
     i.set_defaults(func=run_info)
@@ -61,21 +99,93 @@ def run_build(args) -> int:
     from pathlib import Path
 
     bundle = load_bundle(resolve_bundle(args.bundle), threads=1)
+    dtype = np.float32 if args.float32 else np.float16
+    if args.ann in ("hnsw", "ivfpq"):
+        from .ann import import_faiss
+
+        import_faiss()  # refuse before the long build, not after it
     parts = Path(args.parts or f"{args.output}.parts")
-    index = build_index(args.paths, bundle, hop_frames=args.hop_frames, workers=max(1, args.workers),
-                        dtype=np.float32 if args.float32 else np.float16, progress=not args.quiet,
-                        parts_dir=parts)
+    if args.ray or args.ray_address:
+        from .ray_build import build_index_ray
+
+        workers = None if args.ray_address else max(1, args.workers)  # a cluster: every CPU it has
+        index = build_index_ray(args.paths, bundle, hop_frames=args.hop_frames, dtype=dtype,
+                                address=args.ray_address, workers=workers, progress=not args.quiet)
+    else:
+        index = build_index(args.paths, bundle, hop_frames=args.hop_frames, workers=max(1, args.workers),
+                            dtype=dtype, progress=not args.quiet, parts_dir=parts)
+    ann_note = add_ann(index, args.ann)
     path = save_index(index, args.output)
     if not args.keep_parts:
         shutil.rmtree(parts, ignore_errors=True)
     h = index.header
     for s in h["skipped"]:
         print(f"skipped {s['reason']}", file=sys.stderr)
-    resumed = f", {h['resumed_pieces']} of the pieces from an earlier run" if h["resumed_pieces"] else ""
+    resumed = f", {h['resumed_pieces']} of the pieces from an earlier run" if h.get("resumed_pieces") else ""
     print(f"{path}: {h['n_pieces']} pieces, {h['n_snippets']} snippets every {h['hop_frames']} frames "
           f"({h['n_encoded']} embedded, the rest repeats), {len(h['skipped'])} skipped, {h['build_s']} s "
           f"({h['n_snippets'] / max(h['build_s'], 0.1):.0f} snippets/s{resumed}), "
-          f"bundle {h['bundle_fingerprint']}, score side {h['index_fingerprint']}")
+          f"bundle {h['bundle_fingerprint']}, score side {h['index_fingerprint']}{ann_note}")
+    return 0
+
+
+def add_ann_argument(p) -> None:
+    p.add_argument("--ann", choices=("auto", "none", "hnsw", "ivfpq"), default="auto",
+                   help="approximate-search structure to store with the index: auto = hnsw above 300,000 "
+                        "snippets, none below (exact search); none = never (default auto; needs the scale extra)")
+
+
+def add_ann(index, choice: str) -> str:
+    """Attach the structure ``--ann`` asks for; the note for the summary line."""
+    from .ann import AUTO_THRESHOLD, AnnConfig, attach_ann
+
+    kind = ("hnsw" if index.n_snippets > AUTO_THRESHOLD else None) if choice == "auto" else \
+        (None if choice == "none" else choice)
+    if kind is None:
+        return ", exact search"
+    if choice == "auto":
+        try:
+            import faiss  # noqa: F401
+        except ImportError:
+            return (f", exact search (over {AUTO_THRESHOLD:,} snippets an approximate one would answer faster: "
+                    "pip install 'scorefollow[scale]', then follower index ann INDEX)")
+    seconds = attach_ann(index, AnnConfig(kind=kind), threads=os.cpu_count())
+    return f", {kind} search structure ({seconds:.0f} s)"
+
+
+def run_merge(args) -> int:
+    import sys
+
+    from .index import load_index, save_index
+    from .merge import merge_indexes
+
+    parts = [load_index(p) for p in args.inputs]
+    index, report = merge_indexes(parts, args.inputs)
+    for line in report[:20]:
+        print(line, file=sys.stderr)
+    if len(report) > 20:
+        print(f"... and {len(report) - 20} more duplicate ids (all listed in the merged index's header)", file=sys.stderr)
+    ann_note = add_ann(index, args.ann)
+    path = save_index(index, args.output)
+    print(f"{path}: {index.n_pieces} pieces, {index.n_snippets} snippets from {len(parts)} indexes, "
+          f"{len(report)} duplicate ids ({sum('kept once' in r for r in report)} dropped, "
+          f"{sum('kept as' in r for r in report)} renamed), bundle {index.fingerprint}{ann_note}")
+    return 0
+
+
+def run_ann(args) -> int:
+    from .index import load_index, save_index
+
+    index = load_index(args.index)
+    if args.remove:
+        index.ann = None
+        index.header.pop("ann", None)
+        save_index(index, args.index)
+        print(f"{args.index}: {index.n_snippets} snippets, exact search only")
+        return 0
+    note = add_ann(index, args.kind)
+    save_index(index, args.index)
+    print(f"{args.index}: {index.n_snippets} snippets{note}")
     return 0
 
 
@@ -84,10 +194,12 @@ def run_info(args) -> int:
 
     index = load_index(args.index)
     h = index.header
+    ann = h.get("ann")
+    search = f"{ann['kind']} approximate search" if ann and index.ann is not None else "exact search"
     readers = (f"bundles of score side {h['index_fingerprint']}" if "index_fingerprint" in h else
                "that bundle and those quantised from it (an older index)")
     print(f"{args.index}: {index.n_pieces} pieces, {index.n_snippets} snippets of {index.embeddings.shape[1]}-d "
           f"{index.embeddings.dtype}, every {h['hop_frames']} frames, built by bundle "
           f"{h.get('bundle_fingerprint', '?')}, read by {readers}; {len(h.get('skipped', []))} files skipped "
-          "when built")
+          f"when built; {search}")
     return 0

@@ -53,6 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds of audio")
     p.add_argument("--quiet", action="store_true", help="no live line on the console")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (1 leaves cores to the audio)")
+    p.add_argument("--search", choices=("auto", "exact", "ann"), default="auto",
+                   help="neighbour search: auto = the index's approximate (faiss) structure where it carries one "
+                        "(large indexes), else exact; exact = always the exact pass; ann = require the structure")
     p.add_argument("--view", action="store_true",
                    help="serve a live web page (piano roll, cursor, tempo, state, candidates); its address is "
                         "printed at start")
@@ -90,6 +93,7 @@ class RunOptions:
     stride_frames: int = 1                # an update every this many spectrogram frames
     duration_s: float | None = None       # stop after this much audio; None = when the source ends
     onnx_threads: int = 1                 # onnxruntime intra-op threads of each encoder
+    search: str = "auto"                  # EngineConfig.search: auto, exact or ann (follower.ann)
     view: ViewOptions | None = None       # the live web page (--view); None = none
     midi_out: str | None = None           # MIDI output port for clock, song position and bar/beat
     midi_out_config: MidiOutConfig = MidiOutConfig()
@@ -107,7 +111,7 @@ class RunOptions:
                    jsonl_path=args.jsonl or None,
                    console=not args.quiet and args.jsonl != "-",  # JSON lines on stdout replace the live line
                    stats=args.stats, stride_frames=args.stride, duration_s=args.duration,
-                   onnx_threads=args.threads,
+                   onnx_threads=args.threads, search=getattr(args, "search", "auto"),
                    view=ViewOptions(host=args.view_host, port=args.view_port, midi_dirs=tuple(args.view_midi),
                                     linger_s=args.view_linger) if getattr(args, "view", False) else None,
                    midi_out=getattr(args, "midi_out", None),
@@ -130,7 +134,10 @@ def load(options: RunOptions) -> Callable[[float], Engine]:
     index_path = resolve_index(options.index_path, bundle_dir)
     index = load_index(index_path)
     index.check_bundle(bundle.config, index_path=index_path, bundle_path=bundle_dir)
-    config = EngineConfig(stride_frames=options.stride_frames)
+    config = EngineConfig(stride_frames=options.stride_frames, search=options.search)
+    from .ann import make_search
+
+    make_search(index, index.embeddings[:0], options.search, index_path=str(index_path))  # refuse early, one line
 
     def make_engine(input_rate_hz: float, *, midi: bool = False) -> Engine:
         if midi:  # piano-roll frames from a MIDI source (follower.midi_engine)

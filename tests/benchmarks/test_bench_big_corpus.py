@@ -1,0 +1,46 @@
+"""The big-corpus benchmark's material: roll sets written as MIDI, transposed copies, sized indexes."""
+
+import numpy as np
+
+from benchmarks.big_corpus import transpose_midi, write_notes_midi
+from follower.midi import load_midi
+
+
+def test_notes_written_as_midi_come_back_on_their_times(tmp_path):
+    notes = [(0.0, 0.5, 60), (0.25, 1.0, 64), (1.0, 1.75, 67)]
+    write_notes_midi(tmp_path / "x.mid", notes, name="roll 1")
+    got = load_midi(tmp_path / "x.mid").notes
+    assert sorted(zip(got["start_s"].round(3), got["end_s"].round(3), got["pitch"])) == sorted(notes)
+
+
+def test_a_transposed_copy_moves_every_pitched_note_and_keeps_the_drums(tmp_path):
+    import mido
+
+    mid = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    for note, channel in ((60, 0), (72, 1), (36, 9)):
+        track += [mido.Message("note_on", note=note, velocity=80, channel=channel, time=0),
+                  mido.Message("note_off", note=note, velocity=0, channel=channel, time=240)]
+    mid.tracks.append(track)
+    mid.save(tmp_path / "src.mid")
+    assert transpose_midi(tmp_path / "src.mid", tmp_path / "t" / "up3.mid", 3)
+    before, after = load_midi(tmp_path / "src.mid").notes, load_midi(tmp_path / "t" / "up3.mid").notes
+    shift = np.where(before["is_drum"], 0, 3)
+    np.testing.assert_array_equal(after["pitch"], before["pitch"] + shift)
+    np.testing.assert_allclose(after["start_s"], before["start_s"])
+    assert not transpose_midi(tmp_path / "missing.mid", tmp_path / "t" / "none.mid", 1)
+
+
+def test_sized_indexes_cut_whole_pieces_or_add_random_rows():
+    from benchmarks.scale import sized_index
+    from tests.benchmarks.test_bench_index_growth import tiny_index
+
+    real = tiny_index([f"p{i}" for i in range(10)], 20)
+    real.header.update(frame_rate_hz=20.0)
+    small = sized_index(real, 70)
+    assert small.n_snippets == 60 and small.n_pieces == 3  # whole pieces only
+    np.testing.assert_array_equal(small.embeddings, real.embeddings[:60])
+    big = sized_index(real, 1000)
+    assert big.n_snippets == 1000
+    np.testing.assert_array_equal(big.embeddings[:200], real.embeddings)
+    np.testing.assert_allclose(np.linalg.norm(big.embeddings[200:].astype(np.float32), axis=1), 1, atol=2e-3)
