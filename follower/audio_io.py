@@ -26,15 +26,21 @@ EOF = None  # the sentinel a source puts when it has no more audio
 
 
 class BlockQueue:
-    """Bounded queue of audio blocks; a full queue drops (live) or waits (file)."""
+    """Bounded queue of audio blocks; a full queue drops (live) or waits (file).
+
+    Each block is stamped with the monotonic time it arrived, so the worker knows how
+    old the audio it processes is (the lag between the audio and the output).
+    """
 
     def __init__(self, max_blocks: int = 256):
         self._q: queue.Queue = queue.Queue(maxsize=max_blocks)
+        self.max_blocks = max_blocks
         self.dropped = 0
+        self.stamp = 0.0  # arrival time of the item get() returned last
 
     def put_nowait(self, block) -> None:
         try:
-            self._q.put_nowait(block)
+            self._q.put_nowait((time.monotonic(), block))
         except queue.Full:
             self.dropped += 1
 
@@ -42,7 +48,7 @@ class BlockQueue:
         """Enqueue an end marker even when full (the oldest block makes room): it must arrive."""
         while True:
             try:
-                self._q.put_nowait(item)
+                self._q.put_nowait((time.monotonic(), item))
                 return
             except queue.Full:
                 try:
@@ -54,14 +60,28 @@ class BlockQueue:
     def put(self, block, stop: threading.Event) -> bool:
         while not stop.is_set():
             try:
-                self._q.put(block, timeout=0.1)
+                self._q.put((time.monotonic(), block), timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
     def get(self, timeout: float):
-        return self._q.get(timeout=timeout)
+        self.stamp, item = self._q.get(timeout=timeout)
+        return item
+
+    def drain(self) -> list:
+        """Every item waiting now, oldest first, as (arrival time, item); never blocks."""
+        out = []
+        while True:
+            try:
+                out.append(self._q.get_nowait())
+            except queue.Empty:
+                return out
+
+    def depth(self) -> int:
+        """Items waiting (approximate while the source is putting)."""
+        return self._q.qsize()
 
 
 class FileSource:

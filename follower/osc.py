@@ -5,22 +5,28 @@ Addresses (all values plain Python int/float/str; python-osc rejects numpy scala
   /follower/piece       s:piece_id s:title f:confidence   on change, then once a second
   /follower/position    f:position_beats f:position_s f:confidence   every update while a piece is locked
   /follower/tempo       f:ratio f:bpm                     every update while a piece is locked
-  /follower/state       s:searching|following|lost        on change, then once a second
+  /follower/state       s:searching|following|lost        on change, then once a second;
+                        s:stopped once when the follower ends (the source ended, an error, Ctrl-C, SIGTERM)
   /follower/candidates  s:piece_id f:score ... (top five)  every update
 
 Sending never blocks and never stops the follower: the socket is non-blocking, the
 host is resolved once at start (so no DNS lookup per message), and send errors (an
-ICMP "port unreachable" when nobody listens, a full buffer) are counted, not raised.
+ICMP "port unreachable" when nobody listens, a full buffer, a network that went away)
+are counted, not raised; the first failure of a run is reported once on stderr.
 """
 
 from __future__ import annotations
 
 import socket
+import sys
 
 from .errors import ConfigError
 
 DEFAULT_OSC = "127.0.0.1:9000"
 RESEND_S = 1.0
+STOPPED = "stopped"  # the last /follower/state of a run
+# nobody listening on loopback (ECONNREFUSED after an ICMP port unreachable) is normal, not worth a line
+QUIET_ERRNOS = {111}
 
 
 def parse_host_port(text: str) -> tuple[str, int]:
@@ -73,8 +79,11 @@ class OscSender:
         try:
             self.client.send_message(address, list(values))
             self.sent += 1
-        except OSError:
-            self.errors += 1  # nobody listening, or the buffer is full: drop, never block
+        except OSError as e:
+            self.errors += 1  # nobody listening, the buffer is full, no route: drop, never block
+            if self.errors == 1 and e.errno not in QUIET_ERRNOS:
+                print(f"warning: OSC to {self.target}: sending failed ({e.strerror or e}); the follower carries on "
+                      "and keeps trying (failures are counted in --stats)", file=sys.stderr, flush=True)
 
     def emit(self, u) -> None:
         """Send what one engine update means for Max."""
@@ -96,4 +105,6 @@ class OscSender:
             self.send("/follower/candidates", *flat)
 
     def close(self) -> None:
+        """Tell the receiver that the follower has stopped, then close the socket."""
+        self.send("/follower/state", STOPPED)
         self.client._sock.close()

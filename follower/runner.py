@@ -13,7 +13,9 @@ thread only waits (and turns Ctrl-C into a clean stop with the statistics).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import queue
+import signal
 import sys
 import threading
 import time
@@ -26,11 +28,16 @@ import numpy as np
 from .errors import BadAudioError, ConfigError
 from .osc import DEFAULT_OSC
 from .paths import DEFAULT_BUNDLE
+from .runstats import Stats
+
+LOST = "lost"  # follower.engine.LOST, without importing the engine before the model is needed
 
 if TYPE_CHECKING:
     from .engine import Engine
 
 STALL_S = 2.0  # a live input that delivers nothing this long has stopped
+BEHIND_S = 0.25  # more audio than this waiting for the worker: skip updates to catch up
+BEHIND_REPORT_S = 10.0  # at most one "cannot keep up" line this often
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -50,6 +57,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds of audio")
     p.add_argument("--quiet", action="store_true", help="no live line on the console")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (1 leaves cores to the audio)")
+    p.add_argument("--max-lag", type=float, default=BEHIND_S, metavar="S",
+                   help=f"live or real-time audio that may wait for processing before updates are skipped to catch "
+                        f"up (default {BEHIND_S}; the output then stays within about S of the audio); inf = never "
+                        "skip (the queue may grow up to --buffer)")
 
 
 @dataclass(frozen=True)
@@ -65,8 +76,11 @@ class RunOptions:
     stride_frames: int = 1                # an update every this many spectrogram frames
     duration_s: float | None = None       # stop after this much audio; None = when the source ends
     onnx_threads: int = 1                 # onnxruntime intra-op threads of each encoder
+    max_lag_s: float = BEHIND_S           # waiting audio beyond this: skip updates to catch up (inf = never)
 
     def __post_init__(self):
+        if not self.max_lag_s > 0:
+            raise ConfigError(f"--max-lag {self.max_lag_s} must be a positive number of seconds (or inf)")
         if self.stride_frames < 1:
             raise ConfigError(f"--stride {self.stride_frames} must be a positive number of frames")
         if self.console and self.jsonl_path == "-":
@@ -79,7 +93,7 @@ class RunOptions:
                    jsonl_path=args.jsonl or None,
                    console=not args.quiet and args.jsonl != "-",  # JSON lines on stdout replace the live line
                    stats=args.stats, stride_frames=args.stride, duration_s=args.duration,
-                   onnx_threads=args.threads)
+                   onnx_threads=args.threads, max_lag_s=getattr(args, "max_lag", BEHIND_S))
 
 
 def load(options: RunOptions) -> Callable[[float], Engine]:
@@ -114,26 +128,27 @@ class Output(Protocol):
     def close(self) -> None: ...
 
 
-class Stats:
-    """What ``--stats`` reports: the worker's processing time per update and in all, against audio time."""
-
-    def __init__(self):
-        self.latency_ms: list = []
-        self.busy_s = 0.0
-        self.audio_s = 0.0
-
-    def report(self, source, blocks, osc) -> str:
-        lat = np.array(self.latency_ms) if self.latency_ms else np.zeros(1)
-        rtf = self.busy_s / self.audio_s if self.audio_s else float("nan")
-        return (f"stats: {len(self.latency_ms)} updates over {self.audio_s:.1f} s of audio; latency per update "
-                f"p50 {np.percentile(lat, 50):.2f} ms, p99 {np.percentile(lat, 99):.2f} ms, "
-                f"max {lat.max():.2f} ms; real-time factor {rtf:.3f} (processing / audio time); "
-                f"input overflows {source.overflows}, blocks dropped {blocks.dropped}; "
-                f"OSC sent {osc.sent}, send errors {osc.errors}")
+def _lost(update):
+    """The last update, restated as ``lost``: what the outputs hear when the input disappears."""
+    return dataclasses.replace(update, state=LOST, state_changed=update.state != LOST, latency_ms=0.0,
+                               piece_changed=False)
 
 
-def run(source, make_engine, options: RunOptions) -> int:
-    """Follow ``source`` until it ends, ``options.duration_s`` is reached or Ctrl-C; return the exit code."""
+def run(source, make_engine, options: RunOptions, *, observers=(), stats: Stats | None = None) -> int:
+    """Follow ``source`` until it ends, ``options.duration_s`` is reached, Ctrl-C or SIGTERM; return the exit code.
+
+    ``observers`` get every update after the outputs (``emit(update)``, ``close()``);
+    they may read ``stats`` and the block queue (``observer.blocks`` is set before the
+    audio starts) -- the soak benchmark watches a run this way.
+
+    Falling behind: a live input (or a file replayed in real time) cannot wait for
+    the worker. When more than ``options.max_lag_s`` of audio is waiting, the worker takes
+    all of it at once and computes only the newest update over it (the skipped
+    updates' audio still enters the window), so the queue never grows and the output
+    stays within about that plus one update of the audio. It says so on
+    stderr (at most once every ``BEHIND_REPORT_S``), counts the skipped updates in
+    ``--stats``, and goes back to every update as soon as the queue is empty again.
+    """
     from .audio_io import EOF, BlockQueue, DeviceSource
     from .console import Console
     from .jsonlog import JsonlWriter
@@ -141,30 +156,47 @@ def run(source, make_engine, options: RunOptions) -> int:
 
     osc = OscSender(options.osc_target)  # opened first: an unusable target is refused before any file is written
     outputs: list[Output] = [osc]
+    jsonl = None
     if options.jsonl_path:
-        outputs.append(JsonlWriter(options.jsonl_path))
+        jsonl = JsonlWriter(options.jsonl_path)
+        outputs.append(jsonl)
     if options.console:
         outputs.append(Console())
+    outputs += list(observers)
     engine = make_engine(source.rate_hz)
     engine.warm_up()  # numba compiled (or loaded from cache) and onnxruntime run before audio starts
-    stats = Stats()
+    stats = stats if stats is not None else Stats()
     blocks = BlockQueue(source.queue_blocks)
+    for o in observers:
+        o.blocks = blocks
     stop = threading.Event()
     failure: list = []
-
     live = isinstance(source, DeviceSource)
+    paced = live or getattr(source, "realtime", False)  # audio that will not wait for the worker
+    last_update: list = []
+
+    def emit(u) -> None:
+        for o in outputs:
+            o.emit(u)
 
     def work():
         try:
             done = 0.0
+            pending: list = []       # (arrival, item) taken from the queue but not yet processed
+            behind_told = -1e9
+            behind = False
             while not stop.is_set():
-                try:
-                    block = blocks.get(timeout=STALL_S)
-                except queue.Empty:
-                    if live:  # a live input that went quiet would still deliver (silent) blocks
-                        raise BadAudioError(f"{source.name} delivered no audio for {STALL_S:.0f} s "
-                                            "(disconnected?); check the device and restart") from None
-                    continue
+                if pending:
+                    stamp, block = pending.pop(0)
+                else:
+                    try:
+                        block = blocks.get(timeout=STALL_S)
+                    except queue.Empty:
+                        if live:  # a live input that went quiet would still deliver (silent) blocks
+                            raise BadAudioError(f"{source.name} delivered no audio for {STALL_S:.0f} s "
+                                                "(disconnected?); check the device and restart") from None
+                        continue
+                    stamp = blocks.stamp
                 if isinstance(block, Exception):
                     raise block
                 last = block is EOF
@@ -172,50 +204,92 @@ def run(source, make_engine, options: RunOptions) -> int:
                     raise BadAudioError(f"{source.name} stopped (the device disappeared?); "
                                         "reconnect it and restart `follower listen`")
                 data = np.zeros((0, 1), np.float32) if last else block
+                oldest = stamp
+                catch_up = False
+                if paced and not last and blocks.depth() * len(block) / source.rate_hz > options.max_lag_s:
+                    waiting = blocks.drain()
+                    chunk = [data]
+                    while waiting and isinstance(waiting[0][1], np.ndarray):
+                        chunk.append(waiting.pop(0)[1])
+                    pending.extend(waiting)  # the end marker or an error, handled next
+                    data = np.concatenate(chunk)
+                    catch_up = True
+                    backlog_s = len(data) / source.rate_hz
+                    stats.max_backlog_s = max(stats.max_backlog_s, backlog_s)
+                    if not behind:
+                        stats.behind += 1
+                        behind = True
+                        now = time.monotonic()
+                        if now - behind_told >= BEHIND_REPORT_S:
+                            behind_told = now
+                            print(f"warning: processing cannot keep up with the audio ({backlog_s:.2f} s waiting); "
+                                  "skipping updates until it catches up (counted in --stats)",
+                                  file=sys.stderr, flush=True)
+                elif behind and blocks.depth() == 0:
+                    behind = False
                 if options.duration_s is not None:
                     room = int(max(options.duration_s - done, 0) * source.rate_hz)
                     if len(data) >= room:
                         data, last = data[:room], True
                 t0 = time.perf_counter()
+                skipped = engine.skipped_updates
                 try:
-                    updates = engine.push(data, last=last)
+                    updates = engine.push(data, last=last, max_updates=1 if catch_up else None)
                 except BadAudioError as e:
                     raise BadAudioError(f"{source.name}: {e}") from e
+                stats.skipped += engine.skipped_updates - skipped
                 stats.busy_s += time.perf_counter() - t0
                 done += len(data) / source.rate_hz
                 stats.audio_s = done
                 for u in updates:
-                    stats.latency_ms.append(u.latency_ms)
-                    for o in outputs:
-                        o.emit(u)
+                    stats.latency.add(u.latency_ms)
+                    emit(u)
+                if updates:
+                    stats.lag.add((time.monotonic() - oldest) * 1e3)
+                    last_update[:] = updates[-1:]
                 if last:
                     return
         except BaseException as e:  # noqa: BLE001 - handed to the main thread, printed as one line
+            if isinstance(e, BadAudioError) and live and last_update:
+                try:
+                    emit(_lost(last_update[0]))  # Max hears that the input is gone before `stopped`
+                except Exception:  # noqa: BLE001 - the failure itself is what gets reported
+                    pass
             failure.append(e)
         finally:
             stop.set()
 
+    def terminate(signum, frame):  # SIGTERM (a service manager, kill): stop as Ctrl-C does
+        raise KeyboardInterrupt
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, terminate)
     worker = threading.Thread(target=work, name="follower-worker", daemon=True)
     worker.start()
     interrupted = False
     try:
-        source.start(blocks, stop)
-        while worker.is_alive():
-            worker.join(timeout=0.2)
-    except KeyboardInterrupt:
-        interrupted = True
-        stop.set()
-        worker.join(timeout=2)
-    except BaseException:
-        stop.set()
-        raise
+        try:
+            source.start(blocks, stop)
+            while worker.is_alive():
+                worker.join(timeout=0.2)
+        except KeyboardInterrupt:
+            interrupted = True
+            stop.set()
+            worker.join(timeout=2)
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            stop.set()
+            source.stop()
+            for o in reversed(outputs):  # observers, the console's last line first, the OSC socket (`stopped`) last
+                o.close()
     finally:
-        stop.set()
-        source.stop()
-        for o in reversed(outputs):  # the console's last line first, the OSC socket last
-            o.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if options.stats:
         print(stats.report(source, blocks, osc), file=sys.stderr)
     if failure and not interrupted:
         raise failure[0]
-    return 0
+    return 2 if jsonl is not None and jsonl.failed else 0

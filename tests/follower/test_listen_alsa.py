@@ -75,7 +75,8 @@ def test_listen_follows_what_the_device_captures(alsa_home, chroma_bundle, corpu
     env, duration_s = alsa_home
     r = subprocess.run([sys.executable, "-m", "follower.cli", "listen", "--device", "follower_test", "--rate", "22050",
                         "--duration", f"{duration_s:.2f}", "--buffer", "60", "--bundle", str(chroma_bundle),
-                        "--index", str(corpus_index), "--osc", "127.0.0.1:9", "--jsonl", "-", "--stats"],
+                        "--index", str(corpus_index), "--osc", "127.0.0.1:9", "--jsonl", "-", "--stats",
+                        "--max-lag", "inf"],  # the capture runs faster than real time: let it queue
                        capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
