@@ -36,7 +36,7 @@ class BlockQueue:
         self._q: queue.Queue = queue.Queue(maxsize=max_blocks)
         self.max_blocks = max_blocks
         self.dropped = 0
-        self.stamp = 0.0  # arrival time of the item get() returned last
+        self.stamp = time.monotonic()  # arrival time of the item get() returned last (at first: its creation)
 
     def put_nowait(self, block) -> None:
         try:

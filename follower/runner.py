@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from .errors import BadAudioError, ConfigError
-from .osc import DEFAULT_OSC
+from .osc import DEFAULT_OSC, DEFAULT_PREFIX
 from .paths import DEFAULT_BUNDLE
 from .runstats import Stats
 
@@ -48,6 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="piece index built with that bundle (default: the *.index.npz shipped in the bundle folder)")
     p.add_argument("--osc", default=DEFAULT_OSC, metavar="HOST:PORT",
                    help=f"where to send OSC (default {DEFAULT_OSC}); sending never blocks")
+    p.add_argument("--osc-prefix", default=DEFAULT_PREFIX, metavar="ADDR",
+                   help=f"OSC address prefix (default {DEFAULT_PREFIX}); give each follower sending to the same "
+                        "port its own, e.g. /violin")
     p.add_argument("--jsonl", default=None, metavar="PATH|-",
                    help="write one JSON object per update (keys t, piece, title, position_s, position_beats, "
                         "tempo, confidence, state, latency_ms); - = stdout (replaces the live line)")
@@ -77,8 +80,12 @@ class RunOptions:
     duration_s: float | None = None       # stop after this much audio; None = when the source ends
     onnx_threads: int = 1                 # onnxruntime intra-op threads of each encoder
     max_lag_s: float = BEHIND_S           # waiting audio beyond this: skip updates to catch up (inf = never)
+    osc_prefix: str = DEFAULT_PREFIX      # replaces /follower in every OSC address
 
     def __post_init__(self):
+        from .osc import check_prefix
+
+        check_prefix(self.osc_prefix)
         if not self.max_lag_s > 0:
             raise ConfigError(f"--max-lag {self.max_lag_s} must be a positive number of seconds (or inf)")
         if self.stride_frames < 1:
@@ -93,7 +100,8 @@ class RunOptions:
                    jsonl_path=args.jsonl or None,
                    console=not args.quiet and args.jsonl != "-",  # JSON lines on stdout replace the live line
                    stats=args.stats, stride_frames=args.stride, duration_s=args.duration,
-                   onnx_threads=args.threads, max_lag_s=getattr(args, "max_lag", BEHIND_S))
+                   onnx_threads=args.threads, max_lag_s=getattr(args, "max_lag", BEHIND_S),
+                   osc_prefix=getattr(args, "osc_prefix", DEFAULT_PREFIX))
 
 
 def load(options: RunOptions) -> Callable[[float], Engine]:
@@ -154,7 +162,7 @@ def run(source, make_engine, options: RunOptions, *, observers=(), stats: Stats 
     from .jsonlog import JsonlWriter
     from .osc import OscSender
 
-    osc = OscSender(options.osc_target)  # opened first: an unusable target is refused before any file is written
+    osc = OscSender(options.osc_target, options.osc_prefix)  # opened first: an unusable target is refused before any file is written
     outputs: list[Output] = [osc]
     jsonl = None
     if options.jsonl_path:
@@ -170,6 +178,7 @@ def run(source, make_engine, options: RunOptions, *, observers=(), stats: Stats 
     for o in observers:
         o.blocks = blocks
     stop = threading.Event()
+    finished = threading.Event()  # the worker is done (waiting on it, unlike Thread.join, is safe to interrupt)
     failure: list = []
     live = isinstance(source, DeviceSource)
     paced = live or getattr(source, "realtime", False)  # audio that will not wait for the worker
@@ -189,10 +198,11 @@ def run(source, make_engine, options: RunOptions, *, observers=(), stats: Stats 
                 if pending:
                     stamp, block = pending.pop(0)
                 else:
-                    try:
-                        block = blocks.get(timeout=STALL_S)
+                    try:  # short waits, so that a stop (Ctrl-C, SIGTERM) is seen at once
+                        block = blocks.get(timeout=0.1)
                     except queue.Empty:
-                        if live:  # a live input that went quiet would still deliver (silent) blocks
+                        # a live input that went quiet would still deliver (silent) blocks
+                        if live and time.monotonic() - blocks.stamp > STALL_S:
                             raise BadAudioError(f"{source.name} delivered no audio for {STALL_S:.0f} s "
                                                 "(disconnected?); check the device and restart") from None
                         continue
@@ -258,6 +268,7 @@ def run(source, make_engine, options: RunOptions, *, observers=(), stats: Stats 
             failure.append(e)
         finally:
             stop.set()
+            finished.set()
 
     def terminate(signum, frame):  # SIGTERM (a service manager, kill): stop as Ctrl-C does
         raise KeyboardInterrupt
@@ -271,12 +282,12 @@ def run(source, make_engine, options: RunOptions, *, observers=(), stats: Stats 
     try:
         try:
             source.start(blocks, stop)
-            while worker.is_alive():
-                worker.join(timeout=0.2)
+            while not finished.wait(0.2):
+                pass
         except KeyboardInterrupt:
             interrupted = True
             stop.set()
-            worker.join(timeout=2)
+            finished.wait(2)
         except BaseException:
             stop.set()
             raise
