@@ -15,7 +15,10 @@ processed exactly as live input is (madmom's principle).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
+import sys
 import threading
 import time
 from pathlib import Path
@@ -84,6 +87,29 @@ class BlockQueue:
         return self._q.qsize()
 
 
+@contextlib.contextmanager
+def quiet_stderr(active: bool = True):
+    """Silence what C libraries print on file descriptor 2 (libmpg123 warns about damaged mp3 files
+    on its own, which would add lines to the one error line the user gets)."""
+    if not active:
+        yield
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        yield
+        return
+    sys.stderr.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 class FileSource:
     """Replays an audio file into the queue; see the module docstring."""
 
@@ -97,7 +123,8 @@ class FileSource:
         if self.path.stat().st_size == 0:
             raise BadAudioError(f"{path}: empty file (0 bytes); give a wav, flac, ogg or mp3 recording")
         try:
-            info = sf.info(str(self.path))
+            with quiet_stderr(self.path.suffix.lower() == ".mp3"):
+                info = sf.info(str(self.path))
         except Exception as e:  # soundfile raises LibsndfileError / RuntimeError / TypeError
             raise BadAudioError(f"{path}: not a readable audio file ({e}); give a wav, flac, ogg or mp3 "
                                 "recording") from e
