@@ -223,8 +223,7 @@ def score(rec: Recorder, segments: list[Segment], programme_s: float, pieces: li
     n = rec.n
     t = rec.t[:n].astype(np.float64)
     loop_t = np.mod(t, programme_s)
-    out = {"pieces_right": 0, "pieces": 0, "piece_time_right": 0.0, "outside_false_follow": 0.0,
-           "noise_false_follow": 0.0}
+    out = {"pieces_right": 0, "pieces": 0, "piece_time_right": 0.0, "outside_false_follow": 0.0}
     seg_of = np.searchsorted([s.start_s for s in segments], loop_t, side="right") - 1
     follow = rec.state[:n] == STATES.index("following")
     per_piece = []
@@ -319,6 +318,10 @@ def run(args) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     pieces = args.pieces.split(",") if args.pieces else default_pieces(corpus, args.n_pieces, args.seed)
+    missing = [p for p in pieces if not (corpus / f"{p}.mid").is_file()]
+    if not pieces or missing or not Path(args.outside).is_file():
+        sys.exit(f"error: no MIDI pieces to play in {corpus} (missing: {', '.join(missing) or 'all'}) or no "
+                 f"--outside file {args.outside}; give --corpus (the folder the index was built from)")
     print(f"rendering the programme: {len(pieces)} pieces ({', '.join(pieces)}), outside {args.outside}",
           file=sys.stderr, flush=True)
     audio, segments = build_programme(corpus, pieces, Path(args.outside), args.soundfont, args.seed, args.piece_s)
