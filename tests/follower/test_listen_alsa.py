@@ -95,8 +95,9 @@ def test_a_device_that_disappears_ends_the_run_with_one_line(alsa_home, chroma_b
         from follower import cliutil, runner
         from follower.audio_io import DeviceSource
 
+        # max_lag_s: the capture runs faster than real time; let it queue instead of skipping updates
         options = runner.RunOptions(bundle_dir={str(chroma_bundle)!r}, index_path={str(corpus_index)!r},
-                                    osc_target="127.0.0.1:9", console=False)
+                                    osc_target="127.0.0.1:9", console=False, max_lag_s=float("inf"))
 
         def go(a):
             make_engine = runner.load(a)
