@@ -399,8 +399,12 @@ def run(*, cases: int, seed: int, corpus: Path, bundle_dir: str, index_path: str
     t0 = time.perf_counter()
     try:
         for case in range(cases):
+            # the spawned sample: cases k*N (MIDI, through both builds) and k*N + 1 (audio, through replay)
+            spawn = bool(spawn_every) and case % spawn_every in (0, 1)
             kind = (MIDI_KINDS + AUDIO_KINDS)[int(rng.integers(0, len(MIDI_KINDS) + len(AUDIO_KINDS)))] \
                 if case % 2 else MIDI_KINDS[int(rng.integers(0, 2))]
+            if spawn and case % 2:
+                kind = AUDIO_KINDS[int(rng.integers(0, len(AUDIO_KINDS)))]
             if kind == "midi-mutated":
                 data, suffix = mutate_midi(seeds[int(rng.integers(0, len(seeds)))], rng), ".mid"
             elif kind == "midi-random":
@@ -414,13 +418,13 @@ def run(*, cases: int, seed: int, corpus: Path, bundle_dir: str, index_path: str
             path.write_bytes(data)
             if kind.startswith("midi"):
                 targets = [("index", index_build(setup, path))]
-                if case % 8 == 0:  # a render per case would dominate the run: one MIDI case in four
+                if case % 8 == 0 or spawn:  # a render per case would dominate the run: one MIDI case in four
                     targets.append(("dataset", dataset_build(setup, path)))
             else:
                 targets = [("replay", replay(setup, path))]
             for target, call in targets:
                 setup.outcomes.append(checked(setup, case, kind, path, target, call))
-            if spawn_every and case % spawn_every == spawn_every // 2:
+            if spawn:
                 for target, _ in targets:
                     setup.outcomes.append(spawned(setup, case, kind, path, target))
             if any(o.failed for o in setup.outcomes[-3:] if o.case == case):

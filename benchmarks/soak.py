@@ -10,7 +10,7 @@ delivers audio at exactly the rate a sound card would. The follower runs in this
 process as ``follower listen`` does (:func:`follower.runner.run` with a
 :class:`follower.audio_io.DeviceSource`); an observer records every update.
 
-Recorded: RSS once a second, per-update processing latency, the output lag (wall
+Recorded: RSS and the machine's load average once a second, per-update processing latency, the output lag (wall
 time minus the audio time the update covers, relative to the run's quickest update),
 queue depth, dropped blocks and input overflows, skipped updates, and the
 state/piece sequence, which is scored against the programme.
@@ -211,7 +211,9 @@ class Recorder:
         while not self._stop.wait(1.0):
             with open("/proc/self/statm") as f:
                 rss = int(f.read().split()[1]) * page_kb / 1024
-            self.rss_mb.append((time.monotonic(), rss))
+            with open("/proc/loadavg") as f:
+                load1 = float(f.read().split()[0])
+            self.rss_mb.append((time.monotonic(), rss, load1))
             dropped = self.blocks.dropped if self.blocks is not None else 0
             self.drops.append((time.monotonic(), dropped, source.overflows, self.stats.skipped))
 
@@ -263,7 +265,7 @@ def window_p99(rec: Recorder, start_s: float, end_s: float) -> float:
 def summarise(rec: Recorder, segments, programme_s, pieces, minutes, warmup_s, busy, stats) -> dict:
     n = rec.n
     t = rec.t[:n]
-    rss = np.array(rec.rss_mb) if rec.rss_mb else np.zeros((1, 2))
+    rss = np.array(rec.rss_mb) if rec.rss_mb else np.zeros((1, 3))
     rss_t = rss[:, 0] - (rec.t_start or rss[0, 0])
     after = rss[rss_t >= warmup_s, 1]
     drops = np.array(rec.drops) if rec.drops else np.zeros((1, 4))
@@ -284,6 +286,10 @@ def summarise(rec: Recorder, segments, programme_s, pieces, minutes, warmup_s, b
         "latency_p99_first_window_ms": round(window_p99(rec, 0, win), 2),
         "latency_p99_last_window_ms": round(window_p99(rec, total_s - win, total_s + 1), 2),
         "window_s": round(win, 1),
+        # the machine's 1-minute load average (other work shares the cores) over the same two windows
+        "load_first_window": round(float(rss[rss_t < win, 2].mean()), 1) if (rss_t < win).any() else None,
+        "load_last_window": round(float(rss[rss_t >= total_s - win, 2].mean()), 1)
+        if (rss_t >= total_s - win).any() else None,
         "lag_p50_ms": round(float(np.percentile(lag, 50)) * 1e3, 1) if n else None,
         "lag_p99_ms": round(float(np.percentile(lag, 99)) * 1e3, 1) if n else None,
         "lag_max_ms": round(float(lag.max()) * 1e3, 1) if n else None,
@@ -406,8 +412,9 @@ def markdown(s: dict, command: str) -> str:
              f"| RSS after warm-up / at the end (growth) | {s['rss_after_warmup_mb']} / {s['rss_end_mb']} MB "
              f"({s['rss_growth_after_warmup_mb']:+} MB) |",
              f"| per-update latency p50 / p99 | {s['latency_p50_ms']} / {s['latency_p99_ms']} ms |",
-             f"| p99 first / last {s['window_s'] / 60:.0f} min | {s['latency_p99_first_window_ms']} / "
-             f"{s['latency_p99_last_window_ms']} ms |",
+             f"| p99 first / last {s['window_s'] / 60:.0f} min (machine load average then) | "
+             f"{s['latency_p99_first_window_ms']} / {s['latency_p99_last_window_ms']} ms "
+             f"({s['load_first_window']} / {s['load_last_window']}) |",
              f"| output lag p50 / p99 / max | {s['lag_p50_ms']} / {s['lag_p99_ms']} / {s['lag_max_ms']} ms |",
              f"| queue depth max | {s['queue_depth_max_blocks']} blocks of {BLOCK} frames |",
              f"| blocks dropped / input overflows | {s['blocks_dropped']} / {s['input_overflows']} |",

@@ -143,7 +143,8 @@ def valid_audio(signal, *, name: str = "audio") -> np.ndarray:
     elif x.dtype.kind != "f":
         raise BadAudioError(f"{name} has dtype {x.dtype}; expected float or integer PCM samples")
     if x.ndim == 2:
-        x = x.mean(axis=1)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf + -inf: caught as not finite just below
+            x = x.mean(axis=1)
     elif x.ndim != 1:
         raise BadAudioError(f"{name} has shape {x.shape}; expected (samples,) or (samples, channels)")
     x = x.astype(np.float32, copy=False)
