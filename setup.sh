@@ -6,9 +6,9 @@
 #   bash setup.sh        install only
 #
 # Installs: system packages (fluidsynth, soundfonts, PortAudio) where apt-get and root
-# are available, a virtualenv in .venv, and the project with its training and test extras.
+# are available, a virtualenv in .venv, and the project with its training, test and midi extras.
 # torch is installed first, pinned to 2.13.0 (CPU build): an unpinned torch would pull
-# a multi-GB CUDA build.
+# a multi-GB CUDA build. The midi extra (python-rtmidi) brings MIDI ports.
 set -euo pipefail
 cd "$(dirname "$0")"
 mode="${1:-install}"
@@ -33,6 +33,19 @@ elif ! command -v dpkg >/dev/null 2>&1; then
   echo "   macOS: brew install fluid-synth portaudio; Windows: see README.md"
 fi
 
+# Chromium, for the live view's test in a real headless browser (skipped without one). On its own:
+# a distribution without a `chromium` package (Ubuntu ships it as a snap) still gets everything else.
+if command -v dpkg >/dev/null 2>&1 && ! dpkg -s chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "== installing chromium (the live view's browser test)"
+    chromium_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; }
+    chromium_install || { apt-get update -qq && chromium_install; } \
+      || echo "== chromium could not be installed; the live view's browser test will be skipped"
+  elif command -v apt-get >/dev/null 2>&1; then
+    echo "== optional: sudo apt-get install chromium   (for the live view's browser test)"
+  fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
   echo "== creating .venv"
   "$PY" -m venv .venv
@@ -42,7 +55,7 @@ if ! .venv/bin/python -c "import torch, follower, training" >/dev/null 2>&1 \
   echo "== installing Python packages into .venv"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
   .venv/bin/python -m pip install -q "torch==2.13.0"
-  .venv/bin/python -m pip install -q -e ".[training,dev]"
+  .venv/bin/python -m pip install -q -e ".[training,dev,midi]"
   touch .venv/.installed
 fi
 

@@ -46,6 +46,12 @@ def merge_indexes(paths: list[Path], out: Path) -> Path:
         "duration_s": np.concatenate([p.duration_s for p in parts]),
     }
     assert set(arrays) == set(ARRAYS)
+    if all(p.has_notes for p in parts):  # the frame-level aligner's notes travel with their pieces
+        note_offsets = np.cumsum([0] + [len(p.note_onset_s) for p in parts])
+        arrays.update(note_start=np.concatenate([[0]] + [p.note_start[1:] + off for p, off in zip(parts, note_offsets)]),
+                      note_onset_s=np.concatenate([p.note_onset_s for p in parts]),
+                      note_end_s=np.concatenate([p.note_end_s for p in parts]),
+                      note_pitch=np.concatenate([p.note_pitch for p in parts]))
     return save_index(Index(header=header, **arrays), out)
 
 

@@ -10,7 +10,7 @@ processed exactly as live input is (madmom's principle).
 * :class:`FileSource`: a thread reading the file with soundfile (wav, flac, ogg,
   mp3; any rate and channel count) block by block, paced in real time or, with
   ``realtime=False``, as fast as the worker takes them (it then waits instead of
-  dropping).
+  dropping), in long blocks whose windows the engine embeds in batches.
 """
 
 from __future__ import annotations
@@ -113,7 +113,10 @@ def quiet_stderr(active: bool = True):
 class FileSource:
     """Replays an audio file into the queue; see the module docstring."""
 
-    def __init__(self, path, *, block_frames: int = 1024, realtime: bool = True):
+    PACED_BLOCK = 1024          # samples per block in real time (the engine cuts longer blocks to this size)
+    FAST_BLOCK = 128 * 1024     # without pacing (3-6 s): the engine embeds their windows in batches
+
+    def __init__(self, path, *, block_frames: int | None = None, realtime: bool = True):
         import soundfile as sf
 
         self.path = Path(path)
@@ -133,7 +136,8 @@ class FileSource:
         self.rate_hz = float(info.samplerate)
         self.channels = int(info.channels)
         self.duration_s = info.frames / info.samplerate
-        self.block_frames = int(block_frames)
+        # paced: small blocks, as a sound card delivers them; fast: long ones (Engine._embed_ahead)
+        self.block_frames = int(block_frames or (self.PACED_BLOCK if realtime else self.FAST_BLOCK))
         self.realtime = realtime
         self.queue_blocks = 64
         self.overflows = 0
@@ -231,7 +235,8 @@ class DeviceSource:
         self.name = f"input {info['name']!r}"
         self.rate_hz = float(rate_hz or info["default_samplerate"])
         self.channels = max(1, min(int(channels), int(info["max_input_channels"])))
-        self.block_frames = int(block_frames)
+        # paced: small blocks, as a sound card delivers them; fast: long ones (Engine._embed_ahead)
+        self.block_frames = int(block_frames or (self.PACED_BLOCK if realtime else self.FAST_BLOCK))
         # how much audio may wait for the worker before blocks are dropped
         self.queue_blocks = max(8, int(buffer_s * self.rate_hz / self.block_frames) + 1)
         self.duration_s = None

@@ -49,6 +49,9 @@ class BundleConfig(JsonConfig):
     versions: dict = field(default_factory=dict)   # package versions at export time
     sha256: dict = field(default_factory=dict)     # file name -> checksum
     training: dict = field(default_factory=dict)   # corpora, soundfonts, epochs... (informative)
+    # fingerprint of the bundle whose score encoder and settings this one copied unchanged
+    # (`training quantize`): indexes built with that bundle are this one's too
+    score_from: str = ""
 
     @classmethod
     def from_dict(cls, d: dict) -> "BundleConfig":
@@ -60,9 +63,22 @@ class BundleConfig(JsonConfig):
 
     @property
     def fingerprint(self) -> str:
-        """One checksum for the whole bundle (its encoders and settings); indexes record it."""
+        """One checksum for the whole bundle (both encoders, metrics and settings): names the bundle."""
         return hashlib.sha256(json.dumps({"sha": self.sha256, "features": self.features.to_dict(),
                                           "snippets": self.snippets.to_dict()},
+                                         sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def index_fingerprint(self) -> str:
+        """What an index's embeddings depend on: the score encoder and the feature + snippet settings.
+
+        Indexes record it and are accepted by every bundle that shares it: a bundle whose
+        audio encoder alone differs (the int8 one of ``follower bundle quantize``) reads the
+        same index, since the index holds score embeddings only.
+        """
+        return hashlib.sha256(json.dumps({"score_sha256": self.sha256.get(SCORE_ONNX, ""),
+                                          "features": self.features.to_dict(),
+                                          "snippets": self.snippets.to_dict(), "embed_dim": self.embed_dim},
                                          sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -2,7 +2,7 @@
 
 import sys
 
-from . import devices_cli, index_cli, listen_cli, replay_cli
+from . import devices_cli, index_cli, listen_cli, midi_ports_cli, replay_cli
 from .cliutil import main_for
 
 DESCRIPTION = """\
@@ -13,10 +13,12 @@ corpus is played and where, and send piece, position, tempo and state over OSC.
   follower replay performance.flac             replay a recording through the follower
   follower listen --device 2                   follow live input
   follower devices                             list audio inputs
+  follower replay performance.mid              follow a MIDI performance (or --midi-in PORT live)
+  follower midi-ports                          list MIDI ports (--midi-in, --midi-out)
 """
 
 # each module exposes register(subparsers); they are written one per role
-COMMAND_MODULES = [index_cli, replay_cli, listen_cli, devices_cli]
+COMMAND_MODULES = [index_cli, replay_cli, listen_cli, devices_cli, midi_ports_cli]
 
 
 def main(argv=None) -> int:

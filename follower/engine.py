@@ -24,7 +24,11 @@ Per update (every ``stride_frames`` spectrogram frames, 50 ms each):
    come back, move the tracker after a jump or a repeat, or search again. States:
    ``searching``, ``following``, ``lost``; the engine applies the action;
 7. once a piece is locked, :class:`follower.tracker.PieceTracker` follows the
-   position continuously (an HMM over that piece's snippets) and estimates the tempo.
+   position continuously (an HMM over that piece's snippets) and estimates the tempo;
+8. **fine position**: where the index carries the pieces' notes, a frame-level aligner
+   (:mod:`follower.aligner`) follows the newest 50 ms frame through the locked piece's
+   note templates, anchored to the tracker's position; it is reported while the two
+   agree within ``fine.max_disagree_s``, otherwise the tracker's position is.
 
 Windows with too few sounding frames (``min_sound_fraction``), or that end in silence,
 are not embedded: they neither vote nor move the tracker. Literal repeats (the two
@@ -35,7 +39,9 @@ Latency compensation. The window's centre lags the newest sample by 21 frames
 (1.05 s): the snippet matched to the window describes the music of one second ago.
 The reported position is that of the *newest audio*: the centre's position plus
 ``tempo`` times the sounding audio heard since the centre (so the extrapolation
-stops when the player stops), clamped to the piece's length.
+stops when the player stops), clamped to the piece's length. The fine aligner needs
+no extrapolation over the window: it aligns the newest frame itself, whose centre
+lags the newest sample by half a frame (46 ms).
 """
 
 from __future__ import annotations
@@ -45,7 +51,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import policy
+from . import ahead, policy
+from .aligner import FineAligner, FineConfig, score_templates
 from .features import StreamingSpectrogram
 from .policy import FOLLOWING, LOST, SEARCHING, LockPolicy, Scores
 from .rerank import Reranker
@@ -91,6 +98,7 @@ class EngineConfig:
     rerank_margin_zs: float = 0.5     # ... above the runner-up's; inf turns the rule off
     rerank_lock_s: float = 0.25       # ... held this long
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    fine: FineConfig | None = field(default_factory=FineConfig)  # None: the tracker's position alone
 
 
 @dataclass
@@ -130,12 +138,16 @@ class Engine:
         self.update_s = self.config.stride_frames / self.fps
         self._spec = StreamingSpectrogram(fc, input_rate_hz=input_rate_hz)
         self._search = knn.as_search_matrix(index.embeddings)
+        self._exact = None  # whether audio embeddings may be computed ahead in batches (follower.ahead)
         self._knn = knn
         horizon = int(np.ceil(4 * self.config.vote_decay_s / self.update_s))
         self._votes = OffsetVotes(self.config.k, horizon)
         self._verifier = PathVerifier(index, self._search, update_s=self.update_s,
                                       window_s=self.config.verify_window_s)
         self._trackers: dict = {}
+        self._aligners: dict = {}
+        self._fine_on = self.config.fine is not None and index.has_notes
+        self._frame_lag_s = fc.frame_size_samples / 2 / fc.sample_rate_hz
         self._evidence = PieceEvidence(index.n_pieces, self.config.evidence_decay_s)
         self._policy = LockPolicy(self.config)
         self._reranker = None
@@ -151,8 +163,14 @@ class Engine:
         self._knn.warm_up(self._search.shape[1], self.config.k)
         self._knn.topk(self._search, self._search[0], self.config.k)
         self._embed(np.zeros((self.width, self.n_bins), np.float32))
+        self._batches_exact()
         if self._reranker is not None:
             self._reranker.warm_up()
+
+    def _batches_exact(self) -> bool:
+        if self._exact is None:  # once per engine (follower.ahead)
+            self._exact = ahead.batches_exact(self.bundle.audio, self.width, self.n_bins)
+        return self._exact
 
     def reset(self) -> None:
         self._spec.reset()
@@ -160,6 +178,7 @@ class Engine:
         self._ring = np.zeros((2 * self.width, self.n_bins), np.float32)
         self._loud = np.zeros(2 * self.width, bool)
         self._n = 0
+        self._ahead: dict = {}  # frame count -> audio embedding computed ahead (follower.ahead)
         self._votes.reset()
         self._verifier.reset()
         self._carried = None
@@ -171,6 +190,8 @@ class Engine:
         self.state = SEARCHING
         self.piece = None
         self.tracker = None
+        self.aligner = None
+        self._fine_fresh = True
         self._last_sound_t = None
         self._updated_n = 0          # frame count at the last update (the tracker steps by the audio since)
         self.skipped_updates = 0
@@ -192,9 +213,17 @@ class Engine:
         when it has fallen behind the audio; :attr:`skipped_updates` counts what was left out.
         """
         t0 = time.perf_counter()
-        frames = self._spec.push(block, last=last)
+        p = self.PIECE_SAMPLES
+        if len(block) > p:  # the resampler's last bits depend on how the audio is cut: as paced replay cuts it
+            frames = np.concatenate([self._spec.push(block[i:i + p], last=last and i + p >= len(block))
+                                     for i in range(0, len(block), p)])
+        else:
+            frames = self._spec.push(block, last=last)
         if len(frames) == 0:
             return []
+        # (not when catching up: only the newest window will be needed)
+        if max_updates is None and len(frames) >= self.AHEAD_MIN_FRAMES and self._batches_exact():
+            self._ahead = ahead.embed_ahead(self.bundle.audio, *self._window(), frames, self._n, self.config)
         front_ms = (time.perf_counter() - t0) * 1e3 / len(frames)
         stride = self.config.stride_frames
         due = (self._n + len(frames)) // stride - self._n // stride  # updates these frames complete
@@ -225,9 +254,19 @@ class Engine:
         start = self._n % self.width
         return self._ring[start:start + self.width], self._loud[start:start + self.width]
 
+    # a block that completes this many frames or more (replay --fast reads long blocks) has its
+    # windows embedded in batches before its updates run (follower.ahead)
+    AHEAD_MIN_FRAMES = 8
+    # longer blocks go to the spectrogram in pieces of the paced replay's block size
+    # (follower.audio_io.FileSource), so that fast and paced replay compute the same frames
+    PIECE_SAMPLES = 1024
+
     def _embed(self, window: np.ndarray) -> np.ndarray:
         from .snippets import audio_input
 
+        q = self._ahead.pop(self._n, None) if self._ahead else None
+        if q is not None:
+            return q
         return self.bundle.audio(audio_input(window[None]))[0]
 
     # -- one update ------------------------------------------------------------------
@@ -313,12 +352,14 @@ class Engine:
             self.state = LOST
         elif kind == policy.RESUME:
             self.state = FOLLOWING
+            self._fine_fresh = True
             if action.position_s is not None:
                 self.tracker.reset(action.position_s, tempo=action.tempo)
         elif kind == policy.JUMP:
             self.tracker.reset(action.position_s, tempo=action.tempo)
+            self._fine_fresh = True
         elif kind == policy.SEARCH:
-            self.state, self.piece, self.tracker = SEARCHING, None, None
+            self.state, self.piece, self.tracker, self.aligner = SEARCHING, None, None, None
             self._evidence.reset()  # a new search starts from nothing
             if self._reranker is not None:
                 self._reranker.reset()
@@ -330,6 +371,13 @@ class Engine:
                                                  cell_s=self.index.cell_s)
         self.tracker = self._trackers[piece]
         self.tracker.reset(position_s, tempo=tempo)
+        if self._fine_on:
+            if piece not in self._aligners:
+                fc = self.bundle.config.features
+                self._aligners[piece] = FineAligner(score_templates(*self.index.notes(piece), fc, self.config.fine),
+                                                    self.fps, self.config.fine)
+            self.aligner = self._aligners[piece]
+        self._fine_fresh = True
         self.piece = piece
         self.state = FOLLOWING
 
@@ -347,6 +395,21 @@ class Engine:
             z = (self._search[self.index.rows(self.piece)] @ q) * scale - bias
         return self.tracker.step(z, elapsed_s, centre_s)
 
+    def _fine(self, coarse_s: float, tempo: float) -> float:
+        """The fine aligner's position of the newest audio, or ``coarse_s`` where the two disagree."""
+        stride = self.config.stride_frames
+        window, loud = self._window()
+        if self._fine_fresh or self.tracker.jumped:
+            self.aligner.reset(coarse_s - tempo * self._frame_lag_s)
+            self._fine_fresh = False
+        lag_s = tempo * self._frame_lag_s  # the newest frame's centre is half a frame behind the newest sample
+        anchors = coarse_s - lag_s - tempo * np.arange(stride - 1, -1, -1) / self.fps
+        fine_s = self.aligner.step(window[-stride:], loud[-stride:], anchors, tempo) + lag_s
+        if abs(fine_s - coarse_s) > self.config.fine.max_disagree_s:
+            self.aligner.reset(coarse_s - lag_s)
+            return coarse_s
+        return fine_s
+
     def _result(self, t_s, centre_pos_s, ahead_s, confidence, candidates, old_state, old_piece) -> Update:
         ids = self.index.piece_ids
         cands = [(str(ids[p]), round(float(s), 4)) for p, s in candidates]
@@ -362,6 +425,8 @@ class Engine:
         # extrapolate from the window centre over the audio heard since (none during a pause)
         lead = 0.0 if self.state == LOST else tempo * ahead_s
         position_s = float(min(max(centre_pos_s + lead, 0.0), duration))
+        if self.aligner is not None and self.state == FOLLOWING:
+            position_s = float(min(max(self._fine(position_s, tempo), 0.0), duration))
         pos, beats = self.index.position_s[rows], self.index.position_beats[rows]
         position_beats = float(np.interp(position_s, pos, beats))
         j = int(np.clip(np.searchsorted(pos, position_s), 1, len(pos) - 1)) if len(pos) > 1 else 0

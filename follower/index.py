@@ -7,10 +7,12 @@ piece and its centre's position on the MIDI's own timeline, in seconds and in
 quarter-note beats. Identical windows (silence, literal repeats) are embedded once.
 
 On disk an index is one ``.npz`` file (no pickles) holding the arrays and a JSON
-header (``header``): format version, the bundle fingerprint it was built with,
-hop, frame rate, counts, the files that were skipped and why, and the sha256 of
-the arrays (checked on every load: a damaged or edited index is refused with one
-line). The paths the header names are only ever read or shown, never written. The hop and the
+header (``header``): format version, the fingerprint of what the embeddings depend
+on (score encoder + feature and snippet settings; ``index_fingerprint``) and of the
+bundle it was built with, hop, frame rate, counts, the files that were skipped and
+why, and the sha256 of the arrays (checked on every load: a damaged or edited index
+is refused with one line). The paths the header names are only ever read or shown,
+never written. The hop and the
 frame rate give the snippet grid's cell width (:attr:`Index.cell_s`), which the path
 verification and the tracker both step by.
 """
@@ -35,6 +37,9 @@ FORMAT_VERSION = 1
 MIDI_SUFFIXES = (".mid", ".midi")
 ARRAYS = ("embeddings", "piece", "position_s", "position_beats", "piece_ids", "titles",
           "piece_start", "duration_s")
+# the pieces' notes, for the frame-level aligner (follower.aligner); indexes written before
+# they were added lack them and are followed by the embedding path alone
+NOTE_ARRAYS = ("note_start", "note_onset_s", "note_end_s", "note_pitch")
 
 
 @dataclass
@@ -50,6 +55,10 @@ class Index:
     titles: np.ndarray          # (p,) str
     piece_start: np.ndarray     # (p + 1,) int64 first row of each piece
     duration_s: np.ndarray      # (p,) float32 length of each piece on its MIDI timeline
+    note_start: np.ndarray | None = None    # (p + 1,) int64 first note of each piece
+    note_onset_s: np.ndarray | None = None  # (notes,) float32 on the piece's MIDI timeline
+    note_end_s: np.ndarray | None = None    # (notes,) float32
+    note_pitch: np.ndarray | None = None    # (notes,) uint8 MIDI pitch (drums left out)
 
     @property
     def n_snippets(self) -> int:
@@ -75,18 +84,47 @@ class Index:
 
     @property
     def fingerprint(self) -> str:
-        return str(self.header.get("bundle_fingerprint", ""))
+        """What the embeddings depend on (:attr:`BundleConfig.index_fingerprint`); for an index
+        written before it was recorded, the fingerprint of the whole bundle that built it."""
+        return str(self.header.get("index_fingerprint") or self.header.get("bundle_fingerprint", ""))
 
     def rows(self, piece: int) -> slice:
         return slice(int(self.piece_start[piece]), int(self.piece_start[piece + 1]))
 
+    @property
+    def has_notes(self) -> bool:
+        return self.note_start is not None
+
+    def notes(self, piece: int):
+        """(onset_s, end_s, pitch) of the piece's notes, or None if the index carries no notes."""
+        if self.note_start is None:
+            return None
+        sl = slice(int(self.note_start[piece]), int(self.note_start[piece + 1]))
+        return self.note_onset_s[sl], self.note_end_s[sl], self.note_pitch[sl]
+
     def check_bundle(self, bundle_config, *, index_path="index", bundle_path="bundle") -> None:
-        """Refuse an index built with another bundle (its embeddings live in another space)."""
-        want = bundle_config.fingerprint
-        if self.fingerprint != want:
+        """Refuse an index whose embeddings live in another space than the bundle's.
+
+        An index is tied to the score encoder and the feature + snippet settings that made it
+        (``index_fingerprint`` in its header), not to the audio encoder: bundles that differ
+        only there share indexes. An index written before that key existed records only the
+        whole bundle; it is accepted by that bundle and by the bundles made from it with the
+        score side unchanged (``BundleConfig.score_from``, ``training quantize``), and
+        otherwise must be rebuilt.
+        """
+        rebuild = f"rebuild it: follower index build CORPUS -o {index_path} --bundle {bundle_path}"
+        if "index_fingerprint" in self.header:
+            want = bundle_config.index_fingerprint
+            if self.header["index_fingerprint"] != want:
+                raise BundleError(
+                    f"{index_path} was built with another score encoder or snippet settings "
+                    f"({self.header['index_fingerprint']}) than {bundle_path} has ({want}); {rebuild}")
+        elif self.header.get("bundle_fingerprint") not in (bundle_config.fingerprint,
+                                                           bundle_config.score_from or bundle_config.fingerprint):
             raise BundleError(
-                f"{index_path} was built with bundle {self.fingerprint or '(unknown)'} but {bundle_path} "
-                f"is {want}; rebuild it: follower index build CORPUS -o {index_path} --bundle {bundle_path}")
+                f"{index_path} was built with bundle {self.header.get('bundle_fingerprint') or '(unknown)'} by an "
+                f"older follower that did not record its score encoder, and {bundle_path} is "
+                f"{bundle_config.fingerprint}; {rebuild}")
         if self.embeddings.shape[1] != bundle_config.embed_dim:
             raise BundleError(f"{index_path} holds {self.embeddings.shape[1]}-d embeddings but {bundle_path} "
                               f"makes {bundle_config.embed_dim}-d ones; rebuild the index with that bundle")
@@ -139,10 +177,15 @@ def snippet_centres(n_frames: int, hop_frames: int) -> np.ndarray:
     return np.arange(0, n_frames + 1, hop_frames, dtype=np.int64)
 
 
-class _Embedder:
-    """Batches unique roll windows through the score encoder; repeats are embedded once."""
+class ScoreEmbedder:
+    """Batches unique roll windows through the score encoder; repeats are embedded once.
 
-    def __init__(self, encode, snippet_config, batch: int = 32):
+    ``encode`` is the bundle's score encoder (any callable from encoder input to
+    embeddings). onnxruntime embeds each row of a batch as it embeds it alone, so the
+    result does not depend on the batch size or on which pieces shared the cache.
+    """
+
+    def __init__(self, encode, snippet_config, batch: int = 64):
         self.encode = encode
         self.snippet_config = snippet_config
         self.batch = batch
@@ -171,8 +214,29 @@ class _Embedder:
         return np.stack([self.cache[k] for k in keys]).astype(np.float32)
 
 
-def _embed_piece(path, pid, embed: _Embedder, bundle_config, hop_frames: int, dtype):
-    """One piece's snippets: (embeddings, position_s, position_beats, title, duration_s, n_encoded)."""
+@dataclass
+class PieceRows:
+    """One piece's rows of an index, as :func:`embed_piece` returns them (plain arrays: picklable)."""
+
+    piece_id: str
+    title: str
+    duration_s: float
+    embeddings: np.ndarray      # (m, embed_dim) in the index's dtype
+    position_s: np.ndarray      # (m,) snippet centres, seconds of the MIDI timeline
+    position_beats: np.ndarray  # (m,)
+    n_encoded: int              # windows this piece sent through the encoder (the rest were repeats)
+    note_onset_s: np.ndarray    # (notes,) the piece's notes, for the fine aligner (follower.aligner)
+    note_end_s: np.ndarray
+    note_pitch: np.ndarray      # (notes,) uint8
+
+
+def embed_piece(path, piece_id: str, embed: ScoreEmbedder, bundle_config, hop_frames: int,
+                dtype=np.float16) -> PieceRows:
+    """Every snippet of one MIDI file, embedded; raises BadMidiError (one line) for an unreadable file.
+
+    The unit of work of an index build: a build, serial or spread over workers, is these
+    rows of every readable file in :func:`find_midi`'s order, stacked (:func:`assemble`).
+    """
     from .midi import load_midi
     from .snippets import cut, score_roll
 
@@ -183,8 +247,56 @@ def _embed_piece(path, pid, embed: _Embedder, bundle_config, hop_frames: int, dt
     before = embed.n_encoded
     emb = embed(cut(roll, centres, bundle_config.snippets.roll_frames))
     pos_s = centres / fps
-    return (emb.astype(dtype), pos_s, score.seconds_to_beats(pos_s), piece_title(path, pid), score.duration_s,
-            embed.n_encoded - before)
+    notes = score.pitched
+    return PieceRows(piece_id=piece_id, title=piece_title(path, piece_id), duration_s=float(score.duration_s),
+                     embeddings=emb.astype(dtype), position_s=pos_s.astype(np.float32),
+                     position_beats=np.asarray(score.seconds_to_beats(pos_s), np.float32),
+                     n_encoded=embed.n_encoded - before, note_onset_s=notes["start_s"].astype(np.float32),
+                     note_end_s=notes["end_s"].astype(np.float32), note_pitch=notes["pitch"].astype(np.uint8))
+
+
+class PartCache:
+    """Finished pieces of an interrupted build, one ``.npz`` each, so that a rerun resumes.
+
+    A part is keyed by the MIDI file's bytes, its piece id, the hop, the dtype and the
+    index fingerprint (score encoder + settings): a changed file or setting is embedded again.
+    """
+
+    def __init__(self, folder, bundle_config, hop_frames: int, dtype):
+        self.folder = Path(folder)
+        self.salt = json.dumps([bundle_config.index_fingerprint, int(hop_frames), np.dtype(dtype).name])
+        self.hits = 0
+
+    def _path(self, path, piece_id: str) -> Path:
+        h = hashlib.blake2b(self.salt.encode() + piece_id.encode() + b"\0", digest_size=16)
+        with open(path, "rb") as f:
+            h.update(f.read())
+        return self.folder / f"{h.hexdigest()}.npz"
+
+    def get(self, path, piece_id: str) -> PieceRows | None:
+        try:
+            part = self._path(path, piece_id)
+            with np.load(part, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                rows = PieceRows(embeddings=z["embeddings"], position_s=z["position_s"],
+                                 position_beats=z["position_beats"], note_onset_s=z["note_onset_s"],
+                                 note_end_s=z["note_end_s"], note_pitch=z["note_pitch"], **meta)
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError, json.JSONDecodeError, TypeError):
+            return None  # not there yet, or cut short when the build was stopped: embed it again
+        self.hits += 1
+        return rows
+
+    def put(self, path, rows: PieceRows) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        part = self._path(path, rows.piece_id)
+        meta = {"piece_id": rows.piece_id, "title": rows.title, "duration_s": rows.duration_s,
+                "n_encoded": rows.n_encoded}
+        tmp = part.with_name(part.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, meta=np.array(json.dumps(meta)), embeddings=rows.embeddings, position_s=rows.position_s,
+                     position_beats=rows.position_beats, note_onset_s=rows.note_onset_s, note_end_s=rows.note_end_s,
+                     note_pitch=rows.note_pitch)
+        os.replace(tmp, part)
 
 
 _WORKER: dict = {}
@@ -197,39 +309,64 @@ def _worker_init(bundle_dir: str, hop_frames: int, dtype_name: str, batch: int) 
     # one thread that sleeps between batches: the other workers need the cores (docs/benchmarks.md)
     score = Encoder(Path(bundle_dir) / SCORE_ONNX, threads=1, spinning=False)
     _WORKER.update(cfg=cfg, hop=hop_frames, dtype=np.dtype(dtype_name),
-                   embed=_Embedder(score, cfg.snippets, batch))
+                   embed=ScoreEmbedder(score, cfg.snippets, batch))
 
 
 def _worker_piece(item):
     path, pid = item
     try:
-        return _embed_piece(path, pid, _WORKER["embed"], _WORKER["cfg"], _WORKER["hop"], _WORKER["dtype"])
+        return embed_piece(path, pid, _WORKER["embed"], _WORKER["cfg"], _WORKER["hop"], _WORKER["dtype"])
     except BadMidiError as e:
         return e
 
 
+def assemble(parts: list, header: dict) -> Index:
+    """One index of the pieces' rows, in the order given; ``header`` gets the counts."""
+    counts = np.array([len(p.embeddings) for p in parts], dtype=np.int64)
+    header = {**header, "n_pieces": len(parts), "n_snippets": int(counts.sum()),
+              "n_encoded": int(sum(p.n_encoded for p in parts))}
+    return Index(
+        header=header,
+        embeddings=np.concatenate([p.embeddings for p in parts]),
+        piece=np.repeat(np.arange(len(parts), dtype=np.int32), counts),
+        position_s=np.concatenate([p.position_s for p in parts]).astype(np.float32),
+        position_beats=np.concatenate([p.position_beats for p in parts]).astype(np.float32),
+        piece_ids=np.array([p.piece_id for p in parts], dtype=str),
+        titles=np.array([p.title for p in parts], dtype=str),
+        piece_start=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        duration_s=np.array([p.duration_s for p in parts], dtype=np.float32),
+        note_start=np.concatenate([[0], np.cumsum([len(p.note_onset_s) for p in parts])]).astype(np.int64),
+        note_onset_s=np.concatenate([p.note_onset_s for p in parts]).astype(np.float32),
+        note_end_s=np.concatenate([p.note_end_s for p in parts]).astype(np.float32),
+        note_pitch=np.concatenate([p.note_pitch for p in parts]).astype(np.uint8),
+    )
+
+
 def build_index(paths, bundle, *, hop_frames: int = 4, dtype=np.float16, progress: bool = True,
-                batch: int = 32, workers: int = 1) -> Index:
+                batch: int = 64, workers: int = 1, parts_dir=None) -> Index:
     """Embed every readable MIDI file under ``paths``; unreadable ones are skipped and listed.
 
     ``workers > 1`` runs that many processes with one onnxruntime thread each, which
     embeds faster than one process with as many threads (docs/benchmarks.md); pieces
-    come back in order, so the index is the same either way.
+    come back in order, so the index is the same either way. With ``parts_dir`` each
+    finished piece is kept there (:class:`PartCache`) and a rerun of a stopped build
+    embeds only the pieces it lacks.
     """
     from tqdm import tqdm
 
     if int(hop_frames) < 1:
         raise BundleError(f"hop_frames={hop_frames} must be a positive integer")
     cfg = bundle.config
-    fps = cfg.features.frame_rate_hz
     files = find_midi(paths)
     if not files:
         raise BadMidiError(f"no .mid/.midi files under {', '.join(map(str, paths))}")
-    parts, ids, titles, durations, skipped = [], [], [], [], []
-    n_encoded = 0
+    cache = PartCache(parts_dir, cfg, int(hop_frames), dtype) if parts_dir is not None else None
+    done = {i: cache.get(*item) for i, item in enumerate(files)} if cache is not None else {}
+    done = {i: rows for i, rows in done.items() if rows is not None}
+    todo = [item for i, item in enumerate(files) if i not in done]
     t0 = time.time()
     pool = None
-    if workers > 1 and len(files) >= 4 * workers:
+    if workers > 1 and len(todo) >= 4 * workers:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -237,31 +374,35 @@ def build_index(paths, bundle, *, hop_frames: int = 4, dtype=np.float16, progres
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_worker_init,
                                    initargs=(str(bundle.path), int(hop_frames), np.dtype(dtype).name, batch))
-        results = pool.map(_worker_piece, files, chunksize=2)
+        fresh = pool.map(_worker_piece, todo, chunksize=2)
     else:
-        embed = _Embedder(bundle.score, cfg.snippets, batch=batch)
+        embed = ScoreEmbedder(bundle.score, cfg.snippets, batch=batch)
 
         def local(item):
             try:
-                return _embed_piece(item[0], item[1], embed, cfg, int(hop_frames), dtype)
+                return embed_piece(item[0], item[1], embed, cfg, int(hop_frames), dtype)
             except BadMidiError as e:
                 return e
 
-        results = map(local, files)
+        fresh = map(local, todo)
+    parts, skipped, n_snippets = [], [], 0
     try:
-        bar = tqdm(zip(files, results), total=len(files), desc="index", unit="piece", disable=not progress,
-                   dynamic_ncols=True)
-        for (path, pid), result in bar:
+        bar = tqdm(total=len(files), desc="index", unit="piece", disable=not progress, dynamic_ncols=True)
+        for i, (path, pid) in enumerate(files):
+            if i in done:
+                result = done[i]
+            else:
+                result = next(fresh)
+                if cache is not None and not isinstance(result, BadMidiError):
+                    cache.put(path, result)
+            bar.update()
             if isinstance(result, BadMidiError):
                 skipped.append({"file": str(path), "reason": str(result)})
                 continue
-            emb, pos_s, beats, title, duration, encoded = result
-            parts.append((emb, pos_s, beats))
-            ids.append(pid)
-            titles.append(title)
-            durations.append(duration)
-            n_encoded += encoded
-            bar.set_postfix(snippets=sum(len(p[0]) for p in parts), skipped=len(skipped))
+            parts.append(result)
+            n_snippets += len(result.embeddings)
+            bar.set_postfix(snippets=n_snippets, skipped=len(skipped),
+                            per_s=round(n_snippets / max(time.time() - t0, 1e-9)))
         bar.close()
     finally:
         if pool is not None:
@@ -269,31 +410,20 @@ def build_index(paths, bundle, *, hop_frames: int = 4, dtype=np.float16, progres
     if not parts:
         raise BadMidiError(f"none of the {len(files)} MIDI files could be read; first problem: "
                            f"{skipped[0]['reason']}")
-    counts = np.array([len(p[0]) for p in parts], dtype=np.int64)
     header = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
-        "bundle_fingerprint": cfg.fingerprint, "bundle": str(bundle.path),
-        "embed_dim": int(cfg.embed_dim), "hop_frames": int(hop_frames), "frame_rate_hz": fps,
-        "roll_frames": cfg.snippets.roll_frames, "n_pieces": len(ids), "n_snippets": int(counts.sum()),
-        "n_encoded": n_encoded, "sources": [str(p) for p in paths], "skipped": skipped,
-        "build_s": round(time.time() - t0, 1),
+        "index_fingerprint": cfg.index_fingerprint, "bundle_fingerprint": cfg.fingerprint, "bundle": str(bundle.path),
+        "embed_dim": int(cfg.embed_dim), "hop_frames": int(hop_frames), "frame_rate_hz": cfg.features.frame_rate_hz,
+        "roll_frames": cfg.snippets.roll_frames, "sources": [str(p) for p in paths], "skipped": skipped,
+        "resumed_pieces": len(done), "build_s": round(time.time() - t0, 1),
     }
-    return Index(
-        header=header,
-        embeddings=np.concatenate([p[0] for p in parts]),
-        piece=np.repeat(np.arange(len(parts), dtype=np.int32), counts),
-        position_s=np.concatenate([p[1] for p in parts]).astype(np.float32),
-        position_beats=np.concatenate([p[2] for p in parts]).astype(np.float32),
-        piece_ids=np.array(ids, dtype=str), titles=np.array(titles, dtype=str),
-        piece_start=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-        duration_s=np.array(durations, dtype=np.float32),
-    )
+    return assemble(parts, header)
 
 
 def content_sha256(arrays: dict) -> str:
-    """One checksum over every array of an index (name, dtype, shape and bytes, in ARRAYS order)."""
+    """One checksum over every array of an index (name, dtype, shape and bytes; ARRAYS, then the notes if any)."""
     h = hashlib.sha256()
-    for name in ARRAYS:
+    for name in ARRAYS + tuple(n for n in NOTE_ARRAYS if n in arrays):
         a = np.ascontiguousarray(arrays[name])
         h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
         h.update(a.tobytes())
@@ -305,10 +435,10 @@ def save_index(index: Index, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    header = dict(index.header, sha256=content_sha256({name: getattr(index, name) for name in ARRAYS}))
+    names = ARRAYS + (NOTE_ARRAYS if index.has_notes else ())
+    header = dict(index.header, sha256=content_sha256({name: getattr(index, name) for name in names}))
     with open(tmp, "wb") as f:  # a file object: numpy then does not append ".npz"
-        np.savez(f, header=np.array(json.dumps(header)),
-                 **{name: getattr(index, name) for name in ARRAYS})
+        np.savez(f, header=np.array(json.dumps(header)), **{name: getattr(index, name) for name in names})
     os.replace(tmp, path)
     return path
 
@@ -322,6 +452,8 @@ def load_index(path) -> Index:
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {name: z[name] for name in ("header",) + ARRAYS}
+            if all(name in z.files for name in NOTE_ARRAYS):
+                data.update({name: z[name] for name in NOTE_ARRAYS})
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise BundleError(f"{path}: not a follower index ({e}); rebuild it with `follower index build`") from e
     except KeyError as e:
@@ -345,4 +477,7 @@ def load_index(path) -> Index:
                                                                                  "position_beats"))
             or len(index.piece_start) != p + 1 or index.piece_start[-1] != n or len(index.titles) != p):
         raise BundleError(f"{path}: its arrays disagree in length (damaged file); rebuild the index")
+    if index.has_notes and (len(index.note_start) != p + 1 or index.note_start[-1] != len(index.note_onset_s)
+                            or not len(index.note_onset_s) == len(index.note_end_s) == len(index.note_pitch)):
+        raise BundleError(f"{path}: its note arrays disagree in length (damaged file); rebuild the index")
     return index

@@ -16,16 +16,25 @@ JSON lines), then "stopped", with one line on stderr and exit code 2; to wait fo
 it to come back, run listen in a loop:
   until follower listen --device 2; do sleep 1; done
 
+With --midi-in PORT the follower reads a MIDI keyboard instead of audio (note-ons,
+note-offs and the sustain pedal; no audio device is opened): the notes go through the
+MIDI front end to the same engine and outputs (README, "DAW and MIDI keyboards").
+MIDI ports need the midi extra (python-rtmidi).
+
 examples:
   follower devices                 # find the input's id
   follower listen --device 2 --osc 127.0.0.1:9000
+  follower listen --device 2 --view   # and open http://127.0.0.1:8765/ in a browser
+  follower midi-ports              # find the keyboard's port
+  follower listen --midi-in "Digital Piano" --midi-out virtual:follower
 """
 
 
 def register(subparsers) -> None:
     from .runner import add_arguments
 
-    p = subparsers.add_parser("listen", help="follow live audio input (microphone, interface)", epilog=EPILOG,
+    p = subparsers.add_parser("listen", help="follow live audio input (microphone, interface) or a MIDI keyboard "
+                              "(--midi-in)", epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default=None, metavar="ID",
                    help="input device id or name (see `follower devices`; default: the system's default input)")
@@ -33,6 +42,9 @@ def register(subparsers) -> None:
                    help="capture sample rate (default: the device's own; resampled to the model's rate)")
     p.add_argument("--channels", type=int, default=1, help="channels to capture (averaged to mono)")
     p.add_argument("--block", type=int, default=512, metavar="FRAMES", help="PortAudio block size")
+    p.add_argument("--midi-in", default=None, metavar="PORT",
+                   help="follow this MIDI input port instead of audio (name or part of it, see `follower "
+                        "midi-ports`; virtual:NAME creates a port to play into)")
     p.add_argument("--buffer", type=float, default=5.0, metavar="S",
                    help="audio that may wait for the worker before blocks are dropped (counted in --stats)")
     add_arguments(p)
@@ -44,6 +56,12 @@ def run(args) -> int:
     from .runner import RunOptions, load, run as run_session
 
     options = RunOptions.from_args(args)
+    if args.midi_in:
+        from .midi_sources import MidiPortSource, front_end_for
+
+        front = front_end_for(options.bundle_dir)
+        source = MidiPortSource(args.midi_in, front, buffer_s=args.buffer)  # a bad port is refused before loading
+        return run_session(source, load(options), options)
     make_engine = load(options)
     source = DeviceSource(args.device, rate_hz=args.rate, channels=args.channels, block_frames=args.block,
                           buffer_s=args.buffer)

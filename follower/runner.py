@@ -26,9 +26,11 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from .errors import BadAudioError, ConfigError
+from .midi_out import MidiOutConfig
 from .osc import DEFAULT_OSC, DEFAULT_PREFIX
 from .paths import DEFAULT_BUNDLE
 from .runstats import Stats
+from .view import DEFAULT_LINGER_S, DEFAULT_VIEW_HOST, DEFAULT_VIEW_PORT, ViewOptions
 
 LOST = "lost"  # follower.engine.LOST, without importing the engine before the model is needed
 
@@ -60,6 +62,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds of audio")
     p.add_argument("--quiet", action="store_true", help="no live line on the console")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (1 leaves cores to the audio)")
+    p.add_argument("--view", action="store_true",
+                   help="serve a live web page (piano roll, cursor, tempo, state, candidates); its address is "
+                        "printed at start")
+    p.add_argument("--view-port", type=int, default=DEFAULT_VIEW_PORT, metavar="N",
+                   help=f"port of the live view (default {DEFAULT_VIEW_PORT}; 0 = any free port)")
+    p.add_argument("--view-host", default=DEFAULT_VIEW_HOST, metavar="HOST",
+                   help=f"address the live view binds to (default {DEFAULT_VIEW_HOST}: this machine only; "
+                        "0.0.0.0 shows it to the network)")
+    p.add_argument("--view-midi", action="append", default=[], metavar="DIR",
+                   help="folder of the index's MIDI files, for the view's piano roll (default: the folders the "
+                        "index was built from); may be repeated")
+    p.add_argument("--view-linger", type=float, default=DEFAULT_LINGER_S, metavar="S",
+                   help=f"keep the view up S seconds after a replay ends (default {DEFAULT_LINGER_S:g}; "
+                        "Ctrl-C stops earlier)")
+    p.add_argument("--midi-out", default=None, metavar="PORT",
+                   help="send MIDI clock at the followed tempo, Song Position Pointer on lock and jumps, and "
+                        "bar/beat as control changes to this MIDI port (name or part of it, see `follower "
+                        "midi-ports`; virtual:NAME creates a port); needs the midi extra")
+    p.add_argument("--midi-out-channel", type=int, default=16, metavar="1-16",
+                   help="channel of the bar/beat control changes (default 16)")
+    p.add_argument("--beats-per-bar", type=float, default=4.0, metavar="N",
+                   help="quarter notes per bar for the bar numbers sent with --midi-out (default 4)")
     p.add_argument("--max-lag", type=float, default=BEHIND_S, metavar="S",
                    help=f"live or real-time audio that may wait for processing before updates are skipped to catch "
                         f"up (default {BEHIND_S}; the output then stays within about S of the audio); inf = never "
@@ -79,6 +103,9 @@ class RunOptions:
     stride_frames: int = 1                # an update every this many spectrogram frames
     duration_s: float | None = None       # stop after this much audio; None = when the source ends
     onnx_threads: int = 1                 # onnxruntime intra-op threads of each encoder
+    view: ViewOptions | None = None       # the live web page (--view); None = none
+    midi_out: str | None = None           # MIDI output port for clock, song position and bar/beat
+    midi_out_config: MidiOutConfig = MidiOutConfig()
     max_lag_s: float = BEHIND_S           # waiting audio beyond this: skip updates to catch up (inf = never)
     osc_prefix: str = DEFAULT_PREFIX      # replaces /follower in every OSC address
 
@@ -101,7 +128,12 @@ class RunOptions:
                    console=not args.quiet and args.jsonl != "-",  # JSON lines on stdout replace the live line
                    stats=args.stats, stride_frames=args.stride, duration_s=args.duration,
                    onnx_threads=args.threads, max_lag_s=getattr(args, "max_lag", BEHIND_S),
-                   osc_prefix=getattr(args, "osc_prefix", DEFAULT_PREFIX))
+                   osc_prefix=getattr(args, "osc_prefix", DEFAULT_PREFIX),
+                   view=ViewOptions(host=args.view_host, port=args.view_port, midi_dirs=tuple(args.view_midi),
+                                    linger_s=args.view_linger) if getattr(args, "view", False) else None,
+                   midi_out=getattr(args, "midi_out", None),
+                   midi_out_config=MidiOutConfig(channel=getattr(args, "midi_out_channel", 16),
+                                                 beats_per_bar=getattr(args, "beats_per_bar", 4.0)))
 
 
 def load(options: RunOptions) -> Callable[[float], Engine]:
@@ -121,7 +153,11 @@ def load(options: RunOptions) -> Callable[[float], Engine]:
     index.check_bundle(bundle.config, index_path=index_path, bundle_path=bundle_dir)
     config = EngineConfig(stride_frames=options.stride_frames)
 
-    def make_engine(input_rate_hz: float) -> Engine:
+    def make_engine(input_rate_hz: float, *, midi: bool = False) -> Engine:
+        if midi:  # piano-roll frames from a MIDI source (follower.midi_engine)
+            from .midi_engine import MidiEngine
+
+            return MidiEngine(bundle, index, config=config)
         return Engine(bundle, index, input_rate_hz=input_rate_hz, config=config)
 
     return make_engine
@@ -129,7 +165,7 @@ def load(options: RunOptions) -> Callable[[float], Engine]:
 
 class Output(Protocol):
     """Where updates go: :class:`follower.osc.OscSender`, :class:`follower.jsonlog.JsonlWriter`,
-    :class:`follower.console.Console`."""
+    :class:`follower.console.Console`, :class:`follower.view.LiveView`."""
 
     def emit(self, update) -> None: ...
 
@@ -164,6 +200,10 @@ def run(source, make_engine, options: RunOptions, *, observers=(), stats: Stats 
 
     osc = OscSender(options.osc_target, options.osc_prefix)  # opened first: an unusable target is refused before any file is written
     outputs: list[Output] = [osc]
+    if options.midi_out:
+        from .midi_out import MidiClockOut
+
+        outputs.append(MidiClockOut(options.midi_out, realtime=source.realtime, config=options.midi_out_config))
     jsonl = None
     if options.jsonl_path:
         jsonl = JsonlWriter(options.jsonl_path)
@@ -171,8 +211,20 @@ def run(source, make_engine, options: RunOptions, *, observers=(), stats: Stats 
     if options.console:
         outputs.append(Console())
     outputs += list(observers)
-    engine = make_engine(source.rate_hz)
+    # a MIDI source delivers piano-roll frames, which the MIDI engine reads (follower.midi_sources)
+    engine = make_engine(source.rate_hz, midi=True) if getattr(source, "is_midi", False) else make_engine(source.rate_hz)
     engine.warm_up()  # numba compiled (or loaded from cache) and onnxruntime run before audio starts
+    view = None
+    if options.view is not None:
+        from .view import start_view
+
+        try:
+            view = start_view(options, engine.index)
+        except BaseException:  # e.g. the port is taken: the outputs already open are closed, then one line
+            for o in outputs:
+                o.close()
+            raise
+        outputs.append(view)
     stats = stats if stats is not None else Stats()
     blocks = BlockQueue(source.queue_blocks)
     for o in observers:
@@ -284,6 +336,12 @@ def run(source, make_engine, options: RunOptions, *, observers=(), stats: Stats 
             source.start(blocks, stop)
             while not finished.wait(0.2):
                 pass
+            if view is not None and not failure and options.view.linger_s > 0:  # the page stays for a last look
+                source.stop()  # a live input is released now, not after the linger
+                view.finish()
+                print(f"input ended; the live view stays at {view.url} for {options.view.linger_s:g} s "
+                      "(Ctrl-C stops it)", file=sys.stderr, flush=True)
+                view.linger(options.view.linger_s)
         except KeyboardInterrupt:
             interrupted = True
             stop.set()
@@ -294,7 +352,7 @@ def run(source, make_engine, options: RunOptions, *, observers=(), stats: Stats 
         finally:
             stop.set()
             source.stop()
-            for o in reversed(outputs):  # observers, the console's last line first, the OSC socket (`stopped`) last
+            for o in reversed(outputs):  # the view, observers, the console's last line, the OSC socket (`stopped`) last
                 o.close()
     finally:
         if previous is not None:

@@ -19,7 +19,8 @@ def test_index_holds_every_piece_with_positions(chroma_bundle, corpus, corpus_in
     bundle = load_bundle(chroma_bundle)
     assert list(index.piece_ids) == [f"piece{i}" for i in range(7)] + ["set_b/piece7"]
     assert index.titles[3] == "Test piece 3"
-    assert index.fingerprint == bundle.config.fingerprint
+    assert index.fingerprint == bundle.config.index_fingerprint
+    assert index.header["bundle_fingerprint"] == bundle.config.fingerprint
     index.check_bundle(bundle.config)
     assert index.embeddings.dtype == np.float16 and index.embeddings.shape[1] == bundle.config.embed_dim
     np.testing.assert_allclose(np.linalg.norm(index.embeddings.astype(np.float32), axis=1), 1.0, atol=2e-3)
@@ -66,8 +67,48 @@ def test_mismatched_bundle_is_refused(chroma_bundle, corpus_index, tmp_path):
     index = load_index(corpus_index)
     from follower.bundle import read_config
 
-    with pytest.raises(BundleError, match="was built with bundle .* rebuild it"):
+    with pytest.raises(BundleError, match="another score encoder or snippet settings .* rebuild it"):
         index.check_bundle(read_config(other))
+
+
+def _with_new_audio_encoder(bundle_dir, out):
+    """A copy of the bundle whose audio encoder file (and so the bundle's fingerprint) differs."""
+    import onnx
+
+    from follower.bundle import AUDIO_ONNX, read_config, sha256_file, write_config
+
+    shutil.copytree(bundle_dir, out)
+    model = onnx.load(str(out / AUDIO_ONNX))
+    model.doc_string = "another audio encoder"
+    onnx.save(model, str(out / AUDIO_ONNX))
+    cfg = read_config(out)
+    write_config(out, type(cfg).from_dict({**cfg.to_dict(), "sha256": {**cfg.sha256,
+                                                                        AUDIO_ONNX: sha256_file(out / AUDIO_ONNX)}}))
+    return out
+
+
+def test_index_is_tied_to_the_score_side_not_the_audio_encoder(chroma_bundle, corpus_index, tmp_path):
+    from follower.bundle import read_config
+
+    other = read_config(_with_new_audio_encoder(chroma_bundle, tmp_path / "int8"))
+    mine = read_config(chroma_bundle)
+    assert other.fingerprint != mine.fingerprint and other.index_fingerprint == mine.index_fingerprint
+    load_index(corpus_index).check_bundle(other)  # no error: the index holds score embeddings only
+    load_bundle(tmp_path / "int8")                # and the copy's checksums hold
+
+
+def test_index_of_an_older_version_is_accepted_by_its_own_bundle_only(chroma_bundle, corpus_index, tmp_path):
+    from follower.bundle import read_config
+
+    old = load_index(corpus_index)
+    del old.header["index_fingerprint"]  # what indexes written before it was recorded hold
+    old = load_index(save_index(old, tmp_path / "old.index.npz"))
+    old.check_bundle(read_config(chroma_bundle))
+    other = read_config(_with_new_audio_encoder(chroma_bundle, tmp_path / "int8"))
+    with pytest.raises(BundleError, match="older follower that did not record its score encoder.*rebuild it"):
+        old.check_bundle(other)
+    # a bundle that records having copied the score side of the index's bundle (training quantize) reads it
+    old.check_bundle(type(other).from_dict({**other.to_dict(), "score_from": read_config(chroma_bundle).fingerprint}))
 
 
 def test_damaged_or_foreign_files_are_refused(tmp_path):
@@ -102,6 +143,35 @@ def test_worker_processes_build_the_same_index(chroma_bundle, corpus, corpus_ind
     assert list(two.piece_ids) == list(one.piece_ids)
     np.testing.assert_array_equal(two.embeddings, one.embeddings)
     np.testing.assert_array_equal(two.position_beats, one.position_beats)
+
+
+def test_a_stopped_build_resumes_from_its_parts(chroma_bundle, corpus, corpus_index, tmp_path):
+    bundle = load_bundle(chroma_bundle)
+    parts = tmp_path / "parts"
+    first = build_index([corpus], bundle, hop_frames=2, progress=False, parts_dir=parts)
+    assert first.header["resumed_pieces"] == 0 and len(list(parts.glob("*.npz"))) == 8
+    stored = sorted(parts.glob("*.npz"))
+    stored[0].unlink()                        # never finished
+    stored[1].write_bytes(b"cut short")       # interrupted while written
+    again = build_index([corpus], bundle, hop_frames=2, progress=False, parts_dir=parts, workers=2)
+    assert again.header["resumed_pieces"] == 6
+    want = load_index(corpus_index)
+    for name in ("embeddings", "position_s", "position_beats", "piece_start", "piece_ids", "titles", "duration_s"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(want, name))
+    # another hop is another build: nothing is taken from these parts
+    assert build_index([corpus], bundle, hop_frames=4, progress=False, parts_dir=parts).header["resumed_pieces"] == 0
+
+
+def test_cli_resumes_and_removes_the_parts_when_done(chroma_bundle, corpus, tmp_path):
+    out = tmp_path / "c.index.npz"
+    parts = tmp_path / "c.index.npz.parts"
+    build_index([corpus / "set_b"], load_bundle(chroma_bundle), hop_frames=4, progress=False, parts_dir=parts)
+    r = subprocess.run([sys.executable, "-m", "follower.cli", "index", "build", str(corpus / "piece1.mid"),
+                        str(corpus / "set_b"), "-o", str(out), "--bundle", str(chroma_bundle), "--quiet",
+                        "--hop-frames", "4"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "2 pieces" in r.stdout and "1 of the pieces from an earlier run" in r.stdout and "snippets/s" in r.stdout
+    assert not parts.exists()
 
 
 def test_cell_width_comes_from_the_header(corpus_index):

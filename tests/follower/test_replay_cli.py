@@ -81,7 +81,7 @@ def test_index_of_another_bundle_is_refused(chroma_bundle, corpus_index, tmp_pat
 
     other = make_chroma_bundle(tmp_path / "other", features=FeatureConfig(fmax_hz=5000.0))
     sf.write(tmp_path / "a.wav", np.zeros(22050, np.float32), 22050)
-    one_line_error(replay(tmp_path / "a.wav", other, corpus_index), "was built with bundle")
+    one_line_error(replay(tmp_path / "a.wav", other, corpus_index), "was built with another score encoder")
 
 
 def test_unusable_osc_target_is_refused(chroma_bundle, corpus_index, tmp_path):

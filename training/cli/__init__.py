@@ -4,7 +4,7 @@ import sys
 
 from follower.cliutil import main_for
 
-from . import corpus, dataset, evaluate, export, train
+from . import corpus, dataset, evaluate, export, quantize, train
 
 DESCRIPTION = """\
 Offline pipeline of the score follower (Dorfer et al. 2018, with MIDI piano rolls),
@@ -18,11 +18,12 @@ from a MIDI corpus to the model bundle the follower loads:
   training evaluate RUN                  4. snippet retrieval and piece identification, synthesized + Bach10
   training evaluate RUN RUN ...             (compare runs in one table)
   training export RUN -o exported/NAME   5. ONNX encoders + config.json + metrics.json
+  training quantize BUNDLE -o OUT --audio FILE...  (optional: int8 audio encoder, faster updates)
 
 then: follower index build CORPUS -o exported/NAME/NAME.index.npz --bundle exported/NAME
 """
 
-COMMAND_MODULES = [corpus, dataset, train, evaluate, export]
+COMMAND_MODULES = [corpus, dataset, train, evaluate, export, quantize]
 
 
 def main(argv=None) -> int:

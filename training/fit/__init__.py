@@ -1,1 +1,1 @@
-"""Fitting the encoders: the training loop (resumable) and the post-hoc CCA layer."""
+"""Fitting the encoders: the training loop (resumable), the post-hoc CCA layer, the int8 audio encoder's calibration."""

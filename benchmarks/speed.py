@@ -1,0 +1,101 @@
+"""CPU cost of the audio encoder and of replay's processing, robust to a busy machine.
+
+    python -m benchmarks.speed encoder exported/default/audio_encoder.float.onnx exported/default/audio_encoder.onnx
+    python -m benchmarks.speed replay --bundle exported/default AUDIO... [--block 131072] [--repeats 3]
+
+``encoder``: CPU time per window of each ONNX encoder on one onnxruntime thread, at
+batch sizes 1, 8, 64 and 256 (256 random spectrogram windows, median of 5 passes).
+``replay``: the engine fed each recording as ``follower replay`` feeds it (1024-sample
+blocks paced, 131072-sample blocks with ``--fast``), CPU time of ``Engine.push``
+per second of audio (the real-time factor of the processing), median of the repeats.
+
+Both count the measuring thread's CPU time (``time.thread_time``), which other
+processes on a shared machine disturb far less than wall time; docs/benchmarks.md
+("Speed work of 2026-12-02") quotes them. A benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import follower.blas  # noqa: F401  (before numpy: one BLAS thread)
+
+import argparse
+import time
+
+import numpy as np
+
+
+def encoder_cost(path, batches=(1, 8, 64, 256), n: int = 256, passes: int = 5) -> dict:
+    from follower.bundle import Encoder
+
+    enc = Encoder(path, threads=1)
+    inp = enc.session.get_inputs()[0].shape
+    x = np.random.default_rng(0).uniform(0, 3, (n, *inp[1:])).astype(np.float32)
+    enc(x[:8])
+    out = {}
+    for bs in batches:
+        runs = []
+        for _ in range(passes):
+            t = time.thread_time()
+            for i in range(0, n, bs):
+                enc(x[i:i + bs])
+            runs.append((time.thread_time() - t) / n * 1e3)
+        out[bs] = float(np.median(runs))
+    return out
+
+
+def replay_cost(bundle_dir, index_path, files, block: int, repeats: int) -> list:
+    import soundfile as sf
+
+    from follower.bundle import load_bundle
+    from follower.engine import Engine
+    from follower.index import load_index
+    from follower.paths import resolve_bundle, resolve_index
+
+    bundle_dir = resolve_bundle(bundle_dir)
+    bundle = load_bundle(bundle_dir)
+    index_path = resolve_index(index_path, bundle_dir)
+    index = load_index(index_path)
+    index.check_bundle(bundle.config, index_path=index_path, bundle_path=bundle_dir)
+    rtf = []
+    for _ in range(repeats):
+        cpu = audio_s = 0.0
+        for f in files:
+            audio, rate = sf.read(str(f), dtype="float32", always_2d=True)
+            engine = Engine(bundle, index, input_rate_hz=rate)
+            engine.warm_up()
+            t = time.thread_time()
+            for i in range(0, len(audio), block):
+                engine.push(audio[i:i + block], last=i + block >= len(audio))
+            cpu += time.thread_time() - t
+            audio_s += len(audio) / rate
+        rtf.append(cpu / audio_s)
+    return rtf
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="what", required=True)
+    e = sub.add_parser("encoder", help="CPU time per window of ONNX encoders")
+    e.add_argument("onnx", nargs="+")
+    r = sub.add_parser("replay", help="CPU time of the engine per second of audio")
+    r.add_argument("audio", nargs="+")
+    r.add_argument("--bundle", default="exported/default")
+    r.add_argument("--index", default=None)
+    r.add_argument("--block", type=int, default=131072, help="samples per block (131072: replay --fast; 1024: paced)")
+    r.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args(argv)
+    if args.what == "encoder":
+        for path in args.onnx:
+            cost = encoder_cost(path)
+            print(f"{path}: CPU per window " + ", ".join(f"batch {b} {ms:.3f} ms" for b, ms in cost.items()))
+    else:
+        rtf = replay_cost(args.bundle, args.index, args.audio, args.block, args.repeats)
+        med = float(np.median(rtf))
+        print(f"{args.bundle}, blocks of {args.block}: CPU per second of audio {med:.4f} "
+              f"({1 / med:.1f}x real time); runs {', '.join(f'{x:.4f}' for x in rtf)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

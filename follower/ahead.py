@@ -1,0 +1,55 @@
+"""Audio embeddings computed ahead, in batches, for replay as fast as possible.
+
+A window's embedding depends on the audio only, never on the engine's state, so the
+embeddings of every window a long block completes can be computed in batches before
+the engine runs that block's updates (``follower replay --fast`` reads blocks of 3-6 s;
+live input completes one frame at a time and never comes here). The engine then
+takes each update's embedding from the dict :func:`embed_ahead` returns.
+
+That changes no output only if the encoder gives each row of a batch bit for bit
+what that input gets alone. onnxruntime convolves image by image, so the bundles'
+convolutional encoders do; not every graph does (a MatMul may sum in another order
+for another batch size), so :func:`batches_exact` checks the encoder once and the
+engine batches only where it holds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .snippets import audio_input
+
+BATCH = 64
+
+
+def batches_exact(encoder, width: int, n_bins: int, n: int = 8) -> bool:
+    """Whether ``encoder`` embeds a batch of ``n`` random windows exactly as it embeds each alone."""
+    x = audio_input(np.random.default_rng(0).uniform(0, 3, (n, width, n_bins)))
+    alone = np.concatenate([encoder(x[i:i + 1]) for i in range(n)])
+    return bool(np.array_equal(encoder(x), alone))
+
+
+def embed_ahead(encoder, history: np.ndarray, history_loud: np.ndarray, frames: np.ndarray, n_before: int,
+                config) -> dict:
+    """{frame count: embedding} of every window that the updates of ``frames`` will embed.
+
+    ``history`` / ``history_loud``: the engine's newest window and its sounding flags
+    before ``frames`` (``n_before`` frames consumed so far); ``config``: the
+    :class:`follower.engine.EngineConfig` whose stride and sounding rule the updates apply.
+    """
+    width = len(history)
+    spec = np.concatenate([history[1:], frames])     # the width - 1 frames before, then the new ones
+    loud = np.concatenate([history_loud[1:], frames.max(axis=1) >= config.silence_level])
+    wanted = []
+    for j in range(len(frames)):                     # frame j completes the window spec[j:j + width]
+        if (n_before + j + 1) % config.stride_frames:
+            continue
+        lw = loud[j:j + width]
+        if lw.mean() >= config.min_sound_fraction and lw[-3:].any():  # the engine's rule for embedding
+            wanted.append(j)
+    out = {}
+    for i in range(0, len(wanted), BATCH):
+        chunk = wanted[i:i + BATCH]
+        emb = encoder(audio_input(np.stack([spec[j:j + width] for j in chunk])))
+        out.update((n_before + j + 1, e) for j, e in zip(chunk, emb))
+    return out

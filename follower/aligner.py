@@ -1,0 +1,153 @@
+"""Fine position after lock: a frame-level online aligner of the locked piece.
+
+The embedding path (votes, verification, :mod:`follower.tracker`) is robust and finds
+the piece and its region, but its position comes from 2.1 s snippets on a 0.2 s
+grid, reported for the window's centre one second ago and extrapolated to now. This
+module follows the *newest* spectrogram frame through the piece's notes at the
+feature frame rate (50 ms), in the spirit of online DTW / HMM score followers:
+
+* **score templates**: every MIDI note contributes its harmonic series (``harmonics``
+  partials, amplitude ``harmonic_decay ** h``) as seen through the front end's own
+  log-frequency filterbank (:mod:`follower.features`), summed over the notes sounding
+  in each 50 ms score frame, then log-compressed like the audio. A note does not stop
+  sounding at its MIDI end: release and room keep it for a while, so its partials
+  fade out with ``release_s`` after the end (without this the aligner hears the new
+  chord late wherever the old one rings on). No synthesizer is needed at run time,
+  and neighbouring chords differ in exactly the bands that separate their notes;
+* **belief** over the piece's score frames, advanced per audio frame by a kernel of
+  0..``max_step`` frames centred on the tempo estimate (silent frames hold it), and
+  sharpened by ``exp(sharpness * cosine)`` of the audio frame with each template;
+* **anchoring**: a share ``anchor_weight`` of the belief is re-seeded around the
+  embedding path's position every frame, and only ``band_s`` around that position is
+  kept: the coarse path decides *where* (jumps, repeats, restarts, relocks), the
+  fine one *exactly where*. When the two disagree by more than ``max_disagree_s``
+  the engine reports the coarse position and re-seeds the fine belief there.
+
+Cost per frame: one (band frames x bands) product, bounded by ``band_s``, not by the
+piece or the corpus.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import JsonConfig
+from .features import FeatureConfig, _filterbank
+
+
+@dataclass(frozen=True)
+class FineConfig(JsonConfig):
+    # sharpness, step spread and release chosen on renders of validation-split chorales
+    # (`python -m benchmarks.material --set tuning`), never on the benchmark items: a soft
+    # emission (6, not 25) with a tempo-led advance (0.4 frames) rides over the smeared
+    # chord changes of slow attacks and reverb instead of waiting for the new chord to win
+    sharpness: float = 6.0         # emission exp(sharpness * cosine(audio frame, template))
+    step_sd_frames: float = 0.4    # spread of the per-frame advance around the tempo, in frames
+    max_step: int = 4              # largest advance per audio frame (4 = four times the written tempo)
+    anchor_weight: float = 0.02    # share of the belief re-seeded around the coarse position, per frame
+    anchor_sd_s: float = 1.0       # spread of that re-seeding (and of a fresh start)
+    band_s: float = 8.0            # belief kept within this of the coarse position
+    max_disagree_s: float = 2.0    # further from the coarse position than this -> not reported, re-seeded
+    harmonics: int = 10
+    harmonic_decay: float = 0.6
+    compression: float = 3.0       # templates are log1p(compression * summed partials), like log1p audio
+    release_s: float = 0.2         # time constant of a note's fade after its MIDI end (release and room)
+
+
+_PITCH_CACHE: dict = {}
+
+
+def pitch_templates(features: FeatureConfig, config: FineConfig) -> np.ndarray:
+    """(128, n_bins) float32: each MIDI pitch's harmonic series through the front end's filterbank."""
+    key = (features, config.harmonics, config.harmonic_decay)
+    if key in _PITCH_CACHE:
+        return _PITCH_CACHE[key]
+    fb = _filterbank(features)                      # (fft bins, bands)
+    bin_hz = features.sample_rate_hz / features.frame_size_samples
+    out = np.zeros((128, fb.shape[1]), np.float32)
+    for pitch in range(128):
+        f0 = features.fref_hz * 2.0 ** ((pitch - 69) / 12)
+        for h in range(1, config.harmonics + 1):
+            b = f0 * h / bin_hz
+            i = int(np.floor(b))
+            if i + 1 >= len(fb):
+                break
+            w = b - i  # the partial between two FFT bins: share it, as the window's main lobe does
+            out[pitch] += config.harmonic_decay ** (h - 1) * ((1 - w) * fb[i] + w * fb[i + 1])
+    _PITCH_CACHE[key] = out
+    return out
+
+
+def score_templates(onset_s, end_s, pitch, features: FeatureConfig, config: FineConfig) -> np.ndarray:
+    """(score frames, n_bins) float32 unit rows (zero rows where nothing sounds); frame j is [j, j+1) / fps."""
+    fps = features.frame_rate_hz
+    onset_s, end_s = np.asarray(onset_s, np.float64), np.asarray(end_s, np.float64)
+    n = int(np.ceil((end_s.max() if len(end_s) else 0.0) * fps)) + 1
+    lin = np.zeros((n, features.n_bins), np.float32)
+    pt = pitch_templates(features, config)
+    first = np.floor(onset_s * fps).astype(np.int64)
+    last = np.maximum(np.ceil(end_s * fps).astype(np.int64), first + 1)
+    fade = np.exp(-np.arange(1, int(4 * config.release_s * fps) + 1) / max(config.release_s * fps, 1e-9))
+    for a, b, p in zip(first, last, np.asarray(pitch, np.int64)):
+        lin[a:b] += pt[p]
+        e = min(b + len(fade), n)
+        lin[b:e] += fade[: e - b, None].astype(np.float32) * pt[p]
+    t = np.log1p(config.compression * lin)
+    norm = np.linalg.norm(t, axis=1, keepdims=True)
+    return np.where(norm > 0, t / np.maximum(norm, 1e-9), 0.0).astype(np.float32)
+
+
+class FineAligner:
+    """Belief over one piece's 50 ms score frames; see the module docstring."""
+
+    def __init__(self, templates: np.ndarray, fps: float, config: FineConfig | None = None):
+        self.config = config or FineConfig()
+        self.templates = templates
+        self.fps = float(fps)
+        self.n = len(templates)
+        self._frames_idx = np.arange(self.n, dtype=np.float64)
+        self.position_s = 0.0
+        self._belief = np.zeros(self.n)
+
+    def _gauss(self, centre_s: float) -> np.ndarray:
+        d = (self._frames_idx + 0.5 - centre_s * self.fps) / (self.config.anchor_sd_s * self.fps)
+        g = np.exp(-0.5 * d * d)
+        return g / max(g.sum(), 1e-300)
+
+    def reset(self, position_s: float) -> None:
+        """Start again around ``position_s`` (MIDI seconds of the newest frame)."""
+        self._belief = self._gauss(position_s)
+        self.position_s = float(position_s)
+
+    def step(self, frames: np.ndarray, loud: np.ndarray, coarse_s: np.ndarray, tempo: float) -> float:
+        """Fold in audio frames (oldest first) with the coarse position of each; return the newest position."""
+        c = self.config
+        steps = np.arange(c.max_step + 1, dtype=np.float64)
+        kernel = np.exp(-0.5 * ((steps - tempo) / c.step_sd_frames) ** 2)
+        kernel /= kernel.sum()
+        half_band = int(c.band_s * self.fps)
+        b = self._belief
+        for frame, is_loud, anchor_s in zip(frames, loud, coarse_s):
+            if not is_loud:  # a pause or a held note's silence: nothing moves
+                continue
+            moved = kernel[0] * b
+            for d in range(1, len(kernel)):
+                moved[d:] += kernel[d] * b[:-d]
+            a = frame / max(float(np.linalg.norm(frame)), 1e-9)
+            centre = int(anchor_s * self.fps)
+            lo, hi = max(centre - half_band, 0), min(centre + half_band + 1, self.n)
+            banded = np.zeros_like(moved)
+            if lo < hi:
+                cos = self.templates[lo:hi] @ a
+                banded[lo:hi] = moved[lo:hi] * np.exp(c.sharpness * (cos - cos.max()))
+            total = banded.sum()
+            banded = banded / total if total > 0 else self._gauss(anchor_s)
+            b = (1 - c.anchor_weight) * banded + c.anchor_weight * self._gauss(anchor_s)
+        self._belief = b
+        peak = int(np.argmax(b))
+        lo, hi = max(peak - 3, 0), min(peak + 4, self.n)
+        w = b[lo:hi]
+        self.position_s = float(np.dot(w, self._frames_idx[lo:hi] + 0.5) / max(w.sum(), 1e-300) / self.fps)
+        return self.position_s

@@ -1,0 +1,124 @@
+"""The frame-level fine aligner: templates from notes, following rendered audio, engine wiring."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from follower.aligner import FineAligner, FineConfig, pitch_templates, score_templates
+from follower.features import FeatureConfig, spectrogram
+from follower.midi import load_midi
+
+FC = FeatureConfig()
+
+
+def test_pitch_templates_share_partials_where_the_pitches_do():
+    pt = pitch_templates(FC, FineConfig())
+    assert (pt >= 0).all() and pt[21:109].sum(axis=1).min() > 0
+    lit = {p: set(np.flatnonzero(pt[p]).tolist()) for p in (60, 62, 72)}
+    # an octave up starts on the second partial's bands; a whole tone up has its own fundamental (16 bands per octave blur semitones)
+    assert set(sorted(lit[72])[:2]) <= lit[60]
+    assert not set(sorted(lit[62])[:2]) & lit[60]
+    # the loudest band is the fundamental's: an octave up moves it up (bands are ordered by frequency)
+    assert pt[69].argmax() < pt[81].argmax() < pt[93].argmax()
+
+
+def test_score_templates_are_unit_rows_and_notes_fade_after_their_end():
+    cfg = FineConfig(release_s=0.2)
+    t = score_templates([0.0, 1.0], [1.0, 2.0], [60, 67], FC, cfg)
+    fps = FC.frame_rate_hz
+    assert t.shape[1] == FC.n_bins
+    norms = np.linalg.norm(t, axis=1)
+    assert np.allclose(norms[norms > 0], 1.0, atol=1e-5)
+    c_only, g_only = t[int(0.5 * fps)], t[int(1.9 * fps)]
+    just_after = t[int(1.0 * fps) + 1]  # G has started, C still rings
+    assert np.dot(just_after, c_only) > np.dot(g_only, c_only) + 0.05
+    no_release = score_templates([0.0, 1.0], [1.0, 2.0], [60, 67], FC, dataclasses.replace(cfg, release_s=1e-6))
+    assert np.dot(no_release[int(1.0 * fps) + 1], c_only) < np.dot(just_after, c_only)
+
+
+def test_empty_frames_are_zero_not_nan():
+    t = score_templates([1.0], [1.5], [60], FC, FineConfig())
+    assert np.isfinite(t).all() and not t[0].any()
+
+
+def _truth_score_s(rendered, audio_s):
+    return rendered["start_s"] + rendered["tempo"] * audio_s
+
+
+def test_the_aligner_corrects_an_offset_anchor_on_rendered_audio(rendered, corpus):
+    """Anchored 0.6 s off (as the embedding path may be), it finds the notes: median error under 0.1 s."""
+    import soundfile as sf
+
+    audio, rate = sf.read(rendered["path"], dtype="float32", always_2d=True)
+    spec = spectrogram(audio.mean(axis=1), rate, FC)
+    score = load_midi(corpus / "piece3.mid").pitched
+    cfg = FineConfig()
+    al = FineAligner(score_templates(score["start_s"], score["end_s"], score["pitch"], FC, cfg), FC.frame_rate_hz, cfg)
+    fps, tempo = FC.frame_rate_hz, rendered["tempo"]
+    centre_s = (np.arange(len(spec)) + 1) / fps - FC.frame_size_samples / 2 / FC.sample_rate_hz
+    loud = spec.max(axis=1) >= 0.05
+    al.reset(_truth_score_s(rendered, centre_s[0]) + 0.6)
+    err = []
+    inside = _truth_score_s(rendered, centre_s) < score["end_s"].max() - 0.5  # not the render's ringing tail
+    for i in np.flatnonzero(inside):
+        anchor = _truth_score_s(rendered, centre_s[i]) + 0.6
+        pos = al.step(spec[i:i + 1], loud[i:i + 1], np.array([anchor]), tempo)
+        err.append(pos - _truth_score_s(rendered, centre_s[i]))
+    err = np.abs(np.array(err[int(3 * fps):]))  # after three seconds
+    assert np.median(err) <= 0.1 and np.mean(err <= 0.2) >= 0.95, np.percentile(err, [50, 90])
+
+
+def test_a_silent_frame_holds_the_position():
+    cfg = FineConfig()
+    t = score_templates(np.arange(10.0), np.arange(10.0) + 1, 60 + np.arange(10), FC, cfg)
+    al = FineAligner(t, FC.frame_rate_hz, cfg)
+    al.reset(3.0)
+    before = al.step(np.zeros((1, FC.n_bins), np.float32), np.array([False]), np.array([3.0]), 1.0)
+    after = al.step(np.zeros((5, FC.n_bins), np.float32), np.zeros(5, bool), np.full(5, 3.0), 1.0)
+    assert after == pytest.approx(before)
+
+
+def _replay(bundle_dir, index, path, fine):
+    import soundfile as sf
+
+    from follower.bundle import load_bundle
+    from follower.engine import Engine, EngineConfig
+
+    audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    engine = Engine(load_bundle(bundle_dir, threads=1), index, input_rate_hz=rate, config=EngineConfig(fine=fine))
+    out = []
+    for s in range(0, len(audio), 4096):
+        out += engine.push(audio[s:s + 4096], last=s + 4096 >= len(audio))
+    return out
+
+
+def test_the_engine_reports_the_fine_position_and_it_is_sharper(chroma_bundle, corpus_index, rendered):
+    from follower.index import load_index
+
+    index = load_index(corpus_index)
+    assert index.has_notes
+    errors = {}
+    for name, fine in (("fine", FineConfig()), ("coarse", None)):
+        end_s = float(index.duration_s[list(index.piece_ids).index(rendered["piece"])]) - 0.5
+        ups = [u for u in _replay(chroma_bundle, index, rendered["path"], fine)
+               if u.state == "following" and u.piece == rendered["piece"] and _truth_score_s(rendered, u.t) < end_s]
+        assert len(ups) > 100, name
+        errors[name] = np.abs([u.position_s - _truth_score_s(rendered, u.t) for u in ups])
+    share = {name: float(np.mean(e <= 0.1)) for name, e in errors.items()}
+    assert share["fine"] >= 0.7 and share["fine"] > share["coarse"], share
+
+
+def test_an_index_without_notes_still_loads_and_follows_coarsely(corpus_index, tmp_path):
+    from follower.index import ARRAYS, load_index, save_index
+
+    index = load_index(corpus_index)
+    old = dataclasses.replace(index, note_start=None, note_onset_s=None, note_end_s=None, note_pitch=None)
+    path = save_index(old, tmp_path / "old.index.npz")
+    with np.load(path, allow_pickle=False) as z:
+        assert set(z.files) == {"header", *ARRAYS}
+    again = load_index(path)
+    assert not again.has_notes and again.notes(0) is None
+    assert load_index(corpus_index).notes(3)[0].min() >= 0.0

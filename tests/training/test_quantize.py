@@ -1,0 +1,72 @@
+"""`training quantize`: the shipped bundle's audio encoder in int8, calibrated on the example recording."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from follower.bundle import AUDIO_ONNX, SCORE_ONNX, load_bundle, read_config, sha256_file
+from follower.errors import BadAudioError, BundleError
+from training.fit.quantize import AUDIO_FLOAT_ONNX, QuantizeConfig, audio_windows, cosine_to_float, quantize_bundle
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = REPO / "exported" / "default"
+EXAMPLE = REPO / "examples" / "chorale_excerpt.ogg"
+SMALL = QuantizeConfig(windows=200, check_windows=200)
+
+
+@pytest.fixture(scope="module")
+def quantized(tmp_path_factory):
+    if not (SHIPPED / AUDIO_ONNX).is_file():
+        pytest.skip("the shipped bundle is not there")
+    out = tmp_path_factory.mktemp("q") / "int8"
+    return out, quantize_bundle(SHIPPED, out, [EXAMPLE], SMALL)
+
+
+def test_the_int8_bundle_embeds_like_the_float_one_and_reads_its_indexes(quantized):
+    out, measured = quantized
+    float_cfg, int8_cfg = read_config(SHIPPED), read_config(out)
+    assert int8_cfg.fingerprint != float_cfg.fingerprint
+    assert int8_cfg.index_fingerprint == float_cfg.index_fingerprint  # the score side is untouched
+    assert int8_cfg.score_from == (float_cfg.score_from or float_cfg.fingerprint)  # older indexes stay readable
+    assert sha256_file(out / SCORE_ONNX) == sha256_file(SHIPPED / SCORE_ONNX)
+    float_source = SHIPPED / AUDIO_FLOAT_ONNX if (SHIPPED / AUDIO_FLOAT_ONNX).is_file() else SHIPPED / AUDIO_ONNX
+    assert sha256_file(out / AUDIO_FLOAT_ONNX) == sha256_file(float_source)  # kept, for the next quantisation
+    assert int8_cfg.training["audio_quantization"]["cosine_to_float_mean"] >= 0.995
+    assert 100 <= json.loads((out / "quantization.json").read_text())["calibration_windows"] <= 200
+    bundle = load_bundle(out)  # checksums hold
+    x = audio_windows([EXAMPLE], int8_cfg)[::7]
+    cos = cosine_to_float(out / AUDIO_FLOAT_ONNX, out / AUDIO_ONNX, x)
+    assert cos.mean() >= 0.995 and bundle.audio(x[:3]).shape == (3, int8_cfg.embed_dim)
+    assert (out / AUDIO_ONNX).stat().st_size < 0.5 * (out / AUDIO_FLOAT_ONNX).stat().st_size  # int8 weights
+
+
+def test_quantising_again_starts_from_the_float_encoder(quantized, tmp_path):
+    out, _ = quantized
+    again = quantize_bundle(out, tmp_path / "again", [EXAMPLE], SMALL)
+    assert again["source_bundle"] == read_config(out).fingerprint
+    assert sha256_file(tmp_path / "again" / AUDIO_FLOAT_ONNX) == sha256_file(out / AUDIO_FLOAT_ONNX)
+    assert sha256_file(tmp_path / "again" / AUDIO_ONNX) == sha256_file(out / AUDIO_ONNX)  # same calibration
+
+
+def test_too_low_agreement_and_bad_audio_are_refused(quantized, tmp_path):
+    with pytest.raises(BundleError, match="mean cosine"):
+        quantize_bundle(SHIPPED, tmp_path / "strict", [EXAMPLE], QuantizeConfig(windows=200, min_cosine=1.01))
+    assert not (tmp_path / "strict" / AUDIO_ONNX).exists()
+    (tmp_path / "notes.wav").write_text("not audio")
+    with pytest.raises(BadAudioError, match="not a readable audio file"):
+        quantize_bundle(SHIPPED, tmp_path / "bad", [tmp_path / "notes.wav"], SMALL)
+
+
+def test_a_bundle_can_be_quantised_in_place(tmp_path):
+    import shutil
+
+    if not (SHIPPED / AUDIO_ONNX).is_file():
+        pytest.skip("the shipped bundle is not there")
+    here = tmp_path / "b"
+    shutil.copytree(SHIPPED, here)
+    float_sha = sha256_file(here / (AUDIO_FLOAT_ONNX if (here / AUDIO_FLOAT_ONNX).is_file() else AUDIO_ONNX))
+    quantize_bundle(here, here, [EXAMPLE], SMALL)
+    assert sha256_file(here / AUDIO_FLOAT_ONNX) == float_sha  # the float encoder survives, beside the int8 one
+    load_bundle(here)

@@ -1,0 +1,155 @@
+"""An int8 audio encoder for a bundle (``training quantize``): the follower's per-update cost.
+
+The audio encoder runs once per 50 ms update and is most of an update's cost on a
+small index. Static QDQ quantisation with onnxruntime's own tools (int8 weights per
+output channel, uint8 activations, min/max ranges calibrated on real spectrogram
+windows) about halves its time on one core (docs/improvements.md (j)).
+
+The score encoder is left as it is, so the quantised bundle reads the indexes of the
+float one (an index depends on the score side only: ``BundleConfig.index_fingerprint``).
+The float audio encoder stays in the bundle as ``audio_encoder.float.onnx``: it is
+what a later quantisation starts from, and the reference the int8 one is checked
+against (mean cosine of the two embeddings on held-out windows, which must reach
+``min_cosine``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from follower.bundle import (AUDIO_ONNX, METRICS_JSON, SCORE_ONNX, Encoder, read_config, sha256_file,
+                             verify, write_config)
+from follower.config import JsonConfig
+from follower.errors import BadAudioError, BundleError, ConfigError
+
+AUDIO_FLOAT_ONNX = "audio_encoder.float.onnx"
+
+
+@dataclass(frozen=True)
+class QuantizeConfig(JsonConfig):
+    windows: int = 2000            # calibration windows, drawn evenly from the sounding windows of the audio
+    check_windows: int = 1000      # other windows the int8 encoder is compared with the float one on
+    min_cosine: float = 0.995      # mean cosine (int8 vs float embedding) needed to write the bundle
+    per_channel: bool = True       # one weight scale per output channel
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.windows < 10 or self.check_windows < 10:
+            raise ConfigError(f"--windows {self.windows} / check windows {self.check_windows}: give at least 10")
+
+
+def audio_windows(paths, bundle_config, *, silence_level: float = 0.05, min_sound_fraction: float = 0.3):
+    """Every sounding encoder window (the follower's own rule) of the recordings, as encoder inputs.
+
+    Windows are cut every 2 frames from the spectrogram the follower computes
+    (``follower.features.spectrogram``), so calibration sees exactly what the engine feeds.
+    """
+    import soundfile as sf
+
+    from follower.features import spectrogram
+    from follower.snippets import audio_input
+
+    width = bundle_config.snippets.audio_frames
+    out = []
+    for path in paths:
+        try:
+            audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        except Exception as e:  # noqa: BLE001 - soundfile raises several types
+            raise BadAudioError(f"{path}: not a readable audio file ({e}); give wav/flac/ogg recordings") from e
+        spec = spectrogram(audio.mean(axis=1), rate, bundle_config.features)
+        loud = spec.max(axis=1) >= silence_level
+        for end in range(width, len(spec) + 1, 2):
+            if loud[end - width:end].mean() >= min_sound_fraction:
+                out.append(spec[end - width:end])
+    if not out:
+        raise BadAudioError(f"no sounding window in {len(list(paths))} calibration file(s); give music recordings")
+    return audio_input(np.stack(out))
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader over a fixed array of inputs, in batches."""
+
+    def __init__(self, name: str, x: np.ndarray, batch: int = 64):
+        self.items = iter([{name: x[i:i + batch]} for i in range(0, len(x), batch)])
+
+    def get_next(self):
+        return next(self.items, None)
+
+
+def quantize_audio_encoder(float_path, out_path, calibration: np.ndarray, *, per_channel: bool = True) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
+        name = Encoder(float_path).input_name
+        quantize_static(str(prepared), str(out_path), _Reader(name, calibration),
+                        quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax,
+                        # the convolutions only: pooling, the mean and the length normalisation stay float
+                        op_types_to_quantize=["Conv"])
+
+
+def cosine_to_float(float_path, int8_path, x: np.ndarray) -> np.ndarray:
+    a = Encoder(float_path)(x)
+    b = Encoder(int8_path)(x)
+    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def quantize_bundle(bundle_dir, out_dir, audio_paths, config: QuantizeConfig | None = None) -> dict:
+    """Write ``out_dir``: ``bundle_dir`` with an int8 audio encoder; return what was measured.
+
+    ``out_dir`` may be ``bundle_dir`` itself (the float encoder moves to ``audio_encoder.float.onnx``).
+    """
+    config = config or QuantizeConfig()
+    bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
+    cfg = read_config(bundle_dir)
+    verify(bundle_dir, cfg)
+    # a bundle quantised before keeps its float encoder: always start from that
+    source = bundle_dir / AUDIO_FLOAT_ONNX
+    if source.is_file():
+        want = cfg.sha256.get(AUDIO_FLOAT_ONNX)
+        if want and sha256_file(source) != want:
+            raise BundleError(f"{source}: checksum differs from config.json; re-copy the bundle")
+    else:
+        source = bundle_dir / AUDIO_ONNX
+    windows = audio_windows(audio_paths, cfg)
+    rng = np.random.default_rng(config.seed)
+    order = rng.permutation(len(windows))
+    n_cal = min(config.windows, len(windows) // 2)
+    cal, check = windows[order[:n_cal]], windows[order[n_cal:n_cal + config.check_windows]]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / (AUDIO_ONNX + ".tmp")
+    quantize_audio_encoder(source, tmp, cal, per_channel=config.per_channel)
+    cos = cosine_to_float(source, tmp, check)
+    measured = {"method": "onnxruntime quantize_static, QDQ, Conv only, int8 weights"
+                          f"{' per channel' if config.per_channel else ''}, uint8 activations, MinMax",
+                "calibration_files": [str(p) for p in audio_paths], "calibration_windows": int(n_cal),
+                "check_windows": int(len(check)), "cosine_to_float_mean": round(float(cos.mean()), 5),
+                "cosine_to_float_min": round(float(cos.min()), 5), "source_bundle": cfg.fingerprint,
+                "config": config.to_dict()}
+    if not cos.mean() >= config.min_cosine:
+        tmp.unlink()
+        raise BundleError(f"the int8 audio encoder's embeddings agree with the float ones only to a mean cosine "
+                          f"of {cos.mean():.4f} (< {config.min_cosine}); calibrate on more or more typical audio")
+    if source.resolve() != (out_dir / AUDIO_FLOAT_ONNX).resolve():  # first: in place, source is the file replaced next
+        shutil.copyfile(source, out_dir / AUDIO_FLOAT_ONNX)
+    tmp.replace(out_dir / AUDIO_ONNX)
+    for name in (SCORE_ONNX, METRICS_JSON):
+        if (bundle_dir / name).is_file() and bundle_dir.resolve() != out_dir.resolve():
+            shutil.copyfile(bundle_dir / name, out_dir / name)
+    sha = {**cfg.sha256, AUDIO_ONNX: sha256_file(out_dir / AUDIO_ONNX),
+           AUDIO_FLOAT_ONNX: sha256_file(out_dir / AUDIO_FLOAT_ONNX)}
+    new = type(cfg).from_dict({**cfg.to_dict(), "sha256": sha, "score_from": cfg.score_from or cfg.fingerprint,
+                               "training": {**cfg.training, "audio_quantization": measured}})
+    write_config(out_dir, new)
+    (out_dir / "quantization.json").write_text(json.dumps(measured, indent=2) + "\n")
+    return {**measured, "fingerprint": new.fingerprint, "index_fingerprint": new.index_fingerprint}
