@@ -253,7 +253,8 @@ def test_listen_serves_the_view_from_a_real_capture_device(alsa_home, chroma_bun
     proc = subprocess.Popen([sys.executable, "-m", "follower.cli", "listen", "--device", "follower_test", "--rate",
                              "22050", "--duration", f"{duration_s:.2f}", "--buffer", "60", "--bundle",
                              str(chroma_bundle), "--index", str(corpus_index), "--osc", "127.0.0.1:9", "--quiet",
-                             "--view", "--view-port", "0", "--view-linger", "20"],
+                             "--view", "--view-port", "0", "--view-linger", "20",
+                             "--max-lag", "inf"],  # the capture runs faster than real time: let it queue
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     lines: list = []
     threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()
