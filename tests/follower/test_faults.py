@@ -22,6 +22,7 @@ import pytest
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import ThreadingOSCUDPServer
 
+from conftest import sigint_default
 from follower.errors import BundleError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -97,7 +98,8 @@ def test_a_signal_stops_cleanly(sig, chroma_bundle, corpus_index, rendered, rece
     total_s = 3 * rendered["duration_s"]
     p = subprocess.Popen(follower_cmd("replay", long_take, "--bundle", chroma_bundle, "--index", corpus_index,
                                       "--osc", f"127.0.0.1:{port}", "--jsonl", jsonl, "--quiet", "--stats"),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                         preexec_fn=sigint_default)
     try:  # real time: wait for 2 s of updates, then stop it as a service manager or Ctrl-C would
         end = time.monotonic() + 60
         while time.monotonic() < end and (not jsonl.exists() or jsonl.read_text().count("\n") < 40):
@@ -311,7 +313,7 @@ def test_a_vanished_device_is_reported_lost_then_stopped(chroma_bundle, corpus_i
     import soundfile as sf
     import soxr
 
-    from tests.follower.test_listen_alsa import ASOUNDRC
+    from test_listen_alsa import ASOUNDRC
 
     port, got = receiver
     audio, rate = sf.read(rendered["path"], dtype="float32")
