@@ -304,7 +304,7 @@ def main(argv=None) -> int:
                 continue  # the chorales have no pedal
             if p == "synth":
                 wav = out / "items" / f"{it['name']}.synth.npy"
-                audio = np.load(wav) if wav.exists() else render_performance(it["mid"])
+                audio = np.load(wav, allow_pickle=False) if wav.exists() else render_performance(it["mid"])
                 np.save(wav, audio)
                 records = follow_audio(engines[("audio", it["kind"])], audio)
             else:

@@ -15,7 +15,10 @@ processed exactly as live input is (madmom's principle).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
+import sys
 import threading
 import time
 from pathlib import Path
@@ -26,15 +29,21 @@ EOF = None  # the sentinel a source puts when it has no more audio
 
 
 class BlockQueue:
-    """Bounded queue of audio blocks; a full queue drops (live) or waits (file)."""
+    """Bounded queue of audio blocks; a full queue drops (live) or waits (file).
+
+    Each block is stamped with the monotonic time it arrived, so the worker knows how
+    old the audio it processes is (the lag between the audio and the output).
+    """
 
     def __init__(self, max_blocks: int = 256):
         self._q: queue.Queue = queue.Queue(maxsize=max_blocks)
+        self.max_blocks = max_blocks
         self.dropped = 0
+        self.stamp = time.monotonic()  # arrival time of the item get() returned last (at first: its creation)
 
     def put_nowait(self, block) -> None:
         try:
-            self._q.put_nowait(block)
+            self._q.put_nowait((time.monotonic(), block))
         except queue.Full:
             self.dropped += 1
 
@@ -42,7 +51,7 @@ class BlockQueue:
         """Enqueue an end marker even when full (the oldest block makes room): it must arrive."""
         while True:
             try:
-                self._q.put_nowait(item)
+                self._q.put_nowait((time.monotonic(), item))
                 return
             except queue.Full:
                 try:
@@ -54,14 +63,51 @@ class BlockQueue:
     def put(self, block, stop: threading.Event) -> bool:
         while not stop.is_set():
             try:
-                self._q.put(block, timeout=0.1)
+                self._q.put((time.monotonic(), block), timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
     def get(self, timeout: float):
-        return self._q.get(timeout=timeout)
+        self.stamp, item = self._q.get(timeout=timeout)
+        return item
+
+    def drain(self) -> list:
+        """Every item waiting now, oldest first, as (arrival time, item); never blocks."""
+        out = []
+        while True:
+            try:
+                out.append(self._q.get_nowait())
+            except queue.Empty:
+                return out
+
+    def depth(self) -> int:
+        """Items waiting (approximate while the source is putting)."""
+        return self._q.qsize()
+
+
+@contextlib.contextmanager
+def quiet_stderr(active: bool = True):
+    """Silence what C libraries print on file descriptor 2 (libmpg123 warns about damaged mp3 files
+    on its own, which would add lines to the one error line the user gets)."""
+    if not active:
+        yield
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        yield
+        return
+    sys.stderr.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 class FileSource:
@@ -80,7 +126,8 @@ class FileSource:
         if self.path.stat().st_size == 0:
             raise BadAudioError(f"{path}: empty file (0 bytes); give a wav, flac, ogg or mp3 recording")
         try:
-            info = sf.info(str(self.path))
+            with quiet_stderr(self.path.suffix.lower() == ".mp3"):
+                info = sf.info(str(self.path))
         except Exception as e:  # soundfile raises LibsndfileError / RuntimeError / TypeError
             raise BadAudioError(f"{path}: not a readable audio file ({e}); give a wav, flac, ogg or mp3 "
                                 "recording") from e

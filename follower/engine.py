@@ -199,6 +199,8 @@ class Engine:
         self.aligner = None
         self._fine_fresh = True
         self._last_sound_t = None
+        self._updated_n = 0          # frame count at the last update (the tracker steps by the audio since)
+        self.skipped_updates = 0
 
     @property
     def evidence_on(self) -> bool:
@@ -209,8 +211,13 @@ class Engine:
         return self._evidence.leader()
 
     # -- audio in --------------------------------------------------------------------
-    def push(self, block, *, last: bool = False) -> list[Update]:
-        """Add an audio block (any length, mono or (n, channels)); return the updates it completes."""
+    def push(self, block, *, last: bool = False, max_updates: int | None = None) -> list[Update]:
+        """Add an audio block (any length, mono or (n, channels)); return the updates it completes.
+
+        ``max_updates``: compute at most this many of the updates the block completes, the
+        newest ones (the others' frames still enter the window). The runner asks for this
+        when it has fallen behind the audio; :attr:`skipped_updates` counts what was left out.
+        """
         t0 = time.perf_counter()
         p = self.PIECE_SAMPLES
         if len(block) > p:  # the resampler's last bits depend on how the audio is cut: as paced replay cuts it
@@ -220,13 +227,21 @@ class Engine:
             frames = self._spec.push(block, last=last)
         if len(frames) == 0:
             return []
-        if len(frames) >= self.AHEAD_MIN_FRAMES and self._batches_exact():
+        # (not when catching up: only the newest window will be needed)
+        if max_updates is None and len(frames) >= self.AHEAD_MIN_FRAMES and self._batches_exact():
             self._ahead = ahead.embed_ahead(self.bundle.audio, *self._window(), frames, self._n, self.config)
         front_ms = (time.perf_counter() - t0) * 1e3 / len(frames)
+        stride = self.config.stride_frames
+        due = (self._n + len(frames)) // stride - self._n // stride  # updates these frames complete
+        skip = max(0, due - max_updates) if max_updates is not None else 0
+        self.skipped_updates += skip
         out = []
         for frame in frames:
             self._write(frame)
-            if self._n % self.config.stride_frames == 0:
+            if self._n % stride == 0:
+                if skip:
+                    skip -= 1
+                    continue
                 t1 = time.perf_counter()
                 u = self._update()
                 u.latency_ms = front_ms * self.config.stride_frames + (time.perf_counter() - t1) * 1e3
@@ -373,15 +388,18 @@ class Engine:
         self.state = FOLLOWING
 
     def _track(self, q, centre_s: float, centre_silent: bool):
+        # the audio since the last update: update_s, or more after updates were skipped
+        elapsed_s = max(self._n - self._updated_n, 1) / self.fps
+        self._updated_n = self._n
         if self.tracker is None:
             return None
         if centre_silent:  # the music under the window centre paused: hold
-            return self.tracker.step(None, self.update_s, centre_s, silent=True)
+            return self.tracker.step(None, elapsed_s, centre_s, silent=True)
         z = None
         if q is not None:  # z-scores: the tracker's sharpness then means the same for any model
             scale, bias = self._verifier.standardise(q)
             z = (self._search[self.index.rows(self.piece)] @ q) * scale - bias
-        return self.tracker.step(z, self.update_s, centre_s)
+        return self.tracker.step(z, elapsed_s, centre_s)
 
     def _fine(self, coarse_s: float, tempo: float) -> float:
         """The fine aligner's position of the newest audio, or ``coarse_s`` where the two disagree."""

@@ -128,6 +128,9 @@ def _frames_to_features(frames: np.ndarray, config: FeatureConfig) -> np.ndarray
     return np.log1p(spec.astype(np.float32) @ _filterbank(config))
 
 
+SAMPLE_LIMIT = 1e3  # 60 dB above full scale: louder float samples are clipped, not an error
+
+
 def valid_audio(signal, *, name: str = "audio") -> np.ndarray:
     """Return ``signal`` as float32 mono (channels averaged), or raise BadAudioError.
 
@@ -140,12 +143,15 @@ def valid_audio(signal, *, name: str = "audio") -> np.ndarray:
     elif x.dtype.kind != "f":
         raise BadAudioError(f"{name} has dtype {x.dtype}; expected float or integer PCM samples")
     if x.ndim == 2:
-        x = x.mean(axis=1)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf + -inf: caught as not finite just below
+            x = x.mean(axis=1)
     elif x.ndim != 1:
         raise BadAudioError(f"{name} has shape {x.shape}; expected (samples,) or (samples, channels)")
     x = x.astype(np.float32, copy=False)
     if not np.all(np.isfinite(x)):
         raise BadAudioError(f"{name} contains NaN or infinite samples; check the file or the input device")
+    if len(x) and float(np.abs(x).max()) > SAMPLE_LIMIT:
+        x = np.clip(x, -SAMPLE_LIMIT, SAMPLE_LIMIT)  # absurd float samples would overflow the float32 spectrum
     return x
 
 

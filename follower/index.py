@@ -9,7 +9,10 @@ quarter-note beats. Identical windows (silence, literal repeats) are embedded on
 On disk an index is one ``.npz`` file (no pickles) holding the arrays and a JSON
 header (``header``): format version, the fingerprint of what the embeddings depend
 on (score encoder + feature and snippet settings; ``index_fingerprint``) and of the
-bundle it was built with, hop, frame rate, counts and the files that were skipped and why. The hop and the
+bundle it was built with, hop, frame rate, counts, the files that were skipped and
+why, and the sha256 of the arrays (checked on every load: a damaged or edited index
+is refused with one line). The paths the header names are only ever read or shown,
+never written. The hop and the
 frame rate give the snippet grid's cell width (:attr:`Index.cell_s`), which the path
 verification and the tracker both step by.
 """
@@ -418,16 +421,26 @@ def build_index(paths, bundle, *, hop_frames: int = 4, dtype=np.float16, progres
     return assemble(parts, header)
 
 
+def content_sha256(arrays: dict) -> str:
+    """One checksum over every array of an index (name, dtype, shape and bytes; ARRAYS, then the notes if any)."""
+    h = hashlib.sha256()
+    for name in ARRAYS + tuple(n for n in NOTE_ARRAYS if n in arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def save_index(index: Index, path) -> Path:
-    """Write ``path`` atomically (a partial file never replaces a good one)."""
+    """Write ``path`` atomically (a partial file never replaces a good one), with its arrays' sha256 in the header."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
+    names = ARRAYS + (NOTE_ARRAYS if index.has_notes else ())
+    header = dict(index.header, sha256=content_sha256({name: getattr(index, name) for name in names}))
     with open(tmp, "wb") as f:  # a file object: numpy then does not append ".npz"
-        names = ARRAYS + (NOTE_ARRAYS if index.has_notes else ())
-        extra = {} if index.ann is None else {"ann": index.ann}
-        np.savez(f, header=np.array(json.dumps(index.header)), **{name: getattr(index, name) for name in names},
-                 **extra)
+        extra = {} if index.ann is None else {"ann": index.ann}  # derived from the embeddings; not in the checksum
+        np.savez(f, header=np.array(json.dumps(header)), **{name: getattr(index, name) for name in names}, **extra)
     os.replace(tmp, path)
     return path
 
@@ -453,9 +466,15 @@ def load_index(path) -> Index:
         header = json.loads(str(data.pop("header")))
     except json.JSONDecodeError as e:
         raise BundleError(f"{path}: its header is not valid JSON; rebuild the index") from e
+    if not isinstance(header, dict):
+        raise BundleError(f"{path}: its header is not a JSON object (damaged file); rebuild the index")
     if header.get("format") != FORMAT or header.get("format_version") != FORMAT_VERSION:
         raise BundleError(f"{path}: format {header.get('format')!r} v{header.get('format_version')} is not "
                           f"{FORMAT!r} v{FORMAT_VERSION}; rebuild it with this version of `follower index build`")
+    want = header.get("sha256")  # indexes written before the checksum have none; the zip's CRCs still apply
+    if want is not None and content_sha256({k: v for k, v in data.items() if k != "ann"}) != want:
+        raise BundleError(f"{path}: its contents do not match the checksum in its header (changed or damaged "
+                          "after it was built); rebuild it with `follower index build`")
     index = Index(header=header, **data)
     n, p = index.n_snippets, index.n_pieces
     if (index.embeddings.ndim != 2 or any(len(getattr(index, a)) != n for a in ("piece", "position_s",

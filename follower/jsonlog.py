@@ -33,8 +33,17 @@ def record(u) -> dict:
 
 
 class JsonlWriter:
+    """Line-buffered JSON lines; a write that fails (a full disk) stops them with one line, never the follower.
+
+    ``failed`` is then set, and the run ends with exit code 2 once the audio is done;
+    OSC and the console carry on meanwhile (on stage the music does not wait).
+    """
+
     def __init__(self, target: str):
+        self.target = target
         self.to_stdout = target == "-"
+        self.written = 0
+        self.failed = False
         if self.to_stdout:
             self._f = sys.stdout
         else:
@@ -44,10 +53,29 @@ class JsonlWriter:
                 raise ConfigError(f"--jsonl {target}: cannot write it ({e.strerror}); give a writable path or -") from e
 
     def emit(self, u) -> None:
-        self._f.write(json.dumps(record(u)) + "\n")
-        if self.to_stdout:
-            self._f.flush()
+        if self.failed:
+            return
+        try:
+            self._f.write(json.dumps(record(u)) + "\n")
+            if self.to_stdout:
+                self._f.flush()
+            self.written += 1
+        except BrokenPipeError:
+            raise  # stdout's reader went away (| head): the run ends quietly
+        except OSError as e:
+            self._fail(e)
+
+    def _fail(self, e: OSError) -> None:
+        self.failed = True
+        print(f"error: --jsonl {self.target}: writing failed after {self.written} lines ({e.strerror or e}); "
+              "JSON lines stop here, the follower carries on; free space or give another path",
+              file=sys.stderr, flush=True)
 
     def close(self) -> None:
-        if not self.to_stdout:
-            self._f.close()
+        if self.to_stdout:
+            return
+        try:
+            self._f.close()  # flushes what is buffered
+        except OSError as e:
+            if not self.failed:
+                self._fail(e)

@@ -7,9 +7,14 @@ from . import blas  # noqa: F401  (before numpy: one BLAS thread)
 import argparse
 
 EPILOG = """\
-Stop with Ctrl-C. The audio callback only copies blocks into a queue; a worker
-thread does the work. A device that disappears ends the run with one line and a
-non-zero exit.
+Stop with Ctrl-C or SIGTERM (the run ends cleanly: JSON lines flushed, a last
+/follower/state "stopped" sent). The audio callback only copies blocks into a
+queue; a worker thread does the work. When it cannot keep up (a busy machine), it
+skips updates rather than fall behind the audio (--max-lag; one line on stderr,
+counted in --stats). A device that disappears is reported as state "lost" (OSC and
+JSON lines), then "stopped", with one line on stderr and exit code 2; to wait for
+it to come back, run listen in a loop:
+  until follower listen --device 2; do sleep 1; done
 
 With --midi-in PORT the follower reads a MIDI keyboard instead of audio (note-ons,
 note-offs and the sustain pedal; no audio device is opened): the notes go through the

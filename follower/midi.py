@@ -112,6 +112,10 @@ def load_midi(path, *, allow_drum_only: bool = False) -> Score:
         raise BadMidiError(f"{path}: contains no notes")
 
     tempo_events.sort()
+    zero = next((t for t, tempo in tempo_events if tempo <= 0), None)
+    if zero is not None:
+        raise BadMidiError(f"{path}: a tempo of 0 microseconds per beat at tick {zero} (every later note would "
+                           "sound at the same instant); re-export it or remove it from the corpus")
     ticks, tempos = [0], [500000]
     for t, tempo in tempo_events:
         if t == ticks[-1]:
@@ -137,6 +141,8 @@ def load_midi(path, *, allow_drum_only: bool = False) -> Score:
     notes["is_drum"] = raw[:, 5] == DRUM_CHANNEL
     notes = notes[np.argsort(notes["start_s"], kind="stable")]
 
+    if notes["end_s"].max() <= 0:
+        raise BadMidiError(f"{path}: every note ends at time 0 by its tempo map; nothing to follow")
     if notes["end_s"].max() > MAX_DURATION_S:
         raise BadMidiError(f"{path}: lasts {notes['end_s'].max() / 3600:.1f} h by its tempo map; "
                            "ticks or tempo are broken (expected < 4 h)")

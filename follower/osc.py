@@ -5,22 +5,33 @@ Addresses (all values plain Python int/float/str; python-osc rejects numpy scala
   /follower/piece       s:piece_id s:title f:confidence   on change, then once a second
   /follower/position    f:position_beats f:position_s f:confidence   every update while a piece is locked
   /follower/tempo       f:ratio f:bpm                     every update while a piece is locked
-  /follower/state       s:searching|following|lost        on change, then once a second
+  /follower/state       s:searching|following|lost        on change, then once a second;
+                        s:stopped once when the follower ends (the source ended, an error, Ctrl-C, SIGTERM)
   /follower/candidates  s:piece_id f:score ... (top five)  every update
+
+Several followers may send to one port (UDP allows any number of senders); their
+messages then interleave, so give each its own ``--osc-prefix`` (``/violin/piece``,
+``/piano/piece``...) to tell them apart.
 
 Sending never blocks and never stops the follower: the socket is non-blocking, the
 host is resolved once at start (so no DNS lookup per message), and send errors (an
-ICMP "port unreachable" when nobody listens, a full buffer) are counted, not raised.
+ICMP "port unreachable" when nobody listens, a full buffer, a network that went away)
+are counted, not raised; the first failure of a run is reported once on stderr.
 """
 
 from __future__ import annotations
 
 import socket
+import sys
 
 from .errors import ConfigError
 
 DEFAULT_OSC = "127.0.0.1:9000"
+DEFAULT_PREFIX = "/follower"
 RESEND_S = 1.0
+STOPPED = "stopped"  # the last /follower/state of a run
+# nobody listening on loopback (ECONNREFUSED after an ICMP port unreachable) is normal, not worth a line
+QUIET_ERRNOS = {111}
 
 
 def parse_host_port(text: str) -> tuple[str, int]:
@@ -38,12 +49,27 @@ def parse_host_port(text: str) -> tuple[str, int]:
     return host, port_n
 
 
-class OscSender:
-    """Non-blocking OSC client for the follower's messages; see the module docstring."""
+def check_prefix(prefix: str) -> str:
+    """An OSC address prefix such as ``/follower`` or ``/stage/violin``, or ConfigError."""
+    parts = str(prefix).split("/")
+    if (not str(prefix).startswith("/") or str(prefix).endswith("/") or any(not p for p in parts[1:])
+            or any(c in str(prefix) for c in " #*,?[]{}")):
+        raise ConfigError(f"--osc-prefix {prefix!r}: expected an OSC address such as /follower or /stage/violin "
+                          "(no spaces, no trailing /, none of #*,?[]{{}})")
+    return str(prefix)
 
-    def __init__(self, target: str = DEFAULT_OSC):
+
+class OscSender:
+    """Non-blocking OSC client for the follower's messages; see the module docstring.
+
+    ``prefix`` replaces ``/follower`` in every address, so that several followers can
+    send to one receiver (one port) and still be told apart.
+    """
+
+    def __init__(self, target: str = DEFAULT_OSC, prefix: str = DEFAULT_PREFIX):
         from pythonosc.udp_client import SimpleUDPClient
 
+        self.prefix = check_prefix(prefix)
         host, port = parse_host_port(target)
         try:
             info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
@@ -70,11 +96,16 @@ class OscSender:
         self._state_sent_t = -1e9
 
     def send(self, address: str, *values) -> None:
+        if self.prefix != DEFAULT_PREFIX and address.startswith(DEFAULT_PREFIX + "/"):
+            address = self.prefix + address[len(DEFAULT_PREFIX):]
         try:
             self.client.send_message(address, list(values))
             self.sent += 1
-        except OSError:
-            self.errors += 1  # nobody listening, or the buffer is full: drop, never block
+        except OSError as e:
+            self.errors += 1  # nobody listening, the buffer is full, no route: drop, never block
+            if self.errors == 1 and e.errno not in QUIET_ERRNOS:
+                print(f"warning: OSC to {self.target}: sending failed ({e.strerror or e}); the follower carries on "
+                      "and keeps trying (failures are counted in --stats)", file=sys.stderr, flush=True)
 
     def emit(self, u) -> None:
         """Send what one engine update means for Max."""
@@ -96,4 +127,6 @@ class OscSender:
             self.send("/follower/candidates", *flat)
 
     def close(self) -> None:
+        """Tell the receiver that the follower has stopped, then close the socket."""
+        self.send("/follower/state", STOPPED)
         self.client._sock.close()

@@ -13,7 +13,9 @@ thread only waits (and turns Ctrl-C into a clean stop with the statistics).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import queue
+import signal
 import sys
 import threading
 import time
@@ -25,14 +27,19 @@ import numpy as np
 
 from .errors import BadAudioError, ConfigError
 from .midi_out import MidiOutConfig
-from .osc import DEFAULT_OSC
+from .osc import DEFAULT_OSC, DEFAULT_PREFIX
 from .paths import DEFAULT_BUNDLE
+from .runstats import Stats
 from .view import DEFAULT_LINGER_S, DEFAULT_VIEW_HOST, DEFAULT_VIEW_PORT, ViewOptions
+
+LOST = "lost"  # follower.engine.LOST, without importing the engine before the model is needed
 
 if TYPE_CHECKING:
     from .engine import Engine
 
 STALL_S = 2.0  # a live input that delivers nothing this long has stopped
+BEHIND_S = 0.25  # more audio than this waiting for the worker: skip updates to catch up
+BEHIND_REPORT_S = 10.0  # at most one "cannot keep up" line this often
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,6 +51,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="piece index built with that bundle (default: the *.index.npz shipped in the bundle folder)")
     p.add_argument("--osc", default=DEFAULT_OSC, metavar="HOST:PORT",
                    help=f"where to send OSC (default {DEFAULT_OSC}); sending never blocks")
+    p.add_argument("--osc-prefix", default=DEFAULT_PREFIX, metavar="ADDR",
+                   help=f"OSC address prefix (default {DEFAULT_PREFIX}); give each follower sending to the same "
+                        "port its own, e.g. /violin")
     p.add_argument("--jsonl", default=None, metavar="PATH|-",
                    help="write one JSON object per update (keys t, piece, title, position_s, position_beats, "
                         "tempo, confidence, state, latency_ms); - = stdout (replaces the live line)")
@@ -78,6 +88,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="channel of the bar/beat control changes (default 16)")
     p.add_argument("--beats-per-bar", type=float, default=4.0, metavar="N",
                    help="quarter notes per bar for the bar numbers sent with --midi-out (default 4)")
+    p.add_argument("--max-lag", type=float, default=BEHIND_S, metavar="S",
+                   help=f"live or real-time audio that may wait for processing before updates are skipped to catch "
+                        f"up (default {BEHIND_S}; the output then stays within about S of the audio); inf = never "
+                        "skip (the queue may grow up to --buffer)")
 
 
 @dataclass(frozen=True)
@@ -97,8 +111,15 @@ class RunOptions:
     view: ViewOptions | None = None       # the live web page (--view); None = none
     midi_out: str | None = None           # MIDI output port for clock, song position and bar/beat
     midi_out_config: MidiOutConfig = MidiOutConfig()
+    max_lag_s: float = BEHIND_S           # waiting audio beyond this: skip updates to catch up (inf = never)
+    osc_prefix: str = DEFAULT_PREFIX      # replaces /follower in every OSC address
 
     def __post_init__(self):
+        from .osc import check_prefix
+
+        check_prefix(self.osc_prefix)
+        if not self.max_lag_s > 0:
+            raise ConfigError(f"--max-lag {self.max_lag_s} must be a positive number of seconds (or inf)")
         if self.stride_frames < 1:
             raise ConfigError(f"--stride {self.stride_frames} must be a positive number of frames")
         if self.console and self.jsonl_path == "-":
@@ -112,6 +133,8 @@ class RunOptions:
                    console=not args.quiet and args.jsonl != "-",  # JSON lines on stdout replace the live line
                    stats=args.stats, stride_frames=args.stride, duration_s=args.duration,
                    onnx_threads=args.threads, search=getattr(args, "search", "auto"),
+                   max_lag_s=getattr(args, "max_lag", BEHIND_S),
+                   osc_prefix=getattr(args, "osc_prefix", DEFAULT_PREFIX),
                    view=ViewOptions(host=args.view_host, port=args.view_port, midi_dirs=tuple(args.view_midi),
                                     linger_s=args.view_linger) if getattr(args, "view", False) else None,
                    midi_out=getattr(args, "midi_out", None),
@@ -158,41 +181,45 @@ class Output(Protocol):
     def close(self) -> None: ...
 
 
-class Stats:
-    """What ``--stats`` reports: the worker's processing time per update and in all, against audio time."""
-
-    def __init__(self):
-        self.latency_ms: list = []
-        self.busy_s = 0.0
-        self.audio_s = 0.0
-
-    def report(self, source, blocks, osc) -> str:
-        lat = np.array(self.latency_ms) if self.latency_ms else np.zeros(1)
-        rtf = self.busy_s / self.audio_s if self.audio_s else float("nan")
-        return (f"stats: {len(self.latency_ms)} updates over {self.audio_s:.1f} s of audio; latency per update "
-                f"p50 {np.percentile(lat, 50):.2f} ms, p99 {np.percentile(lat, 99):.2f} ms, "
-                f"max {lat.max():.2f} ms; real-time factor {rtf:.3f} (processing / audio time); "
-                f"input overflows {source.overflows}, blocks dropped {blocks.dropped}; "
-                f"OSC sent {osc.sent}, send errors {osc.errors}")
+def _lost(update):
+    """The last update, restated as ``lost``: what the outputs hear when the input disappears."""
+    return dataclasses.replace(update, state=LOST, state_changed=update.state != LOST, latency_ms=0.0,
+                               piece_changed=False)
 
 
-def run(source, make_engine, options: RunOptions) -> int:
-    """Follow ``source`` until it ends, ``options.duration_s`` is reached or Ctrl-C; return the exit code."""
+def run(source, make_engine, options: RunOptions, *, observers=(), stats: Stats | None = None) -> int:
+    """Follow ``source`` until it ends, ``options.duration_s`` is reached, Ctrl-C or SIGTERM; return the exit code.
+
+    ``observers`` get every update after the outputs (``emit(update)``, ``close()``);
+    they may read ``stats`` and the block queue (``observer.blocks`` is set before the
+    audio starts) -- the soak benchmark watches a run this way.
+
+    Falling behind: a live input (or a file replayed in real time) cannot wait for
+    the worker. When more than ``options.max_lag_s`` of audio is waiting, the worker takes
+    all of it at once and computes only the newest update over it (the skipped
+    updates' audio still enters the window), so the queue never grows and the output
+    stays within about that plus one update of the audio. It says so on
+    stderr (at most once every ``BEHIND_REPORT_S``), counts the skipped updates in
+    ``--stats``, and goes back to every update as soon as the queue is empty again.
+    """
     from .audio_io import EOF, BlockQueue, DeviceSource
     from .console import Console
     from .jsonlog import JsonlWriter
     from .osc import OscSender
 
-    osc = OscSender(options.osc_target)  # opened first: an unusable target is refused before any file is written
+    osc = OscSender(options.osc_target, options.osc_prefix)  # opened first: an unusable target is refused before any file is written
     outputs: list[Output] = [osc]
     if options.midi_out:
         from .midi_out import MidiClockOut
 
         outputs.append(MidiClockOut(options.midi_out, realtime=source.realtime, config=options.midi_out_config))
+    jsonl = None
     if options.jsonl_path:
-        outputs.append(JsonlWriter(options.jsonl_path))
+        jsonl = JsonlWriter(options.jsonl_path)
+        outputs.append(jsonl)
     if options.console:
         outputs.append(Console())
+    outputs += list(observers)
     # a MIDI source delivers piano-roll frames, which the MIDI engine reads (follower.midi_sources)
     engine = make_engine(source.rate_hz, midi=True) if getattr(source, "is_midi", False) else make_engine(source.rate_hz)
     engine.warm_up()  # numba compiled (or loaded from cache) and onnxruntime run before audio starts
@@ -207,24 +234,40 @@ def run(source, make_engine, options: RunOptions) -> int:
                 o.close()
             raise
         outputs.append(view)
-    stats = Stats()
+    stats = stats if stats is not None else Stats()
     blocks = BlockQueue(source.queue_blocks)
+    for o in observers:
+        o.blocks = blocks
     stop = threading.Event()
+    finished = threading.Event()  # the worker is done (waiting on it, unlike Thread.join, is safe to interrupt)
     failure: list = []
-
     live = isinstance(source, DeviceSource)
+    paced = live or getattr(source, "realtime", False)  # audio that will not wait for the worker
+    last_update: list = []
+
+    def emit(u) -> None:
+        for o in outputs:
+            o.emit(u)
 
     def work():
         try:
             done = 0.0
+            pending: list = []       # (arrival, item) taken from the queue but not yet processed
+            behind_told = -1e9
+            behind = False
             while not stop.is_set():
-                try:
-                    block = blocks.get(timeout=STALL_S)
-                except queue.Empty:
-                    if live:  # a live input that went quiet would still deliver (silent) blocks
-                        raise BadAudioError(f"{source.name} delivered no audio for {STALL_S:.0f} s "
-                                            "(disconnected?); check the device and restart") from None
-                    continue
+                if pending:
+                    stamp, block = pending.pop(0)
+                else:
+                    try:  # short waits, so that a stop (Ctrl-C, SIGTERM) is seen at once
+                        block = blocks.get(timeout=0.1)
+                    except queue.Empty:
+                        # a live input that went quiet would still deliver (silent) blocks
+                        if live and time.monotonic() - blocks.stamp > STALL_S:
+                            raise BadAudioError(f"{source.name} delivered no audio for {STALL_S:.0f} s "
+                                                "(disconnected?); check the device and restart") from None
+                        continue
+                    stamp = blocks.stamp
                 if isinstance(block, Exception):
                     raise block
                 last = block is EOF
@@ -232,56 +275,99 @@ def run(source, make_engine, options: RunOptions) -> int:
                     raise BadAudioError(f"{source.name} stopped (the device disappeared?); "
                                         "reconnect it and restart `follower listen`")
                 data = np.zeros((0, 1), np.float32) if last else block
+                oldest = stamp
+                catch_up = False
+                if paced and not last and blocks.depth() * len(block) / source.rate_hz > options.max_lag_s:
+                    waiting = blocks.drain()
+                    chunk = [data]
+                    while waiting and isinstance(waiting[0][1], np.ndarray):
+                        chunk.append(waiting.pop(0)[1])
+                    pending.extend(waiting)  # the end marker or an error, handled next
+                    data = np.concatenate(chunk)
+                    catch_up = True
+                    backlog_s = len(data) / source.rate_hz
+                    stats.max_backlog_s = max(stats.max_backlog_s, backlog_s)
+                    if not behind:
+                        stats.behind += 1
+                        behind = True
+                        now = time.monotonic()
+                        if now - behind_told >= BEHIND_REPORT_S:
+                            behind_told = now
+                            print(f"warning: processing cannot keep up with the audio ({backlog_s:.2f} s waiting); "
+                                  "skipping updates until it catches up (counted in --stats)",
+                                  file=sys.stderr, flush=True)
+                elif behind and blocks.depth() == 0:
+                    behind = False
                 if options.duration_s is not None:
                     room = int(max(options.duration_s - done, 0) * source.rate_hz)
                     if len(data) >= room:
                         data, last = data[:room], True
                 t0 = time.perf_counter()
+                skipped = engine.skipped_updates
                 try:
-                    updates = engine.push(data, last=last)
+                    updates = engine.push(data, last=last, max_updates=1 if catch_up else None)
                 except BadAudioError as e:
                     raise BadAudioError(f"{source.name}: {e}") from e
+                stats.skipped += engine.skipped_updates - skipped
                 stats.busy_s += time.perf_counter() - t0
                 done += len(data) / source.rate_hz
                 stats.audio_s = done
                 for u in updates:
-                    stats.latency_ms.append(u.latency_ms)
-                    for o in outputs:
-                        o.emit(u)
+                    stats.latency.add(u.latency_ms)
+                    emit(u)
+                if updates:
+                    stats.lag.add((time.monotonic() - oldest) * 1e3)
+                    last_update[:] = updates[-1:]
                 if last:
                     return
         except BaseException as e:  # noqa: BLE001 - handed to the main thread, printed as one line
+            if isinstance(e, BadAudioError) and live and last_update:
+                try:
+                    emit(_lost(last_update[0]))  # Max hears that the input is gone before `stopped`
+                except Exception:  # noqa: BLE001 - the failure itself is what gets reported
+                    pass
             failure.append(e)
         finally:
             stop.set()
+            finished.set()
 
+    def terminate(signum, frame):  # SIGTERM (a service manager, kill): stop as Ctrl-C does
+        raise KeyboardInterrupt
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, terminate)
     worker = threading.Thread(target=work, name="follower-worker", daemon=True)
     worker.start()
     interrupted = False
     try:
-        source.start(blocks, stop)
-        while worker.is_alive():
-            worker.join(timeout=0.2)
-        if view is not None and not failure and options.view.linger_s > 0:  # the page stays for a last look
-            source.stop()  # a live input is released now, not after the linger
-            view.finish()
-            print(f"input ended; the live view stays at {view.url} for {options.view.linger_s:g} s "
-                  "(Ctrl-C stops it)", file=sys.stderr, flush=True)
-            view.linger(options.view.linger_s)
-    except KeyboardInterrupt:
-        interrupted = True
-        stop.set()
-        worker.join(timeout=2)
-    except BaseException:
-        stop.set()
-        raise
+        try:
+            source.start(blocks, stop)
+            while not finished.wait(0.2):
+                pass
+            if view is not None and not failure and options.view.linger_s > 0:  # the page stays for a last look
+                source.stop()  # a live input is released now, not after the linger
+                view.finish()
+                print(f"input ended; the live view stays at {view.url} for {options.view.linger_s:g} s "
+                      "(Ctrl-C stops it)", file=sys.stderr, flush=True)
+                view.linger(options.view.linger_s)
+        except KeyboardInterrupt:
+            interrupted = True
+            stop.set()
+            finished.wait(2)
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            stop.set()
+            source.stop()
+            for o in reversed(outputs):  # the view, observers, the console's last line, the OSC socket (`stopped`) last
+                o.close()
     finally:
-        stop.set()
-        source.stop()
-        for o in reversed(outputs):  # the console's last line first, the OSC socket last
-            o.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if options.stats:
         print(stats.report(source, blocks, osc), file=sys.stderr)
     if failure and not interrupted:
         raise failure[0]
-    return 0
+    return 2 if jsonl is not None and jsonl.failed else 0

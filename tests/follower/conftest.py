@@ -174,3 +174,11 @@ def rendered(corpus, tmp_path_factory) -> dict:
     sf.write(path, stereo, 44100)
     return {"path": path, "piece": "piece3", "tempo": ratio, "start_s": start_s,
             "duration_s": len(audio) / 44100}
+
+
+def sigint_default():
+    """In the child: Ctrl-C as a terminal delivers it. A test run started in the background (sh `&`)
+    ignores SIGINT, and children inherit that, so the follower would never see the test's SIGINT."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -75,7 +75,8 @@ def test_listen_follows_what_the_device_captures(alsa_home, chroma_bundle, corpu
     env, duration_s = alsa_home
     r = subprocess.run([sys.executable, "-m", "follower.cli", "listen", "--device", "follower_test", "--rate", "22050",
                         "--duration", f"{duration_s:.2f}", "--buffer", "60", "--bundle", str(chroma_bundle),
-                        "--index", str(corpus_index), "--osc", "127.0.0.1:9", "--jsonl", "-", "--stats"],
+                        "--index", str(corpus_index), "--osc", "127.0.0.1:9", "--jsonl", "-", "--stats",
+                        "--max-lag", "inf"],  # the capture runs faster than real time: let it queue
                        capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
@@ -94,8 +95,9 @@ def test_a_device_that_disappears_ends_the_run_with_one_line(alsa_home, chroma_b
         from follower import cliutil, runner
         from follower.audio_io import DeviceSource
 
+        # max_lag_s: the capture runs faster than real time; let it queue instead of skipping updates
         options = runner.RunOptions(bundle_dir={str(chroma_bundle)!r}, index_path={str(corpus_index)!r},
-                                    osc_target="127.0.0.1:9", console=False)
+                                    osc_target="127.0.0.1:9", console=False, max_lag_s=float("inf"))
 
         def go(a):
             make_engine = runner.load(a)

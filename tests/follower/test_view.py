@@ -18,6 +18,7 @@ from follower.index import load_index
 from follower.view import VIEW_HZ, LiveView, ViewOptions, host_name
 from follower.view_page import PAGE
 from follower.view_score import PieceScores
+from conftest import sigint_default
 from test_listen_alsa import _skip_reason as alsa_skip_reason
 from test_listen_alsa import alsa_home  # noqa: F401  (a fixture: the ALSA file-plugin capture device)
 
@@ -253,8 +254,10 @@ def test_listen_serves_the_view_from_a_real_capture_device(alsa_home, chroma_bun
     proc = subprocess.Popen([sys.executable, "-m", "follower.cli", "listen", "--device", "follower_test", "--rate",
                              "22050", "--duration", f"{duration_s:.2f}", "--buffer", "60", "--bundle",
                              str(chroma_bundle), "--index", str(corpus_index), "--osc", "127.0.0.1:9", "--quiet",
-                             "--view", "--view-port", "0", "--view-linger", "20"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+                             "--view", "--view-port", "0", "--view-linger", "20",
+                             "--max-lag", "inf"],  # the capture runs faster than real time: let it queue
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=sigint_default)
     lines: list = []
     threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()
     try:

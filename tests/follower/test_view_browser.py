@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from conftest import sigint_default
 from studies.headless_browser import HeadlessBrowser, find_browser
 
 pytestmark = pytest.mark.skipif(find_browser() is None,
@@ -32,7 +33,7 @@ def start_replay(audio, bundle, index, *extra):
     proc = subprocess.Popen([sys.executable, "-m", "follower.cli", "replay", str(audio), "--bundle", str(bundle),
                              "--index", str(index), "--osc", "127.0.0.1:9", "--quiet", "--view",
                              "--view-port", "0", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=sigint_default)
     lines: list = []
     threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()
     deadline = time.monotonic() + 60

@@ -167,12 +167,12 @@ def save_atomic(path: str, arrays: dict) -> None:
 
 
 def read_cached(path: str) -> dict:
-    with np.load(path) as z:
+    with np.load(path, allow_pickle=False) as z:
         return {"spectrogram": z["spectrogram"], "roll": z["roll"], "meta": json.loads(str(z["meta"]))}
 
 
 def read_meta(path: str) -> dict:
-    with np.load(path) as z:
+    with np.load(path, allow_pickle=False) as z:
         return json.loads(str(z["meta"]))
 
 

@@ -155,7 +155,7 @@ def load_split(dataset_dir, split: str, snippet_config: SnippetConfig | None = N
     cfg = snippet_config or SnippetConfig()
     if (cfg.pitch_lo, cfg.pitch_hi) != (21, 108):
         raise ConfigError(f"snippet pitches {cfg.pitch_lo}..{cfg.pitch_hi}; the dataset stores 21..108")
-    with np.load(path) as z:
+    with np.load(path, allow_pickle=False) as z:
         d = {k: z[k] for k in z.files}
     return SplitData(split=split, spectrograms=d["spectrograms"], spec_offsets=d["spec_offsets"],
                      rolls=d["rolls"], roll_offsets=d["roll_offsets"],
