@@ -115,7 +115,7 @@ def test_warm_start_counts_as_epoch_zero_and_is_kept_until_beaten(bundle, tmp_pa
                     init_model=init)
     assert "epoch   0  (starting weights)" in capsys.readouterr().out
     assert summary["best_epoch"] == 0 and summary["best_valid_mrr"] == 0.7
-    best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)["model_state"]
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)["model_state"]
     for key, value in init.state_dict().items():
         torch.testing.assert_close(best[key], value)
     rows = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
@@ -357,6 +357,6 @@ def test_pairs_per_training_render_can_be_capped_evenly(tmp_path):
     cfg = DatasetConfig(corpora=(CorpusSpec("c"),), max_pairs_per_render=30)
     counts = consolidate(cfg, tmp_path, [piece], [(piece, spec, str(cache))], progress=False)
     assert counts["splits"]["train"]["pairs"] == 30
-    with np.load(tmp_path / "train.npz") as z:
+    with np.load(tmp_path / "train.npz", allow_pickle=False) as z:
         centres = z["pairs"][:, 2]
     assert centres[0] == 0 and centres[-1] == 396 and np.all(np.diff(centres) >= 12)  # spread over the render

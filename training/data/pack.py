@@ -86,7 +86,7 @@ def pack(dataset_dir, out_file, *, max_mb: float = 60.0) -> dict:
         path = dataset / f"{split}.npz"
         if not path.is_file():
             raise ConfigError(f"{path} does not exist; the dataset must have train and valid splits")
-        with np.load(path) as z:
+        with np.load(path, allow_pickle=False) as z:
             splits[split] = {k: z[k] for k in z.files}
     scale = max(float(np.max(s["spectrograms"], initial=0.0)) for s in splits.values()) or 1.0
     train = splits["train"]
@@ -124,7 +124,7 @@ def unpack(packed_file, out_dir) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     counts = {}
-    with np.load(packed) as z:
+    with np.load(packed, allow_pickle=False) as z:
         if "format" not in z.files or int(z["format"]) != FORMAT:
             raise ConfigError(f"{packed}: not a packed dataset of format {FORMAT}; repack it with this version")
         scale = float(z["scale"])
