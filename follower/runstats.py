@@ -71,5 +71,7 @@ class Stats:
                 f"max {lat.max:.2f} ms; real-time factor {rtf:.3f} (processing / audio time); "
                 f"input overflows {source.overflows}, blocks dropped {blocks.dropped}; "
                 f"OSC sent {osc.sent}, send errors {osc.errors}; "
-                f"output lag p99 {lag.percentile(99):.0f} ms, max {lag.max:.0f} ms; "
+                + (f"output lag p99 {lag.percentile(99):.0f} ms, max {lag.max:.0f} ms; "
+                   if getattr(source, "realtime", True) else  # --fast reads ahead of any clock: no lag to speak of
+                   "output lag n/a (not real time); ") +
                 f"updates skipped {self.skipped} (behind the audio {self.behind} times)")
