@@ -100,25 +100,37 @@ def score_templates(onset_s, end_s, pitch, features: FeatureConfig, config: Fine
 
 
 class FineAligner:
-    """Belief over one piece's 50 ms score frames; see the module docstring."""
+    """Belief over one piece's 50 ms score frames; see the module docstring.
+
+    Only the band around the coarse position is held (``_lo`` is its first frame), so a
+    frame costs the same in a one-minute chorale and a half-hour sonata.
+    """
 
     def __init__(self, templates: np.ndarray, fps: float, config: FineConfig | None = None):
         self.config = config or FineConfig()
         self.templates = templates
         self.fps = float(fps)
         self.n = len(templates)
-        self._frames_idx = np.arange(self.n, dtype=np.float64)
+        self._half_band = int(self.config.band_s * self.fps)
         self.position_s = 0.0
-        self._belief = np.zeros(self.n)
+        self._lo = 0
+        self._belief = np.zeros(0)
 
-    def _gauss(self, centre_s: float) -> np.ndarray:
-        d = (self._frames_idx + 0.5 - centre_s * self.fps) / (self.config.anchor_sd_s * self.fps)
+    def _band(self, centre_s: float) -> tuple[int, int]:
+        """Frames [lo, hi) within ``band_s`` of ``centre_s``, never empty."""
+        centre = int(centre_s * self.fps)
+        lo = min(max(centre - self._half_band, 0), self.n - 1)
+        return lo, max(min(centre + self._half_band + 1, self.n), lo + 1)
+
+    def _gauss(self, centre_s: float, lo: int, hi: int) -> np.ndarray:
+        d = (np.arange(lo, hi) + 0.5 - centre_s * self.fps) / (self.config.anchor_sd_s * self.fps)
         g = np.exp(-0.5 * d * d)
         return g / max(g.sum(), 1e-300)
 
     def reset(self, position_s: float) -> None:
         """Start again around ``position_s`` (MIDI seconds of the newest frame)."""
-        self._belief = self._gauss(position_s)
+        self._lo, hi = self._band(position_s)
+        self._belief = self._gauss(position_s, self._lo, hi)
         self.position_s = float(position_s)
 
     def step(self, frames: np.ndarray, loud: np.ndarray, coarse_s: np.ndarray, tempo: float) -> float:
@@ -127,27 +139,26 @@ class FineAligner:
         steps = np.arange(c.max_step + 1, dtype=np.float64)
         kernel = np.exp(-0.5 * ((steps - tempo) / c.step_sd_frames) ** 2)
         kernel /= kernel.sum()
-        half_band = int(c.band_s * self.fps)
-        b = self._belief
+        b, b_lo = self._belief, self._lo
         for frame, is_loud, anchor_s in zip(frames, loud, coarse_s):
             if not is_loud:  # a pause or a held note's silence: nothing moves
                 continue
-            moved = kernel[0] * b
-            for d in range(1, len(kernel)):
-                moved[d:] += kernel[d] * b[:-d]
+            lo, hi = self._band(anchor_s)
+            moved = np.zeros(hi - lo)  # the old band's belief advanced into the new band
+            for d, k in enumerate(kernel):
+                src_lo, src_hi = max(lo - d, b_lo), min(hi - d, b_lo + len(b))
+                if src_lo < src_hi:
+                    moved[src_lo + d - lo:src_hi + d - lo] += k * b[src_lo - b_lo:src_hi - b_lo]
             a = frame / max(float(np.linalg.norm(frame)), 1e-9)
-            centre = int(anchor_s * self.fps)
-            lo, hi = max(centre - half_band, 0), min(centre + half_band + 1, self.n)
-            banded = np.zeros_like(moved)
-            if lo < hi:
-                cos = self.templates[lo:hi] @ a
-                banded[lo:hi] = moved[lo:hi] * np.exp(c.sharpness * (cos - cos.max()))
+            cos = self.templates[lo:hi] @ a
+            banded = moved * np.exp(c.sharpness * (cos - cos.max()))
             total = banded.sum()
-            banded = banded / total if total > 0 else self._gauss(anchor_s)
-            b = (1 - c.anchor_weight) * banded + c.anchor_weight * self._gauss(anchor_s)
-        self._belief = b
+            anchor = self._gauss(anchor_s, lo, hi)
+            banded = banded / total if total > 0 else anchor
+            b, b_lo = (1 - c.anchor_weight) * banded + c.anchor_weight * anchor, lo
+        self._belief, self._lo = b, b_lo
         peak = int(np.argmax(b))
-        lo, hi = max(peak - 3, 0), min(peak + 4, self.n)
+        lo, hi = max(peak - 3, 0), min(peak + 4, len(b))
         w = b[lo:hi]
-        self.position_s = float(np.dot(w, self._frames_idx[lo:hi] + 0.5) / max(w.sum(), 1e-300) / self.fps)
+        self.position_s = float(np.dot(w, np.arange(b_lo + lo, b_lo + hi) + 0.5) / max(w.sum(), 1e-300) / self.fps)
         return self.position_s
