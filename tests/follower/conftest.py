@@ -125,6 +125,15 @@ def render(midi_path, *, tempo_ratio: float = 1.0, programs=None, rate_hz: int =
         r.close()
 
 
+def one_line_error(r, match):
+    """A finished ``follower`` command failed with one ``error:`` line naming ``match``, no traceback."""
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert match in lines[0], lines[0]
+
+
 def have_fluidsynth() -> bool:
     try:
         import fluidsynth  # noqa: F401

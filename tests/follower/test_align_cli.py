@@ -12,6 +12,8 @@ import mido
 import numpy as np
 import pytest
 
+from conftest import one_line_error
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -23,14 +25,6 @@ def follower(*args, cwd=None, timeout=300):
 
 def rows_of(text):
     return list(csv.DictReader(io.StringIO(text)))
-
-
-def one_line_error(r, match):
-    assert r.returncode != 0
-    assert "Traceback" not in r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
-    assert match in lines[0], lines[0]
 
 
 def with_time_signature(src: Path, dst: Path, numerator: int, denominator: int) -> Path:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import one_line_error
 from follower.jsonlog import KEYS
 
 
@@ -18,14 +19,6 @@ def follower(*args, timeout=120):
 
 def replay(audio, bundle, index, *extra):
     return follower("replay", audio, "--fast", "--bundle", bundle, "--index", index, "--osc", "127.0.0.1:9", *extra)
-
-
-def one_line_error(r, match):
-    assert r.returncode != 0
-    assert "Traceback" not in r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
-    assert match in lines[0], lines[0]
 
 
 def test_replay_writes_json_lines_with_exactly_the_keys(chroma_bundle, corpus_index, rendered):
