@@ -38,15 +38,16 @@ def item_times(updates, piece: str) -> dict:
 
 
 def replay(bundle, index, path):
-    import soundfile as sf
-
+    """Every update of one item, as the engine returns them (the study reads candidates and re-ranking)."""
     from follower.engine import Engine
 
-    audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    from .decoders import read_audio
+
+    signal, rate = read_audio(path)
     engine = Engine(bundle, index, input_rate_hz=rate)
     out = []
-    for s in range(0, len(audio), 2048):
-        out += engine.push(audio[s:s + 2048], last=s + 2048 >= len(audio))
+    for start in range(0, len(signal), 1024):
+        out += engine.push(signal[start:start + 1024], last=start + 1024 >= len(signal))
     return out
 
 
