@@ -16,9 +16,14 @@ import numpy as np
 
 
 def merge_indexes(paths: list[Path], out: Path) -> Path:
-    """Concatenate follower indexes built with one bundle into one index file."""
+    """Join follower indexes built with one bundle into one index file (:mod:`follower.merge`).
+
+    Stricter than ``follower index merge``: a piece id in two indexes is refused, not
+    kept once or renamed, because the growth benchmark counts every piece as distinct.
+    """
     from follower.errors import BundleError
-    from follower.index import ARRAYS, Index, load_index, save_index
+    from follower.index import load_index, save_index
+    from follower.merge import merge_indexes as join
 
     parts = [load_index(p) for p in paths]
     fingerprints = {p.fingerprint for p in parts}
@@ -27,32 +32,8 @@ def merge_indexes(paths: list[Path], out: Path) -> Path:
     ids = np.concatenate([p.piece_ids for p in parts])
     if len(set(ids.tolist())) != len(ids):
         raise BundleError("the indexes share piece ids; merging them would make pieces ambiguous")
-    piece_offsets = np.cumsum([0] + [p.n_pieces for p in parts])
-    row_offsets = np.cumsum([0] + [p.n_snippets for p in parts])
-    header = dict(parts[0].header)
-    header.update(n_pieces=int(piece_offsets[-1]), n_snippets=int(row_offsets[-1]),
-                  n_encoded=int(sum(p.header.get("n_encoded", p.n_snippets) for p in parts)),
-                  sources=sum((p.header.get("sources", []) for p in parts), []),
-                  skipped=sum((p.header.get("skipped", []) for p in parts), []),
-                  merged_from=[str(p) for p in paths])
-    arrays = {
-        "embeddings": np.concatenate([p.embeddings for p in parts]),
-        "piece": np.concatenate([p.piece + off for p, off in zip(parts, piece_offsets)]).astype(np.int32),
-        "position_s": np.concatenate([p.position_s for p in parts]),
-        "position_beats": np.concatenate([p.position_beats for p in parts]),
-        "piece_ids": ids,
-        "titles": np.concatenate([p.titles for p in parts]),
-        "piece_start": np.concatenate([[0]] + [p.piece_start[1:] + off for p, off in zip(parts, row_offsets)]),
-        "duration_s": np.concatenate([p.duration_s for p in parts]),
-    }
-    assert set(arrays) == set(ARRAYS)
-    if all(p.has_notes for p in parts):  # the frame-level aligner's notes travel with their pieces
-        note_offsets = np.cumsum([0] + [len(p.note_onset_s) for p in parts])
-        arrays.update(note_start=np.concatenate([[0]] + [p.note_start[1:] + off for p, off in zip(parts, note_offsets)]),
-                      note_onset_s=np.concatenate([p.note_onset_s for p in parts]),
-                      note_end_s=np.concatenate([p.note_end_s for p in parts]),
-                      note_pitch=np.concatenate([p.note_pitch for p in parts]))
-    return save_index(Index(header=header, **arrays), out)
+    merged, _ = join(parts, [str(p) for p in paths])
+    return save_index(merged, out)
 
 
 def index_summary(path: Path) -> dict:
