@@ -13,6 +13,9 @@ piece and ``"following"``, so one set of definitions serves all:
   ``following`` on the true piece, where the truth is defined; the share of the
   records after the first lock that are locked is reported as coverage, so that a
   system cannot look precise by following only its easy moments;
+* longest wrong follow: the longest span (s) of consecutive records in state
+  ``following`` on a piece other than the true one -- a wrong piece on stage drives the
+  wrong electronics, so the product's target is never more than 1 s;
 * recovery after a jump (renditions with jumps, :class:`benchmarks.warp.JumpMap`):
   seconds from the jump to the first record that follows the true piece within 0.5 s
   of the truth again (inf when that never happens before the next jump or the end).
@@ -62,6 +65,7 @@ class ItemScores:
     curve_t_s: np.ndarray = field(repr=False)        # record times
     curve_correct: np.ndarray = field(repr=False)    # per record: names the true piece
     recovery_s: list = field(default_factory=list)   # per jump of the rendition: seconds to be back on it
+    wrong_follow_s: float = 0.0                      # longest span following a wrong piece
 
 
 def score_item(records: list[dict], true_piece: str, truth: TimeMap) -> ItemScores:
@@ -99,7 +103,22 @@ def score_item(records: list[dict], true_piece: str, truth: TimeMap) -> ItemScor
         until = jumps[k + 1] if k + 1 < len(jumps) else np.inf
         back = np.flatnonzero(on_it & (t >= jump) & (t < until))
         recovery.append(float(t[back[0]] - jump) if back.size else np.inf)
-    return ItemScores(correct_at, stable_s, errors, coverage, latency, t, correct, recovery)
+    following = np.array([r.get("state") == "following" for r in records])
+    return ItemScores(correct_at, stable_s, errors, coverage, latency, t, correct, recovery,
+                      longest_span_s(t, following & ~correct))
+
+
+def longest_span_s(t: np.ndarray, on: np.ndarray) -> float:
+    """Longest time from the first to the last of a run of consecutive ``on`` records
+    (one record alone spans 0 s)."""
+    longest, start = 0.0, None
+    for k in range(len(t)):
+        if on[k]:
+            start = t[k] if start is None else start
+            longest = max(longest, float(t[k] - start))
+        else:
+            start = None
+    return longest
 
 
 def percentile_or_inf(values, q: float) -> float:
@@ -131,6 +150,8 @@ def summarise(scores: list[ItemScores]) -> dict:
     row["jumps"] = len(recovery)
     row["recovery_median_s"] = percentile_or_inf(recovery, 50) if recovery else np.nan
     row["recovery_p90_s"] = percentile_or_inf(recovery, 90) if recovery else np.nan
+    row["wrong_follow_max_s"] = max((s.wrong_follow_s for s in scores), default=np.nan)
+    row["wrong_follow_items"] = int(sum(s.wrong_follow_s > 1.0 for s in scores))
     latency = np.concatenate([s.latency_ms for s in scores]) if n else np.empty(0)
     row["latency_p50_ms"] = float(np.percentile(latency, 50)) if latency.size else np.nan
     row["latency_p99_ms"] = float(np.percentile(latency, 99)) if latency.size else np.nan

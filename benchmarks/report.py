@@ -74,8 +74,8 @@ def ms(x) -> str:
 
 def identification_table(runs: list[SystemRun], items: list[Item], family_of: dict) -> str:
     lines = ["| material | system | acc. 2 s | acc. 5 s | acc. 10 s | acc. end | tune family, end | "
-             "identified stably | time to stable id. (median / p90) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "identified stably | time to stable id. (median / p90) | longest wrong follow (items > 1 s) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for kind, label in GROUPS:
         group = [i for i in items if i.kind == kind]
         for run in runs:
@@ -88,7 +88,8 @@ def identification_table(runs: list[SystemRun], items: list[Item], family_of: di
             fam = pct(family_accuracy_end(run, group, family_of)) if kind != "piano" else "n/a"
             lines.append(f"| {label} | {run.name} | {pct(row['acc_2'])} | {pct(row['acc_5'])} | {pct(row['acc_10'])} | "
                          f"{pct(row['acc_end'])} | {fam} | {row['identified']}/{row['items']} | "
-                         f"{secs(row['stable_median_s'])} / {secs(row['stable_p90_s'])} |")
+                         f"{secs(row['stable_median_s'])} / {secs(row['stable_p90_s'])} | "
+                         f"{secs(row['wrong_follow_max_s'])} ({row['wrong_follow_items']}) |")
     return "\n".join(lines)
 
 

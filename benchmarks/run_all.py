@@ -5,7 +5,8 @@
 1. renders the test material once (benchmarks/material.py; cached);
 2. builds the two whole-corpus indexes with ``follower index build`` (cached per bundle);
 3. replays every item through our follower (``follower replay --fast --jsonl``),
-   the chroma identifier and matchmaker (its own venv; benchmarks/setup_matchmaker.py);
+   the chroma identifier and matchmaker (its own venv; benchmarks/setup_matchmaker.py),
+   and through the engine with one part turned off at a time (benchmarks/ablation.py);
 4. scores the logs (benchmarks/metrics.py) and rewrites the generated blocks of
    docs/benchmarks.md and docs/figures/bench_*.png.
 
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from follower.paths import REPO_ROOT
 
-from . import paths
+from . import ablation, paths
 from .material import build as build_material
 from .metrics import summarise
 from .report import (following_table, growth_table, latency_table, identification_table, load_run, machine_description, plot_accuracy,
@@ -69,9 +70,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run_all", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, default=REPO_ROOT / "exported" / "default")
-    parser.add_argument("--systems", default="follower,growth,latency,chroma,matchmaker",
+    parser.add_argument("--systems", default="follower,growth,latency,chroma,matchmaker,ablation",
                         help="comma-separated subset of follower, growth (ours with a chorales+piano index), "
-                             "latency (benchmarks/latency.py), chroma, matchmaker")
+                             "latency (benchmarks/latency.py), chroma, matchmaker, ablation (benchmarks/ablation.py: "
+                             "the engine with one part off at a time)")
     parser.add_argument("--methods", default=",".join(MATCHMAKER_METHODS), help="matchmaker methods")
     parser.add_argument("--fresh", action="store_true", help="run again even where logs exist")
     parser.add_argument("--report-only", action="store_true", help="only score the logs and write the document")
@@ -91,11 +93,12 @@ def main(argv=None) -> int:
     kinds = {k.strip() for k in args.kinds.split(",") if k.strip()}
     items = [i for i in build_material(work / "material") if i.kind in kinds]
     fp = bundle_fingerprint(args.bundle)
+    ablation_dir = runs_dir / f"ablation-{fp[:12]}"
     index_stats = {}
     if not args.report_only:
         indexes = {}
         for corpus, folder in (("chorales", paths.chorale_dir()), ("piano", paths.piano_dir())):
-            if not systems & {"follower", "growth"} or not any(i.corpus == corpus for i in items):
+            if not systems & {"follower", "growth", "ablation"} or not any(i.corpus == corpus for i in items):
                 continue
             hop = args.piano_hop_frames if corpus == "piano" else None
             indexes[corpus], index_stats[corpus] = ensure_index(folder, corpus, args.bundle, work / "index", hop)
@@ -113,6 +116,8 @@ def main(argv=None) -> int:
             run_chroma(items, runs_dir, fresh=args.fresh)
         if "matchmaker" in systems:
             run_matchmaker(items, methods, runs_dir, fresh=args.fresh)
+        if "ablation" in systems:
+            ablation.run(items, args.bundle, indexes, ablation_dir, fresh=args.fresh)
     else:
         for corpus in ("chorales", "piano"):
             hop = args.piano_hop_frames if corpus == "piano" else None
@@ -156,6 +161,10 @@ def main(argv=None) -> int:
         doc = replace_block(doc, "growth", growth_table([(index_summary(chorale_index), runs[0]),
                                                          (index_summary(merged), growth)],
                                                         [i for i in items if i.corpus == "chorales"]))
+    ablated = ablation.run(items, args.bundle, {"chorales": None, "piano": None}, ablation_dir, replay=False,
+                           progress=False)
+    if any(ablated.values()):
+        doc = replace_block(doc, "ablation", ablation.ablation_table(ablated, items))
     latency_json = runs_dir / f"latency-{fp[:12]}.json"
     if latency_json.exists():
         doc = replace_block(doc, "latency", latency_table(json.loads(latency_json.read_text())))

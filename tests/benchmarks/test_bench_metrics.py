@@ -105,3 +105,12 @@ def test_a_jump_map_is_saved_and_loaded_as_the_truth(tmp_path):
     with pytest.raises(ValueError, match="not overlapping"):
         JumpMap((TimeMap(np.array([0.0, 5.0]), np.array([1.0, 6.0])),
                  TimeMap(np.array([4.0, 9.0]), np.array([0.0, 3.5]))))
+
+
+def test_longest_wrong_follow_counts_only_following_a_wrong_piece():
+    records = [rec(0.5, "b", 5.0, "searching"), rec(1.0, "b", 5.0), rec(1.5, "b", 5.5), rec(2.7, "b", 6.0),
+               rec(3.0, "a", 13.0), rec(4.0, "c", 1.0), rec(5.0, "c", 1.0, "lost"), rec(6.0, "c", 1.0)]
+    s = score_item(records, "a", TRUTH)
+    assert s.wrong_follow_s == pytest.approx(1.7)  # 1.0 .. 2.7 on "b"; "c" never follows for long
+    row = summarise([s, score_item([rec(1.0, "a", 11.0)], "a", TRUTH)])
+    assert row["wrong_follow_max_s"] == pytest.approx(1.7) and row["wrong_follow_items"] == 1

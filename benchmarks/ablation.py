@@ -1,0 +1,158 @@
+"""What each part of the follower buys: the engine with one part turned off at a time.
+
+    .venv/bin/python -m benchmarks.ablation [--bundle exported/default] [--kinds ...] [--fresh]
+
+Every variant replays the same benchmark material (``benchmarks/material.py``) with the
+same bundle and the same indexes as ``benchmarks.run_all`` (chorale items against the
+chorale index, piano items against the piano index) and is scored with the benchmark's
+own metrics (:mod:`benchmarks.metrics`). The variants differ only in their
+:class:`follower.engine.EngineConfig`, so a row's difference to the shipped row is what
+that part of the engine buys:
+
+* ``shipped``: the engine as it ships;
+* ``no fine aligner``: the tracker's snippet-grid position alone (``fine=None``);
+* ``no re-ranking``: no alignment of the candidates over everything heard
+  (``rerank_candidates=0``);
+* ``no accumulated votes``: the order-free vote rule cannot lock (``evidence_ratio=inf``);
+* ``paths only``: neither re-ranking nor votes: the verified paths of the last few
+  seconds alone decide (the engine before the re-ranker);
+* ``order-free voting``: the paper's piece identification run online (every window's
+  neighbours vote for their piece, no time order; ``studies.decoders.run_voting``).
+
+Records are cached per variant and item under ``<work>/runs/ablation-<bundle>/``;
+``benchmarks.run_all --systems ablation`` runs this and writes the table into
+docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+from follower import blas  # noqa: F401  (before numpy: one BLAS thread, as the follower runs)
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from . import paths
+from .material import Item
+from .metrics import load_jsonl, score_item, summarise
+from .warp import load_truth
+
+# name -> EngineConfig overrides (None: the order-free voting decoder)
+VARIANTS = {
+    "shipped": {},
+    "no fine aligner": {"fine": None},
+    "no re-ranking": {"rerank_candidates": 0},
+    "no accumulated votes": {"evidence_ratio": float("inf")},
+    "paths only": {"rerank_candidates": 0, "evidence_ratio": float("inf")},
+    "order-free voting": None,
+}
+
+
+def slug(name: str) -> str:
+    return name.replace(" ", "_").replace("-", "_")
+
+
+def run_variant(name: str, bundle, index, item: Item) -> list[dict]:
+    """The records of one variant on one item (the studies' engine and voting loops)."""
+    from follower.engine import EngineConfig
+    from studies.decoders import read_audio, run_engine, run_voting
+
+    signal, rate = read_audio(item.audio)
+    overrides = VARIANTS[name]
+    if overrides is None:
+        return run_voting(bundle, index, signal, rate)
+    return run_engine(bundle, index, signal, rate, config=replace(EngineConfig(), **overrides))
+
+
+def run(items: list[Item], bundle_dir: Path, indexes: dict, run_dir: Path, *, fresh: bool = False,
+        variants=tuple(VARIANTS), progress: bool = True, replay: bool = True) -> dict:
+    """Replay (or read back) every variant on every item; {variant: {item name: ItemScores}}.
+    With ``replay=False`` only the records already there are read (a report of the cache)."""
+    from tqdm import tqdm
+
+    from follower.bundle import load_bundle
+    from follower.index import load_index
+
+    bundle = load_bundle(bundle_dir, threads=1)
+    loaded = {corpus: load_index(path) for corpus, path in indexes.items()} if replay else dict(indexes)
+    scores = {v: {} for v in variants}
+    todo = [(v, i) for v in variants for i in items if i.corpus in loaded]
+    for variant, item in tqdm(todo, desc="ablation", unit="run", disable=not progress):
+        log = run_dir / slug(variant) / f"{item.name}.jsonl"
+        if replay and (fresh or not log.exists()):
+            records = run_variant(variant, bundle, loaded[item.corpus], item)
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text("".join(json.dumps(r) + "\n" for r in records))
+        if log.exists():
+            scores[variant][item.name] = score_item(load_jsonl(log), item.piece, load_truth(Path(item.truth)))
+    return scores
+
+
+def ablation_table(scores: dict, items: list[Item]) -> str:
+    from .report import GROUPS, pct, secs
+
+    lines = ["| material | variant | time to stable id. (median / p90) | acc. end | longest wrong follow | "
+             "within 0.25 s | within 0.5 s | back after a jump (median) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for kind, label in GROUPS:
+        group = [i.name for i in items if i.kind == kind]
+        for variant, per_item in scores.items():
+            rows = [per_item[n] for n in group if n in per_item]
+            if not rows:
+                continue
+            r = summarise(rows)
+            lines.append(f"| {label} | {variant} | {secs(r['stable_median_s'])} / {secs(r['stable_p90_s'])} | "
+                         f"{pct(r['acc_end'])} | {secs(r['wrong_follow_max_s'])} | {pct(r['within_0.25'])} | "
+                         f"{pct(r['within_0.5'])} | "
+                         + (f"{secs(r['recovery_median_s'])} |" if r["jumps"] else "– |"))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    from follower.cliutil import run_main
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.ablation", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bundle", type=Path, default=Path("exported/default"))
+    p.add_argument("--kinds", default="chorale,piano,jumps,bach10",
+                   help="material kinds: comma-separated subset of chorale, piano, jumps, bach10")
+    p.add_argument("--piano-hop-frames", type=int, default=None,
+                   help="snippet hop of the piano index, as given to benchmarks.run_all")
+    p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of the variants above")
+    p.add_argument("--fresh", action="store_true", help="replay again even where records exist")
+    p.add_argument("--json", type=Path, default=None, help="also write the summary rows as JSON")
+    return run_main(_run, p.parse_args(argv))
+
+
+def _run(args) -> int:
+    from follower.errors import ConfigError
+
+    from .material import build as build_material
+    from .runners import bundle_fingerprint, ensure_index
+
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown or not variants:
+        raise ConfigError(f"--variants: unknown {unknown or 'empty list'}; choose from {', '.join(VARIANTS)}")
+    kinds = {k.strip() for k in args.kinds.split(",") if k.strip()}
+    work = paths.work_dir()
+    items = [i for i in build_material(work / "material") if i.kind in kinds]
+    indexes = {}
+    for corpus, folder in (("chorales", paths.chorale_dir()), ("piano", paths.piano_dir())):
+        if any(i.corpus == corpus for i in items):
+            hop = args.piano_hop_frames if corpus == "piano" else None
+            indexes[corpus], _ = ensure_index(folder, corpus, args.bundle, work / "index", hop)
+    run_dir = work / "runs" / f"ablation-{bundle_fingerprint(args.bundle)[:12]}"
+    scores = run(items, args.bundle, indexes, run_dir, fresh=args.fresh, variants=variants)
+    print(ablation_table(scores, items))
+    if args.json:
+        rows = {v: {kind: summarise([s for n, s in per.items() if any(i.name == n and i.kind == kind for i in items)])
+                    for kind in sorted(kinds)} for v, per in scores.items()}
+        args.json.write_text(json.dumps(rows, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

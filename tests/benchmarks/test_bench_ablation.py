@@ -1,0 +1,40 @@
+"""The ablation benchmark: its variants are real engine settings, and its table reads the scores."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from benchmarks.ablation import VARIANTS, ablation_table, slug
+from benchmarks.material import Item
+from benchmarks.metrics import score_item
+from benchmarks.warp import TimeMap
+from follower.engine import EngineConfig
+
+TRUTH = TimeMap(np.array([0.0, 20.0]), np.array([10.0, 30.0]))
+
+
+@pytest.mark.parametrize("name", [n for n, o in VARIANTS.items() if o is not None])
+def test_every_engine_variant_is_an_engine_config(name):
+    config = replace(EngineConfig(), **VARIANTS[name])
+    for field, value in VARIANTS[name].items():
+        assert getattr(config, field) == value
+
+
+def test_variant_folders_are_distinct():
+    assert len({slug(n) for n in VARIANTS}) == len(VARIANTS)
+
+
+def test_table_has_a_row_per_variant_and_material():
+    def rec(t, piece, pos):
+        return {"t": t, "piece": piece, "position_s": pos, "state": "following", "latency_ms": 1.0}
+
+    items = [Item("c1", "chorale", "c1.flac", "c1.json", "chorales", "a", "a.mid", "f", 20.0),
+             Item("b1", "bach10", "b1.wav", "b1.json", "chorales", "a", "a.mid", "f", 20.0)]
+    good = score_item([rec(1.0, "a", 11.0), rec(3.0, "a", 13.1)], "a", TRUTH)
+    late = score_item([rec(1.0, "b", 1.0), rec(2.5, "b", 1.5), rec(4.0, "a", 14.0)], "a", TRUTH)
+    table = ablation_table({"shipped": {"c1": good, "b1": good}, "paths only": {"c1": late}}, items)
+    rows = table.splitlines()[2:]
+    assert len(rows) == 3  # chorales x 2 variants, Bach10 x 1 (paths only has no Bach10 record)
+    assert "| Synthetic chorales | paths only | 4.0 s / 4.0 s | 100 % | 1.5 s |" in table
+    assert rows[-1].startswith("| Bach10 (real) | shipped | 1.0 s / 1.0 s | 100 % | 0.0 s | 100 % |")
