@@ -276,19 +276,23 @@ TUNING_SEED = 7
 N_TUNING = 12
 
 
-def build_tuning(out_dir: Path, *, force: bool = False) -> list[Item]:
-    """Validation-split chorale excerpts for choosing thresholds (never the test pieces)."""
+def build_tuning(out_dir: Path, *, force: bool = False, seed: int = TUNING_SEED) -> list[Item]:
+    """Validation-split chorale excerpts for choosing thresholds (never the test pieces).
+
+    ``seed`` other than TUNING_SEED draws other pieces, excerpts and renditions (for
+    more validation items); their names carry the seed: ``tune_s<seed>_NN_<id>``.
+    """
     from tqdm import tqdm
 
     import soundfile as sf
 
     out_dir.mkdir(parents=True, exist_ok=True)
     items = []
-    for k, (midi, family) in enumerate(tqdm(chorale_selection("valid", N_TUNING, TUNING_SEED),
+    for k, (midi, family) in enumerate(tqdm(chorale_selection("valid", N_TUNING, seed),
                                             desc="rendering tuning material", unit="excerpt")):
-        rng = np.random.default_rng([TUNING_SEED, k])
+        rng = np.random.default_rng([seed, k])
         instruments = list(CHORALE_ENSEMBLES)[rng.integers(len(CHORALE_ENSEMBLES))]
-        name = f"tune_{k:02d}_{midi.stem}"
+        name = f"tune_{k:02d}_{midi.stem}" if seed == TUNING_SEED else f"tune_s{seed}_{k:02d}_{midi.stem}"
         audio, truth = out_dir / f"{name}.flac", out_dir / f"{name}.truth.json"
         if force or not (audio.exists() and truth.exists()):
             render_item(midi, audio, truth, rng, programs=CHORALE_ENSEMBLES[instruments], instruments=instruments,
@@ -319,10 +323,15 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default data/bench/material or data/bench/tuning)")
     parser.add_argument("--force", action="store_true", help="re-render even if the files exist")
+    parser.add_argument("--seed", type=int, default=TUNING_SEED,
+                        help=f"tuning set only: another seed draws more validation items (default {TUNING_SEED})")
     args = parser.parse_args(argv)
+    if args.seed != TUNING_SEED and args.set != "tuning":
+        print("--seed: only for --set tuning (the test material is fixed)", file=sys.stderr)
+        return 2
     if args.set == "tuning":
         out = args.out or paths.work_dir() / "tuning"
-        items = build_tuning(out, force=args.force)
+        items = build_tuning(out, force=args.force, seed=args.seed)
     else:
         out = args.out or paths.work_dir() / "material"
         items = build(out, force=args.force)
