@@ -86,3 +86,12 @@ class Calibration:
             return 1.0 / (1.0 + math.exp(-a))
         e = math.exp(a)
         return e / (1.0 + e)
+
+
+# The shipped fit (2026-12-02, bundle c0755936b499): `python -m studies.lock_calibration
+# --material /work/bench/tuning,<seed-8 tuning set> --index exported/default/chorales.index.npz`,
+# i.e. 24 renders of the 12 validation-split chorales long enough for an excerpt (seeds 7 and
+# 8 of `python -m benchmarks.material --set tuning`), every update of their first 12 s (5,472
+# samples, each item weighing the same). Held out by piece, P >= 0.9 for 0.25 s locked all 24
+# on the right piece; P >= 0.7 locked wrong pieces (docs/improvements.md, (l)).
+FITTED = Calibration(bias=-4.6646, weights=(0.076226, 0.10386, 0.83641, 1.008, 1.8422, 0.23778, 1.1552, 4.7202))
