@@ -14,8 +14,8 @@
    under each probability threshold and hold, played through the real LockPolicy with
    every other rule as shipped.
 
-    python -m studies.lock_calibration --material /work/bench/tuning --index INDEX \\
-        --traces /work/scratch/traces-tuning.pkl -o OUT.json
+    python -m studies.lock_calibration --material TUNING[,TUNING2...] --index INDEX \\
+        [--piano-index PIANO_INDEX] --traces TRACES.pkl -o OUT.json
 
 Never give it the benchmark's test material: what it fits is shipped.
 """
@@ -66,13 +66,15 @@ def record_item(bundle, index, audio, config=None) -> list:
     return rec.steps
 
 
-def record(bundle, index, items, traces: Path) -> dict:
-    """{item name: {"piece": index piece number, "steps": [...]}}, cached in ``traces``."""
+def record(bundle, indexes: dict, items, traces: Path) -> dict:
+    """{item name: {"piece": index piece number, "steps": [...]}}, cached in ``traces``;
+    ``indexes``: corpus name -> the index its items are replayed against."""
     done = pickle.loads(traces.read_bytes()) if traces.exists() else {}
-    ids = {str(p): i for i, p in enumerate(index.piece_ids)}
     for item in items:
         if item["name"] in done:
             continue
+        index = indexes[item["corpus"]]
+        ids = {str(p): i for i, p in enumerate(index.piece_ids)}
         steps = record_item(bundle, index, item["audio"])
         done[item["name"]] = {"piece": ids[item["piece"]], "piece_id": item["piece"], "steps": steps}
         traces.parent.mkdir(parents=True, exist_ok=True)
@@ -172,10 +174,13 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--material", required=True,
                    help="comma-separated validation material folders (benchmarks.material --set tuning)")
-    p.add_argument("--index", required=True, help="index holding the material's pieces")
+    p.add_argument("--index", required=True, help="index holding the material's chorales")
+    p.add_argument("--piano-index", default=None, help="index holding its piano pieces (if it has any)")
     p.add_argument("--bundle", default="exported/default")
     p.add_argument("--traces", required=True, help="pickle cache of the recorded updates (appended to)")
     p.add_argument("--record-only", action="store_true", help="record the traces and stop")
+    p.add_argument("--evaluate", action="store_true",
+                   help="no fit: score the shipped calibration and lock rules on the material (held-out renders)")
     p.add_argument("-o", "--out", default=None, help="JSON: coefficients, reliability, lock times")
     p.add_argument("--debug", action="store_true")
     return run_main(_run, p.parse_args(argv))
@@ -201,16 +206,52 @@ def _run(args) -> int:
     from follower.bundle import load_bundle
     from follower.index import load_index
 
+    from follower.errors import ConfigError
+
     items = _items(args.material)
-    bundle, index = load_bundle(args.bundle, threads=1), load_index(args.index)
-    traces = record(bundle, index, items, Path(args.traces))
+    bundle = load_bundle(args.bundle, threads=1)
+    indexes = {"chorales": load_index(args.index)}
+    if args.piano_index:
+        indexes["piano"] = load_index(args.piano_index)
+    for item in items:
+        index = indexes.get(item["corpus"])
+        if index is None or item["piece"] not in set(map(str, index.piece_ids)):
+            raise ConfigError(f"{item['name']}: no index given holds {item['piece']} (--index, --piano-index)")
+    traces = record(bundle, indexes, items, Path(args.traces))
     if args.record_only:
         return 0
-    result = study({it["name"]: traces[it["name"]] for it in items})
+    chosen = {it["name"]: traces[it["name"]] for it in items}
+    result = evaluate(chosen) if args.evaluate else study(chosen)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=1, default=float) + "\n")
     return 0
+
+
+def evaluate(traces: dict) -> dict:
+    """The shipped calibration (EngineConfig's) on renders it was not fitted on: reliability,
+    and the first lock of each item with and without the calibrated rule."""
+    from follower.engine import EngineConfig
+
+    shipped = EngineConfig()
+    names = sorted(traces)
+    data = {n: samples(traces[n]) for n in names}
+    p = np.concatenate([[shipped.calibration.probability(f) for f in data[n][1]] for n in names])
+    y = np.concatenate([data[n][2] for n in names])
+    table = reliability(p, y)
+    print("reliability (shipped calibration):")
+    for row in table:
+        print(f"  {row['bin']:>14} {row['updates']:6d} predicted {row['predicted']:.3f} observed {row['observed']:.3f}")
+    out = {"reliability": table}
+    for label, config in (("without", dataclasses.replace(shipped, calibration=None)), ("with", shipped)):
+        locks = [first_lock(traces[n], config) for n in names]
+        out[label] = {**summary_of(locks), "items": {n: [round(t, 2), ok, r] for n, (t, ok, r) in zip(names, locks)}}
+        print(f"{label} the calibrated rule: median {out[label]['median_s']:.2f} p90 {out[label]['p90_s']:.2f} "
+              f"wrong {out[label]['wrong']} never {out[label]['never']} {out[label]['rules']}")
+        for n, (t, ok, r) in zip(names, locks):
+            if not ok:
+                print(f"   {n}: {'wrong piece' if np.isfinite(t) else 'no lock'} at {t:.2f} s ({r})")
+    return out
 
 
 def study(traces: dict, *, thresholds=(0.9, 0.95, 0.97, 0.98, 0.99, 0.995), holds=(0.0, 0.25, 0.5, 1.0)) -> dict:
