@@ -104,7 +104,7 @@ class EngineConfig:
     # calibrated lock (follower.confidence, follower.policy): P(the re-ranking's leader is right) from
     # all views at once; fitted and thresholded on validation-split renders (studies.lock_calibration)
     calibration: Calibration | None = FITTED  # None turns the rule off
-    calibrated_p: float = 0.9         # P needed to lock ...
+    calibrated_p: float = 0.97        # P needed to lock ...
     calibrated_s: float = 0.25        # ... held this long, the same leader
     calibrated_recheck_s: float = 10.0  # after a lock, for this long, the rule may switch to another piece
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
