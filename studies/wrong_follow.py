@@ -58,7 +58,12 @@ def main(argv=None) -> int:
     print("| material | items | stable id median / p90 (s) | right at end | wrong followed > 1 s | "
           "pos <= 0.25 / 0.5 s | coverage |\n|---|---|---|---|---|---|---|")
     for result, logs in zip(args[::2], args[1::2]):
-        for line in rows(Path(result), Path(logs)):
+        try:
+            lines = rows(Path(result), Path(logs))
+        except (OSError, KeyError, ValueError) as e:  # a missing file or log, or not decoders output
+            print(f"error: {result} / {logs}: {e.__class__.__name__}: {e}", file=sys.stderr)
+            return 1
+        for line in lines:
             print(line)
     return 0
 
