@@ -276,25 +276,55 @@ TUNING_SEED = 7
 N_TUNING = 12
 
 
-def build_tuning(out_dir: Path, *, force: bool = False) -> list[Item]:
-    """Validation-split chorale excerpts for choosing thresholds (never the test pieces)."""
+def piano_validation(n: int, seed: int) -> list[Path]:
+    """``n`` validation-split piano-midi.de pieces of 90-600 s (the training's own split)."""
+    from training.data.corpus import midi_corpus
+
+    valid = sorted(Path(p.source) for p in midi_corpus(paths.piano_dir()) if p.split == "valid")
+    fitting = [f for f in valid if PIANO_DURATION_RANGE_S[0] <= load_midi(f).duration_s <= PIANO_DURATION_RANGE_S[1]]
+    rng = np.random.default_rng(seed)
+    return [fitting[i] for i in sorted(rng.choice(len(fitting), size=min(n, len(fitting)), replace=False))]
+
+
+def build_tuning(out_dir: Path, *, force: bool = False, seed: int = TUNING_SEED, piano: int = 0) -> list[Item]:
+    """Validation-split chorale excerpts for choosing thresholds (never the test pieces).
+
+    ``seed`` other than TUNING_SEED draws other excerpts and renditions (for more
+    validation items; only 12 validation chorales are long enough, so the pieces are the
+    same); their names carry the seed: ``tune_s<seed>_NN_<id>``. ``piano`` adds that
+    many 45 s excerpts of validation-split piano pieces (``tune_piano_NN_<id>``, rendered
+    as the test piano excerpts are), for rules that must hold on the piano corpus too.
+    """
     from tqdm import tqdm
 
     import soundfile as sf
 
     out_dir.mkdir(parents=True, exist_ok=True)
     items = []
-    for k, (midi, family) in enumerate(tqdm(chorale_selection("valid", N_TUNING, TUNING_SEED),
+    for k, (midi, family) in enumerate(tqdm(chorale_selection("valid", N_TUNING, seed),
                                             desc="rendering tuning material", unit="excerpt")):
-        rng = np.random.default_rng([TUNING_SEED, k])
+        rng = np.random.default_rng([seed, k])
         instruments = list(CHORALE_ENSEMBLES)[rng.integers(len(CHORALE_ENSEMBLES))]
-        name = f"tune_{k:02d}_{midi.stem}"
+        name = f"tune_{k:02d}_{midi.stem}" if seed == TUNING_SEED else f"tune_s{seed}_{k:02d}_{midi.stem}"
         audio, truth = out_dir / f"{name}.flac", out_dir / f"{name}.truth.json"
         if force or not (audio.exists() and truth.exists()):
             render_item(midi, audio, truth, rng, programs=CHORALE_ENSEMBLES[instruments], instruments=instruments,
                         start_frac=(0.0, 0.4), length_s=(25.0, 40.0), base_tempo=(0.65, 1.15))
         items.append(Item(name, "chorale", str(audio), str(truth), "chorales", piece_id(midi, paths.chorale_dir()),
                           str(midi), family, float(sf.info(audio).duration)))
+    for k, midi in enumerate(tqdm(piano_validation(piano, seed) if piano else [],
+                                  desc="rendering piano tuning material", unit="excerpt")):
+        rng = np.random.default_rng([seed, 1000 + k])  # apart from the chorales' streams
+        instruments = list(PIANO_PROGRAMS)[rng.integers(len(PIANO_PROGRAMS))]
+        prefix = "tune_piano" if seed == TUNING_SEED else f"tune_s{seed}_piano"
+        name = f"{prefix}_{k:02d}_{midi.stem}"
+        audio, truth = out_dir / f"{name}.flac", out_dir / f"{name}.truth.json"
+        if force or not (audio.exists() and truth.exists()):
+            render_item(midi, audio, truth, rng, programs=[PIANO_PROGRAMS[instruments]], instruments=instruments,
+                        start_frac=(0.1, 0.5), length_s=(45.0, 45.0), base_tempo=PIANO_BASE_TEMPO)
+        pid = piece_id(midi, paths.piano_dir())
+        items.append(Item(name, "piano", str(audio), str(truth), "piano", pid, str(midi), pid,
+                          float(sf.info(audio).duration)))
     (out_dir / "manifest.json").write_text(json.dumps([asdict(i) for i in items], indent=1))
     return items
 
@@ -319,10 +349,20 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default data/bench/material or data/bench/tuning)")
     parser.add_argument("--force", action="store_true", help="re-render even if the files exist")
+    parser.add_argument("--seed", type=int, default=TUNING_SEED,
+                        help=f"tuning set only: another seed draws more validation items (default {TUNING_SEED})")
+    parser.add_argument("--piano", type=int, default=0,
+                        help="tuning set only: also this many validation-split piano excerpts (default 0)")
     args = parser.parse_args(argv)
+    if (args.seed != TUNING_SEED or args.piano) and args.set != "tuning":
+        print("--seed, --piano: only for --set tuning (the test material is fixed)", file=sys.stderr)
+        return 2
+    if args.piano < 0:
+        print("--piano: a number of excerpts, >= 0", file=sys.stderr)
+        return 2
     if args.set == "tuning":
         out = args.out or paths.work_dir() / "tuning"
-        items = build_tuning(out, force=args.force)
+        items = build_tuning(out, force=args.force, seed=args.seed, piano=args.piano)
     else:
         out = args.out or paths.work_dir() / "material"
         items = build(out, force=args.force)

@@ -56,6 +56,7 @@ from . import policy
 from .ann import make_search
 from . import ahead, policy
 from .aligner import FineAligner, FineConfig, score_templates
+from .confidence import FITTED, Calibration
 from .features import StreamingSpectrogram
 from .policy import FOLLOWING, LOST, SEARCHING, LockPolicy, Scores
 from .rerank import Reranker
@@ -100,6 +101,12 @@ class EngineConfig:
     rerank_min_zs: float = 8.0        # the leader's alignment score needed to lock (z-seconds) ...
     rerank_margin_zs: float = 0.5     # ... above the runner-up's; inf turns the rule off
     rerank_lock_s: float = 0.25       # ... held this long
+    # calibrated lock (follower.confidence, follower.policy): P(the re-ranking's leader is right) from
+    # all views at once; fitted and thresholded on validation-split renders (studies.lock_calibration)
+    calibration: Calibration | None = FITTED  # None turns the rule off
+    calibrated_p: float = 0.97        # P needed to lock ...
+    calibrated_s: float = 0.25        # ... held this long, the same leader
+    calibrated_recheck_s: float = 10.0  # after a lock, for this long, the rule may switch to another piece
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     # top-k search: "auto" = the index's approximate structure where it has one (follower.ann), else exact
     search: str = "auto"

@@ -39,9 +39,23 @@ searching
       whole performance, so once a piece is locked the paths of the last seconds
       (below) say better whether the music still is that piece.
 
+    * **calibrated lock**: the rules above each wait until one view alone is sure; a
+      logistic model (:mod:`follower.confidence`, ``calibration``) fitted on
+      validation renders turns all the views at once (re-ranking score and margin,
+      path z and margin, vote ratio, seconds heard) into P(the re-ranking's leader is
+      the piece being played). P reaches ``calibrated_p``, the same leader for
+      ``calibrated_s`` -> LOCK it, at its verified path's position if it has one, else
+      at its alignment's. ``calibration = None`` turns the rule off.
+
 following or lost
     * **switch**: another piece's path reaches ``lock_score`` and beats ours by
       ``switch_margin`` for ``switch_s`` -> SWITCH to it.
+    * **recheck** (following, within ``calibrated_recheck_s`` of a lock): the calibrated
+      confidence names another piece at ``calibrated_p`` for ``calibrated_s`` -> SWITCH
+      to it. An early lock can be wrong; the evidence that would have locked the right
+      piece then undoes it at once, instead of the path switch's ``switch_s``. Only
+      shortly after a lock: later, the re-ranking's memory of the whole performance
+      would resist a real change of piece rather than follow it.
 
 following
     * **lost**: our path's margin over the others stays below ``lost_margin`` (or
@@ -69,6 +83,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+from . import confidence
 
 SEARCHING, FOLLOWING, LOST = "searching", "following", "lost"
 
@@ -154,6 +170,11 @@ class LockPolicy:
         self.relock = Timer(c.relock_s)      # a far better path in our piece (following)
         self.rerank = Timer(c.rerank_lock_s)  # one piece leads the re-ranking clearly (searching)
         self._rerank_leader = None            # the piece that timer is running for
+        self.calibrated = Timer(getattr(c, "calibrated_s", 0.0))  # P(right piece) high (searching)
+        self._calibrated_leader = None        # the piece that timer is running for
+        self.probability = 0.0                # the calibrated P of the last searching update
+        self.last_rule: str | None = None     # which rule took the last LOCK (path, votes, rerank, calibrated)
+        self.locked_at_s: float | None = None  # when the last LOCK or SWITCH was taken
         self.lost_since_s: float | None = None
 
     @property
@@ -161,10 +182,12 @@ class LockPolicy:
         return math.isfinite(self.config.evidence_ratio)
 
     def reset(self) -> None:
-        for timer in (self.lock, self.evidence, self.low, self.switch, self.relock, self.rerank):
+        for timer in (self.lock, self.evidence, self.low, self.switch, self.relock, self.rerank, self.calibrated):
             timer.reset()
         self.lost_since_s = None
         self._rerank_leader = None
+        self._calibrated_leader = None
+        self.locked_at_s = None
 
     def step(self, s: Scores, evidence, t_s: float) -> Action:
         """The action for this update; ``evidence`` = (leader, ratio, heard_s) of the piece votes."""
@@ -178,19 +201,27 @@ class LockPolicy:
             lead = self.evidence_lead(ranked, support, evidence)
             if best is not None and self.lock.held(enough and s1 >= c.lock_score and s1 - s2 >= c.lock_margin,
                                                    t_s):
-                return self._locked(LOCK, best, s.where[best])
+                return self._locked(LOCK, best, s.where[best], t_s, "path")
             if self.evidence.held(lead is not None, t_s):  # the votes name it clearly
-                return self._locked(LOCK, lead, s.where[lead])
+                return self._locked(LOCK, lead, s.where[lead], t_s, "votes")
             clear = self.rerank_lead(s.reranked)
             if self.rerank.held(clear is not None, t_s):  # everything heard names it clearly
-                return self._locked(LOCK, clear[0], s.where.get(clear[0], clear[2:]))
+                return self._locked(LOCK, clear[0], s.where.get(clear[0], clear[2:]), t_s, "rerank")
+            sure = self.calibrated_lead(s, evidence)
+            if self.calibrated.held(sure is not None, t_s):  # all views together name it
+                return self._locked(LOCK, sure, self._where(s, sure), t_s, "calibrated")
             return NO_ACTION
         mine = support.get(s.piece, 0.0)
         others = max((support[p] for p in ranked if not s.same(p, s.piece)), default=0.0)
         rival = next((p for p in ranked if not s.same(p, s.piece)), None)
         if rival is not None and self.switch.held(support[rival] >= c.lock_score
                                                   and support[rival] - mine >= c.switch_margin, t_s):
-            return self._locked(SWITCH, rival, s.where[rival])
+            return self._locked(SWITCH, rival, s.where[rival], t_s)
+        if (s.state == FOLLOWING and self.locked_at_s is not None
+                and t_s - self.locked_at_s <= getattr(c, "calibrated_recheck_s", 0.0) + _TOLERANCE_S):
+            other = self.calibrated_lead(s, evidence)
+            if self.calibrated.held(other is not None and not s.same(other, s.piece), t_s):
+                return self._locked(SWITCH, other, self._where(s, other), t_s, "recheck")
         paused = s.last_sound_t_s is None or t_s - s.last_sound_t_s > c.pause_hold_s
         if s.state == FOLLOWING:
             weak = self.low.held(mine - others < c.lost_margin or mine < 0.5 * c.lock_score, t_s)
@@ -246,7 +277,37 @@ class LockPolicy:
         second = reranked[1][1] if len(reranked) > 1 else 0.0
         return lead if lead[1] >= c.rerank_min_zs and lead[1] - second >= c.rerank_margin_zs else None
 
-    def _locked(self, kind: str, piece: int, where: tuple[float, float]) -> Action:
+    def calibrated_lead(self, s: Scores, evidence) -> int | None:
+        """The piece the calibrated confidence names, if its P reaches ``calibrated_p``
+        (:mod:`follower.confidence`); a change of piece restarts the rule's timer."""
+        c = self.config
+        model = getattr(c, "calibration", None)
+        if model is None:
+            return None
+        piece, x = confidence.features(s, evidence)
+        if piece != self._calibrated_leader:
+            self.calibrated.reset()
+            self._calibrated_leader = piece
+        if piece is None:
+            self.probability = 0.0
+            return None
+        self.probability = model.probability(x)
+        if piece not in s.where and not any(r[0] == piece for r in s.reranked):
+            return None  # no position to lock it at (cannot happen with the engine's inputs)
+        return piece if self.probability >= c.calibrated_p else None
+
+    @staticmethod
+    def _where(s: Scores, piece: int) -> tuple[float, float]:
+        """The verified path's (position, tempo) of ``piece``, else its alignment's."""
+        if piece in s.where:
+            return s.where[piece]
+        r = next(r for r in s.reranked if r[0] == piece)
+        return r[2], r[3]
+
+    def _locked(self, kind: str, piece: int, where: tuple[float, float], t_s: float,
+                rule: str | None = None) -> Action:
         self.reset()  # a new lock starts every rule afresh
+        self.last_rule = rule or kind
+        self.locked_at_s = t_s
         position_s, tempo = where
         return Action(kind, piece, position_s, tempo)

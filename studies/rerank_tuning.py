@@ -36,7 +36,8 @@ def record_rankings(bundle, index, items, *, progress: bool = True) -> dict:
 
     from .decoders import read_audio
 
-    config = EngineConfig(rerank_min_zs=float("inf"))  # record the re-ranking, never lock on it
+    # record the re-ranking, never lock on it (nor on the calibrated rule, which reads it)
+    config = EngineConfig(rerank_min_zs=float("inf"), calibration=None)
     out = {}
     for item in tqdm(items, desc="items", unit="item", disable=not progress):
         signal, rate = read_audio(item["audio"])

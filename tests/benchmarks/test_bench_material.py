@@ -139,3 +139,35 @@ def test_a_jump_rendition_plays_its_two_segments_and_says_where_it_jumps(tmp_pat
         signal, rate = sf.read(audio)
         assert len(signal) / rate == pytest.approx(duration_s, abs=0.05)
         assert truth.audio_to_midi(duration_s - 0.5) == pytest.approx(second.audio_to_midi(duration_s - 0.5))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "test", "--seed", "8"], "only for --set tuning"),
+    (["--set", "test", "--piano", "2"], "only for --set tuning"),
+    (["--set", "tuning", "--piano", "-1"], "--piano"),
+])
+def test_tuning_options_refuse_what_they_cannot_do_in_one_line(args, message, tmp_path, capsys):
+    from benchmarks.material import main
+
+    assert main(args + ["--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not any(tmp_path.iterdir())  # nothing rendered
+
+
+def test_other_tuning_seeds_draw_validation_pieces_only():
+    import csv
+
+    from benchmarks import paths
+    from benchmarks.material import chorale_selection, piano_validation
+
+    if not (paths.chorale_dir() / "splits.csv").is_file():
+        pytest.skip("the chorale corpus is absent")
+    split = {r["file"]: r["split"] for r in csv.DictReader(open(paths.chorale_dir() / "splits.csv"))}
+    assert {split[m.name] for m, _ in chorale_selection("valid", 12, 8)} == {"valid"}
+    if paths.piano_dir().is_dir():
+        from training.data.corpus import midi_corpus
+
+        valid = {str(p.source) for p in midi_corpus(paths.piano_dir()) if p.split == "valid"}
+        picked = piano_validation(3, 8)
+        assert picked and {str(m) for m in picked} <= valid

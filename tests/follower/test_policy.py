@@ -5,17 +5,21 @@ A small simulator stands in for the engine: it feeds the policy one update every
 the way :meth:`follower.engine.Engine._apply` does.
 """
 
+import dataclasses
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from follower.confidence import FEATURES, Calibration, features
 from follower.engine import EngineConfig
 from follower.policy import (FOLLOWING, JUMP, LOCK, LOSE, LOST, NOTHING, RESUME, SEARCH, SEARCHING, SWITCH,
                              LockPolicy, Scores, Timer)
 
 C = EngineConfig()
+ALONE = EngineConfig(calibration=None)  # the other rules each on their own (the calibrated one reads them all)
 DT = 0.05              # one update per spectrogram frame
 NOTHING_HEARD = (None, 0.0, 0.0)
 CLEAR = {1: 2.0, 2: 1.0}            # piece 1 leads by 1.0 >= lock_margin, above lock_score
@@ -152,11 +156,11 @@ def test_the_votes_lock_the_path_leader_when_the_margin_never_suffices():
 
 
 @pytest.mark.parametrize("why, support, evidence, config", [
-    ("too little heard", CLOSE, (1, 3.0, C.evidence_min_s - 0.05), C),
-    ("ratio too small", CLOSE, (1, C.evidence_ratio - 0.01, 20.0), C),
-    ("not the path leader", CLOSE, (2, 3.0, 20.0), C),
-    ("path below half lock_score", {1: 0.49 * C.lock_score, 2: 0.1}, (1, 3.0, 20.0), C),
-    ("rule off", CLOSE, (1, 3.0, 20.0), EngineConfig(evidence_ratio=float("inf"))),
+    ("too little heard", CLOSE, (1, 3.0, C.evidence_min_s - 0.05), ALONE),
+    ("ratio too small", CLOSE, (1, C.evidence_ratio - 0.01, 20.0), ALONE),
+    ("not the path leader", CLOSE, (2, 3.0, 20.0), ALONE),
+    ("path below half lock_score", {1: 0.49 * C.lock_score, 2: 0.1}, (1, 3.0, 20.0), ALONE),
+    ("rule off", CLOSE, (1, 3.0, 20.0), EngineConfig(evidence_ratio=float("inf"), calibration=None)),
 ])
 def test_the_votes_do_not_lock(why, support, evidence, config):
     assert Sim(config).run(5.0, support, evidence=evidence) == [], why
@@ -380,7 +384,7 @@ def test_a_new_rerank_leader_restarts_the_timer():
 
 
 def test_the_rerank_names_a_piece_only_while_searching():
-    sim = Sim()
+    sim = Sim(ALONE)  # (the calibrated rule's recheck may, shortly after a lock: tested below)
     sim.follow(piece=1)
     # another piece leading the re-ranking does not move a followed piece: the paths decide
     acts = sim.run(5.0, {1: 2.0, 2: 1.0}, reranked=rerank(2, 50.0, 20.0))
@@ -395,3 +399,105 @@ def test_a_duplicate_of_the_leader_is_not_its_rival():
     assert [(a.kind, a.piece) for _, a in acts] == [(LOCK, 1)]
     # followed, the twin's equal path neither makes ours weak nor switches to it
     assert sim.run(8.0, tie, same_as={2: 1}) == [] and sim.state == FOLLOWING and sim.piece == 1
+
+
+# -- searching: the calibrated lock; following: its recheck -------------------------------
+
+# P = sigmoid(re-ranking margin - 5): 0.5 at a margin of 5 z-s, 0.993 at 10
+ON_MARGIN = Calibration(bias=-5.0, weights=(0.0, 1.0) + (0.0,) * (len(FEATURES) - 2))
+CAL = EngineConfig(calibration=ON_MARGIN, calibrated_p=0.99, calibrated_s=0.25, calibrated_recheck_s=10.0,
+                   rerank_min_zs=float("inf"), evidence_ratio=float("inf"))
+SURE, UNSURE = 10.0, 4.0  # re-ranking margins: P 0.993 >= calibrated_p, P 0.27 below it
+
+
+def test_a_calibrated_leader_held_for_calibrated_s_locks_at_its_path():
+    sim = Sim(CAL)
+    acts = sim.run(3.0, CLOSE, where={1: (42.5, 1.1), 2: (3.0, 0.9)}, reranked=rerank(2, 12.0, SURE))
+    assert [(a.kind, a.piece, a.position_s, a.tempo) for _, a in acts] == [(LOCK, 2, 3.0, 0.9)]
+    assert acts[0][0] == pytest.approx(DT + CAL.calibrated_s)
+    assert sim.policy.last_rule == "calibrated" and sim.policy.probability >= CAL.calibrated_p
+
+
+def test_a_calibrated_leader_without_a_path_locks_at_its_alignment():
+    # (not run longer than switch_s: alone, with no path of 7, the path switch would move to 1)
+    acts = Sim(CAL).run(1.0, CLOSE, reranked=rerank(7, 12.0, SURE, position_s=20.0, tempo=1.2))
+    assert [(a.kind, a.piece, a.position_s, a.tempo) for _, a in acts] == [(LOCK, 7, 20.0, 1.2)]
+
+
+@pytest.mark.parametrize("why, config, margin", [
+    ("P below calibrated_p", CAL, UNSURE),
+    ("rule off", dataclasses.replace(CAL, calibration=None), SURE),
+])
+def test_the_calibrated_rule_does_not_lock(why, config, margin):
+    assert Sim(config).run(10.0, CLOSE, reranked=rerank(2, 12.0, margin)) == [], why
+
+
+def test_a_new_calibrated_leader_restarts_the_timer():
+    sim = Sim(CAL)
+    almost = CAL.calibrated_s - DT  # one update short of a lock
+    assert sim.run(almost, CLOSE, reranked=rerank(2, 12.0, SURE)) == []
+    acts = sim.run(1.0, CLOSE, reranked=rerank(4, 12.0, SURE))
+    assert [(a.kind, a.piece) for _, a in acts] == [(LOCK, 4)]
+    assert acts[0][0] == pytest.approx(almost + DT + CAL.calibrated_s, abs=DT / 2)
+
+
+def test_a_dip_below_calibrated_p_restarts_the_timer():
+    sim = Sim(CAL)
+    assert sim.run(CAL.calibrated_s - DT, CLOSE, reranked=rerank(2, 12.0, SURE)) == []
+    assert sim.step(CLOSE, reranked=rerank(2, 12.0, UNSURE)).kind == NOTHING
+    assert sim.run(CAL.calibrated_s, CLOSE, reranked=rerank(2, 12.0, SURE)) == []
+    assert sim.step(CLOSE, reranked=rerank(2, 12.0, SURE)).kind == LOCK
+
+
+def test_a_wrong_lock_is_switched_away_from_when_the_calibrated_rule_names_another_piece():
+    sim = Sim(CAL)
+    sim.follow(piece=1)  # locked on a clear path: say, wrongly
+    start = sim.t
+    # our path stays as good as any (no path switch, no lost), but all heard names piece 5 surely
+    acts = sim.run(3.0, {1: 2.0, 2: 1.0, 5: 2.0}, where={1: (31.0, 1.0), 2: (5.0, 1.0), 5: (8.0, 0.9)},
+                   reranked=rerank(5, 12.0, SURE, position_s=9.0, tempo=1.0))
+    assert [(a.kind, a.piece, a.position_s, a.tempo) for _, a in acts] == [(SWITCH, 5, 8.0, 0.9)]
+    assert acts[0][0] - start == pytest.approx(DT + CAL.calibrated_s)  # long before switch_s
+    assert sim.policy.last_rule == "recheck" and sim.piece == 5
+
+
+def test_no_recheck_once_calibrated_recheck_s_has_passed_or_for_our_own_piece():
+    sim = Sim(CAL)
+    sim.follow(piece=1)
+    clear = {1: 2.0, 2: 1.0}
+    assert sim.run(5.0, clear, reranked=rerank(1, 12.0, SURE)) == []      # it names ours: nothing
+    assert sim.run(CAL.calibrated_recheck_s - 5.0, clear) == []
+    # past the recheck window, a sure re-ranking of another piece no longer moves us: the paths decide
+    assert sim.run(3.0, clear, reranked=rerank(5, 12.0, SURE)) == [] and sim.piece == 1
+
+
+def test_no_recheck_onto_a_duplicate_of_our_piece():
+    sim = Sim(CAL)
+    sim.follow(piece=1)
+    acts = sim.run(3.0, {1: 2.0, 2: 1.0}, reranked=rerank(5, 12.0, SURE), same_as={5: 1})
+    assert acts == [] and sim.piece == 1
+
+
+def test_calibrated_features_read_every_view_of_the_named_piece():
+    s = Scores(state=SEARCHING, piece=None, ranked=[2, 3], support={2: 2.5, 3: 2.0},
+               where={2: (1.0, 1.0), 3: (2.0, 1.0)}, history_s=3.0, last_sound_t_s=3.0,
+               reranked=((2, 8.0, 1.0, 1.0), (3, 6.0, 2.0, 1.0)))
+    piece, x = features(s, (2, 2.0, 3.5))
+    f = dict(zip(FEATURES, x))
+    assert piece == 2
+    assert f["rerank_zs"] == 8.0 and f["rerank_margin_zs"] == pytest.approx(2.0)
+    assert f["path_z"] == 2.5 and f["path_margin"] == pytest.approx(0.5)
+    assert f["votes_log_ratio"] == pytest.approx(math.log(2.0)) and f["heard_s"] == 3.5
+    assert f["all_agree"] == 1.0 and f["rerank_margin_share"] == pytest.approx(0.25)
+    # the votes naming another piece count against it, and the views no longer agree
+    _, x = features(s, (3, 2.0, 3.5))
+    assert dict(zip(FEATURES, x))["votes_log_ratio"] == pytest.approx(-math.log(2.0))
+    assert dict(zip(FEATURES, x))["all_agree"] == 0.0
+    assert features(dataclasses.replace(s, ranked=[], support={}, reranked=()), (None, 0.0, 0.0))[0] is None
+
+
+def test_calibration_probability_is_the_logistic_and_never_overflows():
+    cal = Calibration(bias=1.0, weights=(2.0,) + (0.0,) * (len(FEATURES) - 1))
+    assert cal.probability((0.5,) + (0.0,) * (len(FEATURES) - 1)) == pytest.approx(1 / (1 + math.exp(-2.0)))
+    assert cal.probability((1e6,) + (0.0,) * (len(FEATURES) - 1)) == 1.0
+    assert cal.probability((-1e6,) + (0.0,) * (len(FEATURES) - 1)) == 0.0

@@ -1,0 +1,99 @@
+"""How likely is the piece the follower would lock now the right one? (a calibrated probability)
+
+The lock rules of :mod:`follower.policy` each look at one view of the evidence against
+a fixed threshold held for a while: the verified paths' margin, the accumulated votes'
+ratio, the re-ranking's score and margin. Each waits until its own view alone is
+sure. The views are correlated but not the same, and a lead that is modest in each
+of them at once is already telling. This module combines them into one number: a
+logistic model of "the re-ranking's leader is the piece being played", from features
+the engine has every update anyway (so the cost does not grow with the corpus):
+
+* the re-ranking leader's alignment score and its margin over the runner-up (z-s);
+* the verified path z-score of that piece and its margin over every other piece's path
+  (negative when another piece's path leads);
+* the accumulated votes: log of the leader's ratio over the runner-up, signed + when the
+  vote leader is our piece, - when it is another;
+* the seconds of audio that voted (evidence needs time; a lead after 1 s means less);
+* whether all three views (re-ranking, paths, votes) name the same piece: the sign of
+  the margins above, as one 0/1 feature, because agreement of independent views is
+  what a linear sum of their margins weighs too little;
+* the re-ranking margin as a share of the leader's score (a 1 z-s lead means more at
+  3 z-s than at 30).
+
+The coefficients are fitted offline (``python -m studies.lock_calibration``) on renders
+of validation-split pieces only, never on the benchmark's items; the frozen
+:class:`Calibration` below records the fit the engine ships with.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+FEATURES = ("rerank_zs", "rerank_margin_zs", "path_z", "path_margin", "votes_log_ratio", "heard_s",
+            "all_agree", "rerank_margin_share")
+
+_MAX_LOG_RATIO = math.log(10.0)  # a runner-up with (almost) no votes: ratio inf, capped
+
+
+def features(scores, evidence) -> tuple[int | None, tuple[float, ...]]:
+    """(the piece a calibrated lock would take, its feature vector in ``FEATURES`` order).
+
+    ``scores`` is a :class:`follower.policy.Scores`, ``evidence`` the (leader, ratio,
+    heard_s) of the accumulated votes. The piece is the re-ranking's leader (the piece
+    everything heard names), or the verified paths' leader where nothing is re-ranked
+    yet; None before anything was heard.
+    """
+    reranked = scores.reranked
+    if reranked:
+        piece = reranked[0][0]
+        lead_zs = float(reranked[0][1])
+        margin_zs = lead_zs - (float(reranked[1][1]) if len(reranked) > 1 else 0.0)
+    elif scores.ranked:
+        piece, lead_zs, margin_zs = scores.ranked[0], 0.0, 0.0
+    else:
+        return None, (0.0,) * len(FEATURES)
+    support = scores.support
+    path = float(support.get(piece, 0.0))
+    others = max((float(support[p]) for p in scores.ranked if not scores.same(p, piece)), default=0.0)
+    leader, ratio, heard_s = evidence
+    log_ratio = min(math.log(ratio), _MAX_LOG_RATIO) if ratio and ratio > 0 else 0.0
+    if leader is None:
+        signed = 0.0
+    else:
+        signed = log_ratio if scores.same(leader, piece) else -log_ratio
+    agree = 1.0 if path - others > 0 and signed > 0 else 0.0
+    return piece, (lead_zs, margin_zs, path, path - others, signed, float(heard_s), agree,
+                   margin_zs / max(lead_zs, 1.0))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Logistic model P(right piece) = 1 / (1 + exp(-(bias + sum(w_i * x_i)))) over ``FEATURES``.
+
+    Fitted by ``python -m studies.lock_calibration`` on renders of validation-split
+    chorales with the engine's lock rules held off, so every update of an item's first
+    seconds is a sample; :data:`FITTED` is the shipped fit.
+    """
+
+    bias: float = 0.0
+    weights: tuple[float, ...] = (0.0,) * len(FEATURES)
+
+    def probability(self, x: Sequence[float]) -> float:
+        a = self.bias + sum(w * float(v) for w, v in zip(self.weights, x))
+        if a >= 0:
+            return 1.0 / (1.0 + math.exp(-a))
+        e = math.exp(a)
+        return e / (1.0 + e)
+
+
+# The shipped fit (2026-12-02, bundle c0755936b499): `python -m studies.lock_calibration --material
+# TUNING,TUNING_S8,TUNING_S11 --corpus chorales --index exported/default/chorales.index.npz`, i.e. 36
+# renders of the 12 validation-split chorales long enough for an excerpt (seeds 7, 8 and 11 of
+# `python -m benchmarks.material --set tuning`), every update of their first 12 s (8,208 samples,
+# each item weighing the same). EngineConfig's threshold, P >= 0.97 for 0.25 s, is one step safer
+# than the lowest that never locked a wrong piece held out by piece: P >= 0.9 for 0.25 s locked
+# one (a render of BWV 372 as BWV 364 at 2.95 s, every view agreeing for 1.5 s); see
+# docs/improvements.md, (l).
+FITTED = Calibration(bias=-4.8768, weights=(0.083911, 0.1062, 0.86844, 0.84878, 1.786, 0.25545, 1.1121, 4.2807))

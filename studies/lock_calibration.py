@@ -1,0 +1,300 @@
+"""Fit the calibrated lock confidence (follower.confidence) on validation-split renders.
+
+1. **record**: every item is replayed through the engine with its lock policy held off
+   (the engine stays ``searching`` to the end), and the policy's inputs of every update
+   (:class:`follower.policy.Scores` and the accumulated votes) are kept. While searching
+   those inputs do not depend on the policy, so replaying them into a
+   :class:`follower.policy.LockPolicy` later gives exactly the time and piece of the
+   engine's first lock under any lock configuration.
+2. **fit**: the features of :func:`follower.confidence.features` of every update are
+   samples, labelled by whether the piece they name is the item's piece; a logistic
+   model is fitted (numpy Newton steps, a small L2 penalty). Held-out quality:
+   leave-one-*piece*-out (an item's own piece never in the fit that scores it), as a
+   reliability table (predicted vs observed) and as the first lock each item would get
+   under each probability threshold and hold, played through the real LockPolicy with
+   every other rule as shipped.
+
+    python -m studies.lock_calibration --material TUNING[,TUNING2...] --index INDEX \\
+        [--piano-index PIANO_INDEX] --traces TRACES.pkl -o OUT.json
+
+Never give it the benchmark's test material: what it fits is shipped.
+"""
+
+from __future__ import annotations
+
+from follower import blas  # noqa: F401  (before numpy: one BLAS thread, as the follower runs)
+
+import argparse
+import dataclasses
+import json
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+class _Recorder:
+    """Stands in for the engine's LockPolicy: keeps its inputs, never acts."""
+
+    def __init__(self, policy):
+        self._policy = policy
+        self.steps = []
+
+    def __getattr__(self, name):
+        return getattr(self._policy, name)
+
+    def step(self, scores, evidence, t_s):
+        from follower.policy import NO_ACTION
+
+        self.steps.append((float(t_s), scores, tuple(evidence)))
+        return NO_ACTION
+
+
+def record_item(bundle, index, audio, config=None) -> list:
+    """[(t_s, Scores, evidence)] of every update of one item, the engine never locking."""
+    from follower.engine import Engine
+
+    from .decoders import read_audio
+
+    signal, rate = read_audio(audio)
+    engine = Engine(bundle, index, input_rate_hz=rate, config=config)
+    rec = _Recorder(engine._policy)
+    engine._policy = rec
+    for start in range(0, len(signal), 1024):
+        engine.push(signal[start:start + 1024], last=start + 1024 >= len(signal))
+    return rec.steps
+
+
+def record(bundle, indexes: dict, items, traces: Path) -> dict:
+    """{item name: {"piece": index piece number, "steps": [...]}}, cached in ``traces``;
+    ``indexes``: corpus name -> the index its items are replayed against."""
+    done = pickle.loads(traces.read_bytes()) if traces.exists() else {}
+    for item in items:
+        if item["name"] in done:
+            continue
+        index = indexes[item["corpus"]]
+        ids = {str(p): i for i, p in enumerate(index.piece_ids)}
+        steps = record_item(bundle, index, item["audio"])
+        done[item["name"]] = {"piece": ids[item["piece"]], "piece_id": item["piece"], "steps": steps}
+        traces.parent.mkdir(parents=True, exist_ok=True)
+        traces.write_bytes(pickle.dumps(done))
+        print(f"recorded {item['name']}: {len(steps)} updates", flush=True)
+    return done
+
+
+# -- the samples -------------------------------------------------------------------------
+
+# the rule decides in the first seconds: later updates (the right piece far ahead) would
+# dominate the fit and teach it nothing about the moment of decision
+MAX_T_S = 12.0
+
+
+def samples(trace, max_t_s: float = MAX_T_S) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(times, features, labels) of one item's updates up to ``max_t_s`` that name a piece."""
+    from follower.confidence import FEATURES, features
+
+    t, x, y = [], [], []
+    for t_s, scores, evidence in trace["steps"]:
+        if t_s > max_t_s:
+            break
+        piece, f = features(scores, evidence)
+        if piece is None:
+            continue
+        t.append(t_s)
+        x.append(f)
+        y.append(scores.same(piece, trace["piece"]))
+    return np.array(t), np.array(x, np.float64).reshape(-1, len(FEATURES)), np.array(y, bool)
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-2, weight=None, iters: int = 50):
+    """(bias, weights) of a logistic regression by Newton steps; features standardised inside."""
+    mu, sd = x.mean(axis=0), x.std(axis=0) + 1e-9
+    z = np.hstack([np.ones((len(x), 1)), (x - mu) / sd])
+    w = np.ones(len(x)) if weight is None else weight
+    b = np.zeros(z.shape[1])
+    reg = l2 * np.eye(z.shape[1])
+    reg[0, 0] = 0.0
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-np.clip(z @ b, -30, 30)))
+        g = z.T @ (w * (p - y)) + reg @ b * w.sum()
+        h = (z * (w * p * (1 - p))[:, None]).T @ z + reg * w.sum()
+        step = np.linalg.solve(h, g)
+        b -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    weights = b[1:] / sd
+    bias = b[0] - float(weights @ mu)
+    return float(bias), tuple(float(v) for v in weights)
+
+
+def _item_weights(groups: np.ndarray) -> np.ndarray:
+    """Every item weighs the same in the fit, however long it is."""
+    _, inv, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    return 1.0 / counts[inv]
+
+
+def reliability(p: np.ndarray, y: np.ndarray, edges=(0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 0.97, 0.99, 1.0001)) -> list:
+    rows = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (p >= lo) & (p < hi)
+        if m.any():
+            rows.append({"bin": f"[{lo:.2f}, {min(hi, 1.0):.2f})", "updates": int(m.sum()),
+                         "predicted": float(p[m].mean()), "observed": float(y[m].mean())})
+    return rows
+
+
+# -- the lock each item would get ----------------------------------------------------------
+
+def first_lock(trace, config) -> tuple[float, bool, str]:
+    """(time, right piece?, rule kind) of the first lock the policy takes on this trace (inf if none)."""
+    from follower.policy import LOCK, LockPolicy
+
+    policy = LockPolicy(config)
+    for t_s, scores, evidence in trace["steps"]:
+        a = policy.step(scores, evidence, t_s)
+        if a.kind == LOCK:
+            return t_s, bool(scores.same(a.piece, trace["piece"])), policy.last_rule
+    return float("inf"), False, ""
+
+
+def summary_of(locks) -> dict:
+    times = np.array([t for t, _, _ in locks])
+    right = [ok for t, ok, _ in locks if np.isfinite(t)]
+    ok_times = np.array([t if ok else np.inf for t, ok, _ in locks])
+    return {"median_s": float(np.median(ok_times)), "p90_s": float(np.quantile(ok_times, 0.9, method="higher")),
+            "wrong": int(sum(not ok for ok in right)), "never": int((~np.isfinite(times)).sum()),
+            "rules": sorted({r for _, _, r in locks if r})}
+
+
+def main(argv=None) -> int:
+    from follower.cliutil import run_main
+
+    p = argparse.ArgumentParser(prog="python -m studies.lock_calibration", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--material", required=True,
+                   help="comma-separated validation material folders (benchmarks.material --set tuning)")
+    p.add_argument("--index", required=True, help="index holding the material's chorales")
+    p.add_argument("--piano-index", default=None, help="index holding its piano pieces (if it has any)")
+    p.add_argument("--bundle", default="exported/default")
+    p.add_argument("--traces", required=True, help="pickle cache of the recorded updates (appended to)")
+    p.add_argument("--corpus", default=None, choices=("chorales", "piano"), help="only the items of this corpus")
+    p.add_argument("--record-only", action="store_true", help="record the traces and stop")
+    p.add_argument("--evaluate", action="store_true",
+                   help="no fit: score the shipped calibration and lock rules on the material (held-out renders)")
+    p.add_argument("-o", "--out", default=None, help="JSON: coefficients, reliability, lock times")
+    p.add_argument("--debug", action="store_true")
+    return run_main(_run, p.parse_args(argv))
+
+
+def _items(material: str) -> list:
+    from follower.errors import ConfigError
+
+    items = []
+    for folder in [Path(m) for m in material.split(",") if m.strip()]:
+        manifest = folder / "manifest.json"
+        if not manifest.is_file():
+            raise ConfigError(f"{manifest}: no material; render it with `python -m benchmarks.material --set tuning`")
+        found = json.loads(manifest.read_text())
+        if any(not it["name"].startswith("tune") for it in found):
+            raise ConfigError(f"{manifest}: not validation material (names must start with 'tune'); "
+                              "the calibration is never fitted on the benchmark's items")
+        items += found
+    return items
+
+
+def _run(args) -> int:
+    from follower.bundle import load_bundle
+    from follower.index import load_index
+
+    from follower.errors import ConfigError
+
+    items = [it for it in _items(args.material) if args.corpus in (None, it["corpus"])]
+    bundle = load_bundle(args.bundle, threads=1)
+    indexes = {"chorales": load_index(args.index)}
+    if args.piano_index:
+        indexes["piano"] = load_index(args.piano_index)
+    for item in items:
+        index = indexes.get(item["corpus"])
+        if index is None or item["piece"] not in set(map(str, index.piece_ids)):
+            raise ConfigError(f"{item['name']}: no index given holds {item['piece']} (--index, --piano-index)")
+    traces = record(bundle, indexes, items, Path(args.traces))
+    if args.record_only:
+        return 0
+    chosen = {it["name"]: traces[it["name"]] for it in items}
+    result = evaluate(chosen) if args.evaluate else study(chosen)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=1, default=float) + "\n")
+    return 0
+
+
+def evaluate(traces: dict) -> dict:
+    """The shipped calibration (EngineConfig's) on renders it was not fitted on: reliability,
+    and the first lock of each item with and without the calibrated rule."""
+    from follower.engine import EngineConfig
+
+    shipped = EngineConfig()
+    names = sorted(traces)
+    data = {n: samples(traces[n]) for n in names}
+    p = np.concatenate([[shipped.calibration.probability(f) for f in data[n][1]] for n in names])
+    y = np.concatenate([data[n][2] for n in names])
+    table = reliability(p, y)
+    print("reliability (shipped calibration):")
+    for row in table:
+        print(f"  {row['bin']:>14} {row['updates']:6d} predicted {row['predicted']:.3f} observed {row['observed']:.3f}")
+    out = {"reliability": table}
+    for label, config in (("without", dataclasses.replace(shipped, calibration=None)), ("with", shipped)):
+        locks = [first_lock(traces[n], config) for n in names]
+        out[label] = {**summary_of(locks), "items": {n: [round(t, 2), ok, r] for n, (t, ok, r) in zip(names, locks)}}
+        print(f"{label} the calibrated rule: median {out[label]['median_s']:.2f} p90 {out[label]['p90_s']:.2f} "
+              f"wrong {out[label]['wrong']} never {out[label]['never']} {out[label]['rules']}")
+        for n, (t, ok, r) in zip(names, locks):
+            if not ok:
+                print(f"   {n}: {'wrong piece' if np.isfinite(t) else 'no lock'} at {t:.2f} s ({r})")
+    return out
+
+
+def study(traces: dict, *, thresholds=(0.9, 0.95, 0.97, 0.98, 0.99, 0.995), holds=(0.0, 0.25, 0.5, 1.0)) -> dict:
+    from follower.confidence import Calibration
+    from follower.engine import EngineConfig
+
+    names = sorted(traces)
+    data = {n: samples(traces[n]) for n in names}
+    x = np.concatenate([data[n][1] for n in names])
+    y = np.concatenate([data[n][2] for n in names])
+    groups = np.concatenate([[traces[n]["piece"]] * len(data[n][2]) for n in names])
+    bias, weights = fit_logistic(x, y, weight=_item_weights(groups))
+    print("fit on all:", round(bias, 4), [round(w, 4) for w in weights])
+
+    # held out: each piece scored by a model fitted without it
+    held = {}
+    for piece in np.unique(groups):
+        m = groups != piece
+        held[int(piece)] = Calibration(*fit_logistic(x[m], y[m], weight=_item_weights(groups[m])))
+    p_held = np.concatenate([[held[traces[n]["piece"]].probability(f) for f in data[n][1]] for n in names])
+    table = reliability(p_held, y)
+    print("reliability (held-out pieces):")
+    for row in table:
+        print(f"  {row['bin']:>14} {row['updates']:6d} predicted {row['predicted']:.3f} observed {row['observed']:.3f}")
+
+    shipped = EngineConfig()
+    baseline = summary_of([first_lock(traces[n], dataclasses.replace(shipped, calibration=None)) for n in names])
+    print("the other rules alone:", {k: v for k, v in baseline.items() if k != "items"})
+    grid = []
+    for thr in thresholds:
+        for hold in holds:
+            locks = [first_lock(traces[n], dataclasses.replace(
+                shipped, calibration=held[traces[n]["piece"]], calibrated_p=thr, calibrated_s=hold)) for n in names]
+            row = {"p": thr, "hold_s": hold, **summary_of(locks),
+                   "items": {n: [round(t, 2), ok, r] for n, (t, ok, r) in zip(names, locks)}}
+            grid.append(row)
+            print(f"p >= {thr} for {hold} s: median {row['median_s']:.2f} p90 {row['p90_s']:.2f} "
+                  f"wrong {row['wrong']} never {row['never']} {row['rules']}", flush=True)
+    return {"features": list(__import__("follower.confidence", fromlist=["FEATURES"]).FEATURES),
+            "bias": bias, "weights": weights, "items": names, "samples": int(len(y)),
+            "reliability_held_out": table, "without": baseline, "grid": grid}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The calibration study's fitting and bookkeeping, on made-up samples."""
+
+import json
+
+import numpy as np
+import pytest
+
+from follower.confidence import FEATURES, Calibration
+from studies.lock_calibration import _item_weights, fit_logistic, main, reliability, summary_of
+
+
+def test_the_logistic_fit_recovers_known_coefficients():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20000, 3)) * [1.0, 5.0, 0.5] + [0.0, 10.0, 1.0]
+    bias, w = -1.0, np.array([2.0, -0.3, 4.0])
+    y = rng.random(len(x)) < 1 / (1 + np.exp(-(bias + x @ w)))
+    b, fitted = fit_logistic(x, y, l2=0.0)
+    assert b == pytest.approx(bias, abs=0.3) and np.allclose(fitted, w, atol=0.15)
+    # the fitted numbers are those of the shipped model's formula
+    cal = Calibration(b, tuple(fitted) + (0.0,) * (len(FEATURES) - 3))
+    row = (0.5, 9.0, 1.2) + (0.0,) * (len(FEATURES) - 3)
+    assert cal.probability(row) == pytest.approx(1 / (1 + np.exp(-(b + np.dot(fitted, row[:3])))))
+
+
+def test_every_item_weighs_the_same():
+    w = _item_weights(np.array([3, 3, 3, 3, 7]))
+    assert np.allclose(w, [0.25] * 4 + [1.0])
+
+
+def test_reliability_bins_predicted_against_observed():
+    p = np.array([0.05, 0.05, 0.95, 0.95, 0.995])
+    y = np.array([False, True, True, True, True])
+    rows = {r["bin"]: r for r in reliability(p, y)}
+    assert rows["[0.00, 0.10)"]["observed"] == 0.5 and rows["[0.00, 0.10)"]["updates"] == 2
+    assert rows["[0.90, 0.97)"]["predicted"] == pytest.approx(0.95) and rows["[0.99, 1.00)"]["updates"] == 1
+
+
+def test_lock_summary_counts_wrong_locks_and_never_as_not_identified():
+    s = summary_of([(3.0, True, "calibrated"), (4.0, False, "path"), (float("inf"), False, "")])
+    assert s["wrong"] == 1 and s["never"] == 1 and s["median_s"] == float("inf") and s["rules"] == ["calibrated", "path"]
+
+
+def test_it_refuses_the_benchmark_material(tmp_path, capsys):
+    (tmp_path / "manifest.json").write_text(json.dumps([{"name": "chorale_00_x", "kind": "chorale"}]))
+    assert main(["--material", str(tmp_path), "--index", "x", "--traces", str(tmp_path / "t.pkl")]) != 0
+    assert "never fitted on the benchmark" in capsys.readouterr().err
