@@ -10,11 +10,13 @@ own metrics (:mod:`benchmarks.metrics`). The variants differ only in their
 that part of the engine buys:
 
 * ``shipped``: the engine as it ships;
+* ``no calibrated lock``: no lock on the calibrated confidence of the re-ranking's
+  leader, and no quick recheck after a lock (``calibration=None``);
 * ``no fine aligner``: the tracker's snippet-grid position alone (``fine=None``);
 * ``no re-ranking``: no alignment of the candidates over everything heard
   (``rerank_candidates=0``);
 * ``no accumulated votes``: the order-free vote rule cannot lock (``evidence_ratio=inf``);
-* ``paths only``: neither re-ranking nor votes: the verified paths of the last few
+* ``paths only``: neither re-ranking, votes nor calibrated lock: the verified paths of the last few
   seconds alone decide (the engine before the re-ranker);
 * ``order-free voting``: the paper's piece identification run online (every window's
   neighbours vote for their piece, no time order; ``studies.decoders.run_voting``).
@@ -42,10 +44,11 @@ from .warp import load_truth
 # name -> EngineConfig overrides (None: the order-free voting decoder)
 VARIANTS = {
     "shipped": {},
+    "no calibrated lock": {"calibration": None},
     "no fine aligner": {"fine": None},
     "no re-ranking": {"rerank_candidates": 0},
     "no accumulated votes": {"evidence_ratio": float("inf")},
-    "paths only": {"rerank_candidates": 0, "evidence_ratio": float("inf")},
+    "paths only": {"rerank_candidates": 0, "evidence_ratio": float("inf"), "calibration": None},
     "order-free voting": None,
 }
 
