@@ -170,6 +170,7 @@ class Engine:
         self._topk(self._search[0], self.config.k)
         self._embed(np.zeros((self.width, self.n_bins), np.float32))
         self._batches_exact()
+        self._verifier.warm_up()
         if self._reranker is not None:
             self._reranker.warm_up()
 

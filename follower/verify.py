@@ -16,7 +16,109 @@ correct path typically scores well above 1. Path points outside the piece count 
 
 from __future__ import annotations
 
+import numba
 import numpy as np
+
+
+# No fastmath in these kernels: they add in exactly numpy's order (pairwise float32 sums),
+# so the scores are bit for bit those of the plain numpy version they replaced.
+@numba.njit(cache=True, nogil=True)
+def _block_sum_f32(a, lo, n):
+    """numpy's float32 sum of ``a[lo:lo + n]`` for n <= 128: 8 partial sums, then the rest in turn."""
+    if n < 8:
+        res = np.float32(0.0)
+        for i in range(lo, lo + n):
+            res = np.float32(res + a[i])
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - (n % 8):
+        j = lo + i
+        r0, r1, r2, r3 = (np.float32(r0 + a[j]), np.float32(r1 + a[j + 1]), np.float32(r2 + a[j + 2]),
+                          np.float32(r3 + a[j + 3]))
+        r4, r5, r6, r7 = (np.float32(r4 + a[j + 4]), np.float32(r5 + a[j + 5]), np.float32(r6 + a[j + 6]),
+                          np.float32(r7 + a[j + 7]))
+        i += 8
+    res = np.float32(np.float32(np.float32(r0 + r1) + np.float32(r2 + r3))
+                     + np.float32(np.float32(r4 + r5) + np.float32(r6 + r7)))
+    while i < n:
+        res = np.float32(res + a[lo + i])
+        i += 1
+    return res
+
+
+@numba.njit(cache=True, nogil=True)
+def pairwise_sum_f32(a, lo, n):
+    """numpy's float32 ``sum`` of ``a[lo:lo + n]``, in its pairwise order, bit for bit.
+
+    Blocks of up to 128 as :func:`_block_sum_f32`; longer runs split in two (the first half
+    a multiple of 8) and add the halves' sums. The split is walked with an explicit stack,
+    not recursion (numba's on-disk cache and recursive kernels do not mix).
+    """
+    if n <= 128:
+        return _block_sum_f32(a, lo, n)
+    seg_lo = np.empty(64, np.int64)       # pending segments, and the left sums waiting for their right halves
+    seg_n = np.empty(64, np.int64)
+    left = np.empty(64, np.float32)
+    state = np.zeros(64, np.int64)        # 0: split me; 1: left half done; 2: both done
+    seg_lo[0], seg_n[0], top = lo, n, 0
+    res = np.float32(0.0)
+    while top >= 0:
+        m = seg_n[top]
+        if state[top] == 0 and m <= 128:
+            res = _block_sum_f32(a, seg_lo[top], m)
+            top -= 1
+        elif state[top] == 0:
+            h = m // 2
+            h -= h % 8
+            state[top] = 1
+            seg_lo[top + 1], seg_n[top + 1], state[top + 1] = seg_lo[top], h, 0
+            top += 1
+            continue
+        elif state[top] == 1:
+            h = m // 2
+            h -= h % 8
+            left[top] = res
+            state[top] = 2
+            seg_lo[top + 1], seg_n[top + 1], state[top + 1] = seg_lo[top] + h, m - h, 0
+            top += 1
+            continue
+        else:
+            res = np.float32(left[top] + res)
+            top -= 1
+        # a finished segment hands its sum (res) to its parent, which is in state 1 or 2
+    return res
+
+
+@numba.njit(cache=True, nogil=True)
+def _path_cells(positions_s, pieces, piece_start, r, s, dt, cell_s, cell, lo, hi):
+    """Snippet cell of every path point (n, v, h) and each hypothesis' cell range [lo, hi) inside its piece."""
+    for i in range(len(positions_s)):
+        cmin, cmax = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+        for a in range(len(r)):
+            base = positions_s[i] + s[a]
+            for t in range(len(dt)):
+                c = np.int64(np.rint((base - r[a] * dt[t]) / cell_s))
+                cell[i, a, t] = c
+                cmin = min(cmin, c)
+                cmax = max(cmax, c)
+        length = piece_start[pieces[i] + 1] - piece_start[pieces[i]]
+        lo[i] = max(cmin, 0)
+        hi[i] = min(cmax + 1, length)
+
+
+@numba.njit(cache=True, nogil=True)
+def _path_means(sims, bias, cell, lo, hi, denom, out):
+    """out[a] = sum over t of sims[cell[a, t] - lo, t] - bias[t] (0 outside [lo, hi)), / denom, in float32
+    as numpy did."""
+    v, h = cell.shape
+    buf = np.empty(h, np.float32)
+    for a in range(v):
+        for t in range(h):
+            c = cell[a, t]
+            buf[t] = np.float32(sims[c - lo, t] - bias[t]) if lo <= c < hi else np.float32(0.0)
+        out[a] = np.float32(pairwise_sum_f32(buf, 0, h) / np.float32(denom))
 
 
 class PathVerifier:
@@ -41,6 +143,16 @@ class PathVerifier:
         self._t = np.full(h, -np.inf)
         self._i = 0
         self._cell_s = index.cell_s  # snippet i of a piece is centred at i * cell_s
+        self._piece_start = np.asarray(index.piece_start, np.int64)
+        r, s = np.meshgrid(self._tempi, self._shifts, indexing="ij")
+        self._r, self._s = r.ravel(), s.ravel()                          # the (tempo, shift) variants
+
+    def warm_up(self) -> None:
+        """Compile (or load) the kernels before audio starts."""
+        cell, lo, hi = np.zeros((1, 1, 2), np.int64), np.zeros(1, np.int64), np.ones(1, np.int64)
+        _path_cells(np.zeros(1), np.zeros(1, np.int64), self._piece_start, self._r[:1], self._s[:1], np.zeros(2),
+                    self._cell_s, cell, lo, hi)
+        _path_means(np.zeros((1, 2), np.float32), np.zeros(2, np.float32), cell[0], 0, 1, 2, np.zeros(1))
 
     def reset(self) -> None:
         self._t[:] = -np.inf
@@ -77,26 +189,20 @@ class PathVerifier:
         if n == 0 or len(recent) == 0:
             return np.zeros(n), np.ones(n), positions_s
         dt = now_s - self._t[recent]                                     # (h,)
-        r, s = np.meshgrid(self._tempi, self._shifts, indexing="ij")
-        r, s = r.ravel(), s.ravel()                                      # (v,)
-        pos = positions_s[:, None, None] + s[None, :, None] - r[None, :, None] * dt[None, None, :]  # (n, v, h)
-        cell = np.rint(pos / self._cell_s).astype(np.int64)
-        q, bias = self._q[recent], self._bias[recent]
+        r, s = self._r, self._s                                          # (v,)
+        cell = np.empty((n, len(r), len(recent)), np.int64)            # (n, v, h)
+        lo, hi = np.empty(n, np.int64), np.empty(n, np.int64)
+        _path_cells(positions_s, pieces, self._piece_start, r, s, dt, self._cell_s, cell, lo, hi)
+        qt, bias = self._q[recent].T, self._bias[recent]
         denom = max(len(recent), self._min_queries)  # a short history must not decide alone
-        cols = np.arange(len(recent))[None, :]
         z = np.zeros((n, len(r)))
-        for i in range(n):
+        for i in np.flatnonzero(hi > lo):  # elsewhere every path lies outside the piece: score 0
             # similarities of the recent queries with the stretch of the piece the paths cross
-            c = cell[i]
-            start = int(self.index.piece_start[pieces[i]])
-            length = int(self.index.piece_start[pieces[i] + 1]) - start
-            lo, hi = max(int(c.min()), 0), min(int(c.max()) + 1, length)
-            if hi <= lo:
-                continue  # every path lies outside the piece: score 0
-            sims = self._E[start + lo:start + hi] @ q.T - bias                # (m, h)
-            inside = (c >= lo) & (c < hi)                                   # path points outside count 0
-            vals = sims[np.clip(c - lo, 0, hi - lo - 1), cols]              # (v, h)
-            z[i] = np.where(inside, vals, 0.0).sum(axis=1) / denom
+            # (one product per hypothesis, as before: BLAS rounds a row differently in another
+            # slice; np.dot, not @, costs less per call and gives the same bits)
+            start = self._piece_start[pieces[i]]
+            sims = np.dot(self._E[start + lo[i]:start + hi[i]], qt)                # (m, h)
+            _path_means(sims, bias, cell[i], lo[i], hi[i], denom, z[i])
         best = np.argmax(z, axis=1)
         k = np.arange(n)
         return z[k, best], r[best], positions_s + s[best]
