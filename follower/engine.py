@@ -171,6 +171,7 @@ class Engine:
         self._embed(np.zeros((self.width, self.n_bins), np.float32))
         self._batches_exact()
         self._verifier.warm_up()
+        self._votes.warm_up()
         if self._reranker is not None:
             self._reranker.warm_up()
 
@@ -340,10 +341,9 @@ class Engine:
 
     def _hypotheses(self, t_s: float, centre_s: float):
         """(piece, position of the window centre now) of the best vote cells, and the tracker's."""
-        cell_piece, cell_offset, cell_mass, _ = self._votes.cells(t_s, self.config.vote_decay_s,
-                                                                   self.config.offset_bin_s)
-        best = np.argsort(-cell_mass, kind="stable")[: self.config.hypotheses]
-        pieces, positions = cell_piece[best], cell_offset[best] + centre_s
+        pieces, offsets = self._votes.best_cells(t_s, self.config.vote_decay_s, self.config.offset_bin_s,
+                                                 self.config.hypotheses)
+        positions = offsets + centre_s
         if self._carried is not None:
             pieces = np.concatenate([pieces, self._carried[0]])
             positions = np.concatenate([positions, self._carried[1]])

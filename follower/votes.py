@@ -24,7 +24,64 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numba
 import numpy as np
+
+
+@numba.njit(cache=True, nogil=True)  # no fastmath: the sums are bincount's, in its order
+def _best_cells(piece, offset, weight, row_decay, bin_s, n_best, out_piece, out_offset):
+    """The ``n_best`` cells of :meth:`OffsetVotes.cells` by mass (ties: the lower key first), best first.
+
+    Exactly what ``cells`` then a stable argsort of the masses give: the same kept votes
+    (decayed weight > 1e-4), keys and soft-bin split, each cell's mass summed in bincount's
+    order (the lower-bin shares in ring order, then the upper-bin shares). Returns the count.
+    """
+    m, k = weight.shape
+    keys = np.empty(2 * m * k, np.int64)
+    mass = np.empty(2 * m * k)
+    n = 0
+    for r in range(m):
+        for c in range(k):
+            w = row_decay[r] * weight[r, c]
+            if w > 1e-4:
+                x = offset[r, c] / bin_s - 0.5
+                lo = np.floor(x)
+                frac = x - lo
+                keys[n] = piece[r, c] * 2**32 + (np.int64(lo) + 2**31)
+                mass[n] = w * (1 - frac)
+                keys[m * k + n] = piece[r, c] * 2**32 + (np.int64(lo) + 1 + 2**31)
+                mass[m * k + n] = w * frac
+                n += 1
+    if n == 0:
+        return 0
+    # the kept votes' lower shares, then their upper shares (np.concatenate's order)
+    keys[n:2 * n] = keys[m * k:m * k + n]
+    mass[n:2 * n] = mass[m * k:m * k + n]
+    keys, mass = keys[:2 * n], mass[:2 * n]
+    order = np.argsort(keys, kind="mergesort")  # stable: within a cell, bincount's order
+    best_mass = np.full(n_best, -np.inf)
+    best_key = np.zeros(n_best, np.int64)
+    found = 0
+    i = 0
+    while i < 2 * n:
+        key = keys[order[i]]
+        total = 0.0
+        while i < 2 * n and keys[order[i]] == key:
+            total += mass[order[i]]
+            i += 1
+        if found < n_best or total > best_mass[n_best - 1]:  # strictly: an equal mass keeps the lower key
+            j = min(found, n_best - 1)
+            while j > 0 and best_mass[j - 1] < total:
+                best_mass[j] = best_mass[j - 1]
+                best_key[j] = best_key[j - 1]
+                j -= 1
+            best_mass[j] = total
+            best_key[j] = key
+            found = min(found + 1, n_best)
+    for j in range(found):
+        out_piece[j] = best_key[j] >> 32
+        out_offset[j] = ((best_key[j] & (2**32 - 1)) - 2**31 + 0.5) * bin_s
+    return found
 
 
 class OffsetVotes:
@@ -70,6 +127,25 @@ class OffsetVotes:
         cell_piece = uniq >> 32
         cell_offset = ((uniq & (2**32 - 1)) - 2**31 + 0.5) * bin_s
         return cell_piece, cell_offset, cell_mass, float(w.sum())
+
+
+    def best_cells(self, t_s: float, decay_s: float, bin_s: float, n: int):
+        """(piece, offset_s) of the ``n`` cells of most mass, best first (ties: lower piece and offset first).
+
+        The same as :meth:`cells` followed by a stable sort of the masses, bit for bit, in one
+        numba pass instead of a sort and a bincount over every vote of the horizon.
+        """
+        if n <= 0:
+            return np.empty(0, np.int64), np.empty(0)
+        row_decay = np.exp(-(t_s - self._time) / decay_s)  # numpy's exp, as cells() takes it
+        pieces, offsets = np.empty(n, np.int64), np.empty(n)
+        found = _best_cells(self._piece, self._offset, self._weight, row_decay, float(bin_s), n, pieces, offsets)
+        return pieces[:found], offsets[:found]
+
+    def warm_up(self) -> None:
+        """Compile (or load) the kernel before audio starts."""
+        row_decay = np.zeros(len(self._time))
+        _best_cells(self._piece, self._offset, self._weight, row_decay, 1.0, 1, np.empty(1, np.int64), np.empty(1))
 
 
 class Evidence(NamedTuple):
