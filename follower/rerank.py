@@ -92,6 +92,13 @@ def _mean_dot(E, rows_a, rows_b):
     return np.float32(pairwise_sum_f32(sums, 0, m) / np.float32(m))
 
 
+@numba.njit(cache=True, nogil=True)
+def _path_rows(start, n, j, tempo, out):
+    """``start + clip(j - round(arange(len(out)) * tempo), 0, n - 1)`` (round half to even, as numpy)."""
+    for i in range(len(out)):
+        out[i] = start + min(max(j - np.int64(np.rint(i * tempo)), 0), n - 1)
+
+
 # two candidates hold the same music when their scores are this close and the snippets
 # along the ends of their best paths are this alike (a re-voiced or transposed setting is
 # far below it: identical notes give ~1.0, another chorale 0.4)
@@ -143,6 +150,7 @@ class Reranker:
         cand = Candidate(0, np.full((2, 3), -np.inf), np.zeros((2, 3, 2), np.int64), np.zeros(4))
         _align(np.zeros((2, 3)), self.offset_z, self.step_s, 0, cand.score, cand.origin, cand.best)
         _mean_dot(self._E, np.zeros(SAME_CELLS, np.int64), np.zeros(SAME_CELLS, np.int64))
+        _path_rows(0, 1, 0, 1.0, np.zeros(SAME_CELLS, np.int64))
 
     # -- the query stream -------------------------------------------------------------
     def add(self, q: np.ndarray, standard: tuple[float, float] | None = None) -> None:
@@ -239,8 +247,9 @@ class Reranker:
         piece, _, position_s, tempo = c
         rows = self.index.rows(piece)
         j = int(round((position_s - self.index.position_s[rows.start]) / self.cell_s))
-        back = np.clip(j - np.round(np.arange(SAME_CELLS) * max(tempo, 0.5)).astype(int), 0, rows.stop - rows.start - 1)
-        return rows.start + back
+        back = np.empty(SAME_CELLS, np.int64)
+        _path_rows(rows.start, rows.stop - rows.start, j, max(tempo, 0.5), back)
+        return back
 
     def _same_music(self, a, b, ends: dict) -> bool:
         """Do the last ``SAME_CELLS`` snippets of both best paths hold the same music?"""

@@ -109,3 +109,16 @@ def test_path_scores_are_the_numpy_ones():
         want = numpy_path_scores(v, pieces, positions, step * 0.05)
         got = v.score(pieces, positions, step * 0.05)
         assert all(np.array_equal(a, b) for a, b in zip(want, got))
+
+
+def test_path_rows_are_numpys_rounded_and_clipped_steps():
+    from follower.rerank import _path_rows
+
+    rng = np.random.default_rng(3)
+    for _ in range(3000):
+        start, n, j = int(rng.integers(0, 1000)), int(rng.integers(1, 200)), int(rng.integers(-20, 220))
+        tempo = max(float(rng.choice([0.5, 1.0, 1.25, 1.5, rng.uniform(0, 3)])), 0.5)  # exact halves: ties
+        want = start + np.clip(j - np.round(np.arange(SAME_CELLS) * tempo).astype(int), 0, n - 1)
+        got = np.empty(SAME_CELLS, np.int64)
+        _path_rows(start, n, j, tempo, got)
+        assert np.array_equal(got, want)
