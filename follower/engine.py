@@ -177,6 +177,8 @@ class Engine:
         self._topk(self._search[0], self.config.k)
         self._embed(np.zeros((self.width, self.n_bins), np.float32))
         self._batches_exact()
+        self._verifier.warm_up()
+        self._votes.warm_up()
         if self._reranker is not None:
             self._reranker.warm_up()
 
@@ -298,6 +300,7 @@ class Engine:
         # a window that ends in silence (a pause starting) resembles the end of every piece:
         # it neither votes nor moves the tracker's belief by its similarities
         q = self._embed(window) if sounding and not silent_now else None
+        standard = None
         if q is not None:
             rows, scores = self._topk(q, c.k)
             pieces = self.index.piece[rows]
@@ -306,9 +309,10 @@ class Engine:
             mass = w / max(w.sum(), 1e-9)                   # one unit of mass per update
             self._votes.add(t_s, pieces, offsets, mass)
             self._evidence.add(pieces, mass, self.update_s)
-            self._verifier.add(centre_s, q)
+            standard = self._verifier.standardise(q)  # once per query: the verifier, re-ranker, tracker use it
+            self._verifier.add(centre_s, q, standard)
             if self._reranker is not None:
-                self._reranker.add(q)
+                self._reranker.add(q, standard)
         hyp_piece, hyp_pos = self._hypotheses(t_s, centre_s)
         score, tempo, pos = self._verifier.score(hyp_piece, hyp_pos, centre_s)
         # the best paths carry over to the next update (advanced by their tempo), so a good
@@ -335,7 +339,7 @@ class Engine:
                         reranked=tuple(self._reranked),
                         same_as=dict(self._reranker.duplicates) if self._reranker is not None else {})
         self._apply(self._policy.step(scores, evidence, t_s))
-        position = self._track(q, centre_s, centre_silent)
+        position = self._track(q, standard, centre_s, centre_silent)
         mine = self.piece if self.piece is not None else (ranked[0] if ranked else None)
         margin = support.get(mine, 0.0) - max((support[p] for p in ranked if p != mine), default=0.0)
         confidence = float(np.clip(margin / (2 * c.lock_margin), 0.0, 1.0))  # 0.5 = just enough to lock
@@ -344,10 +348,9 @@ class Engine:
 
     def _hypotheses(self, t_s: float, centre_s: float):
         """(piece, position of the window centre now) of the best vote cells, and the tracker's."""
-        cell_piece, cell_offset, cell_mass, _ = self._votes.cells(t_s, self.config.vote_decay_s,
-                                                                   self.config.offset_bin_s)
-        best = np.argsort(-cell_mass, kind="stable")[: self.config.hypotheses]
-        pieces, positions = cell_piece[best], cell_offset[best] + centre_s
+        pieces, offsets = self._votes.best_cells(t_s, self.config.vote_decay_s, self.config.offset_bin_s,
+                                                 self.config.hypotheses)
+        positions = offsets + centre_s
         if self._carried is not None:
             pieces = np.concatenate([pieces, self._carried[0]])
             positions = np.concatenate([positions, self._carried[1]])
@@ -394,7 +397,7 @@ class Engine:
         self.piece = piece
         self.state = FOLLOWING
 
-    def _track(self, q, centre_s: float, centre_silent: bool):
+    def _track(self, q, standard, centre_s: float, centre_silent: bool):
         # the audio since the last update: update_s, or more after updates were skipped
         elapsed_s = max(self._n - self._updated_n, 1) / self.fps
         self._updated_n = self._n
@@ -404,7 +407,7 @@ class Engine:
             return self.tracker.step(None, elapsed_s, centre_s, silent=True)
         z = None
         if q is not None:  # z-scores: the tracker's sharpness then means the same for any model
-            scale, bias = self._verifier.standardise(q)
+            scale, bias = standard
             z = (self._search[self.index.rows(self.piece)] @ q) * scale - bias
         return self.tracker.step(z, elapsed_s, centre_s)
 

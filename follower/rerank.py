@@ -36,6 +36,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from .npsum import pairwise_sum_f32
+
 
 @numba.njit(cache=True, fastmath=True, nogil=True)
 def _align(z, offset, weight, t_first, score, origin, best_out):
@@ -75,6 +77,26 @@ def _align(z, offset, weight, t_first, score, origin, best_out):
     best_out[1] = bj
     best_out[2] = origin[bk, bj, 0]
     best_out[3] = origin[bk, bj, 1]
+
+
+@numba.njit(cache=True, nogil=True)  # no fastmath: numpy's order of additions (follower.npsum)
+def _mean_dot(E, rows_a, rows_b):
+    """``float32(np.mean(np.sum(E[rows_a] * E[rows_b], axis=1)))``, bit for bit, without the copies."""
+    m, d = len(rows_a), E.shape[1]
+    prod = np.empty(d, np.float32)
+    sums = np.empty(m, np.float32)
+    for r in range(m):
+        for c in range(d):
+            prod[c] = np.float32(E[rows_a[r], c] * E[rows_b[r], c])
+        sums[r] = pairwise_sum_f32(prod, 0, d)
+    return np.float32(pairwise_sum_f32(sums, 0, m) / np.float32(m))
+
+
+@numba.njit(cache=True, nogil=True)
+def _path_rows(start, n, j, tempo, out):
+    """``start + clip(j - round(arange(len(out)) * tempo), 0, n - 1)`` (round half to even, as numpy)."""
+    for i in range(len(out)):
+        out[i] = start + min(max(j - np.int64(np.rint(i * tempo)), 0), n - 1)
 
 
 # two candidates hold the same music when their scores are this close and the snippets
@@ -127,16 +149,19 @@ class Reranker:
         """Compile (or load) the alignment kernel before audio starts."""
         cand = Candidate(0, np.full((2, 3), -np.inf), np.zeros((2, 3, 2), np.int64), np.zeros(4))
         _align(np.zeros((2, 3)), self.offset_z, self.step_s, 0, cand.score, cand.origin, cand.best)
+        _mean_dot(self._E, np.zeros(SAME_CELLS, np.int64), np.zeros(SAME_CELLS, np.int64))
+        _path_rows(0, 1, 0, 1.0, np.zeros(SAME_CELLS, np.int64))
 
     # -- the query stream -------------------------------------------------------------
-    def add(self, q: np.ndarray) -> None:
+    def add(self, q: np.ndarray, standard: tuple[float, float] | None = None) -> None:
         """One audio query; every ``per_step`` queries, their mean advances every candidate by a step.
 
         z-scores are linear in the scaled query, so the mean query's z-scores are the mean of
         the queries' (consecutive windows overlap almost entirely: averaging loses nothing
         the alignment could use, and costs a step per cell instead of per query).
+        ``standard``: the query's (scale, bias) where the caller has them already.
         """
-        scale, bias = self._standardise(q)
+        scale, bias = standard if standard is not None else self._standardise(q)
         self._acc_q += q * scale
         self._acc_bias += bias
         self._acc_n += 1
@@ -208,20 +233,27 @@ class Reranker:
             out.append((cand.piece, max(float(score), 0.0), position_s, tempo))
         out.sort(key=lambda c: -c[1])
         kept, self.duplicates = [], {}
+        ends: dict = {}  # piece -> rows of the end of its best path (each computed once per ranking)
         for c in out:
-            twin = next((k for k in kept if c[1] >= SAME_SCORE * k[1] and self._same_music(k, c)), None)
+            twin = next((k for k in kept if c[1] >= SAME_SCORE * k[1] and self._same_music(k, c, ends)), None)
             if twin is None:
                 kept.append(c)
             else:
                 self.duplicates[c[0]] = twin[0]
         return kept
 
-    def _same_music(self, a, b) -> bool:
+    def _path_end(self, c) -> np.ndarray:
+        """Index rows of the last ``SAME_CELLS`` snippets along candidate ``c``'s best path."""
+        piece, _, position_s, tempo = c
+        rows = self.index.rows(piece)
+        j = int(round((position_s - self.index.position_s[rows.start]) / self.cell_s))
+        back = np.empty(SAME_CELLS, np.int64)
+        _path_rows(rows.start, rows.stop - rows.start, j, max(tempo, 0.5), back)
+        return back
+
+    def _same_music(self, a, b, ends: dict) -> bool:
         """Do the last ``SAME_CELLS`` snippets of both best paths hold the same music?"""
-        ends = []
-        for piece, _, position_s, tempo in (a, b):
-            rows = self.index.rows(piece)
-            j = int(round((position_s - self.index.position_s[rows.start]) / self.cell_s))
-            back = np.clip(j - np.round(np.arange(SAME_CELLS) * max(tempo, 0.5)).astype(int), 0, rows.stop - rows.start - 1)
-            ends.append(self._E[rows.start + back])
-        return float(np.mean(np.sum(ends[0] * ends[1], axis=1))) >= SAME_COSINE
+        for c in (a, b):
+            if c[0] not in ends:
+                ends[c[0]] = self._path_end(c)
+        return float(_mean_dot(self._E, ends[a[0]], ends[b[0]])) >= SAME_COSINE

@@ -16,7 +16,42 @@ correct path typically scores well above 1. Path points outside the piece count 
 
 from __future__ import annotations
 
+import numba
 import numpy as np
+
+from .npsum import pairwise_sum_f32
+
+
+# No fastmath in these kernels: they add in exactly numpy's order (follower.npsum),
+# so the scores are bit for bit those of the plain numpy version they replaced.
+@numba.njit(cache=True, nogil=True)
+def _path_cells(positions_s, pieces, piece_start, r, s, dt, cell_s, cell, lo, hi):
+    """Snippet cell of every path point (n, v, h) and each hypothesis' cell range [lo, hi) inside its piece."""
+    for i in range(len(positions_s)):
+        cmin, cmax = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+        for a in range(len(r)):
+            base = positions_s[i] + s[a]
+            for t in range(len(dt)):
+                c = np.int64(np.rint((base - r[a] * dt[t]) / cell_s))
+                cell[i, a, t] = c
+                cmin = min(cmin, c)
+                cmax = max(cmax, c)
+        length = piece_start[pieces[i] + 1] - piece_start[pieces[i]]
+        lo[i] = max(cmin, 0)
+        hi[i] = min(cmax + 1, length)
+
+
+@numba.njit(cache=True, nogil=True)
+def _path_means(sims, bias, cell, lo, hi, denom, out):
+    """out[a] = sum over t of sims[cell[a, t] - lo, t] - bias[t] (0 outside [lo, hi)), / denom, in float32
+    as numpy did."""
+    v, h = cell.shape
+    buf = np.empty(h, np.float32)
+    for a in range(v):
+        for t in range(h):
+            c = cell[a, t]
+            buf[t] = np.float32(sims[c - lo, t] - bias[t]) if lo <= c < hi else np.float32(0.0)
+        out[a] = np.float32(pairwise_sum_f32(buf, 0, h) / np.float32(denom))
 
 
 class PathVerifier:
@@ -41,6 +76,16 @@ class PathVerifier:
         self._t = np.full(h, -np.inf)
         self._i = 0
         self._cell_s = index.cell_s  # snippet i of a piece is centred at i * cell_s
+        self._piece_start = np.asarray(index.piece_start, np.int64)
+        r, s = np.meshgrid(self._tempi, self._shifts, indexing="ij")
+        self._r, self._s = r.ravel(), s.ravel()                          # the (tempo, shift) variants
+
+    def warm_up(self) -> None:
+        """Compile (or load) the kernels before audio starts."""
+        cell, lo, hi = np.zeros((1, 1, 2), np.int64), np.zeros(1, np.int64), np.ones(1, np.int64)
+        _path_cells(np.zeros(1), np.zeros(1, np.int64), self._piece_start, self._r[:1], self._s[:1], np.zeros(2),
+                    self._cell_s, cell, lo, hi)
+        _path_means(np.zeros((1, 2), np.float32), np.zeros(2, np.float32), cell[0], 0, 1, 2, np.zeros(1))
 
     def reset(self) -> None:
         self._t[:] = -np.inf
@@ -51,9 +96,11 @@ class PathVerifier:
         sd = float(np.sqrt(max(q64 @ self._cov @ q64, 1e-12)))
         return 1.0 / sd, float(self._mu @ q64) / sd
 
-    def add(self, centre_s: float, q: np.ndarray) -> None:
-        """Remember a query, scaled so that ``E @ q' - bias`` is its z-score against the index."""
-        scale, bias = self.standardise(q)
+    def add(self, centre_s: float, q: np.ndarray, standard: tuple[float, float] | None = None) -> None:
+        """Remember a query, scaled so that ``E @ q' - bias`` is its z-score against the index.
+
+        ``standard``: :meth:`standardise` of ``q`` where the caller has it already."""
+        scale, bias = standard if standard is not None else self.standardise(q)
         self._q[self._i] = q * scale
         self._bias[self._i] = bias
         self._t[self._i] = centre_s
@@ -77,26 +124,20 @@ class PathVerifier:
         if n == 0 or len(recent) == 0:
             return np.zeros(n), np.ones(n), positions_s
         dt = now_s - self._t[recent]                                     # (h,)
-        r, s = np.meshgrid(self._tempi, self._shifts, indexing="ij")
-        r, s = r.ravel(), s.ravel()                                      # (v,)
-        pos = positions_s[:, None, None] + s[None, :, None] - r[None, :, None] * dt[None, None, :]  # (n, v, h)
-        cell = np.rint(pos / self._cell_s).astype(np.int64)
-        q, bias = self._q[recent], self._bias[recent]
+        r, s = self._r, self._s                                          # (v,)
+        cell = np.empty((n, len(r), len(recent)), np.int64)            # (n, v, h)
+        lo, hi = np.empty(n, np.int64), np.empty(n, np.int64)
+        _path_cells(positions_s, pieces, self._piece_start, r, s, dt, self._cell_s, cell, lo, hi)
+        qt, bias = self._q[recent].T, self._bias[recent]
         denom = max(len(recent), self._min_queries)  # a short history must not decide alone
-        cols = np.arange(len(recent))[None, :]
         z = np.zeros((n, len(r)))
-        for i in range(n):
+        for i in np.flatnonzero(hi > lo):  # elsewhere every path lies outside the piece: score 0
             # similarities of the recent queries with the stretch of the piece the paths cross
-            c = cell[i]
-            start = int(self.index.piece_start[pieces[i]])
-            length = int(self.index.piece_start[pieces[i] + 1]) - start
-            lo, hi = max(int(c.min()), 0), min(int(c.max()) + 1, length)
-            if hi <= lo:
-                continue  # every path lies outside the piece: score 0
-            sims = self._E[start + lo:start + hi] @ q.T - bias                # (m, h)
-            inside = (c >= lo) & (c < hi)                                   # path points outside count 0
-            vals = sims[np.clip(c - lo, 0, hi - lo - 1), cols]              # (v, h)
-            z[i] = np.where(inside, vals, 0.0).sum(axis=1) / denom
+            # (one product per hypothesis, as before: BLAS rounds a row differently in another
+            # slice; np.dot, not @, costs less per call and gives the same bits)
+            start = self._piece_start[pieces[i]]
+            sims = np.dot(self._E[start + lo[i]:start + hi[i]], qt)                # (m, h)
+            _path_means(sims, bias, cell[i], lo[i], hi[i], denom, z[i])
         best = np.argmax(z, axis=1)
         k = np.arange(n)
         return z[k, best], r[best], positions_s + s[best]

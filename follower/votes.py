@@ -24,7 +24,60 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numba
 import numpy as np
+
+
+@numba.njit(cache=True, nogil=True)  # no fastmath: the sums are bincount's, in its order
+def _best_cells(piece, offset, weight, row_decay, bin_s, table, cell_key, cell_mass, best_key, best_mass):
+    """The best cells of :meth:`OffsetVotes.cells` by mass, best first (ties: the lower key first).
+
+    Exactly what ``cells`` then a stable argsort of the masses give: the same kept votes
+    (decayed weight > 1e-4), keys and soft-bin split, and each cell's mass summed in
+    bincount's order (the lower-bin shares in ring order, then the upper-bin shares).
+    Cells are found with an open-addressing hash ``table`` (columns: key, cell number,
+    generation stamp; row 0 is never a slot, its stamp column counts the calls), so
+    nothing is sorted and nothing allocated. Fills ``best_key`` / ``best_mass`` (their
+    length is how many are wanted) and returns how many it filled.
+    """
+    m, k = weight.shape
+    mask = len(table) - 1
+    gen = table[0, 2] + 1
+    table[0, 2] = gen
+    n_cells = 0
+    for upper in range(2):
+        for r in range(m):
+            for c in range(k):
+                w = row_decay[r] * weight[r, c]
+                if w > 1e-4:
+                    x = offset[r, c] / bin_s - 0.5
+                    lo = np.floor(x)
+                    frac = x - lo
+                    key = piece[r, c] * 2**32 + (np.int64(lo) + upper + 2**31)
+                    share = w * frac if upper else w * (1 - frac)
+                    h = np.int64((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)) & mask
+                    while h == 0 or (table[h, 2] == gen and table[h, 0] != key):
+                        h = (h + 1) & mask
+                    if table[h, 2] != gen:
+                        table[h, 0], table[h, 1], table[h, 2] = key, n_cells, gen
+                        cell_key[n_cells] = key
+                        cell_mass[n_cells] = 0.0
+                        n_cells += 1
+                    cell_mass[table[h, 1]] += share
+    n_best = len(best_key)
+    found = 0
+    for i in range(n_cells):
+        key, total = cell_key[i], cell_mass[i]
+        if found == n_best and not (total > best_mass[n_best - 1]
+                                    or (total == best_mass[n_best - 1] and key < best_key[n_best - 1])):
+            continue
+        j = min(found, n_best - 1)
+        while j > 0 and (best_mass[j - 1] < total or (best_mass[j - 1] == total and best_key[j - 1] > key)):
+            best_mass[j], best_key[j] = best_mass[j - 1], best_key[j - 1]
+            j -= 1
+        best_mass[j], best_key[j] = total, key
+        found = min(found + 1, n_best)
+    return found
 
 
 class OffsetVotes:
@@ -38,6 +91,10 @@ class OffsetVotes:
         self._weight = np.zeros((m, k), np.float64)
         self._time = np.full(m, -np.inf)
         self._i = 0
+        # best_cells' scratch: a hash table at most a quarter full (2 shares per vote), and the cells
+        self._table = np.zeros((1 << int(np.ceil(np.log2(8 * m * k + 2))), 3), np.int64)
+        self._cell_key = np.empty(2 * m * k, np.int64)
+        self._cell_mass = np.empty(2 * m * k)
 
     def reset(self):
         self._weight[:] = 0
@@ -70,6 +127,27 @@ class OffsetVotes:
         cell_piece = uniq >> 32
         cell_offset = ((uniq & (2**32 - 1)) - 2**31 + 0.5) * bin_s
         return cell_piece, cell_offset, cell_mass, float(w.sum())
+
+
+    def best_cells(self, t_s: float, decay_s: float, bin_s: float, n: int):
+        """(piece, offset_s) of the ``n`` cells of most mass, best first (ties: lower piece and offset first).
+
+        The same as :meth:`cells` followed by a stable sort of the masses, bit for bit, in one
+        numba pass instead of a sort and a bincount over every vote of the horizon.
+        """
+        if n <= 0:
+            return np.empty(0, np.int64), np.empty(0)
+        row_decay = np.exp(-(t_s - self._time) / decay_s)  # numpy's exp, as cells() takes it
+        keys, mass = np.empty(n, np.int64), np.empty(n)
+        found = _best_cells(self._piece, self._offset, self._weight, row_decay, float(bin_s), self._table,
+                            self._cell_key, self._cell_mass, keys, mass)
+        keys = keys[:found]
+        return keys >> 32, ((keys & (2**32 - 1)) - 2**31 + 0.5) * bin_s
+
+    def warm_up(self) -> None:
+        """Compile (or load) the kernel before audio starts."""
+        _best_cells(self._piece, self._offset, self._weight, np.zeros(len(self._time)), 1.0, self._table,
+                    self._cell_key, self._cell_mass, np.empty(1, np.int64), np.empty(1))
 
 
 class Evidence(NamedTuple):

@@ -1,0 +1,124 @@
+"""The numba kernels of the update give exactly, bit for bit, what the numpy code they replaced gave.
+
+The follower's output must not change when a hot loop moves into numba: each kernel is
+checked here against the plain numpy computation (kept in this file as the reference)
+on random inputs, including ties, padding and silence.
+"""
+
+import numpy as np
+import pytest
+
+from follower.index import Index
+from follower.npsum import pairwise_sum_f32
+from follower.rerank import SAME_CELLS, _mean_dot
+from follower.verify import PathVerifier
+from follower.votes import OffsetVotes
+
+
+@pytest.mark.parametrize("n", list(range(0, 40)) + [127, 128, 129, 255, 256, 300, 1000, 4099])
+def test_pairwise_sum_is_numpys_float32_sum(n):
+    rng = np.random.default_rng(n)
+    for _ in range(20):
+        a = (rng.standard_normal(n + 3) * rng.choice([1e-3, 1.0, 1e4])).astype(np.float32)
+        assert pairwise_sum_f32(a, 3, n) == a[3:].sum()
+
+
+def test_mean_dot_is_numpys_mean_of_row_dots():
+    rng = np.random.default_rng(0)
+    e = rng.standard_normal((300, 32)).astype(np.float32)
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    for _ in range(2000):
+        a, b = rng.integers(0, 300, SAME_CELLS), rng.integers(0, 300, SAME_CELLS)
+        if rng.random() < 0.3:
+            b = a
+        assert float(_mean_dot(e, a, b)) == float(np.mean(np.sum(e[a] * e[b], axis=1)))
+
+
+def test_best_cells_are_the_cells_by_mass_with_stable_ties():
+    rng = np.random.default_rng(1)
+    for trial in range(120):
+        votes = OffsetVotes(6, 40)
+        n_pieces = int(rng.choice([1, 3, 50]))
+        for i in range(int(rng.integers(0, 80))):
+            n = 6 if rng.random() < 0.8 else int(rng.integers(1, 6))      # fewer neighbours: padded rows
+            w = rng.dirichlet(np.ones(n)) if rng.random() < 0.8 else np.zeros(n)  # silence votes nothing
+            offsets = np.round(rng.uniform(-5, 30, n), int(rng.integers(0, 3)))   # rounded: many ties
+            votes.add(i * 0.05, rng.integers(0, n_pieces, n), offsets, w)
+            if rng.random() < 0.01:
+                votes.reset()
+        t = i * 0.05 + rng.uniform(0, 20) if trial else 0.0
+        for want in (1, 5, 16):
+            piece, offset, mass, _ = votes.cells(t, 3.0, 1.0)
+            best = np.argsort(-mass, kind="stable")[:want]
+            got_piece, got_offset = votes.best_cells(t, 3.0, 1.0, want)
+            assert np.array_equal(got_piece, piece[best]) and np.array_equal(got_offset, offset[best])
+    assert len(votes.best_cells(t, 3.0, 1.0, 0)[0]) == 0
+
+
+def numpy_path_scores(v: PathVerifier, pieces, positions_s, now_s):
+    """The verification's scores as the numpy code computed them before the kernels."""
+    recent = np.nonzero(now_s - v._t <= v.window_s + 1e-9)[0]
+    n = len(pieces)
+    if n == 0 or len(recent) == 0:
+        return np.zeros(n), np.ones(n), positions_s
+    dt = now_s - v._t[recent]
+    r, s = np.meshgrid(v._tempi, v._shifts, indexing="ij")
+    r, s = r.ravel(), s.ravel()
+    pos = positions_s[:, None, None] + s[None, :, None] - r[None, :, None] * dt[None, None, :]
+    cell = np.rint(pos / v._cell_s).astype(np.int64)
+    q, bias = v._q[recent], v._bias[recent]
+    denom = max(len(recent), v._min_queries)
+    cols = np.arange(len(recent))[None, :]
+    z = np.zeros((n, len(r)))
+    for i in range(n):
+        c = cell[i]
+        start = int(v.index.piece_start[pieces[i]])
+        length = int(v.index.piece_start[pieces[i] + 1]) - start
+        lo, hi = max(int(c.min()), 0), min(int(c.max()) + 1, length)
+        if hi <= lo:
+            continue
+        sims = v._E[start + lo:start + hi] @ q.T - bias
+        vals = sims[np.clip(c - lo, 0, hi - lo - 1), cols]
+        z[i] = np.where((c >= lo) & (c < hi), vals, 0.0).sum(axis=1) / denom
+    best = np.argmax(z, axis=1)
+    return z[np.arange(n), best], r[best], positions_s + s[best]
+
+
+def test_path_scores_are_the_numpy_ones():
+    rng = np.random.default_rng(2)
+    lengths = [40, 3, 120, 75]
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    n = int(starts[-1])
+    e = rng.standard_normal((n, 16)).astype(np.float32)
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    piece = np.repeat(np.arange(len(lengths)), lengths).astype(np.int32)
+    pos = np.concatenate([np.arange(m) * 0.2 for m in lengths]).astype(np.float32)
+    index = Index(header={"hop_frames": 4, "frame_rate_hz": 20.0}, embeddings=e, piece=piece, position_s=pos,
+                  position_beats=2 * pos, piece_ids=np.array(["a", "b", "c", "d"]), titles=np.array(["a", "b", "c", "d"]),
+                  piece_start=starts.astype(np.int64), duration_s=np.array([m * 0.2 for m in lengths], np.float32))
+    v = PathVerifier(index, e, update_s=0.05)
+    v.warm_up()
+    for step in range(400):
+        if rng.random() < 0.9:   # some updates do not vote (silence)
+            v.add(step * 0.05, e[rng.integers(n)] + 0.2 * rng.standard_normal(16).astype(np.float32))
+        if step % 150 == 0:
+            v.reset()
+        k = int(rng.integers(0, 30))
+        pieces = rng.integers(0, len(lengths), k).astype(np.int64)
+        positions = rng.uniform(-8, 30, k)
+        want = numpy_path_scores(v, pieces, positions, step * 0.05)
+        got = v.score(pieces, positions, step * 0.05)
+        assert all(np.array_equal(a, b) for a, b in zip(want, got))
+
+
+def test_path_rows_are_numpys_rounded_and_clipped_steps():
+    from follower.rerank import _path_rows
+
+    rng = np.random.default_rng(3)
+    for _ in range(3000):
+        start, n, j = int(rng.integers(0, 1000)), int(rng.integers(1, 200)), int(rng.integers(-20, 220))
+        tempo = max(float(rng.choice([0.5, 1.0, 1.25, 1.5, rng.uniform(0, 3)])), 0.5)  # exact halves: ties
+        want = start + np.clip(j - np.round(np.arange(SAME_CELLS) * tempo).astype(int), 0, n - 1)
+        got = np.empty(SAME_CELLS, np.int64)
+        _path_rows(start, n, j, tempo, got)
+        assert np.array_equal(got, want)
