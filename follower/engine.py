@@ -32,7 +32,11 @@ Per update (every ``stride_frames`` spectrogram frames, 50 ms each):
    agree within ``fine.max_disagree_s``, otherwise the tracker's position is.
 
 Windows with too few sounding frames (``min_sound_fraction``), or that end in silence,
-are not embedded: they neither vote nor move the tracker. Literal repeats (the two
+are not embedded: they neither vote nor move the tracker. A sounding frame is loud
+enough (``silence_level``) *and* not noise (``noise_flatness``, :mod:`follower.noise`):
+applause, room tone and hiss between pieces count as silence, so they neither vote
+nor feed the re-ranker, and a piece that ended is let go by the pause rule instead of
+giving way to whichever piece the noise resembles. Literal repeats (the two
 Stollen of a chorale) are ambiguous until the music differs: the follower may take
 the other occurrence first and move over then.
 
@@ -57,6 +61,7 @@ from .ann import make_search
 from . import ahead, policy
 from .aligner import FineAligner, FineConfig, score_templates
 from .features import StreamingSpectrogram
+from .noise import sounding
 from .policy import FOLLOWING, LOST, SEARCHING, LockPolicy, Scores
 from .rerank import Reranker
 from .tracker import PieceTracker, TrackerConfig
@@ -87,6 +92,9 @@ class EngineConfig:
     lost_timeout_s: float = 10.0
     silence_level: float = 0.05       # a frame whose loudest band (log1p) is below this is silent
     min_sound_fraction: float = 0.3   # windows with fewer sounding frames do not vote
+    # a loud frame whose detrended spectral flatness (follower.noise) reaches this is noise (applause,
+    # room tone), not music: chosen on noise and the validation renders; >= 1 turns the test off
+    noise_flatness: float = 0.85
     pause_hold_s: float = 4.0         # silence longer than this while following -> lost
     # accumulated order-free piece votes (follower.votes, follower.policy); evidence_ratio = inf turns the rule off
     evidence_decay_s: float = 30.0    # decay time constant of the piece vote totals, in s of voting audio
@@ -153,6 +161,7 @@ class Engine:
         self._trackers: dict = {}
         self._aligners: dict = {}
         self._fine_on = self.config.fine is not None and index.has_notes
+        self._noise_flatness = self.config.noise_flatness  # the MIDI engine's roll frames are never noise
         self._frame_lag_s = fc.frame_size_samples / 2 / fc.sample_rate_hz
         self._evidence = PieceEvidence(index.n_pieces, self.config.evidence_decay_s)
         self._policy = LockPolicy(self.config)
@@ -252,7 +261,7 @@ class Engine:
         i = self._n % self.width
         self._ring[i] = frame
         self._ring[i + self.width] = frame
-        loud = bool(frame.max() >= self.config.silence_level)
+        loud = bool(sounding(frame, self.config.silence_level, self._noise_flatness))
         self._loud[i] = self._loud[i + self.width] = loud
         self._n += 1
 
