@@ -132,6 +132,11 @@ class Update:
     reranked: list = field(default_factory=list)  # [(piece_id, alignment score z-s)] best first, up to five
     piece_changed: bool = False
     state_changed: bool = False
+    # set by the runner (follower.runner) for live or real-time audio: how long ago the newest audio
+    # this update covers arrived when it went out (None: not real time), and the updates skipped so
+    # far to keep up with the audio
+    lag_ms: float | None = None
+    skipped: int = 0
 
 
 class Engine:
@@ -210,6 +215,14 @@ class Engine:
         self._last_sound_t = None
         self._updated_n = 0          # frame count at the last update (the tracker steps by the audio since)
         self.skipped_updates = 0
+
+    def restart(self) -> None:
+        """Forget everything heard, as :meth:`reset` does, but keep the audio clock (``Update.t`` goes
+        on): for input that comes back after a gap (``follower listen --reconnect``)."""
+        n, skipped = self._n, self.skipped_updates
+        self.reset()
+        self._n = self._updated_n = n
+        self.skipped_updates = skipped
 
     @property
     def evidence_on(self) -> bool:
