@@ -320,10 +320,11 @@ class Engine:
             w = np.maximum(scores, 0.0)
             mass = w / max(w.sum(), 1e-9)                   # one unit of mass per update
             self._votes.add(t_s, pieces, offsets, mass)
-            self._evidence.add(pieces, mass, self.update_s)
+            hops = max(1, round((self._n - self._updated_n) / c.stride_frames))  # > 1 after skipped updates
+            self._evidence.add(pieces, mass, hops * self.update_s)
             self._verifier.add(centre_s, q)
             if self._reranker is not None:
-                self._reranker.add(q)
+                self._reranker.add(q, hops)
         hyp_piece, hyp_pos = self._hypotheses(t_s, centre_s)
         score, tempo, pos = self._verifier.score(hyp_piece, hyp_pos, centre_s)
         # the best paths carry over to the next update (advanced by their tempo), so a good
