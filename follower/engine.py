@@ -36,7 +36,9 @@ are not embedded: they neither vote nor move the tracker. A sounding frame is lo
 enough (``silence_level``) *and* not noise (``noise_flatness``, :mod:`follower.noise`):
 applause, room tone and hiss between pieces count as silence, so they neither vote
 nor feed the re-ranker, and a piece that ended is let go by the pause rule instead of
-giving way to whichever piece the noise resembles. Literal repeats (the two
+giving way to whichever piece the noise resembles. While searching, a silence longer
+than ``pause_hold_s`` forgets the accumulated votes and the re-ranking: the music
+after it is new music, and what came before (an unknown tune, say) must not name it. Literal repeats (the two
 Stollen of a chorale) are ambiguous until the music differs: the follower may take
 the other occurrence first and move over then.
 
@@ -343,6 +345,14 @@ class Engine:
             self._reranker.consider(ranked[: max(1, c.rerank_candidates // 2)] + ([lead] if lead is not None else []),
                                     keep=self.piece)
             self._reranked = self._reranker.ranking()
+        if (self.state == SEARCHING and self._last_sound_t is not None and self._evidence.heard_s > 0
+                and t_s - self._last_sound_t > c.pause_hold_s):
+            # music that starts after a long silence (or applause) is new music: what was heard before
+            # must not name it (the unknown tune, or the piece let go, would carry into its re-ranking)
+            self._evidence.reset()
+            if self._reranker is not None:
+                self._reranker.reset()
+                self._reranked = []
         old_state, old_piece = self.state, self.piece
         scores = Scores(state=self.state, piece=self.piece, ranked=ranked, support=support, where=where,
                         history_s=self._verifier.history_s(centre_s), last_sound_t_s=self._last_sound_t,

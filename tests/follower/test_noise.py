@@ -77,3 +77,20 @@ def test_after_a_piece_applause_and_room_tone_lose_it_and_lock_nothing_else(chro
     assert all(u.piece in (None, "piece3") for u in updates[at_end:])
     assert any(u.state == LOST for u in updates[at_end:])
     assert updates[-1].state == SEARCHING and updates[-1].piece is None
+
+
+@pytest.mark.skipif(not have_fluidsynth(), reason="FluidSynth or the TimGM6mb soundfont is absent")
+def test_a_long_silence_while_searching_forgets_what_was_heard_before(chroma_bundle, corpus, corpus_index):
+    """Music after a long pause is new music: the votes and the re-ranking start from nothing."""
+    audio = np.concatenate([render(corpus / "piece3.mid")[: RATE * 2], room_tone(np.random.default_rng(2), 6.0)])
+    engine = Engine(load_bundle(chroma_bundle), load_index(corpus_index), input_rate_hz=RATE)
+    engine.warm_up()
+    seen = []
+    for i in range(0, len(audio), 700):
+        for u in engine.push(audio[i:i + 700]):
+            seen.append((u.t, u.state, engine.evidence().heard_s, engine._reranker.steps))
+    assert all(state == SEARCHING for _, state, _, _ in seen)  # 2 s is too little to lock
+    assert max(h for _, _, h, _ in seen) > 0 and max(n for _, _, _, n in seen) > 0  # the music was heard ...
+    pause_hold_s = EngineConfig().pause_hold_s
+    late = [(h, n) for t, _, h, n in seen if t > 2.0 + pause_hold_s + 0.2]
+    assert late and all(h == 0 and n == 0 for h, n in late)  # ... and forgotten once the silence lasted
