@@ -174,7 +174,8 @@ def test_with_reconnect_a_device_that_disappears_and_comes_back_is_followed_agai
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     states = [row["state"] for row in rows]
-    runs = [(row["t"], row["state"], row["piece"]) for i, row in enumerate(rows) if i == 0 or states[i] != states[i - 1]]
+    runs = [(row["t"], row["state"], row["piece"]) for i, row in enumerate(rows)
+            if i == 0 or states[i] != states[i - 1]]
     assert ("following", "piece3") in [(s, p) for _, s, p in runs], runs
     gone = next(i for i, row in enumerate(rows) if row["state"] == "lost")
     assert rows[gone]["t"] == pytest.approx(7.0, abs=1.0), runs  # said when it vanished
