@@ -297,6 +297,8 @@ def summarise(rec: Recorder, segments, programme_s, pieces, minutes, warmup_s, b
         "blocks_dropped": int(drops[-1, 1]), "input_overflows": int(drops[-1, 2]),
         "updates_skipped": int(stats.skipped), "behind_episodes": int(stats.behind),
         "max_backlog_s": round(stats.max_backlog_s, 3),
+        "max_stride": int(stats.max_stride),  # the most hops per computed update while behind (follower.pacing)
+        "lag_over_500ms": int((lag > 0.5).sum()) if n else 0,
         "recognition": score(rec, segments, programme_s, pieces),
     }
     if busy:
@@ -418,7 +420,9 @@ def markdown(s: dict, command: str) -> str:
              f"| output lag p50 / p99 / max | {s['lag_p50_ms']} / {s['lag_p99_ms']} / {s['lag_max_ms']} ms |",
              f"| queue depth max | {s['queue_depth_max_blocks']} blocks of {BLOCK} frames |",
              f"| blocks dropped / input overflows | {s['blocks_dropped']} / {s['input_overflows']} |",
-             f"| updates skipped (times behind) | {s['updates_skipped']} ({s['behind_episodes']}) |",
+             f"| updates skipped (times behind; most hops per update) | {s['updates_skipped']} "
+             f"({s['behind_episodes']}; {s['max_stride']}) |",
+             f"| updates more than 0.5 s behind their audio | {s['lag_over_500ms']} of {s['updates']} |",
              f"| corpus pieces named right (>= half the time after 10 s) | {r['pieces_right']} / {r['pieces']} "
              f"(following the right piece {100 * r['piece_time_right']:.0f} % of that time) |",
              f"| piece not in the corpus: time spent following something | "

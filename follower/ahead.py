@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .noise import sounding
 from .snippets import audio_input
 
 BATCH = 64
@@ -39,7 +40,7 @@ def embed_ahead(encoder, history: np.ndarray, history_loud: np.ndarray, frames: 
     """
     width = len(history)
     spec = np.concatenate([history[1:], frames])     # the width - 1 frames before, then the new ones
-    loud = np.concatenate([history_loud[1:], frames.max(axis=1) >= config.silence_level])
+    loud = np.concatenate([history_loud[1:], sounding(frames, config.silence_level, config.noise_flatness)])
     wanted = []
     for j in range(len(frames)):                     # frame j completes the window spec[j:j + width]
         if (n_before + j + 1) % config.stride_frames:

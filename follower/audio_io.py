@@ -226,17 +226,20 @@ def resolve_device(device) -> int | None:
 class DeviceSource:
     """Live input through PortAudio; see the module docstring."""
 
+    RETRY_S = 1.0  # how often a vanished device is looked for again (reopen)
+
     def __init__(self, device=None, *, rate_hz: float | None = None, channels: int = 1,
                  block_frames: int = 512, buffer_s: float = 5.0):
         sd = require_sounddevice()
         self._sd = sd
+        self._asked = device                 # as given: an id, a name, or None (the default input)
         self.device = resolve_device(device)
         info = sd.query_devices(self.device, kind="input")
+        self.device_name = str(info["name"])  # what a device that comes back is found by (reopen)
         self.name = f"input {info['name']!r}"
         self.rate_hz = float(rate_hz or info["default_samplerate"])
         self.channels = max(1, min(int(channels), int(info["max_input_channels"])))
-        # paced: small blocks, as a sound card delivers them; fast: long ones (Engine._embed_ahead)
-        self.block_frames = int(block_frames or (self.PACED_BLOCK if realtime else self.FAST_BLOCK))
+        self.block_frames = int(block_frames)
         # how much audio may wait for the worker before blocks are dropped
         self.queue_blocks = max(8, int(buffer_s * self.rate_hz / self.block_frames) + 1)
         self.duration_s = None
@@ -244,36 +247,72 @@ class DeviceSource:
         self.overflows = 0
         self._stream = None
         self._blocks = None
+        self._generation = 0  # which stream the callbacks belong to: a closed one's are ignored
 
-    def _callback(self, indata, frames, time_info, status) -> None:
+    def _callback(self, generation, indata, status) -> None:
+        if generation != self._generation:
+            return
         if status.input_overflow:
             self.overflows += 1
         self._blocks.put_nowait(indata.copy())  # all work happens in the worker
 
-    def _finished(self) -> None:
+    def _finished(self, generation) -> None:
         # PortAudio stopped the stream (device gone, or closed by us): wake the worker
-        self._blocks.put_last(EOF)
+        if generation == self._generation:
+            self._blocks.put_last(EOF)
+
+    def _open(self) -> None:
+        self._generation += 1
+        generation = self._generation
+        self._stream = self._sd.InputStream(
+            device=self.device, channels=self.channels, samplerate=self.rate_hz, blocksize=self.block_frames,
+            dtype="float32", callback=lambda indata, frames, t, status: self._callback(generation, indata, status),
+            finished_callback=lambda: self._finished(generation))
+        self._stream.start()
 
     def start(self, blocks: BlockQueue, stop: threading.Event) -> None:
         self._blocks = blocks
         try:
-            self._stream = self._sd.InputStream(device=self.device, channels=self.channels,
-                                                samplerate=self.rate_hz, blocksize=self.block_frames,
-                                                dtype="float32", callback=self._callback,
-                                                finished_callback=self._finished)
-            self._stream.start()
+            self._open()
         except Exception as e:  # noqa: BLE001 - PortAudioError: busy, unsupported rate...
             raise ConfigError(f"cannot open {self.name} at {self.rate_hz:g} Hz, {self.channels} channel(s) "
                               f"({e}); try --rate or another --device (see `follower devices`)") from e
+
+    def reopen(self, blocks: BlockQueue, stop: threading.Event) -> bool:
+        """After the stream ended (the device vanished): close it, then every ``RETRY_S`` look for the
+        device again -- by the name it had, else as it was first asked for -- and open it with the same
+        settings. True once audio flows again; False if ``stop`` was set first."""
+        self._blocks = blocks
+        while not stop.is_set():
+            self._close()
+            try:
+                # PortAudio lists the devices when it is initialised: only a fresh start sees one
+                # that came back (no stream of ours is open now)
+                self._sd._terminate()
+                self._sd._initialize()
+                names = [d for d in input_devices() if d["name"] == self.device_name]
+                self.device = names[0]["id"] if names else resolve_device(self._asked)
+                self._open()
+                blocks.stamp = time.monotonic()  # the stall clock starts now
+                return True
+            except Exception:  # noqa: BLE001 - not back yet (absent, busy, half-initialised): try again
+                pass
+            stop.wait(self.RETRY_S)
+        return False
 
     @property
     def active(self) -> bool:
         return self._stream is not None and self._stream.active
 
-    def stop(self) -> None:
-        if self._stream is not None:
+    def _close(self) -> None:
+        stream, self._stream = self._stream, None
+        self._generation += 1  # whatever the old stream still calls back is ignored
+        if stream is not None:
             try:
-                self._stream.abort()
-                self._stream.close()
+                stream.abort()
+                stream.close()
             except Exception:  # noqa: BLE001 - the device may already be gone
                 pass
+
+    def stop(self) -> None:
+        self._close()

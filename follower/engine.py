@@ -32,7 +32,13 @@ Per update (every ``stride_frames`` spectrogram frames, 50 ms each):
    agree within ``fine.max_disagree_s``, otherwise the tracker's position is.
 
 Windows with too few sounding frames (``min_sound_fraction``), or that end in silence,
-are not embedded: they neither vote nor move the tracker. Literal repeats (the two
+are not embedded: they neither vote nor move the tracker. A sounding frame is loud
+enough (``silence_level``) *and* not noise (``noise_flatness``, :mod:`follower.noise`):
+applause, room tone and hiss between pieces count as silence, so they neither vote
+nor feed the re-ranker, and a piece that ended is let go by the pause rule instead of
+giving way to whichever piece the noise resembles. While searching, a silence longer
+than ``pause_hold_s`` forgets the accumulated votes and the re-ranking: the music
+after it is new music, and what came before (an unknown tune, say) must not name it. Literal repeats (the two
 Stollen of a chorale) are ambiguous until the music differs: the follower may take
 the other occurrence first and move over then.
 
@@ -58,6 +64,7 @@ from . import ahead, policy
 from .aligner import FineAligner, FineConfig, score_templates
 from .confidence import FITTED, Calibration
 from .features import StreamingSpectrogram
+from .noise import sounding
 from .policy import FOLLOWING, LOST, SEARCHING, LockPolicy, Scores
 from .rerank import Reranker
 from .tracker import PieceTracker, TrackerConfig
@@ -88,6 +95,9 @@ class EngineConfig:
     lost_timeout_s: float = 10.0
     silence_level: float = 0.05       # a frame whose loudest band (log1p) is below this is silent
     min_sound_fraction: float = 0.3   # windows with fewer sounding frames do not vote
+    # a loud frame whose detrended spectral flatness (follower.noise) reaches this is noise (applause,
+    # room tone), not music: chosen on noise and the validation renders; >= 1 turns the test off
+    noise_flatness: float = 0.85
     pause_hold_s: float = 4.0         # silence longer than this while following -> lost
     # accumulated order-free piece votes (follower.votes, follower.policy); evidence_ratio = inf turns the rule off
     evidence_decay_s: float = 30.0    # decay time constant of the piece vote totals, in s of voting audio
@@ -131,6 +141,11 @@ class Update:
     reranked: list = field(default_factory=list)  # [(piece_id, alignment score z-s)] best first, up to five
     piece_changed: bool = False
     state_changed: bool = False
+    # set by the runner (follower.runner) for live or real-time audio: how long ago the newest audio
+    # this update covers arrived when it went out (None: not real time), and the updates skipped so
+    # far to keep up with the audio
+    lag_ms: float | None = None
+    skipped: int = 0
 
 
 class Engine:
@@ -160,6 +175,7 @@ class Engine:
         self._trackers: dict = {}
         self._aligners: dict = {}
         self._fine_on = self.config.fine is not None and index.has_notes
+        self._noise_flatness = self.config.noise_flatness  # the MIDI engine's roll frames are never noise
         self._frame_lag_s = fc.frame_size_samples / 2 / fc.sample_rate_hz
         self._evidence = PieceEvidence(index.n_pieces, self.config.evidence_decay_s)
         self._policy = LockPolicy(self.config)
@@ -211,6 +227,14 @@ class Engine:
         self._updated_n = 0          # frame count at the last update (the tracker steps by the audio since)
         self.skipped_updates = 0
 
+    def restart(self) -> None:
+        """Forget everything heard, as :meth:`reset` does, but keep the audio clock (``Update.t`` goes
+        on): for input that comes back after a gap (``follower listen --reconnect``)."""
+        n, skipped = self._n, self.skipped_updates
+        self.reset()
+        self._n = self._updated_n = n
+        self.skipped_updates = skipped
+
     @property
     def evidence_on(self) -> bool:
         return self._policy.evidence_on
@@ -261,7 +285,7 @@ class Engine:
         i = self._n % self.width
         self._ring[i] = frame
         self._ring[i + self.width] = frame
-        loud = bool(frame.max() >= self.config.silence_level)
+        loud = bool(sounding(frame, self.config.silence_level, self._noise_flatness))
         self._loud[i] = self._loud[i + self.width] = loud
         self._n += 1
 
@@ -308,11 +332,12 @@ class Engine:
             w = np.maximum(scores, 0.0)
             mass = w / max(w.sum(), 1e-9)                   # one unit of mass per update
             self._votes.add(t_s, pieces, offsets, mass)
-            self._evidence.add(pieces, mass, self.update_s)
+            hops = max(1, round((self._n - self._updated_n) / c.stride_frames))  # > 1 after skipped updates
+            self._evidence.add(pieces, mass, hops * self.update_s)
             standard = self._verifier.standardise(q)  # once per query: the verifier, re-ranker, tracker use it
             self._verifier.add(centre_s, q, standard)
             if self._reranker is not None:
-                self._reranker.add(q, standard)
+                self._reranker.add(q, hops, standard)
         hyp_piece, hyp_pos = self._hypotheses(t_s, centre_s)
         score, tempo, pos = self._verifier.score(hyp_piece, hyp_pos, centre_s)
         # the best paths carry over to the next update (advanced by their tempo), so a good
@@ -331,6 +356,14 @@ class Engine:
             self._reranker.consider(ranked[: max(1, c.rerank_candidates // 2)] + ([lead] if lead is not None else []),
                                     keep=self.piece)
             self._reranked = self._reranker.ranking()
+        if (self.state == SEARCHING and self._last_sound_t is not None and self._evidence.heard_s > 0
+                and t_s - self._last_sound_t > c.pause_hold_s):
+            # music that starts after a long silence (or applause) is new music: what was heard before
+            # must not name it (the unknown tune, or the piece let go, would carry into its re-ranking)
+            self._evidence.reset()
+            if self._reranker is not None:
+                self._reranker.reset()
+                self._reranked = []
         old_state, old_piece = self.state, self.piece
         scores = Scores(state=self.state, piece=self.piece, ranked=ranked, support=support, where=where,
                         history_s=self._verifier.history_s(centre_s), last_sound_t_s=self._last_sound_t,

@@ -11,6 +11,10 @@ Exactly these keys, in this order (batch evaluation relies on them):
   confidence      0..1
   state           searching | following | lost
   latency_ms      processing time of this update
+  lag_ms          live or real-time input: how long ago the newest audio of this update arrived when
+                  the update went out (the output's lag behind the audio), or null (--fast replay)
+  skipped         updates left out so far to keep up with the audio (--max-lag): more than 0 means
+                  the machine was too busy for a while
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import sys
 
 from .errors import ConfigError
 
-KEYS = ("t", "piece", "title", "position_s", "position_beats", "tempo", "confidence", "state", "latency_ms")
+KEYS = ("t", "piece", "title", "position_s", "position_beats", "tempo", "confidence", "state", "latency_ms",
+        "lag_ms", "skipped")
 
 
 def record(u) -> dict:
@@ -29,7 +34,7 @@ def record(u) -> dict:
 
     return {"t": r(u.t, 3), "piece": u.piece, "title": u.title, "position_s": r(u.position_s, 3),
             "position_beats": r(u.position_beats, 3), "tempo": r(u.tempo, 4), "confidence": r(u.confidence, 4),
-            "state": u.state, "latency_ms": r(u.latency_ms, 3)}
+            "state": u.state, "latency_ms": r(u.latency_ms, 3), "lag_ms": r(u.lag_ms, 1), "skipped": int(u.skipped)}
 
 
 class JsonlWriter:

@@ -10,11 +10,13 @@ EPILOG = """\
 Stop with Ctrl-C or SIGTERM (the run ends cleanly: JSON lines flushed, a last
 /follower/state "stopped" sent). The audio callback only copies blocks into a
 queue; a worker thread does the work. When it cannot keep up (a busy machine), it
-skips updates rather than fall behind the audio (--max-lag; one line on stderr,
-counted in --stats). A device that disappears is reported as state "lost" (OSC and
-JSON lines), then "stopped", with one line on stderr and exit code 2; to wait for
-it to come back, run listen in a loop:
-  until follower listen --device 2; do sleep 1; done
+skips updates rather than fall behind the audio (--max-lag: the output stays within
+about that of the audio; one line on stderr, then one update per two or four hops
+until the updates fit again; counted in --stats and in the JSON lines' "skipped").
+A device that disappears is reported as state "lost" (OSC and JSON lines), then
+"stopped", with one line on stderr and exit code 2. With --reconnect the follower
+says "lost" and waits instead, looking for the device (by its name) every second;
+when it is back, the follower searches for the piece again and carries on.
 
 With --midi-in PORT the follower reads a MIDI keyboard instead of audio (note-ons,
 note-offs and the sustain pedal; no audio device is opened): the notes go through the
@@ -24,6 +26,7 @@ MIDI ports need the midi extra (python-rtmidi).
 examples:
   follower devices                 # find the input's id
   follower listen --device 2 --osc 127.0.0.1:9000
+  follower listen --device "USB Audio" --reconnect   # survives the interface being unplugged
   follower listen --device 2 --view   # and open http://127.0.0.1:8765/ in a browser
   follower midi-ports              # find the keyboard's port
   follower listen --midi-in "Digital Piano" --midi-out virtual:follower
@@ -45,6 +48,9 @@ def register(subparsers) -> None:
     p.add_argument("--midi-in", default=None, metavar="PORT",
                    help="follow this MIDI input port instead of audio (name or part of it, see `follower "
                         "midi-ports`; virtual:NAME creates a port to play into)")
+    p.add_argument("--reconnect", action="store_true",
+                   help="when the input device disappears mid-stream, report state lost and wait for it (or a "
+                        "device of the same name) to come back, then resume, instead of exiting (audio input only)")
     p.add_argument("--buffer", type=float, default=5.0, metavar="S",
                    help="audio that may wait for the worker before blocks are dropped (counted in --stats)")
     add_arguments(p)

@@ -59,6 +59,7 @@ class MidiEngine(Engine):
         # *audio* encoder; roll windows are embedded one by one by _embed below
         self._exact = False
         self._fine_on = False  # templates are spectra; a played roll would need its own comparison
+        self._noise_flatness = 1.0  # a played roll is notes, never noise: loudness alone says silence
         self.reset()  # the frame ring, sized for roll frames
 
     def _embed(self, window: np.ndarray) -> np.ndarray:

@@ -153,29 +153,31 @@ class Reranker:
         _path_rows(0, 1, 0, 1.0, np.zeros(SAME_CELLS, np.int64))
 
     # -- the query stream -------------------------------------------------------------
-    def add(self, q: np.ndarray, standard: tuple[float, float] | None = None) -> None:
+    def add(self, q: np.ndarray, hops: int = 1, standard: tuple[float, float] | None = None) -> None:
         """One audio query; every ``per_step`` queries, their mean advances every candidate by a step.
 
         z-scores are linear in the scaled query, so the mean query's z-scores are the mean of
         the queries' (consecutive windows overlap almost entirely: averaging loses nothing
         the alignment could use, and costs a step per cell instead of per query).
+        ``hops``: the updates this query stands for -- more than one when the runner skipped
+        updates to keep up with the audio (follower.pacing): it counts that many times, so
+        a step still covers one cell of music and the paths' tempi stay true.
         ``standard``: the query's (scale, bias) where the caller has them already.
         """
         scale, bias = standard if standard is not None else self._standardise(q)
-        self._acc_q += q * scale
-        self._acc_bias += bias
-        self._acc_n += 1
-        if self._acc_n < self.per_step:
-            return
-        i = self.steps % len(self._q)
-        self._q[i] = self._acc_q / self._acc_n
-        self._bias[i] = self._acc_bias / self._acc_n
-        self._acc_q[:] = 0.0
-        self._acc_bias, self._acc_n = 0.0, 0
-        for cand in self._pool.values():
-            z = self._z(cand.piece, self._q[i:i + 1], self._bias[i:i + 1])
-            _align(z, self.offset_z, self.step_s, self.steps, cand.score, cand.origin, cand.best)
-        self.steps += 1
+        self._acc_q += q * (scale * hops)
+        self._acc_bias += bias * hops
+        self._acc_n += hops
+        while self._acc_n >= self.per_step:
+            mean_q, mean_bias = self._acc_q / self._acc_n, self._acc_bias / self._acc_n
+            i = self.steps % len(self._q)
+            self._q[i], self._bias[i] = mean_q, mean_bias
+            for cand in self._pool.values():
+                z = self._z(cand.piece, self._q[i:i + 1], self._bias[i:i + 1])
+                _align(z, self.offset_z, self.step_s, self.steps, cand.score, cand.origin, cand.best)
+            self.steps += 1
+            rest = self._acc_n - self.per_step  # what a long skip leaves over counts towards the next step
+            self._acc_q, self._acc_bias, self._acc_n = mean_q * rest, mean_bias * rest, rest
 
     def _z(self, piece: int, q: np.ndarray, bias: np.ndarray) -> np.ndarray:
         """(steps, n_cells) z-scores of mean scaled queries with the piece's snippets."""

@@ -28,6 +28,7 @@ import numpy as np
 from .errors import BadAudioError, ConfigError
 from .midi_out import MidiOutConfig
 from .osc import DEFAULT_OSC, DEFAULT_PREFIX
+from .pacing import Pacer
 from .paths import DEFAULT_BUNDLE
 from .runstats import Stats
 from .view import DEFAULT_LINGER_S, DEFAULT_VIEW_HOST, DEFAULT_VIEW_PORT, ViewOptions
@@ -113,6 +114,7 @@ class RunOptions:
     midi_out_config: MidiOutConfig = MidiOutConfig()
     max_lag_s: float = BEHIND_S           # waiting audio beyond this: skip updates to catch up (inf = never)
     osc_prefix: str = DEFAULT_PREFIX      # replaces /follower in every OSC address
+    reconnect: bool = False               # live audio input: wait for a vanished device to come back (listen)
 
     def __post_init__(self):
         from .osc import check_prefix
@@ -135,6 +137,7 @@ class RunOptions:
                    onnx_threads=args.threads, search=getattr(args, "search", "auto"),
                    max_lag_s=getattr(args, "max_lag", BEHIND_S),
                    osc_prefix=getattr(args, "osc_prefix", DEFAULT_PREFIX),
+                   reconnect=getattr(args, "reconnect", False),
                    view=ViewOptions(host=args.view_host, port=args.view_port, midi_dirs=tuple(args.view_midi),
                                     linger_s=args.view_linger) if getattr(args, "view", False) else None,
                    midi_out=getattr(args, "midi_out", None),
@@ -198,9 +201,16 @@ def run(source, make_engine, options: RunOptions, *, observers=(), stats: Stats 
     the worker. When more than ``options.max_lag_s`` of audio is waiting, the worker takes
     all of it at once and computes only the newest update over it (the skipped
     updates' audio still enters the window), so the queue never grows and the output
-    stays within about that plus one update of the audio. It says so on
-    stderr (at most once every ``BEHIND_REPORT_S``), counts the skipped updates in
-    ``--stats``, and goes back to every update as soon as the queue is empty again.
+    stays within about that plus one update of the audio; it then computes one update
+    per two or four hops of audio until its measured processing time says every update
+    fits again (:mod:`follower.pacing`). It says so on stderr (at most once every
+    ``BEHIND_REPORT_S``) and counts the skipped updates in ``--stats`` and in each JSON
+    line (``skipped``, with the update's ``lag_ms``).
+
+    A live input that disappears (the stream ends, or nothing arrives for ``STALL_S``)
+    ends the run with one line, after a last ``lost`` to the outputs; with
+    ``options.reconnect`` the worker says ``lost`` and waits for the device to come back
+    (:meth:`follower.audio_io.DeviceSource.reopen`), then searches for the piece again.
     """
     from .audio_io import EOF, BlockQueue, DeviceSource
     from .console import Console
@@ -249,10 +259,25 @@ def run(source, make_engine, options: RunOptions, *, observers=(), stats: Stats 
         for o in outputs:
             o.emit(u)
 
+    pacer = Pacer(options.max_lag_s, engine.update_s)
+
+    def wait_for_input(reason: str) -> bool:
+        """--reconnect: tell the outputs the input is gone, wait until it is back; False if stopped meanwhile."""
+        if last_update:
+            emit(_lost(last_update[0]))  # Max hears that the input is gone
+        print(f"warning: {reason}; waiting for it to come back (--reconnect)", file=sys.stderr, flush=True)
+        if not source.reopen(blocks, stop):
+            return False
+        engine.restart()  # the music went on without us: identify it afresh, on the same clock
+        stats.reconnects += 1
+        print(f"{source.name} is back; following again", file=sys.stderr, flush=True)
+        return True
+
     def work():
         try:
             done = 0.0
             pending: list = []       # (arrival, item) taken from the queue but not yet processed
+            held: list = []          # blocks kept for the next update while strided (follower.pacing)
             behind_told = -1e9
             behind = False
             while not stop.is_set():
@@ -264,40 +289,55 @@ def run(source, make_engine, options: RunOptions, *, observers=(), stats: Stats 
                     except queue.Empty:
                         # a live input that went quiet would still deliver (silent) blocks
                         if live and time.monotonic() - blocks.stamp > STALL_S:
-                            raise BadAudioError(f"{source.name} delivered no audio for {STALL_S:.0f} s "
-                                                "(disconnected?); check the device and restart") from None
+                            reason = f"{source.name} delivered no audio for {STALL_S:.0f} s (disconnected?)"
+                            if not options.reconnect:
+                                raise BadAudioError(f"{reason}; check the device and restart") from None
+                            if not wait_for_input(reason):
+                                return
+                            held, pending, behind = [], [], False
                         continue
                     stamp = blocks.stamp
                 if isinstance(block, Exception):
                     raise block
                 last = block is EOF
                 if last and live and not stop.is_set():
-                    raise BadAudioError(f"{source.name} stopped (the device disappeared?); "
-                                        "reconnect it and restart `follower listen`")
-                data = np.zeros((0, 1), np.float32) if last else block
-                oldest = stamp
+                    reason = f"{source.name} stopped (the device disappeared?)"
+                    if not options.reconnect:
+                        raise BadAudioError(f"{reason}; reconnect it and restart `follower listen` "
+                                            "(or run it with --reconnect)")
+                    if not wait_for_input(reason):
+                        return
+                    held, pending, behind = [], [], False
+                    continue
+                chunk, held = held + ([] if last else [block]), []
+                newest = stamp           # arrival of the newest audio this push covers
                 catch_up = False
                 if paced and not last and blocks.depth() * len(block) / source.rate_hz > options.max_lag_s:
                     waiting = blocks.drain()
-                    chunk = [data]
                     while waiting and isinstance(waiting[0][1], np.ndarray):
-                        chunk.append(waiting.pop(0)[1])
+                        newest, b = waiting.pop(0)
+                        chunk.append(b)
                     pending.extend(waiting)  # the end marker or an error, handled next
-                    data = np.concatenate(chunk)
                     catch_up = True
-                    backlog_s = len(data) / source.rate_hz
+                    backlog_s = sum(len(b) for b in chunk) / source.rate_hz
                     stats.max_backlog_s = max(stats.max_backlog_s, backlog_s)
                     if not behind:
                         stats.behind += 1
                         behind = True
                         now = time.monotonic()
+                        pacer.fell_behind(now)
                         if now - behind_told >= BEHIND_REPORT_S:
                             behind_told = now
                             print(f"warning: processing cannot keep up with the audio ({backlog_s:.2f} s waiting); "
-                                  "skipping updates until it catches up (counted in --stats)",
+                                  "computing fewer updates until it can (counted in --stats)",
                                   file=sys.stderr, flush=True)
-                elif behind and blocks.depth() == 0:
-                    behind = False
+                else:
+                    if behind and blocks.depth() == 0:
+                        behind = False
+                    if paced and not last and not pacer.enough(sum(len(b) for b in chunk) / source.rate_hz):
+                        held = chunk  # strided: wait for the audio of the next update
+                        continue
+                data = np.concatenate(chunk) if chunk else np.zeros((0, 1), np.float32)
                 if options.duration_s is not None:
                     room = int(max(options.duration_s - done, 0) * source.rate_hz)
                     if len(data) >= room:
@@ -305,18 +345,27 @@ def run(source, make_engine, options: RunOptions, *, observers=(), stats: Stats 
                 t0 = time.perf_counter()
                 skipped = engine.skipped_updates
                 try:
-                    updates = engine.push(data, last=last, max_updates=1 if catch_up else None)
+                    updates = engine.push(data, last=last,
+                                          max_updates=1 if catch_up or (paced and pacer.level > 1) else None)
                 except BadAudioError as e:
                     raise BadAudioError(f"{source.name}: {e}") from e
+                busy = time.perf_counter() - t0
                 stats.skipped += engine.skipped_updates - skipped
-                stats.busy_s += time.perf_counter() - t0
+                stats.busy_s += busy
                 done += len(data) / source.rate_hz
                 stats.audio_s = done
+                now = time.monotonic()
+                if paced:
+                    pacer.processed(now, busy)
+                    stats.max_stride = max(stats.max_stride, pacer.max_level)
+                lag_ms = (now - newest) * 1e3 if paced else None
                 for u in updates:
+                    u.lag_ms, u.skipped = lag_ms, stats.skipped
                     stats.latency.add(u.latency_ms)
+                    if paced:
+                        stats.lag.add(lag_ms)
                     emit(u)
                 if updates:
-                    stats.lag.add((time.monotonic() - oldest) * 1e3)
                     last_update[:] = updates[-1:]
                 if last:
                     return

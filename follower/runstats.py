@@ -52,12 +52,14 @@ class Stats:
 
     def __init__(self):
         self.latency = Histogram()   # processing time of each update (the engine's own figure)
-        self.lag = Histogram()       # capture of the oldest audio in a push -> its updates sent
+        self.lag = Histogram()       # per update: arrival of the newest audio it covers -> sent (real time only)
         self.busy_s = 0.0
         self.audio_s = 0.0
         self.skipped = 0             # updates left out on purpose while behind the audio
         self.behind = 0              # times the worker fell behind (episodes of skipping)
         self.max_backlog_s = 0.0     # the most audio ever waiting for the worker
+        self.max_stride = 1          # the most hops of audio per computed update while behind (follower.pacing)
+        self.reconnects = 0          # times a vanished input came back (listen --reconnect)
 
     @property
     def updates(self) -> int:
@@ -74,4 +76,5 @@ class Stats:
                 + (f"output lag p99 {lag.percentile(99):.0f} ms, max {lag.max:.0f} ms; "
                    if getattr(source, "realtime", True) else  # --fast reads ahead of any clock: no lag to speak of
                    "output lag n/a (not real time); ") +
-                f"updates skipped {self.skipped} (behind the audio {self.behind} times)")
+                f"updates skipped {self.skipped} (behind the audio {self.behind} times, at most one update per "
+                f"{self.max_stride} hops)" + (f"; input reconnected {self.reconnects} times" if self.reconnects else ""))

@@ -71,6 +71,7 @@ def run_voting(bundle, index, signal, rate_hz, *, config=None) -> list[dict]:
     from follower import knn
     from follower.engine import EngineConfig
     from follower.features import spectrogram
+    from follower.noise import sounding as music_frames
     from follower.snippets import audio_input
 
     c = config or EngineConfig()
@@ -79,7 +80,7 @@ def run_voting(bundle, index, signal, rate_hz, *, config=None) -> list[dict]:
     lag_s = (width - width // 2) / fps
     spec = spectrogram(signal, rate_hz, fc).astype(np.float32)
     frames = np.concatenate([np.zeros((width, spec.shape[1]), np.float32), spec])  # the engine's zeroed ring
-    loud = frames.max(axis=1) >= c.silence_level
+    loud = music_frames(frames, c.silence_level, c.noise_flatness)  # the engine's rule (follower.noise)
     search = knn.as_search_matrix(index.embeddings)
     n_updates = len(spec) // c.stride_frames
     ends = (np.arange(n_updates) + 1) * c.stride_frames + width   # window = frames[end - width:end]

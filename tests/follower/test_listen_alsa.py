@@ -118,3 +118,73 @@ def test_a_device_that_disappears_ends_the_run_with_one_line(alsa_home, chroma_b
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "stopped (the device disappeared?)" in lines[0], r.stderr
+
+
+def test_with_reconnect_a_device_that_disappears_and_comes_back_is_followed_again(alsa_home, chroma_bundle,
+                                                                                    corpus_index, tmp_path):
+    """The capture device, fed in real time through a named pipe, vanishes (its stream ends, and it
+    cannot be opened: its pipe is gone), then comes back: listen --reconnect says lost, waits, and
+    follows the piece again."""
+    env, _ = alsa_home
+    fifo = tmp_path / "live.fifo"
+    os.mkfifo(fifo)
+    (tmp_path / ".asoundrc").write_text(ASOUNDRC.format(infile=fifo))
+    script = textwrap.dedent(f"""
+        import os, sys, threading, time
+        import numpy as np
+        from follower import cliutil, runner
+        from follower.audio_io import DeviceSource
+
+        options = runner.RunOptions(bundle_dir={str(chroma_bundle)!r}, index_path={str(corpus_index)!r},
+                                    osc_target="127.0.0.1:9", console=False, jsonl_path="-", reconnect=True,
+                                    duration_s=18.0)
+        fifo, away = {str(fifo)!r}, {str(fifo) + ".away"!r}
+        audio = np.fromfile({str(tmp_path / "capture.raw")!r}, dtype="<f4")
+        fd = os.open(fifo, os.O_RDWR)  # read-write: never blocks, and PortAudio's probing open finds a writer
+
+        def play():  # the music goes on, in real time, 512 frames per write, whether captured or not
+            t0, sent = time.monotonic(), 0
+            while True:
+                i = sent % (len(audio) - 512)
+                os.write(fd, audio[i:i + 512].tobytes())
+                sent += 512
+                time.sleep(max(0.0, t0 + sent / 22050 - 0.05 - time.monotonic()))
+
+        def go(a):
+            make_engine = runner.load(a)
+            source = DeviceSource("follower_test", rate_hz=22050, buffer_s=5)
+            start = source.start
+
+            def start_then_vanish(blocks, stop):
+                start(blocks, stop)
+                threading.Thread(target=play, daemon=True).start()
+                def unplug():
+                    os.rename(fifo, away)     # the device cannot be opened any more ...
+                    source._stream.abort()    # ... and its stream ends by itself, as when unplugged
+                    time.sleep(2.0)
+                    os.rename(away, fifo)     # plugged in again
+                threading.Timer(7.0, unplug).start()
+
+            source.start = start_then_vanish
+            return runner.run(source, make_engine, a)
+
+        sys.exit(cliutil.run_main(go, options))
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    states = [row["state"] for row in rows]
+    runs = [(row["t"], row["state"], row["piece"]) for i, row in enumerate(rows)
+            if i == 0 or states[i] != states[i - 1]]
+    assert ("following", "piece3") in [(s, p) for _, s, p in runs], runs
+    gone = next(i for i, row in enumerate(rows) if row["state"] == "lost")
+    assert rows[gone]["t"] == pytest.approx(7.0, abs=1.0), runs  # said when it vanished
+    after = rows[gone + 1:]
+    assert after and after[0]["state"] == "searching", runs  # back: the piece is identified afresh ...
+    assert after[0]["t"] >= rows[gone]["t"]  # ... on the same clock
+    assert any(row["state"] == "following" and row["piece"] == "piece3" for row in after), runs
+    assert rows[-1]["t"] == pytest.approx(18.0, abs=0.1)  # and the run went on to its --duration
+    err = r.stderr.strip().splitlines()
+    assert any("stopped (the device disappeared?); waiting for it to come back (--reconnect)" in line for line in err)
+    assert any("is back; following again" in line for line in err), r.stderr
+    assert "Traceback" not in r.stderr

@@ -114,3 +114,20 @@ def test_a_piece_stored_twice_is_one_candidate_not_a_rival():
     assert named[0] in (3, 4) and not {3, 4} <= set(named)
     assert r.duplicates == {7 - named[0]: named[0]}
     assert ranking[0][1] > 3 * ranking[1][1]  # the margin is over another piece, not over the twin
+
+
+@pytest.mark.parametrize("hops", [2, 3, 8])
+def test_after_skipped_updates_a_query_counts_for_the_audio_it_stands_for(hops):
+    """The runner computes one update per few hops when the machine is busy (follower.pacing): the
+    paths must still see the music's own tempo, not `hops` times it."""
+    index = make_index()
+    queries, truth_s = performance(index, 2, start_s=6.0, seconds=10.0, tempo=1.0)
+    r = reranker(index)
+    for q in queries[hops - 1::hops]:  # only every hops-th update was computed
+        r.add(q, hops)
+        r.consider([0, 1, 2, 3, 4, 5])
+    piece, score, position_s, tempo = r.ranking()[0]
+    assert piece == 2
+    assert r.steps == len(queries[hops - 1::hops]) * hops // 4  # a step per cell of music, as without skipping
+    assert tempo == pytest.approx(1.0, rel=0.2)
+    assert position_s == pytest.approx(truth_s[-1], abs=0.6)
