@@ -360,3 +360,40 @@ def test_pairs_per_training_render_can_be_capped_evenly(tmp_path):
     with np.load(tmp_path / "train.npz", allow_pickle=False) as z:
         centres = z["pairs"][:, 2]
     assert centres[0] == 0 and centres[-1] == 396 and np.all(np.diff(centres) >= 12)  # spread over the render
+
+
+def test_validation_pairs_can_be_capped_per_render_and_test_pairs_stay_whole(tmp_path):
+    from training.data.build import consolidate
+    from training.data.render import save_atomic
+
+    plan = []
+    for split, onsets in (("valid", 100), ("valid", 40), ("test", 100)):  # a dense and a sparse valid piece
+        roll = np.zeros((400, 2, 88), np.uint8)
+        roll[:onsets * 4:4, 1, 40] = 1
+        cache = tmp_path / f"{split}{onsets}.npz"
+        save_atomic(str(cache), {"spectrogram": np.zeros((420, 92), np.float16), "roll": roll,
+                                 "meta": {"transpose": 0, "soundfont": "x.sf2", "programs": {}, "duration_s": 20.0,
+                                          "audio_frames": 420, "roll_frames": 400}})
+        piece = Piece(f"c/{split}{onsets}", "c", f"{split}{onsets}.mid", split, f"{split}{onsets}")
+        plan.append((piece, RenderSpec(f"c/{split}{onsets}@{split}:0", piece.piece_id, split, "x.sf2", 1.0, 0,
+                                       Augmentation(), ()), str(cache)))
+    cfg = DatasetConfig(corpora=(CorpusSpec("c"),), max_pairs_per_render=10, max_valid_pairs_per_render=50)
+    counts = consolidate(cfg, tmp_path, [p for p, _, _ in plan], plan, progress=False)
+    assert counts["splits"]["valid"]["pairs"] == 50 + 40    # the dense render is cut to 50, the sparse one kept
+    assert counts["splits"]["test"]["pairs"] == 100         # test pairs are never capped
+    with pytest.raises(ConfigError, match="max_valid_pairs_per_render"):
+        DatasetConfig(corpora=(CorpusSpec("c"),), max_valid_pairs_per_render=-1)
+
+
+def test_the_validation_cap_is_a_build_option():
+    import argparse
+
+    from training.cli import dataset as dataset_cli
+
+    parser = argparse.ArgumentParser()
+    dataset_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["dataset", "build", "--preset", "v2", "--only", "piano-midi",
+                              "--max-pairs-per-render", "100", "--max-valid-pairs-per-render", "64"])
+    cfg = dataset_cli.config_from_args(args)
+    assert (cfg.max_pairs_per_render, cfg.max_valid_pairs_per_render) == (100, 64)
+    assert dataset_cli.config_from_args(parser.parse_args(["dataset", "build"])).max_valid_pairs_per_render == 0
