@@ -397,3 +397,19 @@ def test_the_validation_cap_is_a_build_option():
     cfg = dataset_cli.config_from_args(args)
     assert (cfg.max_pairs_per_render, cfg.max_valid_pairs_per_render) == (100, 64)
     assert dataset_cli.config_from_args(parser.parse_args(["dataset", "build"])).max_valid_pairs_per_render == 0
+
+
+def test_a_quantised_bundle_reads_back_from_its_float_audio_encoder():
+    # the shipped bundle carries an int8 audio encoder (no float weights to read) and the float
+    # one it was made from: import and --init-from must start from the float one
+    from pathlib import Path
+
+    from follower.bundle import Encoder
+
+    shipped = Path(__file__).resolve().parents[2] / "exported" / "default"
+    if not (shipped / "audio_encoder.float.onnx").is_file():
+        pytest.skip("the shipped bundle is not quantised")
+    model, *_ = model_from_bundle(shipped)
+    x = ToySplit(8, seed=1).audio_batch(np.arange(8))
+    want = Encoder(shipped / "audio_encoder.float.onnx")(x)
+    assert np.abs(_embed(model, x, "audio") - want).max() < 1e-4
