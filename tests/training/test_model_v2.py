@@ -413,3 +413,21 @@ def test_a_quantised_bundle_reads_back_from_its_float_audio_encoder():
     x = ToySplit(8, seed=1).audio_batch(np.arange(8))
     want = Encoder(shipped / "audio_encoder.float.onnx")(x)
     assert np.abs(_embed(model, x, "audio") - want).max() < 1e-4
+
+
+def test_comparing_runs_leaves_out_test_tempi_the_dataset_did_not_render(bundle, tmp_path):
+    # `training dataset build --test-tempi 1.0` writes empty test_slow / test_fast splits
+    from training.evaluate.compare import evaluate_runs
+
+    ds = _fake_dataset(tmp_path / "ds", n_renders=4)
+    (ds / "valid.npz").rename(ds / "test.npz")
+    with np.load(ds / "test.npz") as z:
+        empty = {k: z[k][:0] if z[k].ndim else z[k] for k in z.files}
+    empty.update(spec_offsets=np.zeros(1, np.int64), roll_offsets=np.zeros(1, np.int64),
+                 roll_channels=np.array(["sustain", "onset"]), frame_rate_hz=np.array(FeatureConfig().frame_rate_hz))
+    for split in ("test_slow", "test_fast"):
+        np.savez(ds / f"{split}.npz", **empty)
+    run = tmp_path / "run"
+    assert training_main(["import", str(bundle[1]), "-o", str(run)]) == 0
+    m = evaluate_runs([run], dataset=ds, bach10=None, chorales=None, n_pairs=40, seed=0, progress=False)[str(run)]
+    assert set(m["snippet"]) == {"test"} and 0 < m["snippet"]["test"]["audio2score"]["mrr"] <= 1
