@@ -360,3 +360,74 @@ def test_pairs_per_training_render_can_be_capped_evenly(tmp_path):
     with np.load(tmp_path / "train.npz", allow_pickle=False) as z:
         centres = z["pairs"][:, 2]
     assert centres[0] == 0 and centres[-1] == 396 and np.all(np.diff(centres) >= 12)  # spread over the render
+
+
+def test_validation_pairs_can_be_capped_per_render_and_test_pairs_stay_whole(tmp_path):
+    from training.data.build import consolidate
+    from training.data.render import save_atomic
+
+    plan = []
+    for split, onsets in (("valid", 100), ("valid", 40), ("test", 100)):  # a dense and a sparse valid piece
+        roll = np.zeros((400, 2, 88), np.uint8)
+        roll[:onsets * 4:4, 1, 40] = 1
+        cache = tmp_path / f"{split}{onsets}.npz"
+        save_atomic(str(cache), {"spectrogram": np.zeros((420, 92), np.float16), "roll": roll,
+                                 "meta": {"transpose": 0, "soundfont": "x.sf2", "programs": {}, "duration_s": 20.0,
+                                          "audio_frames": 420, "roll_frames": 400}})
+        piece = Piece(f"c/{split}{onsets}", "c", f"{split}{onsets}.mid", split, f"{split}{onsets}")
+        plan.append((piece, RenderSpec(f"c/{split}{onsets}@{split}:0", piece.piece_id, split, "x.sf2", 1.0, 0,
+                                       Augmentation(), ()), str(cache)))
+    cfg = DatasetConfig(corpora=(CorpusSpec("c"),), max_pairs_per_render=10, max_valid_pairs_per_render=50)
+    counts = consolidate(cfg, tmp_path, [p for p, _, _ in plan], plan, progress=False)
+    assert counts["splits"]["valid"]["pairs"] == 50 + 40    # the dense render is cut to 50, the sparse one kept
+    assert counts["splits"]["test"]["pairs"] == 100         # test pairs are never capped
+    with pytest.raises(ConfigError, match="max_valid_pairs_per_render"):
+        DatasetConfig(corpora=(CorpusSpec("c"),), max_valid_pairs_per_render=-1)
+
+
+def test_the_validation_cap_is_a_build_option():
+    import argparse
+
+    from training.cli import dataset as dataset_cli
+
+    parser = argparse.ArgumentParser()
+    dataset_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["dataset", "build", "--preset", "v2", "--only", "piano-midi",
+                              "--max-pairs-per-render", "100", "--max-valid-pairs-per-render", "64"])
+    cfg = dataset_cli.config_from_args(args)
+    assert (cfg.max_pairs_per_render, cfg.max_valid_pairs_per_render) == (100, 64)
+    assert dataset_cli.config_from_args(parser.parse_args(["dataset", "build"])).max_valid_pairs_per_render == 0
+
+
+def test_a_quantised_bundle_reads_back_from_its_float_audio_encoder():
+    # the shipped bundle carries an int8 audio encoder (no float weights to read) and the float
+    # one it was made from: import and --init-from must start from the float one
+    from pathlib import Path
+
+    from follower.bundle import Encoder
+
+    shipped = Path(__file__).resolve().parents[2] / "exported" / "default"
+    if not (shipped / "audio_encoder.float.onnx").is_file():
+        pytest.skip("the shipped bundle is not quantised")
+    model, *_ = model_from_bundle(shipped)
+    x = ToySplit(8, seed=1).audio_batch(np.arange(8))
+    want = Encoder(shipped / "audio_encoder.float.onnx")(x)
+    assert np.abs(_embed(model, x, "audio") - want).max() < 1e-4
+
+
+def test_comparing_runs_leaves_out_test_tempi_the_dataset_did_not_render(bundle, tmp_path):
+    # `training dataset build --test-tempi 1.0` writes empty test_slow / test_fast splits
+    from training.evaluate.compare import evaluate_runs
+
+    ds = _fake_dataset(tmp_path / "ds", n_renders=4)
+    (ds / "valid.npz").rename(ds / "test.npz")
+    with np.load(ds / "test.npz") as z:
+        empty = {k: z[k][:0] if z[k].ndim else z[k] for k in z.files}
+    empty.update(spec_offsets=np.zeros(1, np.int64), roll_offsets=np.zeros(1, np.int64),
+                 roll_channels=np.array(["sustain", "onset"]), frame_rate_hz=np.array(FeatureConfig().frame_rate_hz))
+    for split in ("test_slow", "test_fast"):
+        np.savez(ds / f"{split}.npz", **empty)
+    run = tmp_path / "run"
+    assert training_main(["import", str(bundle[1]), "-o", str(run)]) == 0
+    m = evaluate_runs([run], dataset=ds, bach10=None, chorales=None, n_pairs=40, seed=0, progress=False)[str(run)]
+    assert set(m["snippet"]) == {"test"} and 0 < m["snippet"]["test"]["audio2score"]["mrr"] <= 1

@@ -55,6 +55,9 @@ def register(subparsers) -> None:
     b.add_argument("--max-pairs-per-render", type=int, default=None, metavar="N",
                    help="keep at most N onset pairs per training render, evenly spread (balances dense piano "
                         "writing against chorales; default: all)")
+    b.add_argument("--max-valid-pairs-per-render", type=int, default=None, metavar="N",
+                   help="the same for validation renders, so that the validation MRR that selects the model "
+                        "weighs each corpus by its pieces, not its note density (default: all)")
     b.add_argument("--cache", default=None, metavar="DIR",
                    help="render cache folder (default DATASET/cache); builds with the same settings may share one")
     b.add_argument("--split-file", default=None, metavar="CSV",
@@ -120,7 +123,8 @@ def config_from_args(args):
     from ..data.build import CorpusSpec, DatasetConfig, default_corpora, v2_settings
 
     # options added with dataset v2 default to "not given" (callers may build the namespace themselves)
-    for name in ("only", "piano_corpus", "excerpt_s", "tempo_range", "test_tempi", "max_pairs_per_render"):
+    for name in ("only", "piano_corpus", "excerpt_s", "tempo_range", "test_tempi", "max_pairs_per_render",
+                 "max_valid_pairs_per_render"):
         if not hasattr(args, name):
             setattr(args, name, None)
     kw = v2_settings() if getattr(args, "preset", "default") == "v2" else {"corpora": default_corpora()}
@@ -140,6 +144,8 @@ def config_from_args(args):
         kw["excerpt_s"] = args.excerpt_s
     if args.max_pairs_per_render is not None:
         kw["max_pairs_per_render"] = args.max_pairs_per_render
+    if args.max_valid_pairs_per_render is not None:
+        kw["max_valid_pairs_per_render"] = args.max_valid_pairs_per_render
     if args.test_tempi:
         try:
             kw["test_tempi"] = tuple(float(x) for x in args.test_tempi.split(","))

@@ -126,6 +126,7 @@ class DatasetConfig(JsonConfig):
     excerpt_s: float = 0.0          # > 0: each render plays one window of at most this many written seconds
     test_tempi: tuple = tuple(t for _, t in TEST_TEMPI)  # which of test / test_slow / test_fast to render
     max_pairs_per_render: int = 0   # > 0: keep this many onset pairs per train render, evenly spread (balance)
+    max_valid_pairs_per_render: int = 0  # the same for valid renders: balances what model selection sees
     seed: int = 0
     features: FeatureConfig = field(default_factory=FeatureConfig)
     render: RenderSettings = RenderSettings()
@@ -138,8 +139,9 @@ class DatasetConfig(JsonConfig):
         if not self.test_tempi or any(float(t) not in allowed for t in self.test_tempi):
             raise ConfigError(f"test_tempi={self.test_tempi}; expected some of {allowed} "
                               "(test, test_slow, test_fast)")
-        if self.max_pairs_per_render < 0:
-            raise ConfigError(f"max_pairs_per_render={self.max_pairs_per_render} must be >= 0 (0 = all)")
+        for name in ("max_pairs_per_render", "max_valid_pairs_per_render"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}={getattr(self, name)} must be >= 0 (0 = all)")
         if self.excerpt_s < 0:
             raise ConfigError(f"excerpt_s={self.excerpt_s} must be >= 0 (0 = whole pieces)")
         if self.train_renders < 0 or self.valid_renders < 0:
@@ -312,10 +314,12 @@ def consolidate(cfg: DatasetConfig, out: Path, pieces, plan, *, progress: bool =
                 names.append(os.path.splitext(os.path.basename(piece.source.split("#")[0]))[0]
                              if "#" not in piece.source else piece.piece_id)
             roll_c = onset_centres(c["roll"])
-            if split == "train" and 0 < cfg.max_pairs_per_render < len(roll_c):
+            cap = {"train": cfg.max_pairs_per_render, "valid": cfg.max_valid_pairs_per_render}.get(split, 0)
+            if 0 < cap < len(roll_c):
                 # dense piano writing has three times the onsets of a chorale per second: an even
-                # subset keeps one render from outweighing others in the epoch
-                roll_c = roll_c[np.unique(np.round(np.linspace(0, len(roll_c) - 1, cfg.max_pairs_per_render)).astype(int))]
+                # subset keeps one render from outweighing others in the epoch (train) or in the
+                # validation MRR that selects the model (valid; test splits stay whole)
+                roll_c = roll_c[np.unique(np.round(np.linspace(0, len(roll_c) - 1, cap)).astype(int))]
             audio_c = np.round(roll_c / spec.tempo_ratio).astype(np.int64)
             ok = audio_c < len(c["spectrogram"])
             pairs.append(np.stack([np.full(ok.sum(), r), audio_c[ok], roll_c[ok]], axis=1))

@@ -33,6 +33,7 @@ from torch import nn
 from follower.bundle import AUDIO_ONNX, SCORE_ONNX, Encoder, read_config, verify
 from follower.errors import BundleError
 
+from ..fit.quantize import AUDIO_FLOAT_ONNX
 from .encoders import DualEncoder, ModelConfig
 
 ATOL = 1e-4
@@ -130,7 +131,10 @@ def model_from_bundle(bundle_dir, *, calibration: dict | None = None, seed: int 
     model = DualEncoder(mc)
     rng = np.random.default_rng(seed)
     checks = {}
-    for encoder, fname, key in ((model.audio, AUDIO_ONNX, "audio"), (model.score, SCORE_ONNX, "roll")):
+    # a quantised bundle keeps its float audio encoder beside the int8 one (training quantize):
+    # the int8 graph has no float weights to read back, and the float one is what was trained
+    audio_onnx = AUDIO_FLOAT_ONNX if (bundle_dir / AUDIO_FLOAT_ONNX).is_file() else AUDIO_ONNX
+    for encoder, fname, key in ((model.audio, audio_onnx, "audio"), (model.score, SCORE_ONNX, "roll")):
         path = bundle_dir / fname
         layers = _load_encoder(encoder, _conv_initializers(path), path)
         x = (calibration or {}).get(key)
