@@ -35,56 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-CELL_FRAMES = 4
-
-
-def cell_means(frames: np.ndarray, loud: np.ndarray, per: int = CELL_FRAMES):
-    """(cells, bins) unit means of each ``per`` frames' sounding frames, and which cells step."""
-    n = len(frames) // per
-    f = frames[: n * per].reshape(n, per, -1).astype(np.float64)
-    w = loud[: n * per].reshape(n, per).astype(np.float64)
-    m = np.einsum("cf,cfb->cb", w, f)
-    norm = np.linalg.norm(m, axis=1, keepdims=True)
-    return m / np.maximum(norm, 1e-9), w.sum(axis=1) >= 2
-
-
-def template_cells(templates: np.ndarray, per: int = CELL_FRAMES) -> np.ndarray:
-    """A piece's 50 ms templates as unit 0.2 s cells (a trailing partial cell kept)."""
-    n = -(-len(templates) // per)
-    pad = np.zeros((n * per, templates.shape[1]), np.float64)
-    pad[: len(templates)] = templates
-    m = pad.reshape(n, per, -1).sum(axis=1)
-    norm = np.linalg.norm(m, axis=1, keepdims=True)
-    return np.where(norm > 0, m / np.maximum(norm, 1e-9), 0.0)
-
-
-class TemplateScorer:
-    """Per-piece template cells (cached) and a random null set to standardise cosines."""
-
-    def __init__(self, index, features, *, null: int = 512, seed: int = 0):
-        from follower.aligner import FineConfig, score_templates
-
-        self.index, self._cells = index, {}
-        self._make = lambda p: template_cells(score_templates(*index.notes(p), features, FineConfig()))
-        rng = np.random.default_rng(seed)
-        pieces = rng.choice(index.n_pieces, null)
-        rows = []
-        for p in pieces:
-            c = self.cells(int(p))
-            c = c[np.linalg.norm(c, axis=1) > 0]
-            rows.append(c[rng.integers(len(c))])
-        self._null = np.array(rows)
-
-    def cells(self, piece: int) -> np.ndarray:
-        if piece not in self._cells:
-            self._cells[piece] = self._make(piece)
-        return self._cells[piece]
-
-    def z(self, audio_cells: np.ndarray, piece: int) -> np.ndarray:
-        """(cells, piece cells) standardised cosines: 0 = a random template, 1 = one sd above."""
-        null = audio_cells @ self._null.T
-        mu, sd = null.mean(axis=1, keepdims=True), null.std(axis=1, keepdims=True)
-        return (audio_cells @ self.cells(piece).T - mu) / np.maximum(sd, 1e-6)
+from follower.note_evidence import CELL_FRAMES, TemplateScorer, cell_means, template_cells  # noqa: F401 (re-exported for tests)
 
 
 def running_scores(z: np.ndarray, steps: np.ndarray, offset: float, step_s: float = 0.2) -> np.ndarray:
@@ -129,17 +80,33 @@ def item_summary(leaders, piece: str, *, grace_s: float, min_lead: float) -> dic
     return {"leader_s": stable_from(t, [p == piece for _, p, _ in leaders]), "wrong_lead_s": wrong}
 
 
-def replay_item(bundle, index, item, cache: Path):
-    """The engine's updates (t, state, piece, re-ranking) for one item, cached as JSON."""
-    f = cache / f"{item['name']}.json"
+def replay_item(bundle, index, item, cache: Path, weight: float = 0.0):
+    """The engine's updates (t, state, piece, re-ranking) for one item, cached as JSON; ``weight``:
+    the engine's own template evidence (``EngineConfig.rerank_template_weight``)."""
+    f = cache / (f"{item['name']}.json" if weight == 0 else f"{item['name']}.w{weight}.json")
     if f.exists():
         return json.loads(f.read_text())
-    from .early_decision import replay
+    from follower.engine import Engine, EngineConfig
 
-    ups = [{"t": u.t, "state": u.state, "piece": u.piece, "reranked": [[p, s] for p, s in u.reranked]}
-           for u in replay(bundle, index, item["audio"])]
+    from .decoders import read_audio
+
+    signal, rate = read_audio(item["audio"])
+    engine = Engine(bundle, index, input_rate_hz=rate, config=EngineConfig(rerank_template_weight=weight))
+    raw = []
+    for start in range(0, len(signal), 1024):
+        raw += engine.push(signal[start:start + 1024], last=start + 1024 >= len(signal))
+    ups = [{"t": u.t, "state": u.state, "piece": u.piece, "reranked": [[p, s] for p, s in u.reranked]} for u in raw]
     f.write_text(json.dumps(ups))
     return ups
+
+
+def engine_summary(ups, piece: str) -> dict:
+    """When the engine's own re-ranking leads for good, when it locks for good, and seconds locked wrong."""
+    t = [u["t"] for u in ups]
+    dt = t[1] - t[0] if len(t) > 1 else 0.05
+    return {"reranked_leader_s": stable_from(t, [bool(u["reranked"]) and u["reranked"][0][0] == piece for u in ups]),
+            "locked_s": stable_from(t, [u["state"] == "following" and u["piece"] == piece for u in ups]),
+            "wrong_locked_s": sum(dt for u in ups if u["state"] == "following" and u["piece"] != piece)}
 
 
 def _floats(text: str, name: str) -> list[float]:
@@ -160,6 +127,9 @@ def main(argv=None) -> int:
     p.add_argument("--offsets", default="0.5,1,1.5")
     p.add_argument("--grace", type=float, default=1.0)
     p.add_argument("--min-lead", type=float, default=2.0, help="a wrong leader counts from this fused score (z-s)")
+    p.add_argument("--engine-weight", type=float, default=None,
+                   help="instead: replay the engine with EngineConfig.rerank_template_weight set to this, "
+                        "and compare with the shipped engine (the calibrated lock reads the changed scores)")
     p.add_argument("-o", "--out", type=Path, default=None, help="per-item results as JSON")
     a = p.parse_args(argv)
     weights, offsets = _floats(a.weights, "weights"), _floats(a.offsets, "offsets")
@@ -185,6 +155,18 @@ def main(argv=None) -> int:
     pid = {str(x): i for i, x in enumerate(index.piece_ids)}
     items = [i for i in json.loads((a.material / "manifest.json").read_text()) if i["kind"] in a.kinds.split(",")]
     results = {}
+    if a.engine_weight is not None:
+        for item in items:
+            results[item["name"]] = {w: engine_summary(replay_item(bundle, index, item, a.cache, w), item["piece"])
+                                     for w in (0.0, a.engine_weight)}
+            print(item["name"], results[item["name"]], flush=True)
+        for w in (0.0, a.engine_weight):
+            rows = [r[w] for r in results.values()]
+            print(f"engine weight {w}:", {k: round(float(np.median([x[k] for x in rows])), 2) for k in rows[0]},
+                  "wrong locked s total", round(sum(x["wrong_locked_s"] for x in rows), 2))
+        if a.out:
+            a.out.write_text(json.dumps(results, indent=1))
+        return 0
     for item in items:
         ups = replay_item(bundle, index, item, a.cache)
         signal, rate = read_audio(item["audio"])
