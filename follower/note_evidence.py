@@ -7,7 +7,7 @@ the same templates, pooled to the re-ranker's 0.2 s cells, give a second, indepe
 view of "is this the piece": the audio's frames, pooled likewise (silent frames left
 out; a cell with fewer than two sounding frames does not step), are compared with every
 template cell of a candidate by cosine, standardised against the cosines of the same
-audio cell with ``null`` template cells drawn at random from all pieces (0 = chance), and
+audio cell with 512 template cells of random excerpts of random pieces (0 = chance), and
 aligned exactly as the embeddings are (local alignment, free start, tempo 0.5-2x).
 
 Cost: one (template cells x bands) product per candidate per 0.2 s cell, plus the null
@@ -46,18 +46,27 @@ def template_cells(templates: np.ndarray, per: int = CELL_FRAMES) -> np.ndarray:
 class TemplateScorer:
     """Per-piece template cells (built on first use, cached) and a random null set."""
 
-    def __init__(self, index, features, *, null: int = 512, seed: int = 0):
+    def __init__(self, index, features, *, null_pieces: int = 64, per_piece: int = 8, excerpt_s: float = 10.0,
+                 seed: int = 0):
         from .aligner import FineConfig, score_templates
 
         self._cells: dict = {}
         self._make = lambda p: template_cells(score_templates(*index.notes(p), features, FineConfig()))
+        # the null: template cells of random excerpts of random pieces (built from the excerpt's
+        # notes only, so a corpus of long pieces costs no more at start than one of chorales)
         rng = np.random.default_rng(seed)
         rows = []
-        for p in rng.choice(index.n_pieces, null):
-            c = self.cells(int(p))
+        for p in rng.choice(index.n_pieces, null_pieces):
+            onset, end, pitch = index.notes(int(p))
+            if not len(onset):
+                continue
+            t0 = rng.uniform(0.0, max(float(onset.max()) - excerpt_s, 0.0))
+            keep = (onset >= t0) & (onset < t0 + excerpt_s)
+            if not keep.any():
+                continue
+            c = template_cells(score_templates(onset[keep] - t0, end[keep] - t0, pitch[keep], features, FineConfig()))
             c = c[np.linalg.norm(c, axis=1) > 0]
-            if len(c):
-                rows.append(c[rng.integers(len(c))])
+            rows += list(c[rng.choice(len(c), min(per_piece, len(c)), replace=False)])
         self._null = np.array(rows)
 
     def cells(self, piece: int) -> np.ndarray:
