@@ -55,3 +55,23 @@ def test_a_late_candidate_gets_the_template_score_of_everything_heard():
     early = play(reranker(index, **kw), notes, 3, start_cell=20, seconds=6.0, candidates=[0, 1, 3])
     late = play(reranker(index, **kw), notes, 3, start_cell=20, seconds=6.0, candidates=[0, 1], late=[3])
     assert dict((p, s) for p, s, _, _ in late)[3] == pytest.approx(dict((p, s) for p, s, _, _ in early)[3], rel=0.05)
+
+
+def test_the_engine_with_template_evidence_names_a_render(chroma_bundle, corpus_index, rendered):
+    """End to end: frames reach the re-ranker, the templates come from the index's notes."""
+    from follower.bundle import load_bundle
+    from follower.engine import FOLLOWING, Engine, EngineConfig
+    from follower.index import load_index
+    from studies.decoders import read_audio
+
+    bundle, index = load_bundle(chroma_bundle), load_index(corpus_index)
+    assert index.has_notes
+    signal, rate = read_audio(rendered["path"])
+    engine = Engine(bundle, index, input_rate_hz=rate, config=EngineConfig(rerank_template_weight=0.5))
+    ups = []
+    for start in range(0, len(signal), 1024):
+        ups += engine.push(signal[start:start + 1024], last=start + 1024 >= len(signal))
+    assert engine._reranker.cell_steps > 0
+    assert ups[-1].reranked[0][0] == rendered["piece"]
+    assert any(u.state == FOLLOWING and u.piece == rendered["piece"] for u in ups)
+    assert not any(u.state == FOLLOWING and u.piece != rendered["piece"] for u in ups)
