@@ -111,6 +111,11 @@ class EngineConfig:
     rerank_min_zs: float = 8.0        # the leader's alignment score needed to lock (z-seconds) ...
     rerank_margin_zs: float = 0.5     # ... above the runner-up's; inf turns the rule off
     rerank_lock_s: float = 0.25       # ... held this long
+    # note-template evidence in the re-ranking (follower.note_evidence): score = embedding alignment +
+    # weight * template alignment; 0 = off. It changes the scores the calibrated lock reads: refit
+    # the calibration (studies.lock_calibration) before shipping it on (docs/improvements.md (n))
+    rerank_template_weight: float = 0.0
+    rerank_template_offset_z: float = 1.0
     # calibrated lock (follower.confidence, follower.policy): P(the re-ranking's leader is right) from
     # all views at once; fitted and thresholded on validation-split renders (studies.lock_calibration)
     calibration: Calibration | None = FITTED  # None turns the rule off
@@ -183,8 +188,16 @@ class Engine:
         if self.config.rerank_candidates > 0:
             self._reranker = Reranker(index, self._search, self._verifier.standardise, update_s=self.update_s,
                                       candidates=self.config.rerank_candidates,
-                                      offset_z=self.config.rerank_offset_z, history_s=self.config.rerank_history_s)
+                                      offset_z=self.config.rerank_offset_z, history_s=self.config.rerank_history_s,
+                                      templates=self._note_templates(), template_weight=self.config.rerank_template_weight,
+                                      template_offset_z=self.config.rerank_template_offset_z)
         self.reset()
+
+    def _note_templates(self):
+        if self.config.rerank_template_weight <= 0 or not self.index.has_notes:
+            return None
+        from .note_evidence import TemplateScorer
+        return TemplateScorer(self.index, self.bundle.config.features)
 
     # -- lifecycle -------------------------------------------------------------------
     def warm_up(self) -> None:
@@ -288,6 +301,8 @@ class Engine:
         loud = bool(sounding(frame, self.config.silence_level, self._noise_flatness))
         self._loud[i] = self._loud[i + self.width] = loud
         self._n += 1
+        if self._reranker is not None:
+            self._reranker.add_frame(frame, loud)
 
     def _window(self):
         start = self._n % self.width

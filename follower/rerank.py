@@ -23,6 +23,13 @@ random alignment drifts down by ``offset_z`` per second, so wrong pieces stay lo
 Evidence thus accumulates over everything heard, with tempo freedom, instead of
 expiring with a window. Pauses (no query) do not step.
 
+Note templates (optional). With a :class:`follower.note_evidence.TemplateScorer`, every
+candidate is also aligned, the same way, against its notes' harmonic templates on the
+audio's 0.2 s frame cells (:meth:`Reranker.add_frame`), and the ranking orders by
+``embedding score + template_weight * template score``. The calibrated lock
+(:mod:`follower.confidence`) was fitted on the embedding scores alone: turning this on
+changes what it reads, so refit it (``python -m studies.lock_calibration``) first.
+
 History. A piece that enters the candidates late is aligned over the steps kept since
 the last reset (up to ``history_s`` of voting audio), so its score is what it would have
 been had it been a candidate from the start. The lock policy (:mod:`follower.policy`)
@@ -115,13 +122,15 @@ class Candidate:
     score: np.ndarray        # (2, n_cells): best path score ending on each cell, by a move / a stay
     origin: np.ndarray       # (2, n_cells, 2): (step, cell) where each of those paths began
     best: np.ndarray         # (4,): score, cell, start step, start cell of the best path now
+    notes: "Candidate | None" = None  # the same alignment against the piece's note templates
 
 
 class Reranker:
     """Online local alignment of the query stream against a bounded set of candidate pieces."""
 
     def __init__(self, index, search: np.ndarray, standardise, *, update_s: float, candidates: int = 8,
-                 offset_z: float = 1.0, history_s: float = 30.0, max_new: int = 2):
+                 offset_z: float = 1.0, history_s: float = 30.0, max_new: int = 2,
+                 templates=None, template_weight: float = 0.0, template_offset_z: float = 1.0):
         self.index = index
         self._E = search
         self._standardise = standardise
@@ -135,6 +144,15 @@ class Reranker:
         h = max(1, int(round(history_s / self.step_s)))
         self._q = np.zeros((h, search.shape[1]), np.float64)  # mean scaled query of each step, ring buffer
         self._bias = np.zeros(h, np.float64)
+        self._templates = templates if template_weight > 0 else None
+        self.template_weight = template_weight
+        self.template_offset_z = template_offset_z
+        if self._templates is not None:
+            from .note_evidence import CELL_FRAMES
+            self._cell_frames = CELL_FRAMES
+            self._cells = np.zeros((h, templates.cells(0).shape[1]), np.float64)  # unit audio cells, ring
+            self._cell_mean = np.zeros(h)
+            self._cell_sd = np.ones(h)
         self.reset()
 
     def reset(self) -> None:
@@ -144,6 +162,11 @@ class Reranker:
         self._acc_q = np.zeros(self._q.shape[1])
         self._acc_bias = 0.0
         self._acc_n = 0
+        if self._templates is not None:
+            self.cell_steps = 0                       # template alignment steps since the reset
+            self._frames = np.zeros((self._cell_frames, self._cells.shape[1]))
+            self._frames_loud = np.zeros(self._cell_frames, bool)
+            self._frames_n = 0
 
     def warm_up(self) -> None:
         """Compile (or load) the alignment kernel before audio starts."""
@@ -179,6 +202,34 @@ class Reranker:
             rest = self._acc_n - self.per_step  # what a long skip leaves over counts towards the next step
             self._acc_q, self._acc_bias, self._acc_n = mean_q * rest, mean_bias * rest, rest
 
+    def add_frame(self, frame: np.ndarray, loud: bool) -> None:
+        """One spectrogram frame; every cell of frames, a sounding cell advances every candidate's
+        template alignment by a step (no-op without templates)."""
+        if self._templates is None:
+            return
+        from .note_evidence import cell_means
+        self._frames[self._frames_n] = frame
+        self._frames_loud[self._frames_n] = loud
+        self._frames_n += 1
+        if self._frames_n < self._cell_frames:
+            return
+        self._frames_n = 0
+        cell, steps = cell_means(self._frames, self._frames_loud, self._cell_frames)
+        if not steps[0]:
+            return
+        i = self.cell_steps % len(self._cells)
+        self._cells[i] = cell[0]
+        mean, sd = self._templates.standardise(cell)
+        self._cell_mean[i], self._cell_sd[i] = mean[0], sd[0]
+        for cand in self._pool.values():
+            self._align_notes(cand, [i], self.cell_steps)
+        self.cell_steps += 1
+
+    def _align_notes(self, cand: Candidate, ring, first: int) -> None:
+        z = self._templates.z(self._cells[ring], cand.piece, self._cell_mean[ring], self._cell_sd[ring])
+        n = cand.notes
+        _align(z, self.template_offset_z, self.cell_s, first, n.score, n.origin, n.best)
+
     def _z(self, piece: int, q: np.ndarray, bias: np.ndarray) -> np.ndarray:
         """(steps, n_cells) z-scores of mean scaled queries with the piece's snippets."""
         return q @ self._E[self.index.rows(piece)].T - bias[:, None]  # float64: the queries are
@@ -205,9 +256,17 @@ class Reranker:
             if self.steps:
                 _align(self._z(p, self._q[idx], self._bias[idx]), self.offset_z, self.step_s, first,
                        cand.score, cand.origin, cand.best)
+            if self._templates is not None:
+                m = len(self._templates.cells(p))
+                cand.notes = Candidate(p, np.full((2, m), -np.inf), np.zeros((2, m, 2), np.int64),
+                                       np.array([0.0, 0.0, self.cell_steps, 0.0]))
+                if self.cell_steps:
+                    kept = min(self.cell_steps, len(self._cells))
+                    ring = np.arange(self.cell_steps - kept, self.cell_steps) % len(self._cells)
+                    self._align_notes(cand, ring, self.cell_steps - kept)
             self._pool[p] = cand
         if len(self._pool) > self.capacity:
-            ranked = sorted(self._pool, key=lambda p: self._pool[p].best[0])
+            ranked = sorted(self._pool, key=lambda p: self._score(self._pool[p]))
             for p in ranked[: len(self._pool) - self.capacity]:
                 if p != keep:
                     del self._pool[p]
@@ -232,7 +291,7 @@ class Reranker:
             behind_s = ((self.per_step - 1) / 2 + self._acc_n) * self.step_s / self.per_step
             position_s = float(self.index.position_s[self.index.rows(cand.piece).start] + j * self.cell_s
                                + tempo * behind_s)
-            out.append((cand.piece, max(float(score), 0.0), position_s, tempo))
+            out.append((cand.piece, max(self._score(cand), 0.0), position_s, tempo))
         out.sort(key=lambda c: -c[1])
         kept, self.duplicates = [], {}
         ends: dict = {}  # piece -> rows of the end of its best path (each computed once per ranking)
@@ -243,6 +302,13 @@ class Reranker:
             else:
                 self.duplicates[c[0]] = twin[0]
         return kept
+
+    def _score(self, cand: Candidate) -> float:
+        """The ranking's score (z-s): the embedding alignment's, plus the weighted template alignment's."""
+        s = float(cand.best[0])  # -inf for a path not yet started: such candidates are dropped first
+        if cand.notes is not None:
+            s = max(s, 0.0) + self.template_weight * max(float(cand.notes.best[0]), 0.0)
+        return s
 
     def _path_end(self, c) -> np.ndarray:
         """Index rows of the last ``SAME_CELLS`` snippets along candidate ``c``'s best path."""

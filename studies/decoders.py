@@ -15,6 +15,8 @@ metrics (:mod:`benchmarks.metrics`):
 * ``engine_no_rerank`` (attempt g): the engine without the re-ranking of candidate
   pieces over everything heard (``EngineConfig.rerank_candidates`` 0), everything else
   as shipped;
+* ``engine_templates`` (attempt m): the re-ranking with note-template evidence
+  (``EngineConfig.rerank_template_weight`` 0.5), everything else as shipped;
 * ``voting``: the paper's order-free piece identification run online: every window's
   ``k`` nearest score snippets each give one vote to their piece, votes decay with
   the engine's ``vote_decay_s``; the piece is the one with most votes, the position
@@ -41,7 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-SYSTEMS = ("engine", "engine_no_evidence", "engine_evidence", "engine_no_rerank", "voting", "voting_all")
+SYSTEMS = ("engine", "engine_no_evidence", "engine_evidence", "engine_no_rerank", "engine_templates", "voting",
+           "voting_all")
 DEFAULT_SYSTEMS = ("engine", "voting", "voting_all")
 
 
@@ -128,6 +131,8 @@ def system_runners(bundle, index, signal, rate) -> dict:
             "engine_evidence": lambda: run_engine(bundle, index, signal, rate, config=evidence_on),
             "engine_no_rerank": lambda: run_engine(bundle, index, signal, rate,
                                                    config=EngineConfig(rerank_candidates=0)),
+            "engine_templates": lambda: run_engine(bundle, index, signal, rate,
+                                                   config=EngineConfig(rerank_template_weight=0.5)),
             "voting": lambda: run_voting(bundle, index, signal, rate),
             "voting_all": lambda: run_voting(bundle, index, signal, rate,
                                              config=EngineConfig(vote_decay_s=float("inf")))}

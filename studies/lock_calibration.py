@@ -66,7 +66,7 @@ def record_item(bundle, index, audio, config=None) -> list:
     return rec.steps
 
 
-def record(bundle, indexes: dict, items, traces: Path) -> dict:
+def record(bundle, indexes: dict, items, traces: Path, config=None) -> dict:
     """{item name: {"piece": index piece number, "steps": [...]}}, cached in ``traces``;
     ``indexes``: corpus name -> the index its items are replayed against."""
     done = pickle.loads(traces.read_bytes()) if traces.exists() else {}
@@ -75,7 +75,7 @@ def record(bundle, indexes: dict, items, traces: Path) -> dict:
             continue
         index = indexes[item["corpus"]]
         ids = {str(p): i for i, p in enumerate(index.piece_ids)}
-        steps = record_item(bundle, index, item["audio"])
+        steps = record_item(bundle, index, item["audio"], config)
         done[item["name"]] = {"piece": ids[item["piece"]], "piece_id": item["piece"], "steps": steps}
         traces.parent.mkdir(parents=True, exist_ok=True)
         traces.write_bytes(pickle.dumps(done))
@@ -183,6 +183,9 @@ def main(argv=None) -> int:
     p.add_argument("--evaluate", action="store_true",
                    help="no fit: score the shipped calibration and lock rules on the material (held-out renders)")
     p.add_argument("-o", "--out", default=None, help="JSON: coefficients, reliability, lock times")
+    p.add_argument("--template-weight", type=float, default=0.0,
+                   help="replay with EngineConfig.rerank_template_weight (note-template evidence in the "
+                        "re-ranking, docs/improvements.md (n)); give its own --traces file")
     p.add_argument("--debug", action="store_true")
     return run_main(_run, p.parse_args(argv))
 
@@ -218,7 +221,11 @@ def _run(args) -> int:
         index = indexes.get(item["corpus"])
         if index is None or item["piece"] not in set(map(str, index.piece_ids)):
             raise ConfigError(f"{item['name']}: no index given holds {item['piece']} (--index, --piano-index)")
-    traces = record(bundle, indexes, items, Path(args.traces))
+    config = None
+    if args.template_weight:
+        from follower.engine import EngineConfig
+        config = EngineConfig(rerank_template_weight=args.template_weight)
+    traces = record(bundle, indexes, items, Path(args.traces), config)
     if args.record_only:
         return 0
     chosen = {it["name"]: traces[it["name"]] for it in items}

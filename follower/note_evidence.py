@@ -1,0 +1,86 @@
+"""Note-template evidence for the re-ranking: audio cells against each candidate's notes.
+
+The re-ranker (:mod:`follower.rerank`) aligns learned 2.1 s embeddings. The index also
+carries every piece's notes; the fine aligner turns them into harmonic templates seen
+through the front end's own filterbank (:func:`follower.aligner.score_templates`). Here
+the same templates, pooled to the re-ranker's 0.2 s cells, give a second, independent
+view of "is this the piece": the audio's frames, pooled likewise (silent frames left
+out; a cell with fewer than two sounding frames does not step), are compared with every
+template cell of a candidate by cosine, standardised against the cosines of the same
+audio cell with 512 template cells of random excerpts of random pieces (0 = chance), and
+aligned exactly as the embeddings are (local alignment, free start, tempo 0.5-2x).
+
+Cost: one (template cells x bands) product per candidate per 0.2 s cell, plus the null
+set's; templates are built once per piece that becomes a candidate (bounded by the
+candidates, never the corpus). ``studies.template_rerank`` measured what it is worth.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CELL_FRAMES = 4          # 50 ms frames per 0.2 s cell
+MIN_SOUNDING = 2         # sounding frames a cell needs to step
+
+
+def cell_means(frames: np.ndarray, loud: np.ndarray, per: int = CELL_FRAMES):
+    """(cells, bins) unit means of each ``per`` frames' sounding frames, and which cells step."""
+    n = len(frames) // per
+    f = frames[: n * per].reshape(n, per, -1).astype(np.float64)
+    w = loud[: n * per].reshape(n, per).astype(np.float64)
+    m = np.einsum("cf,cfb->cb", w, f)
+    norm = np.linalg.norm(m, axis=1, keepdims=True)
+    return m / np.maximum(norm, 1e-9), w.sum(axis=1) >= MIN_SOUNDING
+
+
+def template_cells(templates: np.ndarray, per: int = CELL_FRAMES) -> np.ndarray:
+    """A piece's 50 ms templates as unit 0.2 s cells (a trailing partial cell kept, silence zero)."""
+    n = -(-len(templates) // per)
+    pad = np.zeros((n * per, templates.shape[1]), np.float64)
+    pad[: len(templates)] = templates
+    m = pad.reshape(n, per, -1).sum(axis=1)
+    norm = np.linalg.norm(m, axis=1, keepdims=True)
+    return np.where(norm > 0, m / np.maximum(norm, 1e-9), 0.0)
+
+
+class TemplateScorer:
+    """Per-piece template cells (built on first use, cached) and a random null set."""
+
+    def __init__(self, index, features, *, null_pieces: int = 64, per_piece: int = 8, excerpt_s: float = 10.0,
+                 seed: int = 0):
+        from .aligner import FineConfig, score_templates
+
+        self._cells: dict = {}
+        self._make = lambda p: template_cells(score_templates(*index.notes(p), features, FineConfig()))
+        # the null: template cells of random excerpts of random pieces (built from the excerpt's
+        # notes only, so a corpus of long pieces costs no more at start than one of chorales)
+        rng = np.random.default_rng(seed)
+        rows = []
+        for p in rng.choice(index.n_pieces, null_pieces):
+            onset, end, pitch = index.notes(int(p))
+            if not len(onset):
+                continue
+            t0 = rng.uniform(0.0, max(float(onset.max()) - excerpt_s, 0.0))
+            keep = (onset >= t0) & (onset < t0 + excerpt_s)
+            if not keep.any():
+                continue
+            c = template_cells(score_templates(onset[keep] - t0, end[keep] - t0, pitch[keep], features, FineConfig()))
+            c = c[np.linalg.norm(c, axis=1) > 0]
+            rows += list(c[rng.choice(len(c), min(per_piece, len(c)), replace=False)])
+        self._null = np.array(rows)
+
+    def cells(self, piece: int) -> np.ndarray:
+        if piece not in self._cells:
+            self._cells[piece] = self._make(piece)
+        return self._cells[piece]
+
+    def standardise(self, audio_cells: np.ndarray):
+        """(mean, sd) of each audio cell's cosines with the null set: z = (cos - mean) / sd."""
+        null = audio_cells @ self._null.T
+        return null.mean(axis=1), np.maximum(null.std(axis=1), 1e-6)
+
+    def z(self, audio_cells: np.ndarray, piece: int, mean=None, sd=None) -> np.ndarray:
+        """(cells, piece cells) standardised cosines: 0 = a random template, 1 = one sd above."""
+        if mean is None:
+            mean, sd = self.standardise(audio_cells)
+        return (audio_cells @ self.cells(piece).T - mean[:, None]) / sd[:, None]
