@@ -18,6 +18,9 @@ that part of the engine buys:
 * ``no accumulated votes``: the order-free vote rule cannot lock (``evidence_ratio=inf``);
 * ``paths only``: neither re-ranking, votes nor calibrated lock: the verified paths of the last few
   seconds alone decide (the engine before the re-ranker);
+* ``+ note templates``: not a part turned off but one not yet shipped: the re-ranking
+  also aligns the candidates' note templates (``rerank_template_weight=0.5``,
+  docs/improvements.md (n)), with the lock rules as fitted without it;
 * ``order-free voting``: the paper's piece identification run online (every window's
   neighbours vote for their piece, no time order; ``studies.decoders.run_voting``).
 
@@ -49,6 +52,7 @@ VARIANTS = {
     "no re-ranking": {"rerank_candidates": 0},
     "no accumulated votes": {"evidence_ratio": float("inf")},
     "paths only": {"rerank_candidates": 0, "evidence_ratio": float("inf"), "calibration": None},
+    "+ note templates": {"rerank_template_weight": 0.5},
     "order-free voting": None,
 }
 

@@ -38,6 +38,14 @@ from .runners import (MATCHMAKER_METHODS, bundle_fingerprint, ensure_index, foll
                       run_chroma, run_follower, run_latency, run_matchmaker)
 
 GROWTH_SUFFIX = "-chorales+piano-index"
+
+
+def growth_base_suffix(hop_frames: int) -> str:
+    return f"-chorales-hop{hop_frames}-index"
+
+
+def merged_index_path(work: Path, fingerprint: str, hop_frames: int | None) -> Path:
+    return work / "index" / f"all-{fingerprint[:12]}{f'-hop{hop_frames}' if hop_frames else ''}.index.npz"
 POSITION_EXAMPLES = ("chorale_04_bach_bwv328", "piano_02_mz_545_3", "bach10_05-DieNacht")
 DOC_SKELETON = """# Benchmarks
 
@@ -105,9 +113,17 @@ def main(argv=None) -> int:
         if "follower" in systems:  # first, alone, so that its timings see an idle machine
             run_follower(items, args.bundle, indexes, runs_dir, fresh=args.fresh)
         if "growth" in systems and {"chorales", "piano"} <= set(indexes):
-            merged = work / "index" / f"all-{fp[:12]}.index.npz"
+            # a merged index holds one snippet hop: where the piano index is coarser, the growth
+            # compares the chorales at that hop alone with the chorales + piano at that hop
+            base = indexes["chorales"]
+            if args.piano_hop_frames:
+                base, _ = ensure_index(paths.chorale_dir(), "chorales", args.bundle, work / "index",
+                                       args.piano_hop_frames)
+                run_follower([i for i in items if i.corpus == "chorales"], args.bundle, {"chorales": base},
+                             runs_dir, fresh=args.fresh, suffix=growth_base_suffix(args.piano_hop_frames))
+            merged = merged_index_path(work, fp, args.piano_hop_frames)
             if not merged.exists():
-                merge_indexes([indexes["chorales"], indexes["piano"]], merged)
+                merge_indexes([base, indexes["piano"]], merged)
             run_follower([i for i in items if i.corpus == "chorales"], args.bundle, {"chorales": merged}, runs_dir,
                          fresh=args.fresh, suffix=GROWTH_SUFFIX)
         if "latency" in systems:
@@ -153,18 +169,17 @@ def main(argv=None) -> int:
     doc = replace_block(doc, "identification", identification_table(runs, items, family_of))
     doc = replace_block(doc, "following", following_table(runs, items))
     doc = replace_block(doc, "speed", speed_table(runs, items))
-    merged = work / "index" / f"all-{fp[:12]}.index.npz"
-    chorale_index = index_path("chorales", args.bundle, work / "index")
+    merged = merged_index_path(work, fp, args.piano_hop_frames)
+    chorale_index = index_path("chorales", args.bundle, work / "index", args.piano_hop_frames)
+    base = runs[0] if not args.piano_hop_frames else load_run(
+        f"ours ({args.bundle.name}), chorale index at hop {args.piano_hop_frames}",
+        follower_run_dir(args.bundle, runs_dir, growth_base_suffix(args.piano_hop_frames)), items, True)
     growth = load_run(f"ours ({args.bundle.name}), chorales + piano index",
                       follower_run_dir(args.bundle, runs_dir, GROWTH_SUFFIX), items, True)
-    if growth.scores and merged.exists() and chorale_index.exists():
-        doc = replace_block(doc, "growth", growth_table([(index_summary(chorale_index), runs[0]),
+    if growth.scores and base.scores and merged.exists() and chorale_index.exists():
+        doc = replace_block(doc, "growth", growth_table([(index_summary(chorale_index), base),
                                                          (index_summary(merged), growth)],
                                                         [i for i in items if i.corpus == "chorales"]))
-    ablated = ablation.run(items, args.bundle, {"chorales": None, "piano": None}, ablation_dir, replay=False,
-                           progress=False)
-    if any(ablated.values()):
-        doc = replace_block(doc, "ablation", ablation.ablation_table(ablated, items))
     latency_json = runs_dir / f"latency-{fp[:12]}.json"
     if latency_json.exists():
         doc = replace_block(doc, "latency", latency_table(json.loads(latency_json.read_text())))
