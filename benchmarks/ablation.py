@@ -15,7 +15,6 @@ that part of the engine buys:
 * ``no fine aligner``: the tracker's snippet-grid position alone (``fine=None``);
 * ``no re-ranking``: no alignment of the candidates over everything heard
   (``rerank_candidates=0``);
-* ``no accumulated votes``: the order-free vote rule cannot lock (``evidence_ratio=inf``);
 * ``paths only``: neither re-ranking, votes nor calibrated lock: the verified paths of the last few
   seconds alone decide (the engine before the re-ranker);
 * ``+ note templates``: not a part turned off but one not yet shipped: the re-ranking
@@ -50,11 +49,13 @@ VARIANTS = {
     "no calibrated lock": {"calibration": None},
     "no fine aligner": {"fine": None},
     "no re-ranking": {"rerank_candidates": 0},
-    "no accumulated votes": {"evidence_ratio": float("inf")},
     "paths only": {"rerank_candidates": 0, "evidence_ratio": float("inf"), "calibration": None},
     "+ note templates": {"rerank_template_weight": 0.5},
     "order-free voting": None,
 }
+
+
+BLOCK_SAMPLES = 131072
 
 
 def slug(name: str) -> str:
@@ -70,13 +71,18 @@ def run_variant(name: str, bundle, index, item: Item) -> list[dict]:
     overrides = VARIANTS[name]
     if overrides is None:
         return run_voting(bundle, index, signal, rate)
-    return run_engine(bundle, index, signal, rate, config=replace(EngineConfig(), **overrides))
+    # whole seconds per push: the engine embeds a block's windows in one batch (follower.ahead),
+    # with the same updates as 1024-sample blocks (tests/follower/test_fast_replay.py)
+    return run_engine(bundle, index, signal, rate, config=replace(EngineConfig(), **overrides),
+                      block=BLOCK_SAMPLES)
 
 
 def run(items: list[Item], bundle_dir: Path, indexes: dict, run_dir: Path, *, fresh: bool = False,
-        variants=tuple(VARIANTS), progress: bool = True, replay: bool = True) -> dict:
+        variants=tuple(VARIANTS), progress: bool = True, replay: bool = True, shipped_dir: Path | None = None) -> dict:
     """Replay (or read back) every variant on every item; {variant: {item name: ItemScores}}.
-    With ``replay=False`` only the records already there are read (a report of the cache)."""
+    With ``replay=False`` only the records already there are read (a report of the cache).
+    ``shipped_dir``: the benchmark's own follower run (``follower replay --jsonl``), whose
+    records stand for the shipped variant instead of a second replay."""
     from tqdm import tqdm
 
     from follower.bundle import load_bundle
@@ -88,6 +94,8 @@ def run(items: list[Item], bundle_dir: Path, indexes: dict, run_dir: Path, *, fr
     todo = [(v, i) for v in variants for i in items if i.corpus in loaded]
     for variant, item in tqdm(todo, desc="ablation", unit="run", disable=not progress):
         log = run_dir / slug(variant) / f"{item.name}.jsonl"
+        if variant == "shipped" and shipped_dir is not None and (shipped_dir / f"{item.name}.jsonl").exists():
+            log = shipped_dir / f"{item.name}.jsonl"
         if replay and (fresh or not log.exists()):
             records = run_variant(variant, bundle, loaded[item.corpus], item)
             log.parent.mkdir(parents=True, exist_ok=True)
@@ -137,7 +145,7 @@ def _run(args) -> int:
     from follower.errors import ConfigError
 
     from .material import build as build_material
-    from .runners import bundle_fingerprint, ensure_index
+    from .runners import bundle_fingerprint, ensure_index, follower_run_dir
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = sorted(set(variants) - set(VARIANTS))
@@ -151,8 +159,10 @@ def _run(args) -> int:
         if any(i.corpus == corpus for i in items):
             hop = args.piano_hop_frames if corpus == "piano" else None
             indexes[corpus], _ = ensure_index(folder, corpus, args.bundle, work / "index", hop)
-    run_dir = work / "runs" / f"ablation-{bundle_fingerprint(args.bundle)[:12]}"
-    scores = run(items, args.bundle, indexes, run_dir, fresh=args.fresh, variants=variants)
+    runs = work / "runs"
+    run_dir = runs / f"ablation-{bundle_fingerprint(args.bundle)[:12]}"
+    scores = run(items, args.bundle, indexes, run_dir, fresh=args.fresh, variants=variants,
+                 shipped_dir=follower_run_dir(args.bundle, runs))
     print(ablation_table(scores, items))
     if args.json:
         rows = {v: {kind: summarise([s for n, s in per.items() if any(i.name == n and i.kind == kind for i in items)])

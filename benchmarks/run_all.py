@@ -133,7 +133,8 @@ def main(argv=None) -> int:
         if "matchmaker" in systems:
             run_matchmaker(items, methods, runs_dir, fresh=args.fresh)
         if "ablation" in systems:
-            ablation.run(items, args.bundle, indexes, ablation_dir, fresh=args.fresh)
+            ablation.run(items, args.bundle, indexes, ablation_dir, fresh=args.fresh,
+                         shipped_dir=follower_run_dir(args.bundle, runs_dir))
     else:
         for corpus in ("chorales", "piano"):
             hop = args.piano_hop_frames if corpus == "piano" else None
