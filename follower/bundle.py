@@ -28,6 +28,7 @@ from .snippets import SnippetConfig
 
 AUDIO_ONNX = "audio_encoder.onnx"
 SCORE_ONNX = "score_encoder.onnx"
+AUDIO_FLOAT_ONNX = "audio_encoder.float.onnx"  # a quantised bundle keeps its float audio encoder beside it
 CONFIG_JSON = "config.json"
 METRICS_JSON = "metrics.json"
 

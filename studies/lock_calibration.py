@@ -15,7 +15,7 @@
    every other rule as shipped.
 
     python -m studies.lock_calibration --material TUNING[,TUNING2...] --index INDEX \\
-        [--piano-index PIANO_INDEX] --traces TRACES.pkl -o OUT.json
+        [--piano-index PIANO_INDEX] --traces TRACES.json -o OUT.json
 
 Never give it the benchmark's test material: what it fits is shipped.
 """
@@ -27,7 +27,6 @@ from follower import blas  # noqa: F401  (before numpy: one BLAS thread, as the 
 import argparse
 import dataclasses
 import json
-import pickle
 import sys
 from pathlib import Path
 
@@ -69,7 +68,7 @@ def record_item(bundle, index, audio, config=None) -> list:
 def record(bundle, indexes: dict, items, traces: Path, config=None) -> dict:
     """{item name: {"piece": index piece number, "steps": [...]}}, cached in ``traces``;
     ``indexes``: corpus name -> the index its items are replayed against."""
-    done = pickle.loads(traces.read_bytes()) if traces.exists() else {}
+    done = load_traces(traces) if traces.exists() else {}
     for item in items:
         if item["name"] in done:
             continue
@@ -78,9 +77,39 @@ def record(bundle, indexes: dict, items, traces: Path, config=None) -> dict:
         steps = record_item(bundle, index, item["audio"], config)
         done[item["name"]] = {"piece": ids[item["piece"]], "piece_id": item["piece"], "steps": steps}
         traces.parent.mkdir(parents=True, exist_ok=True)
-        traces.write_bytes(pickle.dumps(done))
+        save_traces(done, traces)
         print(f"recorded {item['name']}: {len(steps)} updates", flush=True)
     return done
+
+
+# Traces are JSON, not pickles: nothing the project reads may run code on load.
+_MAPS = ("support", "where", "same_as")  # Scores fields keyed by piece number (JSON keys are strings)
+
+
+def save_traces(traces: dict, path: Path) -> None:
+    def step(t_s, scores, evidence):
+        d = dataclasses.asdict(scores)
+        for key in _MAPS:
+            d[key] = [[int(k), v] for k, v in d[key].items()]
+        return [t_s, d, list(evidence)]
+
+    out = {name: {**tr, "steps": [step(*st) for st in tr["steps"]]} for name, tr in traces.items()}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(out, default=lambda o: o.tolist()))  # numpy scalars and arrays
+    tmp.replace(path)  # a stop mid-write keeps the previous cache
+
+
+def load_traces(path: Path) -> dict:
+    from follower.policy import Scores
+
+    def step(t_s, d, evidence):
+        for key in _MAPS:
+            d[key] = {int(k): tuple(v) if isinstance(v, list) else v for k, v in d[key]}
+        d["ranked"] = tuple(d["ranked"])
+        d["reranked"] = tuple(tuple(r) for r in d["reranked"])
+        return t_s, Scores(**d), tuple(evidence)
+
+    return {name: {**tr, "steps": [step(*st) for st in tr["steps"]]} for name, tr in json.loads(path.read_text()).items()}
 
 
 # -- the samples -------------------------------------------------------------------------
@@ -177,7 +206,7 @@ def main(argv=None) -> int:
     p.add_argument("--index", required=True, help="index holding the material's chorales")
     p.add_argument("--piano-index", default=None, help="index holding its piano pieces (if it has any)")
     p.add_argument("--bundle", default="exported/default")
-    p.add_argument("--traces", required=True, help="pickle cache of the recorded updates (appended to)")
+    p.add_argument("--traces", required=True, help="JSON cache of the recorded updates (appended to)")
     p.add_argument("--corpus", default=None, choices=("chorales", "piano"), help="only the items of this corpus")
     p.add_argument("--record-only", action="store_true", help="record the traces and stop")
     p.add_argument("--evaluate", action="store_true",

@@ -42,5 +42,24 @@ def test_lock_summary_counts_wrong_locks_and_never_as_not_identified():
 
 def test_it_refuses_the_benchmark_material(tmp_path, capsys):
     (tmp_path / "manifest.json").write_text(json.dumps([{"name": "chorale_00_x", "kind": "chorale"}]))
-    assert main(["--material", str(tmp_path), "--index", "x", "--traces", str(tmp_path / "t.pkl")]) != 0
+    assert main(["--material", str(tmp_path), "--index", "x", "--traces", str(tmp_path / "t.json")]) != 0
     assert "never fitted on the benchmark" in capsys.readouterr().err
+
+
+def test_traces_round_trip_through_json(tmp_path):
+    import numpy as np
+
+    from follower.policy import Scores
+    from studies.lock_calibration import load_traces, save_traces
+
+    s = Scores(state="searching", piece=None, ranked=(np.int64(3), 7), support={3: np.float64(2.5), 7: 1.0},
+               where={3: (12.0, 0.9), 7: (1.5, 1.1)}, history_s=2.2, last_sound_t_s=4.0,
+               reranked=((3, 9.1, 12.0, 0.9),), same_as={7: 3})
+    traces = {"item": {"piece": 3, "piece_id": "bwv1", "steps": [(4.05, s, (np.int64(3), 1.7, 5.0))]}}
+    save_traces(traces, tmp_path / "t.json")
+    back = load_traces(tmp_path / "t.json")
+    t_s, s2, ev = back["item"]["steps"][0]
+    assert t_s == 4.05 and ev == (3, 1.7, 5.0) and back["item"]["piece"] == 3
+    assert s2 == Scores(state="searching", piece=None, ranked=(3, 7), support={3: 2.5, 7: 1.0},
+                        where={3: (12.0, 0.9), 7: (1.5, 1.1)}, history_s=2.2, last_sound_t_s=4.0,
+                        reranked=((3, 9.1, 12.0, 0.9),), same_as={7: 3})

@@ -421,7 +421,7 @@ def test_comparing_runs_leaves_out_test_tempi_the_dataset_did_not_render(bundle,
 
     ds = _fake_dataset(tmp_path / "ds", n_renders=4)
     (ds / "valid.npz").rename(ds / "test.npz")
-    with np.load(ds / "test.npz") as z:
+    with np.load(ds / "test.npz", allow_pickle=False) as z:
         empty = {k: z[k][:0] if z[k].ndim else z[k] for k in z.files}
     empty.update(spec_offsets=np.zeros(1, np.int64), roll_offsets=np.zeros(1, np.int64),
                  roll_channels=np.array(["sustain", "onset"]), frame_rate_hz=np.array(FeatureConfig().frame_rate_hz))

@@ -23,12 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from follower.bundle import (AUDIO_ONNX, METRICS_JSON, SCORE_ONNX, Encoder, read_config, sha256_file,
+from follower.bundle import (AUDIO_FLOAT_ONNX, AUDIO_ONNX, METRICS_JSON, SCORE_ONNX, Encoder, read_config, sha256_file,
                              verify, write_config)
 from follower.config import JsonConfig
 from follower.errors import BadAudioError, BundleError, ConfigError
 
-AUDIO_FLOAT_ONNX = "audio_encoder.float.onnx"
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from follower.bundle import AUDIO_ONNX, SCORE_ONNX, Encoder, read_config, verify
+from follower.bundle import AUDIO_FLOAT_ONNX, AUDIO_ONNX, SCORE_ONNX, Encoder, read_config, verify
 from follower.errors import BundleError
 
-from ..fit.quantize import AUDIO_FLOAT_ONNX
 from .encoders import DualEncoder, ModelConfig
 
 ATOL = 1e-4
