@@ -181,6 +181,10 @@ def main(argv=None) -> int:
         doc = replace_block(doc, "growth", growth_table([(index_summary(chorale_index), base),
                                                          (index_summary(merged), growth)],
                                                         [i for i in items if i.corpus == "chorales"]))
+    ablated = ablation.run(items, args.bundle, {"chorales": None, "piano": None}, ablation_dir, replay=False,
+                           progress=False, shipped_dir=follower_run_dir(args.bundle, runs_dir))
+    if any(ablated.values()):
+        doc = replace_block(doc, "ablation", ablation.ablation_table(ablated, items))
     latency_json = runs_dir / f"latency-{fp[:12]}.json"
     if latency_json.exists():
         doc = replace_block(doc, "latency", latency_table(json.loads(latency_json.read_text())))
