@@ -58,7 +58,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import policy
 from .ann import make_search
 from . import ahead, policy
 from .aligner import FineAligner, FineConfig, score_templates
