@@ -85,15 +85,24 @@ def score_templates(onset_s, end_s, pitch, features: FeatureConfig, config: Fine
     fps = features.frame_rate_hz
     onset_s, end_s = np.asarray(onset_s, np.float64), np.asarray(end_s, np.float64)
     n = int(np.ceil((end_s.max() if len(end_s) else 0.0) * fps)) + 1
-    lin = np.zeros((n, features.n_bins), np.float32)
     pt = pitch_templates(features, config)
-    first = np.floor(onset_s * fps).astype(np.int64)
-    last = np.maximum(np.ceil(end_s * fps).astype(np.int64), first + 1)
+    pitch = np.asarray(pitch, np.int64)
+    first = np.clip(np.floor(onset_s * fps).astype(np.int64), 0, n)
+    last = np.minimum(np.maximum(np.ceil(end_s * fps).astype(np.int64), first + 1), n)
     fade = np.exp(-np.arange(1, int(4 * config.release_s * fps) + 1) / max(config.release_s * fps, 1e-9))
-    for a, b, p in zip(first, last, np.asarray(pitch, np.int64)):
-        lin[a:b] += pt[p]
-        e = min(b + len(fade), n)
-        lin[b:e] += fade[: e - b, None].astype(np.float32) * pt[p]
+    # how much of each pitch sounds in each frame (held notes 1, fading ones their release), then
+    # one product with the pitches' templates: vectorised, because a long piano piece has ~17,000
+    # notes and a loop over them took 0.35 s where the re-ranker builds a newcomer's templates
+    used, col = np.unique(pitch, return_inverse=True)
+    u = len(used)
+    held = (np.bincount(first * u + col, minlength=(n + 1) * u)
+            - np.bincount(last * u + col, minlength=(n + 1) * u)).reshape(n + 1, u)
+    act = np.cumsum(held[:n], axis=0).astype(np.float64)
+    after = (last[:, None] + np.arange(len(fade))).ravel()  # the frames each note fades over
+    keep = after < n
+    act += np.bincount(after[keep] * u + np.repeat(col, len(fade))[keep], np.tile(fade, len(last))[keep],
+                       minlength=n * u).reshape(n, u)
+    lin = (act @ pt[used].astype(np.float64)).astype(np.float32)
     t = np.log1p(config.compression * lin)
     norm = np.linalg.norm(t, axis=1, keepdims=True)
     return np.where(norm > 0, t / np.maximum(norm, 1e-9), 0.0).astype(np.float32)

@@ -12,10 +12,15 @@ aligned exactly as the embeddings are (local alignment, free start, tempo 0.5-2x
 
 Cost: one (template cells x bands) product per candidate per 0.2 s cell, plus the null
 set's; templates are built once per piece that becomes a candidate (bounded by the
-candidates, never the corpus). ``studies.template_rerank`` measured what it is worth.
+candidates, never the corpus), on a background thread (:meth:`TemplateScorer.prepare`):
+the longest piano piece's take ~0.1 s, too long for an update. The re-ranker collects
+them at the next cell, 0.2 s of audio later, so the result never depends on the
+thread's timing. ``studies.template_rerank`` measured what it is worth.
 """
 
 from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -69,9 +74,20 @@ class TemplateScorer:
             rows += list(c[rng.choice(len(c), min(per_piece, len(c)), replace=False)])
         self._null = np.array(rows)
 
+    def prepare(self, piece: int) -> None:
+        """Start building the piece's template cells on a background thread (no-op if built or started)."""
+        pending = self.__dict__.setdefault("_pending", {})
+        if piece in self._cells or piece in pending:
+            return
+        if "_builder" not in self.__dict__:  # one thread: builds queue behind each other, never the update
+            self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="note-templates")
+        pending[piece] = self._builder.submit(self._make, piece)
+
     def cells(self, piece: int) -> np.ndarray:
+        """The piece's template cells: built now, or collected from :meth:`prepare` (waiting for it)."""
         if piece not in self._cells:
-            self._cells[piece] = self._make(piece)
+            future: Future | None = self.__dict__.get("_pending", {}).pop(piece, None)
+            self._cells[piece] = future.result() if future is not None else self._make(piece)
         return self._cells[piece]
 
     def standardise(self, audio_cells: np.ndarray):

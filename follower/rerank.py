@@ -26,7 +26,9 @@ expiring with a window. Pauses (no query) do not step.
 Note templates (optional). With a :class:`follower.note_evidence.TemplateScorer`, every
 candidate is also aligned, the same way, against its notes' harmonic templates on the
 audio's 0.2 s frame cells (:meth:`Reranker.add_frame`), and the ranking orders by
-``embedding score + template_weight * template score``. The calibrated lock
+``embedding score + template_weight * template score``. A newcomer's templates are
+built on a background thread and collected at the next cell step, where its template
+alignment catches up over the kept cells; until then it ranks by its embedding score. The calibrated lock
 (:mod:`follower.confidence`) was fitted on the embedding scores alone: turning this on
 changes what it reads, so refit it (``python -m studies.lock_calibration``) first.
 
@@ -123,6 +125,7 @@ class Candidate:
     origin: np.ndarray       # (2, n_cells, 2): (step, cell) where each of those paths began
     best: np.ndarray         # (4,): score, cell, start step, start cell of the best path now
     notes: "Candidate | None" = None  # the same alignment against the piece's note templates
+    notes_pending: bool = False  # its templates are being built; aligned at the next cell step
 
 
 class Reranker:
@@ -221,9 +224,23 @@ class Reranker:
         self._cells[i] = cell[0]
         mean, sd = self._templates.standardise(cell)
         self._cell_mean[i], self._cell_sd[i] = mean[0], sd[0]
-        for cand in self._pool.values():
-            self._align_notes(cand, [i], self.cell_steps)
         self.cell_steps += 1
+        for cand in self._pool.values():
+            if cand.notes_pending:  # templates built meanwhile: align over every kept cell, this one too
+                self._start_notes(cand)
+            else:
+                self._align_notes(cand, [i], self.cell_steps - 1)
+
+    def _start_notes(self, cand: Candidate) -> None:
+        """The candidate's template alignment, caught up over the kept cells (collects its templates)."""
+        m = len(self._templates.cells(cand.piece))
+        cand.notes = Candidate(cand.piece, np.full((2, m), -np.inf), np.zeros((2, m, 2), np.int64),
+                               np.array([0.0, 0.0, self.cell_steps, 0.0]))
+        cand.notes_pending = False
+        if self.cell_steps:
+            kept = min(self.cell_steps, len(self._cells))
+            ring = np.arange(self.cell_steps - kept, self.cell_steps) % len(self._cells)
+            self._align_notes(cand, ring, self.cell_steps - kept)
 
     def _align_notes(self, cand: Candidate, ring, first: int) -> None:
         z = self._templates.z(self._cells[ring], cand.piece, self._cell_mean[ring], self._cell_sd[ring])
@@ -256,17 +273,14 @@ class Reranker:
             if self.steps:
                 _align(self._z(p, self._q[idx], self._bias[idx]), self.offset_z, self.step_s, first,
                        cand.score, cand.origin, cand.best)
-            if self._templates is not None:
-                m = len(self._templates.cells(p))
-                cand.notes = Candidate(p, np.full((2, m), -np.inf), np.zeros((2, m, 2), np.int64),
-                                       np.array([0.0, 0.0, self.cell_steps, 0.0]))
-                if self.cell_steps:
-                    kept = min(self.cell_steps, len(self._cells))
-                    ring = np.arange(self.cell_steps - kept, self.cell_steps) % len(self._cells)
-                    self._align_notes(cand, ring, self.cell_steps - kept)
+            if self._templates is not None:  # built off the update thread, aligned at the next cell
+                self._templates.prepare(p)
+                cand.notes_pending = True
             self._pool[p] = cand
         if len(self._pool) > self.capacity:
-            ranked = sorted(self._pool, key=lambda p: self._score(self._pool[p]))
+            # a newcomer still waiting for its templates is not judged on half its evidence
+            ranked = sorted((p for p in self._pool if not self._pool[p].notes_pending),
+                            key=lambda p: self._score(self._pool[p]))
             for p in ranked[: len(self._pool) - self.capacity]:
                 if p != keep:
                     del self._pool[p]
@@ -308,6 +322,8 @@ class Reranker:
         s = float(cand.best[0])  # -inf for a path not yet started: such candidates are dropped first
         if cand.notes is not None:
             s = max(s, 0.0) + self.template_weight * max(float(cand.notes.best[0]), 0.0)
+        elif cand.notes_pending:
+            s = max(s, 0.0)
         return s
 
     def _path_end(self, c) -> np.ndarray:
