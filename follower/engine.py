@@ -110,6 +110,7 @@ class EngineConfig:
     rerank_min_zs: float = 8.0        # the leader's alignment score needed to lock (z-seconds) ...
     rerank_margin_zs: float = 0.5     # ... above the runner-up's; inf turns the rule off
     rerank_lock_s: float = 0.25       # ... held this long
+    rerank_min_p: float = 0.0         # ... and the calibrated P of that leader reaches this (0: not asked)
     # note-template evidence in the re-ranking (follower.note_evidence): score = embedding alignment +
     # weight * template alignment; 0 = off. It changes the scores the calibrated lock reads: refit
     # the calibration (studies.lock_calibration) before shipping it on (docs/improvements.md (n))

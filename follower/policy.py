@@ -32,6 +32,8 @@ searching
       (:mod:`follower.rerank`) has a leader whose alignment score reaches
       ``rerank_min_zs`` and beats the runner-up's by ``rerank_margin_zs``, the same
       leader for ``rerank_lock_s`` -> LOCK it at its alignment's position and tempo.
+      With ``rerank_min_p`` > 0 the calibrated P of that leader (below) must reach it
+      too: a large score is not enough where the other views disagree.
       On real recordings this is what names a piece first: the evidence of the whole
       performance adds up where a few seconds' paths stay close.
 
@@ -204,10 +206,10 @@ class LockPolicy:
                 return self._locked(LOCK, best, s.where[best], t_s, "path")
             if self.evidence.held(lead is not None, t_s):  # the votes name it clearly
                 return self._locked(LOCK, lead, s.where[lead], t_s, "votes")
+            sure = self.calibrated_lead(s, evidence)  # (sets self.probability, which the rerank rule reads)
             clear = self.rerank_lead(s.reranked)
             if self.rerank.held(clear is not None, t_s):  # everything heard names it clearly
                 return self._locked(LOCK, clear[0], s.where.get(clear[0], clear[2:]), t_s, "rerank")
-            sure = self.calibrated_lead(s, evidence)
             if self.calibrated.held(sure is not None, t_s):  # all views together name it
                 return self._locked(LOCK, sure, self._where(s, sure), t_s, "calibrated")
             return NO_ACTION
@@ -275,6 +277,8 @@ class LockPolicy:
         if lead is None:
             return None
         second = reranked[1][1] if len(reranked) > 1 else 0.0
+        if getattr(c, "rerank_min_p", 0.0) > 0 and self.probability < c.rerank_min_p:
+            return None  # the other views do not back the leader enough (P is of the same leader)
         return lead if lead[1] >= c.rerank_min_zs and lead[1] - second >= c.rerank_margin_zs else None
 
     def calibrated_lead(self, s: Scores, evidence) -> int | None:

@@ -391,6 +391,20 @@ def test_the_rerank_names_a_piece_only_while_searching():
     assert acts == [] and sim.piece == 1 and sim.state == FOLLOWING
 
 
+def test_a_rerank_leader_the_calibrated_p_does_not_back_never_locks_with_rerank_min_p():
+    # P = sigmoid(margin - 5) (ON_MARGIN below): a 3 z-s margin clears rerank_margin_zs but gives P 0.12
+    gated = dataclasses.replace(C, calibration=ON_MARGIN, rerank_min_p=0.5, calibrated_p=0.99)
+    assert Sim(gated).run(5.0, CLOSE, reranked=rerank(2, C.rerank_min_zs + 5, 3.0)) == []
+    ungated = dataclasses.replace(gated, rerank_min_p=0.0)
+    assert [(a.kind, a.piece) for _, a in Sim(ungated).run(C.rerank_lock_s + 1.0, CLOSE, reranked=rerank(2, C.rerank_min_zs + 5, 3.0))] \
+        == [(LOCK, 2)]
+    # backed (margin 6: P 0.73 >= 0.5, below calibrated_p), the re-rank rule locks after rerank_lock_s
+    sim = Sim(gated)
+    acts = sim.run(C.rerank_lock_s + 1.0, CLOSE, reranked=rerank(2, C.rerank_min_zs + 5, 6.0))
+    assert [(a.kind, a.piece) for _, a in acts] == [(LOCK, 2)] and sim.policy.last_rule == "rerank"
+    assert acts[0][0] == pytest.approx(DT + C.rerank_lock_s)
+
+
 def test_a_duplicate_of_the_leader_is_not_its_rival():
     tie = {1: 2.0, 2: 2.0, 3: 1.0}  # pieces 1 and 2 are the same music: their paths tie for ever
     assert Sim().run(3.0, tie) == []  # as two pieces, neither ever leads
