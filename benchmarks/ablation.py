@@ -17,9 +17,9 @@ that part of the engine buys:
   (``rerank_candidates=0``);
 * ``paths only``: neither re-ranking, votes nor calibrated lock: the verified paths of the last few
   seconds alone decide (the engine before the re-ranker);
-* ``+ note templates``: not a part turned off but one not yet shipped: the re-ranking
-  also aligns the candidates' note templates (``rerank_template_weight=0.5``,
-  docs/improvements.md (n)), with the lock rules as fitted without it;
+* ``no note templates``: the re-ranking of the embeddings alone, with the lock rules as
+  fitted for it (``follower.engine.templates_off``: the engine as it shipped before the
+  note templates, docs/improvements.md (n));
 * ``order-free voting``: the paper's piece identification run online (every window's
   neighbours vote for their piece, no time order; ``studies.decoders.run_voting``).
 
@@ -38,6 +38,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from follower.confidence import FITTED_EMBEDDINGS
+
 from . import paths
 from .material import Item
 from .metrics import load_jsonl, score_item, summarise
@@ -50,7 +52,8 @@ VARIANTS = {
     "no fine aligner": {"fine": None},
     "no re-ranking": {"rerank_candidates": 0},
     "paths only": {"rerank_candidates": 0, "evidence_ratio": float("inf"), "calibration": None},
-    "+ note templates": {"rerank_template_weight": 0.5},
+    # as follower.engine.templates_off(): the lock rules as fitted for the embeddings alone
+    "no note templates": {"rerank_template_weight": 0.0, "calibration": FITTED_EMBEDDINGS, "rerank_min_p": 0.0},
     "order-free voting": None,
 }
 

@@ -88,12 +88,23 @@ class Calibration:
         return e / (1.0 + e)
 
 
-# The shipped fit (2026-12-02, bundle c0755936b499): `python -m studies.lock_calibration --material
-# TUNING,TUNING_S8,TUNING_S11 --corpus chorales --index exported/default/chorales.index.npz`, i.e. 36
-# renders of the 12 validation-split chorales long enough for an excerpt (seeds 7, 8 and 11 of
+# The fit for the re-ranking of embeddings alone (2026-12-02, bundle c0755936b499; the engine's
+# default until the note templates came on): `python -m studies.lock_calibration --material
+# TUNING,TUNING_S8,TUNING_S11 --corpus chorales --index exported/default/chorales.index.npz --template-weight 0`,
+# i.e. 36 renders of the 12 validation-split chorales long enough for an excerpt (seeds 7, 8 and 11 of
 # `python -m benchmarks.material --set tuning`), every update of their first 12 s (8,208 samples,
-# each item weighing the same). EngineConfig's threshold, P >= 0.97 for 0.25 s, is one step safer
-# than the lowest that never locked a wrong piece held out by piece: P >= 0.9 for 0.25 s locked
-# one (a render of BWV 372 as BWV 364 at 2.95 s, every view agreeing for 1.5 s); see
-# docs/improvements.md, (l).
-FITTED = Calibration(bias=-4.8768, weights=(0.083911, 0.1062, 0.86844, 0.84878, 1.786, 0.25545, 1.1121, 4.2807))
+# each item weighing the same), with P >= 0.97 for 0.25 s (one step safer than the lowest threshold
+# that never locked a wrong piece held out by piece); see docs/improvements.md, (l).
+# :func:`follower.engine.templates_off` pairs it with the engine it was fitted on.
+FITTED_EMBEDDINGS = Calibration(bias=-4.8768, weights=(0.083911, 0.1062, 0.86844, 0.84878, 1.786, 0.25545, 1.1121,
+                                                       4.2807))
+
+# The shipped fit (2026-12-03, bundle c0755936b499), for the re-ranking with note templates
+# (EngineConfig.rerank_template_weight 0.5): `python -m studies.lock_calibration --material
+# TUNING,TUNING_S8,TUNING_S11P --index exported/default/chorales.index.npz --piano-index
+# PIANO_HOP8_INDEX --traces T.json`: the same 36 chorale renders and the 8 piano excerpts of seed 11
+# (`--seed 11 --piano 8`), 10,016 samples, each item weighing the same. Held out by piece, it
+# locks no wrong piece at EngineConfig's P >= 0.97 for 0.25 s, and it backs the re-rank rule
+# (`rerank_min_p` 0.9, one step safer than 0.85, the lowest that locked no wrong piece; 0.8
+# locked a piano excerpt wrong); see docs/improvements.md, (n).
+FITTED = Calibration(bias=-3.7943, weights=(0.05871, 0.1107, 0.72354, -0.07214, 1.58591, 0.22626, 0.66432, 7.43261))

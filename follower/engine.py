@@ -54,14 +54,14 @@ lags the newest sample by half a frame (46 ms).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .ann import make_search
 from . import ahead, policy
 from .aligner import FineAligner, FineConfig, score_templates
-from .confidence import FITTED, Calibration
+from .confidence import FITTED, FITTED_EMBEDDINGS, Calibration
 from .features import StreamingSpectrogram
 from .noise import sounding
 from .policy import FOLLOWING, LOST, SEARCHING, LockPolicy, Scores
@@ -70,7 +70,7 @@ from .tracker import PieceTracker, TrackerConfig
 from .verify import PathVerifier
 from .votes import Evidence, OffsetVotes, PieceEvidence
 
-__all__ = ["Engine", "EngineConfig", "Update", "SEARCHING", "FOLLOWING", "LOST"]
+__all__ = ["Engine", "EngineConfig", "Update", "templates_off", "SEARCHING", "FOLLOWING", "LOST"]
 
 
 @dataclass(frozen=True)
@@ -110,11 +110,15 @@ class EngineConfig:
     rerank_min_zs: float = 8.0        # the leader's alignment score needed to lock (z-seconds) ...
     rerank_margin_zs: float = 0.5     # ... above the runner-up's; inf turns the rule off
     rerank_lock_s: float = 0.25       # ... held this long
-    rerank_min_p: float = 0.0         # ... and the calibrated P of that leader reaches this (0: not asked)
+    # ... and the calibrated P of that leader reaches this (0: not asked). With the note templates
+    # the fused scores reach rerank_min_zs sooner, on piano also for wrong pieces (5 of 8 validation
+    # excerpts locked wrong by this rule alone); chosen on validation renders (docs/improvements.md (n))
+    rerank_min_p: float = 0.9
     # note-template evidence in the re-ranking (follower.note_evidence): score = embedding alignment +
-    # weight * template alignment; 0 = off. It changes the scores the calibrated lock reads: refit
-    # the calibration (studies.lock_calibration) before shipping it on (docs/improvements.md (n))
-    rerank_template_weight: float = 0.0
+    # weight * template alignment; 0 = off. It changes the scores the calibrated lock reads: the
+    # calibration is fitted with it on (follower.confidence.FITTED); templates_off() below gives
+    # the engine without it, with the calibration fitted for that (docs/improvements.md (n))
+    rerank_template_weight: float = 0.5
     rerank_template_offset_z: float = 1.0
     # calibrated lock (follower.confidence, follower.policy): P(the re-ranking's leader is right) from
     # all views at once; fitted and thresholded on validation-split renders (studies.lock_calibration)
@@ -126,6 +130,13 @@ class EngineConfig:
     # top-k search: "auto" = the index's approximate structure where it has one (follower.ann), else exact
     search: str = "auto"
     fine: FineConfig | None = field(default_factory=FineConfig)  # None: the tracker's position alone
+
+
+def templates_off(config: EngineConfig | None = None) -> EngineConfig:
+    """``config`` (default: the shipped one) without the note templates in the re-ranking, with the
+    lock rules as fitted for the embeddings alone (the engine as it shipped before they came on)."""
+    return replace(config or EngineConfig(), rerank_template_weight=0.0, calibration=FITTED_EMBEDDINGS,
+                   rerank_min_p=0.0)
 
 
 @dataclass

@@ -33,7 +33,8 @@ searching
       ``rerank_min_zs`` and beats the runner-up's by ``rerank_margin_zs``, the same
       leader for ``rerank_lock_s`` -> LOCK it at its alignment's position and tempo.
       With ``rerank_min_p`` > 0 the calibrated P of that leader (below) must reach it
-      too: a large score is not enough where the other views disagree.
+      too: a large score is not enough where the other views disagree (without a
+      calibration, ``calibration = None``, the rule does not ask).
       On real recordings this is what names a piece first: the evidence of the whole
       performance adds up where a few seconds' paths stay close.
 
@@ -277,7 +278,8 @@ class LockPolicy:
         if lead is None:
             return None
         second = reranked[1][1] if len(reranked) > 1 else 0.0
-        if getattr(c, "rerank_min_p", 0.0) > 0 and self.probability < c.rerank_min_p:
+        if (getattr(c, "rerank_min_p", 0.0) > 0 and getattr(c, "calibration", None) is not None
+                and self.probability < c.rerank_min_p):
             return None  # the other views do not back the leader enough (P is of the same leader)
         return lead if lead[1] >= c.rerank_min_zs and lead[1] - second >= c.rerank_margin_zs else None
 

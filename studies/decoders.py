@@ -15,8 +15,9 @@ metrics (:mod:`benchmarks.metrics`):
 * ``engine_no_rerank`` (attempt g): the engine without the re-ranking of candidate
   pieces over everything heard (``EngineConfig.rerank_candidates`` 0), everything else
   as shipped;
-* ``engine_templates`` (attempt m): the re-ranking with note-template evidence
-  (``EngineConfig.rerank_template_weight`` 0.5), everything else as shipped;
+* ``engine_no_templates`` (attempt m, the other way round since it shipped): the
+  re-ranking of the embeddings alone, with the lock rules fitted for it
+  (``follower.engine.templates_off``), everything else as shipped;
 * ``voting``: the paper's order-free piece identification run online: every window's
   ``k`` nearest score snippets each give one vote to their piece, votes decay with
   the engine's ``vote_decay_s``; the piece is the one with most votes, the position
@@ -43,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-SYSTEMS = ("engine", "engine_no_evidence", "engine_evidence", "engine_no_rerank", "engine_templates", "voting",
+SYSTEMS = ("engine", "engine_no_evidence", "engine_evidence", "engine_no_rerank", "engine_no_templates", "voting",
            "voting_all")
 DEFAULT_SYSTEMS = ("engine", "voting", "voting_all")
 
@@ -120,7 +121,7 @@ def run_voting(bundle, index, signal, rate_hz, *, config=None) -> list[dict]:
 
 def system_runners(bundle, index, signal, rate) -> dict:
     """{system name: a function returning its records for one recording}."""
-    from follower.engine import EngineConfig
+    from follower.engine import EngineConfig, templates_off
 
     shipped = EngineConfig()
     evidence_on = EngineConfig(evidence_ratio=shipped.evidence_ratio if np.isfinite(shipped.evidence_ratio)
@@ -131,8 +132,7 @@ def system_runners(bundle, index, signal, rate) -> dict:
             "engine_evidence": lambda: run_engine(bundle, index, signal, rate, config=evidence_on),
             "engine_no_rerank": lambda: run_engine(bundle, index, signal, rate,
                                                    config=EngineConfig(rerank_candidates=0)),
-            "engine_templates": lambda: run_engine(bundle, index, signal, rate,
-                                                   config=EngineConfig(rerank_template_weight=0.5)),
+            "engine_no_templates": lambda: run_engine(bundle, index, signal, rate, config=templates_off()),
             "voting": lambda: run_voting(bundle, index, signal, rate),
             "voting_all": lambda: run_voting(bundle, index, signal, rate,
                                              config=EngineConfig(vote_decay_s=float("inf")))}

@@ -212,9 +212,10 @@ def main(argv=None) -> int:
     p.add_argument("--evaluate", action="store_true",
                    help="no fit: score the shipped calibration and lock rules on the material (held-out renders)")
     p.add_argument("-o", "--out", default=None, help="JSON: coefficients, reliability, lock times")
-    p.add_argument("--template-weight", type=float, default=0.0,
-                   help="replay with EngineConfig.rerank_template_weight (note-template evidence in the "
-                        "re-ranking, docs/improvements.md (n)); give its own --traces file")
+    p.add_argument("--template-weight", type=float, default=None,
+                   help="replay with this EngineConfig.rerank_template_weight (note-template evidence in the "
+                        "re-ranking, docs/improvements.md (n); default: the engine's); 0 replays and judges the "
+                        "engine of the embeddings alone (follower.engine.templates_off); give each its own --traces")
     p.add_argument("--debug", action="store_true")
     return run_main(_run, p.parse_args(argv))
 
@@ -250,27 +251,34 @@ def _run(args) -> int:
         index = indexes.get(item["corpus"])
         if index is None or item["piece"] not in set(map(str, index.piece_ids)):
             raise ConfigError(f"{item['name']}: no index given holds {item['piece']} (--index, --piano-index)")
-    config = None
-    if args.template_weight:
-        from follower.engine import EngineConfig
-        config = EngineConfig(rerank_template_weight=args.template_weight)
+    config = shipped_config(args.template_weight)
     traces = record(bundle, indexes, items, Path(args.traces), config)
     if args.record_only:
         return 0
     chosen = {it["name"]: traces[it["name"]] for it in items}
-    result = evaluate(chosen) if args.evaluate else study(chosen)
+    result = evaluate(chosen, config) if args.evaluate else study(chosen, config)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=1, default=float) + "\n")
     return 0
 
 
-def evaluate(traces: dict) -> dict:
-    """The shipped calibration (EngineConfig's) on renders it was not fitted on: reliability,
-    and the first lock of each item with and without the calibrated rule."""
-    from follower.engine import EngineConfig
+def shipped_config(template_weight: float | None = None):
+    """The engine's config with ``template_weight`` (None: as shipped); 0 is the engine of the
+    embeddings alone with the lock rules fitted for it (follower.engine.templates_off)."""
+    from follower.engine import EngineConfig, templates_off
 
-    shipped = EngineConfig()
+    if template_weight is None:
+        return EngineConfig()
+    if template_weight <= 0:
+        return templates_off()
+    return dataclasses.replace(EngineConfig(), rerank_template_weight=template_weight)
+
+
+def evaluate(traces: dict, shipped=None) -> dict:
+    """The shipped calibration (``shipped``'s, default EngineConfig's) on renders it was not fitted
+    on: reliability, and the first lock of each item with and without the calibrated rule."""
+    shipped = shipped or shipped_config()
     names = sorted(traces)
     data = {n: samples(traces[n]) for n in names}
     p = np.concatenate([[shipped.calibration.probability(f) for f in data[n][1]] for n in names])
@@ -291,15 +299,22 @@ def evaluate(traces: dict) -> dict:
     return out
 
 
-def study(traces: dict, *, thresholds=(0.9, 0.95, 0.97, 0.98, 0.99, 0.995), holds=(0.0, 0.25, 0.5, 1.0)) -> dict:
+def _group(trace) -> str:
+    """The piece an item plays, across corpora (piece numbers are per index): held out together."""
+    return str(trace.get("piece_id", trace["piece"]))
+
+
+def study(traces: dict, shipped=None, *, thresholds=(0.9, 0.95, 0.97, 0.98, 0.99, 0.995),
+          holds=(0.0, 0.25, 0.5, 1.0), rerank_min_p=(0.0, 0.8, 0.85, 0.9, 0.95)) -> dict:
+    """Fit on all items; held out by piece: reliability, and the first locks under each calibrated
+    threshold and hold, and under each P the re-rank rule's leader needs (``rerank_min_p``)."""
     from follower.confidence import Calibration
-    from follower.engine import EngineConfig
 
     names = sorted(traces)
     data = {n: samples(traces[n]) for n in names}
     x = np.concatenate([data[n][1] for n in names])
     y = np.concatenate([data[n][2] for n in names])
-    groups = np.concatenate([[traces[n]["piece"]] * len(data[n][2]) for n in names])
+    groups = np.concatenate([[_group(traces[n])] * len(data[n][2]) for n in names])
     bias, weights = fit_logistic(x, y, weight=_item_weights(groups))
     print("fit on all:", round(bias, 4), [round(w, 4) for w in weights])
 
@@ -307,29 +322,39 @@ def study(traces: dict, *, thresholds=(0.9, 0.95, 0.97, 0.98, 0.99, 0.995), hold
     held = {}
     for piece in np.unique(groups):
         m = groups != piece
-        held[int(piece)] = Calibration(*fit_logistic(x[m], y[m], weight=_item_weights(groups[m])))
-    p_held = np.concatenate([[held[traces[n]["piece"]].probability(f) for f in data[n][1]] for n in names])
+        held[piece] = Calibration(*fit_logistic(x[m], y[m], weight=_item_weights(groups[m])))
+    p_held = np.concatenate([[held[_group(traces[n])].probability(f) for f in data[n][1]] for n in names])
     table = reliability(p_held, y)
     print("reliability (held-out pieces):")
     for row in table:
         print(f"  {row['bin']:>14} {row['updates']:6d} predicted {row['predicted']:.3f} observed {row['observed']:.3f}")
 
-    shipped = EngineConfig()
-    baseline = summary_of([first_lock(traces[n], dataclasses.replace(shipped, calibration=None)) for n in names])
+    shipped = shipped or shipped_config()
+    baseline = summary_of([first_lock(traces[n], dataclasses.replace(shipped, calibration=None, rerank_min_p=0.0))
+                           for n in names])
     print("the other rules alone:", {k: v for k, v in baseline.items() if k != "items"})
     grid = []
     for thr in thresholds:
         for hold in holds:
             locks = [first_lock(traces[n], dataclasses.replace(
-                shipped, calibration=held[traces[n]["piece"]], calibrated_p=thr, calibrated_s=hold)) for n in names]
+                shipped, calibration=held[_group(traces[n])], calibrated_p=thr, calibrated_s=hold)) for n in names]
             row = {"p": thr, "hold_s": hold, **summary_of(locks),
                    "items": {n: [round(t, 2), ok, r] for n, (t, ok, r) in zip(names, locks)}}
             grid.append(row)
             print(f"p >= {thr} for {hold} s: median {row['median_s']:.2f} p90 {row['p90_s']:.2f} "
                   f"wrong {row['wrong']} never {row['never']} {row['rules']}", flush=True)
+    gate = []
+    for p_min in rerank_min_p:  # the re-rank rule backed by the held-out P, the calibrated rule as shipped
+        locks = [first_lock(traces[n], dataclasses.replace(
+            shipped, calibration=held[_group(traces[n])], rerank_min_p=p_min)) for n in names]
+        row = {"rerank_min_p": p_min, **summary_of(locks),
+               "items": {n: [round(t, 2), ok, r] for n, (t, ok, r) in zip(names, locks)}}
+        gate.append(row)
+        print(f"re-rank rule needs P >= {p_min}: median {row['median_s']:.2f} p90 {row['p90_s']:.2f} "
+              f"wrong {row['wrong']} never {row['never']} {row['rules']}", flush=True)
     return {"features": list(__import__("follower.confidence", fromlist=["FEATURES"]).FEATURES),
             "bias": bias, "weights": weights, "items": names, "samples": int(len(y)),
-            "reliability_held_out": table, "without": baseline, "grid": grid}
+            "reliability_held_out": table, "without": baseline, "grid": grid, "rerank_gate": gate}
 
 
 if __name__ == "__main__":

@@ -86,12 +86,16 @@ def replay_item(bundle, index, item, cache: Path, weight: float = 0.0):
     f = cache / (f"{item['name']}.json" if weight == 0 else f"{item['name']}.w{weight}.json")
     if f.exists():
         return json.loads(f.read_text())
-    from follower.engine import Engine, EngineConfig
+    from dataclasses import replace
+
+    from follower.engine import Engine, EngineConfig, templates_off
 
     from .decoders import read_audio
 
     signal, rate = read_audio(item["audio"])
-    engine = Engine(bundle, index, input_rate_hz=rate, config=EngineConfig(rerank_template_weight=weight))
+    # weight 0: the engine of the embeddings alone, with the lock rules fitted for it
+    config = templates_off() if weight == 0 else replace(EngineConfig(), rerank_template_weight=weight)
+    engine = Engine(bundle, index, input_rate_hz=rate, config=config)
     raw = []
     for start in range(0, len(signal), 1024):
         raw += engine.push(signal[start:start + 1024], last=start + 1024 >= len(signal))

@@ -38,3 +38,10 @@ def test_table_has_a_row_per_variant_and_material():
     assert len(rows) == 3  # chorales x 2 variants, Bach10 x 1 (paths only has no Bach10 record)
     assert "| Synthetic chorales | paths only | 4.0 s / 4.0 s | 100 % | 1.5 s |" in table
     assert rows[-1].startswith("| Bach10 (real) | shipped | 1.0 s / 1.0 s | 100 % | 0.0 s | 100 % |")
+
+
+def test_the_no_templates_variant_is_the_engine_templates_off_gives():
+    from follower.engine import templates_off
+
+    assert replace(EngineConfig(), **VARIANTS["no note templates"]) == templates_off()
+    assert EngineConfig().rerank_template_weight > 0  # (the shipped engine has them on)

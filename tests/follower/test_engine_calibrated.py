@@ -44,5 +44,6 @@ def test_a_calibration_that_is_never_sure_leaves_the_other_rules_as_they_were(ch
     steps = record_item(bundle, index, rendered["path"])
     piece = [str(p) for p in index.piece_ids].index(rendered["piece"])
     trace = {"piece": piece, "steps": steps}
-    never = dataclasses.replace(EngineConfig(), calibrated_p=1.01)
+    # (nor asked to back the re-rank rule's leader: rerank_min_p 0, as without a calibration)
+    never = dataclasses.replace(EngineConfig(), calibrated_p=1.01, rerank_min_p=0.0)
     assert first_lock(trace, never)[:2] == first_lock(trace, EngineConfig(calibration=None))[:2]

@@ -344,13 +344,17 @@ def test_the_policy_needs_neither_numpy_nor_the_engine():
 
 # -- searching: the re-rank lock ---------------------------------------------------------
 
+# the re-rank rule on its own terms (whether the calibrated P backs its leader: tested below)
+RERANK = EngineConfig(rerank_min_p=0.0)
+
+
 def rerank(leader, score, margin, position_s=12.0, tempo=0.8):
     """A re-ranking whose leader scores ``score`` z-s, ``margin`` above the runner-up."""
     return ((leader, score, position_s, tempo), (9, score - margin, 3.0, 1.0))
 
 
 def test_a_clear_rerank_leader_held_locks_at_its_alignment():
-    sim = Sim()
+    sim = Sim(RERANK)
     lead = rerank(7, C.rerank_min_zs + 1, C.rerank_margin_zs + 0.1)
     # the path rule never locks on CLOSE; 7 has no verified path (so, left alone this long, the
     # path switch would move to piece 1 after switch_s: in the engine the tracker's path is 7's)
@@ -362,7 +366,7 @@ def test_a_clear_rerank_leader_held_locks_at_its_alignment():
 
 
 def test_a_rerank_lock_starts_at_the_verified_path_where_there_is_one():
-    sim = Sim()
+    sim = Sim(RERANK)
     acts = sim.run(3.0, CLOSE, where={1: (42.5, 1.1), 2: (3.0, 1.0)},
                    reranked=rerank(2, C.rerank_min_zs + 1, C.rerank_margin_zs + 0.1))
     assert [(a.kind, a.piece, a.position_s, a.tempo) for _, a in acts] == [(LOCK, 2, 3.0, 1.0)]
@@ -374,7 +378,7 @@ def test_a_rerank_leader_below_the_score_or_the_margin_never_locks(score, margin
 
 
 def test_a_new_rerank_leader_restarts_the_timer():
-    sim = Sim()
+    sim = Sim(RERANK)
     high = C.rerank_min_zs + 1
     almost = C.rerank_lock_s - DT  # one update short of a lock
     assert sim.run(almost, CLOSE, reranked=rerank(2, high, 1.0)) == []
