@@ -28,9 +28,10 @@ candidate is also aligned, the same way, against its notes' harmonic templates o
 audio's 0.2 s frame cells (:meth:`Reranker.add_frame`), and the ranking orders by
 ``embedding score + template_weight * template score``. A newcomer's templates are
 built on a background thread and collected at the next cell step, where its template
-alignment catches up over the kept cells; until then it ranks by its embedding score. The calibrated lock
-(:mod:`follower.confidence`) was fitted on the embedding scores alone: turning this on
-changes what it reads, so refit it (``python -m studies.lock_calibration``) first.
+alignment catches up over the kept cells; until then it ranks by its embedding score.
+The calibrated lock (:mod:`follower.confidence`) reads these scores: its shipped fit is
+for the engine's weight, so another weight needs a refit (``python -m
+studies.lock_calibration``).
 
 History. A piece that enters the candidates late is aligned over the steps kept since
 the last reset (up to ``history_s`` of voting audio), so its score is what it would have
