@@ -75,3 +75,35 @@ def test_the_engine_with_template_evidence_names_a_render(chroma_bundle, corpus_
     assert ups[-1].reranked[0][0] == rendered["piece"]
     assert any(u.state == FOLLOWING and u.piece == rendered["piece"] for u in ups)
     assert not any(u.state == FOLLOWING and u.piece != rendered["piece"] for u in ups)
+
+
+def test_a_newcomer_ranks_by_its_embeddings_until_the_next_cell_then_has_its_templates():
+    index = make_index()
+    notes = FakeNotes(index.n_pieces, 150)
+    r = reranker(index, templates=notes, template_weight=1.0)
+    rng = np.random.default_rng(5)
+    for k in range(40):  # 2 s of piece 3's cells, 10 cells; nothing is a candidate yet
+        q = rng.standard_normal(r._E.shape[1])
+        r.add(q / np.linalg.norm(q))
+        r.add_frame(notes.cells(3)[20 + k // 4], True)
+    r.consider([3])
+    cand = r._pool[3]
+    assert cand.notes_pending and cand.notes is None
+    assert r._score(cand) == max(float(cand.best[0]), 0.0)  # no template score yet, none made up
+    for k in range(4):  # the next cell: collected, and aligned over the 10 kept cells and this one
+        r.add_frame(notes.cells(3)[30], True)
+    assert not cand.notes_pending and cand.notes is not None
+    assert cand.notes.best[0] > 5.0 and r._score(cand) >= cand.notes.best[0]
+
+
+def test_templates_built_in_the_background_are_those_built_at_once(chroma_bundle, corpus_index):
+    from follower.bundle import load_bundle
+    from follower.index import load_index
+
+    bundle, index = load_bundle(chroma_bundle), load_index(corpus_index)
+    ahead, now = TemplateScorer(index, bundle.config.features), TemplateScorer(index, bundle.config.features)
+    for p in range(index.n_pieces):
+        ahead.prepare(p)
+    for p in range(index.n_pieces):
+        np.testing.assert_array_equal(ahead.cells(p), now.cells(p))
+    assert not ahead._pending  # every build collected
