@@ -133,10 +133,13 @@ class EngineConfig:
 
 
 def templates_off(config: EngineConfig | None = None) -> EngineConfig:
-    """``config`` (default: the shipped one) without the note templates in the re-ranking, with the
-    lock rules as fitted for the embeddings alone (the engine as it shipped before they came on)."""
-    return replace(config or EngineConfig(), rerank_template_weight=0.0, calibration=FITTED_EMBEDDINGS,
-                   rerank_min_p=0.0)
+    """``config`` (default: the shipped one) without the note templates in the re-ranking; where it
+    has the shipped calibration, with the lock rules as fitted for the embeddings alone (the engine
+    as it shipped before they came on). A calibration of its own (or none) is left as it is."""
+    config = config or EngineConfig()
+    if config.calibration != FITTED:
+        return replace(config, rerank_template_weight=0.0)
+    return replace(config, rerank_template_weight=0.0, calibration=FITTED_EMBEDDINGS, rerank_min_p=0.0)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine import Engine, EngineConfig
+from .engine import Engine, EngineConfig, templates_off
 from .errors import BundleError
 from .snippets import roll_input
 
@@ -47,6 +47,9 @@ class MidiEngine(Engine):
     """Push blocks of roll frames (``(n, n_channels * n_pitches)``); get :class:`follower.engine.Update` back."""
 
     def __init__(self, bundle, index, *, config: EngineConfig | None = None):
+        # the re-ranking's note templates are spectra, and a played roll is none: the embeddings alone,
+        # with the lock rules fitted for them
+        config = templates_off(config)
         super().__init__(bundle, index, input_rate_hz=bundle.config.features.sample_rate_hz, config=config)
         sc = bundle.config.snippets
         if sc.roll_frames != sc.audio_frames:

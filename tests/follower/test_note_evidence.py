@@ -107,3 +107,14 @@ def test_templates_built_in_the_background_are_those_built_at_once(chroma_bundle
     for p in range(index.n_pieces):
         np.testing.assert_array_equal(ahead.cells(p), now.cells(p))
     assert not ahead._pending  # every build collected
+
+
+def test_templates_off_restores_the_lock_rules_fitted_without_them_unless_the_config_has_its_own():
+    from follower.confidence import FITTED, FITTED_EMBEDDINGS
+    from follower.engine import EngineConfig, templates_off
+
+    assert EngineConfig().calibration == FITTED and EngineConfig().rerank_template_weight > 0
+    off = templates_off()
+    assert (off.rerank_template_weight, off.calibration, off.rerank_min_p) == (0.0, FITTED_EMBEDDINGS, 0.0)
+    own = templates_off(EngineConfig(calibration=None, rerank_min_p=0.5))
+    assert (own.rerank_template_weight, own.calibration, own.rerank_min_p) == (0.0, None, 0.5)
