@@ -42,8 +42,11 @@ class RepeatHold:
         """No dispute (the two agree again, or the aligner was re-seeded)."""
         self.against, self.active = 0.0, False
 
+    def open(self) -> None:
+        """A dispute begins: the coarse position moved away from the aligner's."""
+        self.against, self.active = 0.0, True
+
     def observe(self, coarse_match: float, fine_match: float) -> bool:
         """Fold in one sounding frame's matches; True once the coarse position has won."""
-        self.active = True
         self.against = max(0.0, self._keep * self.against + coarse_match - fine_match - self.margin)
         return self.against >= self.evidence
