@@ -55,28 +55,19 @@ class FineConfig(JsonConfig):
     harmonic_decay: float = 0.6
     compression: float = 3.0       # templates are log1p(compression * summed partials), like log1p audio
     release_s: float = 0.2         # time constant of a note's fade after its MIDI end (release and room)
-    # literal repeats (follower.repeat_hold): when the coarse position moves more than max_disagree_s away,
-    # the aligner keeps its place until the evidence for the coarse one, less hold_margin per observation,
-    # adds up to hold_evidence; hold_evidence 0 = re-seed at once, as before the rule. Chosen on
-    # validation-split renders (docs/improvements.md (o)); the units are those of hold_from
-    hold_evidence: float = 2.0     # accumulated advantage of the coarse position that moves the aligner
-    hold_margin: float = 0.2       # per observation, subtracted from that advantage (noise is not evidence)
+    # literal repeats (follower.repeat_hold): when the two disagree by more than max_disagree_s the aligner
+    # keeps its place until the note templates near the coarse position have matched the newest frames
+    # better, by hold_margin per sounding frame, hold_evidence in all; hold_evidence 0 = re-seed at
+    # once, as before the rule. Chosen on validation-split renders (docs/improvements.md (o))
+    hold_evidence: float = 1.0     # accumulated cosine advantage of the coarse position that moves the aligner
+    hold_margin: float = 0.02      # per sounding frame, subtracted from that advantage (noise is not evidence)
     hold_leak_s: float = 5.0       # time constant with which old advantage fades
     match_window_s: float = 0.5    # templates within this of a position are compared with the frame
-    hold_self_jump_s: float = 1.0  # a disputing aligner that moves this far off its own course gives way
-    # the dispute's evidence: "paths" = the verifier's z-scores of the best paths through both places (per
-    # sounding update), "templates" = the newest frame's best cosine with the note templates near each
-    # place (per sounding frame; margin 0.02 and evidence 1.0 in those units)
-    hold_from: str = "paths"
 
     def __post_init__(self):
-        if self.hold_from not in HOLD_SOURCES:
-            raise ConfigError(f"fine.hold_from must be one of {', '.join(HOLD_SOURCES)}, not {self.hold_from!r}")
-        if self.hold_evidence < 0 or self.hold_leak_s <= 0:
-            raise ConfigError("fine.hold_evidence must be >= 0 and fine.hold_leak_s > 0")
+        if self.hold_evidence < 0 or self.hold_leak_s <= 0 or self.match_window_s < 0:
+            raise ConfigError("fine.hold_evidence and fine.match_window_s must be >= 0, fine.hold_leak_s > 0")
 
-
-HOLD_SOURCES = ("paths", "templates")
 
 _PITCH_CACHE: dict = {}
 

@@ -242,7 +242,6 @@ class Engine:
         self.aligner = None
         self._fine_fresh = True
         self._fine_moved = False
-        self._queried = False
         self._last_sound_t = None
         self._updated_n = 0          # frame count at the last update (the tracker steps by the audio since)
         self.skipped_updates = 0
@@ -346,7 +345,6 @@ class Engine:
         # a window that ends in silence (a pause starting) resembles the end of every piece:
         # it neither votes nor moves the tracker's belief by its similarities
         q = self._embed(window) if sounding and not silent_now else None
-        self._queried = q is not None  # a new query for the verifier's paths (follower.repeat_hold)
         standard = None
         if q is not None:
             rows, scores = self._topk(q, c.k)
@@ -467,7 +465,7 @@ class Engine:
             z = (self._search[self.index.rows(self.piece)] @ q) * scale - bias
         return self.tracker.step(z, elapsed_s, centre_s)
 
-    def _fine(self, coarse_s: float, tempo: float, lead_s: float = 0.0) -> float:
+    def _fine(self, coarse_s: float, tempo: float) -> float:
         """The fine aligner's position of the newest audio, or ``coarse_s`` where the coarse one has won.
 
         A disagreement of more than ``fine.max_disagree_s`` is a dispute (:mod:`follower.repeat_hold`):
@@ -484,33 +482,16 @@ class Engine:
         if self._fine_fresh or (moved and not (hold.enabled and apart)):
             self.aligner.reset(coarse_s - lag_s)
             hold.clear()
-            self._fine_fresh = False
-        elif moved and hold.enabled and not hold.active:
-            hold.open()  # the coarse position moved away from where the aligner is following
-        if hold.active:  # disputed: the aligner follows its own place
+            self._fine_fresh, apart = False, False
+        if hold.enabled and (hold.active or apart):  # disputed: the aligner follows its own place
             anchors = self.aligner.position_s + tempo * np.arange(1, stride + 1) / self.fps
         else:
             anchors = coarse_s - lag_s - tempo * np.arange(stride - 1, -1, -1) / self.fps
-        expected_s = self.aligner.position_s + tempo * stride / self.fps
         fine_s = self.aligner.step(window[-stride:], loud[-stride:], anchors, tempo) + lag_s
         if abs(fine_s - coarse_s) <= fc.max_disagree_s:
             hold.clear()
             return fine_s
-        # a dispute survives only while the aligner keeps its own course: one that jumps has lost its place
-        if hold.active and abs(fine_s - lag_s - expected_s) > fc.hold_self_jump_s:
-            hold.clear()
-        if hold.active and fc.hold_from == "paths":
-            # the verifier's best paths through the window centres' positions of both: the same
-            # snippets at both places of a literal repeat score the same
-            if not self._queried:
-                return fine_s
-            centre_s = self._n / self.fps - self.lag_s
-            z = self._verifier.score(np.array([self.piece, self.piece]),
-                                     np.array([coarse_s - lead_s, fine_s - lead_s]), centre_s)[0]
-            self._hold_z = (float(z[0]), float(z[1]))
-            if not hold.observe(float(z[0]), float(z[1])):
-                return fine_s
-        elif hold.active:
+        if hold.enabled:
             back = np.arange(stride - 1, -1, -1) * tempo / self.fps
             for frame, is_loud, d in zip(window[-stride:], loud[-stride:], back):
                 if not is_loud:
@@ -519,6 +500,7 @@ class Engine:
                                 self.aligner.match(frame, fine_s - lag_s - d)):
                     break
             else:
+                hold.active = True
                 return fine_s
         self.aligner.reset(coarse_s - lag_s)
         hold.clear()
@@ -540,7 +522,7 @@ class Engine:
         lead = 0.0 if self.state == LOST else tempo * ahead_s
         position_s = float(min(max(centre_pos_s + lead, 0.0), duration))
         if self.aligner is not None and self.state == FOLLOWING:
-            position_s = float(min(max(self._fine(position_s, tempo, position_s - centre_pos_s), 0.0), duration))
+            position_s = float(min(max(self._fine(position_s, tempo), 0.0), duration))
         pos, beats = self.index.position_s[rows], self.index.position_beats[rows]
         position_beats = float(np.interp(position_s, pos, beats))
         j = int(np.clip(np.searchsorted(pos, position_s), 1, len(pos) - 1)) if len(pos) > 1 else 0
