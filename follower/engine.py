@@ -42,7 +42,9 @@ giving way to whichever piece the noise resembles. While searching, a silence lo
 than ``pause_hold_s`` forgets the accumulated votes and the re-ranking: the music
 after it is new music, and what came before (an unknown tune, say) must not name it. Literal repeats (the two
 Stollen of a chorale) are ambiguous until the music differs: the follower may take
-the other occurrence first and move over then.
+the other occurrence first and move over then. Once it follows one occurrence, a move of
+the tracker to the other does not move the reported position (the fine aligner holds,
+:mod:`follower.repeat_hold`).
 
 Latency compensation. The window's centre lags the newest sample by 21 frames
 (1.05 s): the snippet matched to the window describes the music of one second ago.
