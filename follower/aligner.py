@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import JsonConfig
+from .errors import ConfigError
 from .features import FeatureConfig, _filterbank
 
 
@@ -54,6 +55,18 @@ class FineConfig(JsonConfig):
     harmonic_decay: float = 0.6
     compression: float = 3.0       # templates are log1p(compression * summed partials), like log1p audio
     release_s: float = 0.2         # time constant of a note's fade after its MIDI end (release and room)
+    # literal repeats (follower.repeat_hold): when the two disagree by more than max_disagree_s the aligner
+    # keeps its place until the note templates near the coarse position have matched the newest frames
+    # better, by hold_margin per sounding frame, hold_evidence in all; hold_evidence 0 = re-seed at
+    # once, as before the rule. Chosen on validation-split renders (docs/improvements.md (o))
+    hold_evidence: float = 1.0     # accumulated cosine advantage of the coarse position that moves the aligner
+    hold_margin: float = 0.02      # per sounding frame, subtracted from that advantage (noise is not evidence)
+    hold_leak_s: float = 5.0       # time constant with which old advantage fades
+    match_window_s: float = 0.5    # templates within this of a position are compared with the frame
+
+    def __post_init__(self):
+        if self.hold_evidence < 0 or self.hold_leak_s <= 0 or self.match_window_s < 0:
+            raise ConfigError("fine.hold_evidence and fine.match_window_s must be >= 0, fine.hold_leak_s > 0")
 
 
 _PITCH_CACHE: dict = {}
@@ -141,6 +154,20 @@ class FineAligner:
         self._lo, hi = self._band(position_s)
         self._belief = self._gauss(position_s, self._lo, hi)
         self.position_s = float(position_s)
+
+    def match(self, frame: np.ndarray, position_s: float) -> float:
+        """Best cosine of ``frame`` with the templates within ``match_window_s`` of ``position_s``.
+
+        The same window on every side of a comparison, so two places with the same notes
+        (a literal repeat) match exactly equally; 0 where the window is outside the piece.
+        """
+        w = int(round(self.config.match_window_s * self.fps))
+        centre = int(position_s * self.fps)
+        lo, hi = max(centre - w, 0), min(centre + w + 1, self.n)
+        if lo >= hi:
+            return 0.0
+        a = frame / max(float(np.linalg.norm(frame)), 1e-9)
+        return float((self.templates[lo:hi] @ a).max())
 
     def step(self, frames: np.ndarray, loud: np.ndarray, coarse_s: np.ndarray, tempo: float) -> float:
         """Fold in audio frames (oldest first) with the coarse position of each; return the newest position."""

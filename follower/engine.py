@@ -29,7 +29,9 @@ Per update (every ``stride_frames`` spectrogram frames, 50 ms each):
 8. **fine position**: where the index carries the pieces' notes, a frame-level aligner
    (:mod:`follower.aligner`) follows the newest 50 ms frame through the locked piece's
    note templates, anchored to the tracker's position; it is reported while the two
-   agree within ``fine.max_disagree_s``, otherwise the tracker's position is.
+   agree within ``fine.max_disagree_s``; beyond that the aligner keeps its place until the
+   templates near the tracker's position match the audio better for long enough (a literal
+   repeat never does, :mod:`follower.repeat_hold`), then the tracker's position is reported.
 
 Windows with too few sounding frames (``min_sound_fraction``), or that end in silence,
 are not embedded: they neither vote nor move the tracker. A sounding frame is loud
@@ -40,7 +42,9 @@ giving way to whichever piece the noise resembles. While searching, a silence lo
 than ``pause_hold_s`` forgets the accumulated votes and the re-ranking: the music
 after it is new music, and what came before (an unknown tune, say) must not name it. Literal repeats (the two
 Stollen of a chorale) are ambiguous until the music differs: the follower may take
-the other occurrence first and move over then.
+the other occurrence first and move over then. Once it follows one occurrence, a move of
+the tracker to the other does not move the reported position (the fine aligner holds,
+:mod:`follower.repeat_hold`).
 
 Latency compensation. The window's centre lags the newest sample by 21 frames
 (1.05 s): the snippet matched to the window describes the music of one second ago.
@@ -61,6 +65,7 @@ import numpy as np
 from .ann import make_search
 from . import ahead, policy
 from .aligner import FineAligner, FineConfig, score_templates
+from .repeat_hold import RepeatHold
 from .confidence import FITTED, FITTED_EMBEDDINGS, Calibration
 from .features import StreamingSpectrogram
 from .noise import sounding
@@ -194,6 +199,9 @@ class Engine:
         self._trackers: dict = {}
         self._aligners: dict = {}
         self._fine_on = self.config.fine is not None and index.has_notes
+        fine = self.config.fine
+        self._hold = RepeatHold(margin=fine.hold_margin, evidence=fine.hold_evidence, leak_s=fine.hold_leak_s,
+                                fps=self.fps) if fine is not None else None
         self._noise_flatness = self.config.noise_flatness  # the MIDI engine's roll frames are never noise
         self._frame_lag_s = fc.frame_size_samples / 2 / fc.sample_rate_hz
         self._evidence = PieceEvidence(index.n_pieces, self.config.evidence_decay_s)
@@ -250,6 +258,7 @@ class Engine:
         self.tracker = None
         self.aligner = None
         self._fine_fresh = True
+        self._fine_moved = False
         self._last_sound_t = None
         self._updated_n = 0          # frame count at the last update (the tracker steps by the audio since)
         self.skipped_updates = 0
@@ -435,7 +444,7 @@ class Engine:
                 self.tracker.reset(action.position_s, tempo=action.tempo)
         elif kind == policy.JUMP:
             self.tracker.reset(action.position_s, tempo=action.tempo)
-            self._fine_fresh = True
+            self._fine_moved = True  # the fine aligner may dispute the move (follower.repeat_hold)
         elif kind == policy.SEARCH:
             self.state, self.piece, self.tracker, self.aligner = SEARCHING, None, None, None
             self._evidence.reset()  # a new search starts from nothing
@@ -474,19 +483,45 @@ class Engine:
         return self.tracker.step(z, elapsed_s, centre_s)
 
     def _fine(self, coarse_s: float, tempo: float) -> float:
-        """The fine aligner's position of the newest audio, or ``coarse_s`` where the two disagree."""
+        """The fine aligner's position of the newest audio, or ``coarse_s`` where the coarse one has won.
+
+        A disagreement of more than ``fine.max_disagree_s`` is a dispute (:mod:`follower.repeat_hold`):
+        the aligner keeps its own place, anchored to itself, until the note templates near the coarse
+        position have matched the audio better for long enough; a literal repeat never does.
+        """
+        fc, hold = self.config.fine, self._hold
         stride = self.config.stride_frames
         window, loud = self._window()
-        if self._fine_fresh or self.tracker.jumped:
-            self.aligner.reset(coarse_s - tempo * self._frame_lag_s)
-            self._fine_fresh = False
         lag_s = tempo * self._frame_lag_s  # the newest frame's centre is half a frame behind the newest sample
-        anchors = coarse_s - lag_s - tempo * np.arange(stride - 1, -1, -1) / self.fps
-        fine_s = self.aligner.step(window[-stride:], loud[-stride:], anchors, tempo) + lag_s
-        if abs(fine_s - coarse_s) > self.config.fine.max_disagree_s:
+        moved = self._fine_moved or self.tracker.jumped
+        self._fine_moved = False
+        apart = abs(self.aligner.position_s + lag_s - coarse_s) > fc.max_disagree_s
+        if self._fine_fresh or (moved and not (hold.enabled and apart)):
             self.aligner.reset(coarse_s - lag_s)
-            return coarse_s
-        return fine_s
+            hold.clear()
+            self._fine_fresh, apart = False, False
+        if hold.enabled and (hold.active or apart):  # disputed: the aligner follows its own place
+            anchors = self.aligner.position_s + tempo * np.arange(1, stride + 1) / self.fps
+        else:
+            anchors = coarse_s - lag_s - tempo * np.arange(stride - 1, -1, -1) / self.fps
+        fine_s = self.aligner.step(window[-stride:], loud[-stride:], anchors, tempo) + lag_s
+        if abs(fine_s - coarse_s) <= fc.max_disagree_s:
+            hold.clear()
+            return fine_s
+        if hold.enabled:
+            back = np.arange(stride - 1, -1, -1) * tempo / self.fps
+            for frame, is_loud, d in zip(window[-stride:], loud[-stride:], back):
+                if not is_loud:
+                    continue
+                if hold.observe(self.aligner.match(frame, coarse_s - lag_s - d),
+                                self.aligner.match(frame, fine_s - lag_s - d)):
+                    break
+            else:
+                hold.active = True
+                return fine_s
+        self.aligner.reset(coarse_s - lag_s)
+        hold.clear()
+        return coarse_s
 
     def _result(self, t_s, centre_pos_s, ahead_s, confidence, candidates, old_state, old_piece) -> Update:
         ids = self.index.piece_ids

@@ -1,0 +1,120 @@
+"""Literal repeats: the fine aligner keeps its place when the coarse position moves to the other
+occurrence, and gives way when the coarse position is where the music is."""
+
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from follower.aligner import FineAligner, FineConfig, score_templates
+from follower.errors import ConfigError
+from follower.features import FeatureConfig
+from follower.repeat_hold import RepeatHold
+
+FC = FeatureConfig()
+FPS = FC.frame_rate_hz
+SECTION_S = 10.0
+
+
+def _a_a_b_templates(cfg: FineConfig) -> np.ndarray:
+    """A piece of three 10 s sections, the second a literal copy of the first: chords every 0.5 s."""
+    rng = np.random.default_rng(7)
+    a = rng.integers(48, 80, size=(20, 3))
+    b = rng.integers(48, 80, size=(20, 3))
+    onsets, pitches = [], []
+    for k, chords in enumerate((a, a, b)):
+        for i, chord in enumerate(chords):
+            onsets += [k * SECTION_S + 0.5 * i] * 3
+            pitches += list(chord)
+    onsets = np.array(onsets)
+    return score_templates(onsets, onsets + 0.5, np.array(pitches), FC, cfg)
+
+
+def test_hold_accumulates_only_a_lasting_advantage():
+    hold = RepeatHold(margin=0.02, evidence=1.0, leak_s=5.0, fps=FPS)
+    assert hold.enabled and not hold.active
+    hold.open()
+    assert not any(hold.observe(0.9, 0.9) for _ in range(1000))  # equal matches: a literal repeat
+    assert hold.against == 0.0 and hold.active
+    wins = [hold.observe(0.9, 0.7) for _ in range(20)]             # the coarse place matches clearly better
+    assert wins[-1] and not wins[0] and wins.index(True) == 5      # 0.18 per frame: the 6th frame passes 1.0
+    hold.clear()
+    assert hold.against == 0.0 and not hold.active
+    assert not RepeatHold(margin=0.02, evidence=0.0, leak_s=5.0, fps=FPS).enabled
+
+
+def test_bad_hold_settings_are_one_clear_error():
+    with pytest.raises(ConfigError, match="hold_leak_s"):
+        FineConfig(hold_leak_s=0.0)
+    assert FineConfig.from_dict(FineConfig(hold_evidence=2.5).to_dict()).hold_evidence == 2.5
+
+
+def test_match_is_even_between_the_two_occurrences_of_a_repeat():
+    cfg = FineConfig()
+    t = _a_a_b_templates(cfg)
+    al = FineAligner(t, FPS, cfg)
+    frame = t[int(3.2 * FPS)] * 2.0  # the level does not matter
+    assert al.match(frame, 3.2) == pytest.approx(al.match(frame, 13.2), abs=1e-6)
+    assert al.match(frame, 3.2) == pytest.approx(1.0, abs=1e-5)
+    assert al.match(frame, 23.2) < al.match(frame, 3.2) - 0.05
+    assert al.match(frame, 99.0) == 0.0  # outside the piece
+
+
+def _engine_fine(cfg: FineConfig):
+    """The engine's fine step alone: its aligner on the A-A-B templates, a tracker stub, one frame per update."""
+    from follower.engine import Engine
+
+    engine = Engine.__new__(Engine)  # the fine step reads only these attributes
+    engine.config = SimpleNamespace(fine=cfg, stride_frames=1)
+    engine.fps = FPS
+    engine._frame_lag_s = 0.0
+    engine.aligner = FineAligner(_a_a_b_templates(cfg), FPS, cfg)
+    engine.tracker = SimpleNamespace(jumped=False, tempo=1.0)
+    engine._hold = RepeatHold(margin=cfg.hold_margin, evidence=cfg.hold_evidence, leak_s=cfg.hold_leak_s, fps=FPS)
+    engine._fine_fresh, engine._fine_moved = True, False
+    return engine
+
+
+def _follow(engine, audio_s, coarse_s, *, move_at: int | None = None):
+    """Frames of the templates at ``audio_s`` (score seconds), the coarse path at ``coarse_s``; reported positions."""
+    t = engine.aligner.templates
+    out = []
+    for k, (a, c) in enumerate(zip(audio_s, coarse_s)):
+        frame = t[min(int(a * FPS), len(t) - 1)][None]
+        engine._window = lambda frame=frame: (frame, np.array([True]))
+        engine.tracker.jumped = k == move_at
+        out.append(engine._fine(float(c), 1.0))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("evidence", [1.0, 0.0])
+def test_the_engine_keeps_its_place_when_the_coarse_path_moves_to_the_repeat(evidence):
+    cfg = dataclasses.replace(FineConfig(), hold_evidence=evidence)
+    engine = _engine_fine(cfg)
+    truth = np.arange(2 * FPS, 9.5 * FPS) / FPS + 0.5 / FPS  # the first A, at the written tempo
+    coarse = truth.copy()
+    move = int(2 * FPS)
+    coarse[move:] += SECTION_S                                # after 2 s the coarse path says: the second A
+    reported = _follow(engine, truth, coarse, move_at=move)
+    late = np.abs(reported[move:] - truth[move:])
+    if evidence > 0:  # held: the reported position stays on the music heard
+        assert np.mean(late <= 0.25) >= 0.95, np.percentile(late, [50, 90])
+        assert engine._hold.active
+    else:             # the rule off: the engine before it, which took the coarse move at once
+        assert np.mean(late >= SECTION_S - 1) >= 0.95
+
+
+def test_the_engine_follows_the_coarse_path_to_where_the_music_really_went():
+    engine = _engine_fine(FineConfig())
+    before = np.arange(2 * FPS, 5 * FPS) / FPS + 0.5 / FPS     # the first A ...
+    after = 21.0 + np.arange(5 * FPS) / FPS                    # ... then a skip to 1 s into B (B begins at 20 s)
+    truth = np.concatenate([before, after])
+    coarse = truth.copy()
+    reported = _follow(engine, truth, coarse, move_at=len(before))
+    err = np.abs(reported - truth)[len(before):]
+    first_good = int(np.argmax(err <= 0.25))
+    assert err[first_good:].max() <= 0.25
+    assert first_good / FPS <= 1.0, first_good / FPS  # the templates' evidence moves it within a second
