@@ -2,12 +2,18 @@
 
     python -m benchmarks.speed encoder exported/default/audio_encoder.float.onnx exported/default/audio_encoder.onnx
     python -m benchmarks.speed replay --bundle exported/default AUDIO... [--block 131072] [--repeats 3]
+    python -m benchmarks.speed build --bundle exported/default CORPUS... [--score-encoder full small]
 
 ``encoder``: CPU time per window of each ONNX encoder on one onnxruntime thread, at
 batch sizes 1, 8, 64 and 256 (256 random spectrogram windows, median of 5 passes).
 ``replay``: the engine fed each recording as ``follower replay`` feeds it (1024-sample
 blocks paced, 131072-sample blocks with ``--fast``), CPU time of ``Engine.push``
 per second of audio (the real-time factor of the processing), median of the repeats.
+``build``: ``follower index build``'s own code in this process (one worker, one
+onnxruntime thread), once per score encoder in turn, each repeat alternating them
+(paired under the same load); snippets per CPU-second of the whole process (MIDI
+reading, rolls, repeats, the encoder), so two workers on two idle cores build about
+twice that per second.
 
 Both count the measuring thread's CPU time (``time.thread_time``), which other
 processes on a shared machine disturb far less than wall time; docs/benchmarks.md
@@ -72,6 +78,23 @@ def replay_cost(bundle_dir, index_path, files, block: int, repeats: int) -> list
     return rtf
 
 
+def build_cost(bundle_dir, paths, encoders, repeats: int, hop_frames: int = 4) -> dict:
+    """{encoder: [snippets per CPU-second of each repeat]}, and the snippet count."""
+    from follower.bundle import load_bundle
+    from follower.index import build_index
+
+    bundles = {name: load_bundle(bundle_dir, score_encoder=name) for name in encoders}
+    out: dict = {name: [] for name in encoders}
+    n = 0
+    for _ in range(repeats):
+        for name in encoders:
+            t = time.process_time()
+            index = build_index(paths, bundles[name], hop_frames=hop_frames, workers=1, progress=False)
+            out[name].append(index.n_snippets / (time.process_time() - t))
+            n = index.n_snippets
+    return {"per_cpu_s": out, "snippets": n}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -84,8 +107,19 @@ def main(argv=None) -> int:
     r.add_argument("--index", default=None)
     r.add_argument("--block", type=int, default=131072, help="samples per block (131072: replay --fast; 1024: paced)")
     r.add_argument("--repeats", type=int, default=3)
+    b = sub.add_parser("build", help="index build: snippets per CPU-second, per score encoder")
+    b.add_argument("paths", nargs="+", metavar="PATH", help="MIDI files or folders")
+    b.add_argument("--bundle", default="exported/default")
+    b.add_argument("--score-encoder", nargs="+", default=["full", "small"], choices=("full", "small"))
+    b.add_argument("--hop-frames", type=int, default=4)
+    b.add_argument("--repeats", type=int, default=3)
     args = p.parse_args(argv)
-    if args.what == "encoder":
+    if args.what == "build":
+        cost = build_cost(args.bundle, args.paths, args.score_encoder, args.repeats, args.hop_frames)
+        for name, runs in cost["per_cpu_s"].items():
+            print(f"{name} score encoder: {np.median(runs):.0f} snippets per CPU-second (median; runs "
+                  f"{', '.join(f'{x:.0f}' for x in runs)}) over {cost['snippets']} snippets")
+    elif args.what == "encoder":
         for path in args.onnx:
             cost = encoder_cost(path)
             print(f"{path}: CPU per window " + ", ".join(f"batch {b} {ms:.3f} ms" for b, ms in cost.items()))

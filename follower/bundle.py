@@ -4,6 +4,9 @@ Layout of a bundle folder (written by ``training export``)::
 
     audio_encoder.onnx     input "audio" (n, 1, n_bins, audio_frames) -> "embedding" (n, embed_dim)
     score_encoder.onnx     input "roll"  (n, n_channels, n_pitches, roll_frames) -> "embedding"
+    score_encoder.small.onnx  (optional) the same input and output, a distilled smaller score
+                           encoder in the same embedding space: builds indexes faster
+                           (``follower index build --score-encoder small``)
     config.json            BundleConfig: feature + snippet settings, embed_dim, versions, sha256
     metrics.json           evaluation numbers
 
@@ -29,6 +32,9 @@ from .snippets import SnippetConfig
 AUDIO_ONNX = "audio_encoder.onnx"
 SCORE_ONNX = "score_encoder.onnx"
 AUDIO_FLOAT_ONNX = "audio_encoder.float.onnx"  # a quantised bundle keeps its float audio encoder beside it
+SCORE_SMALL_ONNX = "score_encoder.small.onnx"  # optional distilled score encoder (training distill)
+# the score encoders a bundle may carry, by the name an index records in its header
+SCORE_ENCODERS = {"full": SCORE_ONNX, "small": SCORE_SMALL_ONNX}
 CONFIG_JSON = "config.json"
 METRICS_JSON = "metrics.json"
 
@@ -77,10 +83,25 @@ class BundleConfig(JsonConfig):
         audio encoder alone differs (the int8 one of ``follower bundle quantize``) reads the
         same index, since the index holds score embeddings only.
         """
-        return hashlib.sha256(json.dumps({"score_sha256": self.sha256.get(SCORE_ONNX, ""),
-                                          "features": self.features.to_dict(),
-                                          "snippets": self.snippets.to_dict(), "embed_dim": self.embed_dim},
-                                         sort_keys=True).encode()).hexdigest()[:16]
+        return self.index_fingerprint_for("full")
+
+    def has_score_encoder(self, name: str) -> bool:
+        """Whether the bundle carries the score encoder ``name`` (a key of SCORE_ENCODERS)."""
+        return name == "full" or bool(self.sha256.get(SCORE_ENCODERS.get(name, ""), ""))
+
+    def index_fingerprint_for(self, name: str) -> str:
+        """:attr:`index_fingerprint` of the indexes built with the score encoder ``name``.
+
+        "full" keeps the value indexes have always recorded; another encoder's fingerprint
+        also names the encoder, so that its indexes never pass for the full one's.
+        """
+        if name not in SCORE_ENCODERS:
+            raise BundleError(f"score encoder {name!r} is not one of {', '.join(SCORE_ENCODERS)}")
+        key = {"score_sha256": self.sha256.get(SCORE_ENCODERS[name], ""), "features": self.features.to_dict(),
+               "snippets": self.snippets.to_dict(), "embed_dim": self.embed_dim}
+        if name != "full":
+            key["score_encoder"] = name
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def read_config(bundle_dir) -> BundleConfig:
@@ -100,7 +121,8 @@ def write_config(bundle_dir, config: BundleConfig) -> None:
 
 def verify(bundle_dir, config: BundleConfig) -> None:
     """Check that each ONNX file is present and matches its recorded sha256."""
-    for name in (AUDIO_ONNX, SCORE_ONNX):
+    optional = [SCORE_SMALL_ONNX] if config.sha256.get(SCORE_SMALL_ONNX) else []
+    for name in [AUDIO_ONNX, SCORE_ONNX] + optional:
         path = Path(bundle_dir) / name
         if not path.is_file():
             raise BundleError(f"{bundle_dir}: missing {name}; re-export the bundle")
@@ -150,16 +172,31 @@ class Bundle:
     config: BundleConfig
     audio: Encoder
     score: Encoder
+    score_encoder: str = "full"   # which of SCORE_ENCODERS ``score`` runs
 
 
-def load_bundle(bundle_dir, *, threads: int = 1) -> Bundle:
-    """Load config and both encoders; verify checksums; run one warm-up inference each."""
+def score_encoder_file(config: BundleConfig, name: str, bundle_dir="bundle") -> str:
+    """The file of the score encoder ``name``; BundleError (one line) if the bundle lacks it."""
+    if name not in SCORE_ENCODERS:
+        raise BundleError(f"score encoder {name!r} is not one of {', '.join(SCORE_ENCODERS)}")
+    if not config.has_score_encoder(name):
+        raise BundleError(f"{bundle_dir} has no {name} score encoder ({SCORE_ENCODERS[name]}); "
+                          "make one with: training distill BUNDLE, or use the full one")
+    return SCORE_ENCODERS[name]
+
+
+def load_bundle(bundle_dir, *, threads: int = 1, score_encoder: str = "full") -> Bundle:
+    """Load config and both encoders; verify checksums; run one warm-up inference each.
+
+    ``score_encoder`` picks which of the bundle's score encoders ``Bundle.score`` runs
+    ("full", or "small" where the bundle carries a distilled one: index building only).
+    """
     bundle_dir = Path(bundle_dir)
     config = read_config(bundle_dir)
     verify(bundle_dir, config)
     audio = Encoder(bundle_dir / AUDIO_ONNX, threads=threads)
-    score = Encoder(bundle_dir / SCORE_ONNX, threads=threads)
+    score = Encoder(bundle_dir / score_encoder_file(config, score_encoder, bundle_dir), threads=threads)
     s, f = config.snippets, config.features
     audio(np.zeros((1, 1, f.n_bins, s.audio_frames), np.float32))
     score(np.zeros((1, len(s.roll_channels), s.n_pitches, s.roll_frames), np.float32))
-    return Bundle(bundle_dir, config, audio, score)
+    return Bundle(bundle_dir, config, audio, score, score_encoder)

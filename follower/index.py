@@ -103,23 +103,40 @@ class Index:
         sl = slice(int(self.note_start[piece]), int(self.note_start[piece + 1]))
         return self.note_onset_s[sl], self.note_end_s[sl], self.note_pitch[sl]
 
+    @property
+    def score_encoder(self) -> str:
+        """Which of the bundle's score encoders made the embeddings ("full" unless the header names another)."""
+        return str(self.header.get("score_encoder", "full"))
+
     def check_bundle(self, bundle_config, *, index_path="index", bundle_path="bundle") -> None:
         """Refuse an index whose embeddings live in another space than the bundle's.
 
         An index is tied to the score encoder and the feature + snippet settings that made it
-        (``index_fingerprint`` in its header), not to the audio encoder: bundles that differ
+        (``index_fingerprint`` in its header; ``score_encoder`` names which of the bundle's
+        score encoders, "full" when absent), not to the audio encoder: bundles that differ
         only there share indexes. An index written before that key existed records only the
         whole bundle; it is accepted by that bundle and by the bundles made from it with the
         score side unchanged (``BundleConfig.score_from``, ``training quantize``), and
         otherwise must be rebuilt.
         """
+        from .bundle import SCORE_ENCODERS
+
+        name = self.score_encoder
         rebuild = f"rebuild it: follower index build CORPUS -o {index_path} --bundle {bundle_path}"
+        if name != "full":
+            rebuild += f" --score-encoder {name}"
+        if name not in SCORE_ENCODERS:
+            raise BundleError(f"{index_path} was built with a score encoder named {name!r}, which this follower "
+                              f"does not know ({', '.join(SCORE_ENCODERS)}); {rebuild}")
         if "index_fingerprint" in self.header:
-            want = bundle_config.index_fingerprint
+            if not bundle_config.has_score_encoder(name):
+                raise BundleError(f"{index_path} was built with the {name} score encoder ({SCORE_ENCODERS[name]}), "
+                                  f"which {bundle_path} does not carry; use the bundle that built it, or {rebuild}")
+            want = bundle_config.index_fingerprint_for(name)
             if self.header["index_fingerprint"] != want:
                 raise BundleError(
                     f"{index_path} was built with another score encoder or snippet settings "
-                    f"({self.header['index_fingerprint']}) than {bundle_path} has ({want}); {rebuild}")
+                    f"({self.header['index_fingerprint']}) than {bundle_path}'s {name} one ({want}); {rebuild}")
         elif self.header.get("bundle_fingerprint") not in (bundle_config.fingerprint,
                                                            bundle_config.score_from or bundle_config.fingerprint):
             raise BundleError(
@@ -263,9 +280,10 @@ class PartCache:
     index fingerprint (score encoder + settings): a changed file or setting is embedded again.
     """
 
-    def __init__(self, folder, bundle_config, hop_frames: int, dtype):
+    def __init__(self, folder, bundle_config, hop_frames: int, dtype, score_encoder: str = "full"):
         self.folder = Path(folder)
-        self.salt = json.dumps([bundle_config.index_fingerprint, int(hop_frames), np.dtype(dtype).name])
+        self.salt = json.dumps([bundle_config.index_fingerprint_for(score_encoder), int(hop_frames),
+                                np.dtype(dtype).name])
         self.hits = 0
 
     def _path(self, path, piece_id: str) -> Path:
@@ -303,12 +321,12 @@ class PartCache:
 _WORKER: dict = {}
 
 
-def _worker_init(bundle_dir: str, hop_frames: int, dtype_name: str, batch: int) -> None:
-    from .bundle import SCORE_ONNX, Encoder, read_config
+def _worker_init(bundle_dir: str, hop_frames: int, dtype_name: str, batch: int, score_encoder: str = "full") -> None:
+    from .bundle import Encoder, read_config, score_encoder_file
 
     cfg = read_config(bundle_dir)
     # one thread that sleeps between batches: the other workers need the cores (docs/benchmarks.md)
-    score = Encoder(Path(bundle_dir) / SCORE_ONNX, threads=1, spinning=False)
+    score = Encoder(Path(bundle_dir) / score_encoder_file(cfg, score_encoder, bundle_dir), threads=1, spinning=False)
     _WORKER.update(cfg=cfg, hop=hop_frames, dtype=np.dtype(dtype_name),
                    embed=ScoreEmbedder(score, cfg.snippets, batch))
 
@@ -358,10 +376,11 @@ def build_index(paths, bundle, *, hop_frames: int = 4, dtype=np.float16, progres
     if int(hop_frames) < 1:
         raise BundleError(f"hop_frames={hop_frames} must be a positive integer")
     cfg = bundle.config
+    encoder_name = getattr(bundle, "score_encoder", "full")
     files = find_midi(paths)
     if not files:
         raise BadMidiError(f"no .mid/.midi files under {', '.join(map(str, paths))}")
-    cache = PartCache(parts_dir, cfg, int(hop_frames), dtype) if parts_dir is not None else None
+    cache = PartCache(parts_dir, cfg, int(hop_frames), dtype, encoder_name) if parts_dir is not None else None
     done = {i: cache.get(*item) for i, item in enumerate(files)} if cache is not None else {}
     done = {i: rows for i, rows in done.items() if rows is not None}
     todo = [item for i, item in enumerate(files) if i not in done]
@@ -374,7 +393,8 @@ def build_index(paths, bundle, *, hop_frames: int = 4, dtype=np.float16, progres
         # spawn, not fork: the parent already runs onnxruntime thread pools
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_worker_init,
-                                   initargs=(str(bundle.path), int(hop_frames), np.dtype(dtype).name, batch))
+                                   initargs=(str(bundle.path), int(hop_frames), np.dtype(dtype).name, batch,
+                                             encoder_name))
         fresh = pool.map(_worker_piece, todo, chunksize=2)
     else:
         embed = ScoreEmbedder(bundle.score, cfg.snippets, batch=batch)
@@ -413,7 +433,8 @@ def build_index(paths, bundle, *, hop_frames: int = 4, dtype=np.float16, progres
                            f"{skipped[0]['reason']}")
     header = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
-        "index_fingerprint": cfg.index_fingerprint, "bundle_fingerprint": cfg.fingerprint, "bundle": str(bundle.path),
+        "index_fingerprint": cfg.index_fingerprint_for(encoder_name), "score_encoder": encoder_name,
+        "bundle_fingerprint": cfg.fingerprint, "bundle": str(bundle.path),
         "embed_dim": int(cfg.embed_dim), "hop_frames": int(hop_frames), "frame_rate_hz": cfg.features.frame_rate_hz,
         "roll_frames": cfg.snippets.roll_frames, "sources": [str(p) for p in paths], "skipped": skipped,
         "resumed_pieces": len(done), "build_s": round(time.time() - t0, 1),

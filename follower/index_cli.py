@@ -50,6 +50,10 @@ def register(subparsers) -> None:
     b.add_argument("-o", "--output", required=True, metavar="INDEX", help="index file to write (.npz)")
     b.add_argument("--bundle", default=DEFAULT_BUNDLE, metavar="DIR",
                    help=f"model bundle whose score encoder embeds the snippets (default {DEFAULT_BUNDLE})")
+    b.add_argument("--score-encoder", choices=("full", "small"), default="full",
+                   help="which of the bundle's score encoders embeds the snippets: full (default), or small, a "
+                        "distilled one about ten times cheaper in the same embedding space (bundles that carry "
+                        "score_encoder.small.onnx; docs/benchmarks.md); the index records which")
     b.add_argument("--hop-frames", type=int, default=4,
                    help="snippet spacing in frames (4 = 0.2 s; smaller: finer, slower to build)")
     b.add_argument("--workers", type=int, default=os.cpu_count() or 1,
@@ -98,7 +102,7 @@ def run_build(args) -> int:
     import shutil
     from pathlib import Path
 
-    bundle = load_bundle(resolve_bundle(args.bundle), threads=1)
+    bundle = load_bundle(resolve_bundle(args.bundle), threads=1, score_encoder=args.score_encoder)
     dtype = np.float32 if args.float32 else np.float16
     if args.ann in ("hnsw", "ivfpq"):
         from .ann import import_faiss
@@ -125,7 +129,8 @@ def run_build(args) -> int:
     print(f"{path}: {h['n_pieces']} pieces, {h['n_snippets']} snippets every {h['hop_frames']} frames "
           f"({h['n_encoded']} embedded, the rest repeats), {len(h['skipped'])} skipped, {h['build_s']} s "
           f"({h['n_snippets'] / max(h['build_s'], 0.1):.0f} snippets/s{resumed}), "
-          f"bundle {h['bundle_fingerprint']}, score side {h['index_fingerprint']}{ann_note}")
+          f"bundle {h['bundle_fingerprint']}, {h['score_encoder']} score encoder, score side "
+          f"{h['index_fingerprint']}{ann_note}")
     return 0
 
 
@@ -200,6 +205,6 @@ def run_info(args) -> int:
                "that bundle and those quantised from it (an older index)")
     print(f"{args.index}: {index.n_pieces} pieces, {index.n_snippets} snippets of {index.embeddings.shape[1]}-d "
           f"{index.embeddings.dtype}, every {h['hop_frames']} frames, built by bundle "
-          f"{h.get('bundle_fingerprint', '?')}, read by {readers}; {len(h.get('skipped', []))} files skipped "
+          f"{h.get('bundle_fingerprint', '?')} with its {index.score_encoder} score encoder, read by {readers}; {len(h.get('skipped', []))} files skipped "
           f"when built; {search}")
     return 0

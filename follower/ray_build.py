@@ -40,17 +40,18 @@ def import_ray():
 class ShardBuilder:
     """One worker: the bundle written to its own disk, then shards built one after another."""
 
-    def __init__(self, bundle_files: dict, hop_frames: int, dtype_name: str):
-        from .bundle import SCORE_ONNX, Encoder, load_bundle
+    def __init__(self, bundle_files: dict, hop_frames: int, dtype_name: str, score_encoder: str = "full"):
+        from .bundle import Encoder, load_bundle, score_encoder_file
 
         self.tmp = tempfile.TemporaryDirectory(prefix="follower-shard-")
         bundle_dir = Path(self.tmp.name) / "bundle"
         bundle_dir.mkdir()
         for name, data in bundle_files.items():
             (bundle_dir / name).write_bytes(data)
-        self.bundle = load_bundle(bundle_dir, threads=1)
+        self.bundle = load_bundle(bundle_dir, threads=1, score_encoder=score_encoder)
         # sleeping between batches, as the process-pool workers do: other workers may share the cores
-        self.bundle.score = Encoder(bundle_dir / SCORE_ONNX, threads=1, spinning=False)
+        self.bundle.score = Encoder(bundle_dir / score_encoder_file(self.bundle.config, score_encoder, bundle_dir),
+                                    threads=1, spinning=False)
         self.hop_frames, self.dtype = int(hop_frames), np.dtype(dtype_name)
 
     def build(self, i: int, shard: list[tuple[bytes, str, str]]):
@@ -76,9 +77,10 @@ class ShardBuilder:
 
 
 def _bundle_files(bundle_dir: Path) -> dict:
-    from .bundle import AUDIO_ONNX, CONFIG_JSON, SCORE_ONNX
+    from .bundle import AUDIO_ONNX, CONFIG_JSON, SCORE_ONNX, SCORE_SMALL_ONNX
 
-    return {name: (bundle_dir / name).read_bytes() for name in (CONFIG_JSON, AUDIO_ONNX, SCORE_ONNX)}
+    names = (CONFIG_JSON, AUDIO_ONNX, SCORE_ONNX) + ((SCORE_SMALL_ONNX,) if (bundle_dir / SCORE_SMALL_ONNX).is_file() else ())
+    return {name: (bundle_dir / name).read_bytes() for name in names}
 
 
 def build_index_ray(paths, bundle, *, hop_frames: int = 4, dtype=np.float16, address: str | None = None,
@@ -112,7 +114,8 @@ def build_index_ray(paths, bundle, *, hop_frames: int = 4, dtype=np.float16, add
         shards = _shards(files, n_workers)
         bundle_ref = ray.put(_bundle_files(Path(bundle.path)))
         Actor = ray.remote(num_cpus=1)(ShardBuilder)
-        actors = [Actor.remote(bundle_ref, int(hop_frames), np.dtype(dtype).name) for _ in range(n_workers)]
+        actors = [Actor.remote(bundle_ref, int(hop_frames), np.dtype(dtype).name,
+                               getattr(bundle, "score_encoder", "full")) for _ in range(n_workers)]
         pool = ray.util.ActorPool(actors)
         payload = ([(Path(f).read_bytes(), pid, str(f)) for f, pid in shard] for shard in shards)
         parts: dict = {}
