@@ -7,7 +7,7 @@ test split, and Bach10's aligned onset pairs; ``training.evaluate.protocols``), 
 the bundle's ONNX encoders: the audio windows are embedded once and ranked against the
 score windows embedded by each score encoder, so the two MRRs differ only by the score
 side. Also the cosine of the small to the full score embeddings of the same windows.
-``docs/improvements.md`` (o) quotes it.
+``docs/improvements.md`` (p) quotes it.
 """
 
 from __future__ import annotations

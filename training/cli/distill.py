@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 EPILOG = """\
-The small encoder measured in docs/improvements.md (o) (not shipped: it loses too much
+The small encoder measured in docs/improvements.md (p) (not shipped: it loses too much
 retrieval accuracy) was made by these functions in two learning-rate cycles (a script
 that kept the best weights on 3,000 of the validation windows), the equivalent of:
 (train-split pieces of the chorales, Nottingham, piano-midi.de and MuseData, one thread)
