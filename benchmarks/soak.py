@@ -10,8 +10,10 @@ delivers audio at exactly the rate a sound card would. The follower runs in this
 process as ``follower listen`` does (:func:`follower.runner.run` with a
 :class:`follower.audio_io.DeviceSource`); an observer records every update.
 
-Recorded: RSS and the machine's load average once a second, per-update processing latency, the output lag (wall
-time minus the audio time the update covers, relative to the run's quickest update),
+Recorded: RSS and the machine's load average once a second, per-update processing latency (wall
+time) and the processing thread's CPU time per update (``time.thread_time``: on a shared machine
+the wall time follows the other users' load, the CPU time is the follower's own cost), the output
+lag (wall time minus the audio time the update covers, relative to the run's quickest update),
 queue depth, dropped blocks and input overflows, skipped updates, and the
 state/piece sequence, which is scored against the programme.
 
@@ -179,6 +181,10 @@ class Recorder:
         self.t = np.zeros(capacity, np.float32)
         self.wall = np.zeros(capacity, np.float64)
         self.latency = np.zeros(capacity, np.float32)
+        # CPU time of the processing thread since its previous update (every push in between and the
+        # outputs): what the follower itself spent, whatever else runs on the machine. NaN for the first.
+        self.cpu_ms = np.full(capacity, np.nan, np.float32)
+        self._cpu_last = None
         self.depth = np.zeros(capacity, np.int16)
         self.state = np.zeros(capacity, np.int8)
         self.piece = np.full(capacity, -1, np.int16)
@@ -192,12 +198,16 @@ class Recorder:
 
     def emit(self, u) -> None:
         now = time.monotonic()
+        cpu = time.thread_time()  # emit runs on the processing thread (follower.runner's worker)
         if self.t_start is None:
             self.t_start = now - u.t  # the capture started this long ago (as far as the follower knows)
         if self.n >= self.cap:
             return
         i = self.n
         self.t[i], self.wall[i], self.latency[i] = u.t, now, u.latency_ms
+        if self._cpu_last is not None:
+            self.cpu_ms[i] = (cpu - self._cpu_last) * 1e3
+        self._cpu_last = cpu
         self.depth[i] = self.blocks.depth() if self.blocks is not None else -1
         self.state[i] = STATES.index(u.state) if u.state in STATES else -1
         self.piece[i] = self.ids.get(u.piece, -2) if u.piece is not None else -1
@@ -257,9 +267,39 @@ def state_sequence(rec: Recorder, pieces: list[str], limit: int = 400) -> list[s
     return runs[:limit]
 
 
-def window_p99(rec: Recorder, start_s: float, end_s: float) -> float:
+def window_percentile(values: np.ndarray, rec: Recorder, start_s: float, end_s: float, q: float) -> float | None:
+    """The q-th percentile of the updates whose audio time lies in [start_s, end_s); NaNs left out."""
     sel = (rec.t[:rec.n] >= start_s) & (rec.t[:rec.n] < end_s)
-    return float(np.percentile(rec.latency[:rec.n][sel], 99)) if sel.any() else float("nan")
+    v = values[:rec.n][sel]
+    v = v[np.isfinite(v)]
+    return round(float(np.percentile(v, q)), 2) if len(v) else None
+
+
+def cost_windows(rec: Recorder, total_s: float, win: float) -> dict:
+    """p50 / p99 of the wall latency and of the thread CPU time, whole run and first / last window."""
+    out = {}
+    spans = {"": (0.0, total_s + 1), "_first_window": (0.0, win), "_last_window": (total_s - win, total_s + 1)}
+    for name, values in (("latency", rec.latency), ("cpu", rec.cpu_ms)):
+        for q in (50, 99):
+            for suffix, (lo, hi) in spans.items():
+                out[f"{name}_p{q}{suffix}_ms"] = window_percentile(values, rec, lo, hi, q)
+    return out
+
+
+def load_windows(rss: np.ndarray, rss_t: np.ndarray, total_s: float, win: float) -> dict:
+    """The machine's 1-minute load average (other work shares the cores): over the run and the two windows."""
+    load = rss[:, 2]
+
+    def mean(sel):
+        return round(float(load[sel].mean()), 1) if sel.any() else None
+
+    whole = rss_t <= total_s + 1
+    return {"load_first_window": mean(rss_t < win), "load_last_window": mean(rss_t >= total_s - win),
+            "load_mean": mean(whole), "load_min": round(float(load[whole].min()), 1) if whole.any() else None,
+            "load_max": round(float(load[whole].max()), 1) if whole.any() else None,
+            # minute by minute (the sampler's first reading of each minute), to see when the machine was busy
+            "load_by_minute": [round(float(load[rss_t >= m * 60][0]), 2)
+                               for m in range(int(total_s // 60) + 1) if (rss_t >= m * 60).any()]}
 
 
 def summarise(rec: Recorder, segments, programme_s, pieces, minutes, warmup_s, busy, stats) -> dict:
@@ -281,15 +321,9 @@ def summarise(rec: Recorder, segments, programme_s, pieces, minutes, warmup_s, b
         "rss_end_mb": round(float(rss[-1, 1]), 1),
         "rss_growth_after_warmup_mb": round(float(rss[-1, 1] - after[0]), 2) if len(after) else None,
         "rss_max_mb": round(float(rss[:, 1].max()), 1),
-        "latency_p50_ms": round(float(np.percentile(rec.latency[:n], 50)), 2) if n else None,
-        "latency_p99_ms": round(float(np.percentile(rec.latency[:n], 99)), 2) if n else None,
-        "latency_p99_first_window_ms": round(window_p99(rec, 0, win), 2),
-        "latency_p99_last_window_ms": round(window_p99(rec, total_s - win, total_s + 1), 2),
+        **cost_windows(rec, total_s, win),
         "window_s": round(win, 1),
-        # the machine's 1-minute load average (other work shares the cores) over the same two windows
-        "load_first_window": round(float(rss[rss_t < win, 2].mean()), 1) if (rss_t < win).any() else None,
-        "load_last_window": round(float(rss[rss_t >= total_s - win, 2].mean()), 1)
-        if (rss_t >= total_s - win).any() else None,
+        **load_windows(rss, rss_t, total_s, win),
         "lag_p50_ms": round(float(np.percentile(lag, 50)) * 1e3, 1) if n else None,
         "lag_p99_ms": round(float(np.percentile(lag, 99)) * 1e3, 1) if n else None,
         "lag_max_ms": round(float(lag.max()) * 1e3, 1) if n else None,
@@ -353,6 +387,7 @@ def run(args) -> dict:
 
     options = runner.RunOptions(bundle_dir=str(resolve_bundle(args.bundle)), index_path=args.index,
                                 osc_target="127.0.0.1:9", console=False, duration_s=seconds,
+                                jsonl_path=args.jsonl,
                                 max_lag_s=args.max_lag)
     make_engine = runner.load(options)
     source = DeviceSource("follower_soak", rate_hz=RATE, block_frames=BLOCK, buffer_s=5.0)
@@ -393,16 +428,20 @@ def run(args) -> dict:
         player.terminate()  # only now: a pipe that runs dry would feed the capture stale audio
         player.wait(timeout=60)
     wall = time.monotonic() - t0
+    np.savez_compressed(out / "updates.npz", t=rec.t[:rec.n], wall=rec.wall[:rec.n], latency_ms=rec.latency[:rec.n],
+                        cpu_ms=rec.cpu_ms[:rec.n], depth=rec.depth[:rec.n], state=rec.state[:rec.n],
+                        piece=rec.piece[:rec.n], rss_mb=np.array(rec.rss_mb), drops=np.array(rec.drops))
     summary = summarise(rec, segments, programme_s, pieces, args.minutes, args.warmup_min * 60,
                         (args.busy, args.busy_from, args.busy_until) if args.busy else None, stats)
     summary.update(exit_code=code, wall_s=round(wall, 1), bundle=str(args.bundle), index=str(args.index),
                    pieces=pieces, outside=str(args.outside),
                    segments=[s.__dict__ for s in segments], states=state_sequence(rec, pieces))
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    np.savez_compressed(out / "updates.npz", t=rec.t[:rec.n], wall=rec.wall[:rec.n], latency_ms=rec.latency[:rec.n],
-                        depth=rec.depth[:rec.n], state=rec.state[:rec.n],
-                        piece=rec.piece[:rec.n], rss_mb=np.array(rec.rss_mb), drops=np.array(rec.drops))
     return summary
+
+
+def _change(first, last) -> str:
+    return f"{100 * (last - first) / first:+.0f} %" if first and last is not None else "n/a"
 
 
 def markdown(s: dict, command: str) -> str:
@@ -413,10 +452,19 @@ def markdown(s: dict, command: str) -> str:
              f"{s['programme_s'] / 60:.1f} min looped) |",
              f"| RSS after warm-up / at the end (growth) | {s['rss_after_warmup_mb']} / {s['rss_end_mb']} MB "
              f"({s['rss_growth_after_warmup_mb']:+} MB) |",
-             f"| per-update latency p50 / p99 | {s['latency_p50_ms']} / {s['latency_p99_ms']} ms |",
-             f"| p99 first / last {s['window_s'] / 60:.0f} min (machine load average then) | "
-             f"{s['latency_p99_first_window_ms']} / {s['latency_p99_last_window_ms']} ms "
-             f"({s['load_first_window']} / {s['load_last_window']}) |",
+             f"| machine's 1-minute load average over the run: mean (min-max) | {s['load_mean']} "
+             f"({s['load_min']}-{s['load_max']}) on {os.cpu_count()} cores |",
+             f"| per-update processing, wall time p50 / p99 | {s['latency_p50_ms']} / {s['latency_p99_ms']} ms |",
+             f"| per-update processing, thread CPU time p50 / p99 | {s['cpu_p50_ms']} / {s['cpu_p99_ms']} ms |",
+             f"| first / last {s['window_s'] / 60:.0f} min: wall p50, p99 | "
+             f"{s['latency_p50_first_window_ms']}, {s['latency_p99_first_window_ms']} / "
+             f"{s['latency_p50_last_window_ms']}, {s['latency_p99_last_window_ms']} ms |",
+             f"| first / last {s['window_s'] / 60:.0f} min: CPU p50, p99 | "
+             f"{s['cpu_p50_first_window_ms']}, {s['cpu_p99_first_window_ms']} / "
+             f"{s['cpu_p50_last_window_ms']}, {s['cpu_p99_last_window_ms']} ms "
+             f"(CPU p99 change {_change(s['cpu_p99_first_window_ms'], s['cpu_p99_last_window_ms'])}) |",
+             f"| first / last {s['window_s'] / 60:.0f} min: machine load average | "
+             f"{s['load_first_window']} / {s['load_last_window']} |",
              f"| output lag p50 / p99 / max | {s['lag_p50_ms']} / {s['lag_p99_ms']} / {s['lag_max_ms']} ms |",
              f"| queue depth max | {s['queue_depth_max_blocks']} blocks of {BLOCK} frames |",
              f"| blocks dropped / input overflows | {s['blocks_dropped']} / {s['input_overflows']} |",
@@ -458,6 +506,8 @@ def main(argv=None) -> int:
     p.add_argument("--busy", type=int, default=0, help="busy worker processes (the load run)")
     p.add_argument("--busy-from", type=float, default=1.0, help="minute the load starts")
     p.add_argument("--busy-until", type=float, default=4.0, help="minute the load ends")
+    p.add_argument("--jsonl", default=None, help="also write the follower's JSON lines here (as --jsonl of "
+                                                 "follower listen)")
     p.add_argument("--out", default=str(paths.work_dir() / "soak"))
     args = p.parse_args(argv)
     summary = run(args)

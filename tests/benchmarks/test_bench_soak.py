@@ -1,0 +1,93 @@
+"""The soak's per-update cost figures: thread CPU time beside wall time, windows, the machine's load.
+
+On a shared machine the wall time of an update follows the other users' load; the
+processing thread's CPU time (``time.thread_time``) is the follower's own cost. These
+tests drive :class:`benchmarks.soak.Recorder` by hand (no audio device) with known work
+between updates and check what the summary and its markdown say.
+"""
+
+import threading
+import time
+import types
+
+import numpy as np
+import pytest
+
+from benchmarks import soak
+from follower.runstats import Stats
+
+
+def _update(t: float):
+    return types.SimpleNamespace(t=t, latency_ms=4.0, state="following", piece="a")
+
+
+def _spin(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def test_cpu_time_counts_the_threads_work_and_not_its_waiting():
+    rec = soak.Recorder(10, ["a"], Stats())
+    rec.emit(_update(0.0))
+    _spin(0.03)              # 30 ms of work on this thread
+    rec.emit(_update(0.05))
+    time.sleep(0.05)         # 50 ms of waiting: wall time passes, CPU time does not
+    rec.emit(_update(0.10))
+    assert np.isnan(rec.cpu_ms[0])  # nothing before the first update to measure from
+    assert rec.cpu_ms[1] == pytest.approx(30, abs=5)
+    assert rec.cpu_ms[2] < 5
+    assert rec.wall[2] - rec.wall[1] >= 0.05
+
+
+def test_another_threads_work_is_not_counted():
+    rec = soak.Recorder(10, ["a"], Stats())
+    rec.emit(_update(0.0))
+    other = threading.Thread(target=_spin, args=(0.05,))
+    other.start()
+    other.join()
+    rec.emit(_update(0.05))
+    assert rec.cpu_ms[1] < 10
+
+
+def _recorded_run(cpu_first: float, cpu_last: float, minutes: int = 30):
+    """A run of ``minutes`` at 20 updates a second: known CPU and wall per update, load 10 then 2."""
+    n = minutes * 60 * 20
+    rec = soak.Recorder(n + 10, ["a"], Stats())
+    rec.n = n
+    rec.t[:n] = np.arange(n) * 0.05
+    rec.wall[:n] = 1000.0 + rec.t[:n]
+    first = rec.t[:n] < minutes * 60 / 2
+    rec.cpu_ms[:n] = np.where(first, cpu_first, cpu_last)
+    rec.cpu_ms[0] = np.nan
+    rec.latency[:n] = np.where(first, 40.0, 10.0)  # the wall time fell as the machine's load fell
+    rec.t_start = 1000.0
+    secs = np.arange(minutes * 60 + 1, dtype=np.float64)
+    rec.rss_mb = [(1000.0 + s, 300.0, 10.0 if s < minutes * 30 else 2.0) for s in secs]
+    rec.drops = [(1000.0 + s, 0, 0, 0) for s in secs]
+    return rec
+
+
+def test_summary_reports_cpu_and_wall_per_window_and_the_load():
+    rec = _recorded_run(cpu_first=5.0, cpu_last=5.5)
+    segments = [soak.Segment("piece", "a", 0.0, 1800.0)]
+    s = soak.summarise(rec, segments, 1800.0, ["a"], 30, 60.0, None, rec.stats)
+    assert s["window_s"] == 600.0
+    assert s["latency_p99_first_window_ms"] == 40.0 and s["latency_p99_last_window_ms"] == 10.0
+    assert s["cpu_p50_first_window_ms"] == 5.0 and s["cpu_p99_last_window_ms"] == 5.5
+    assert s["cpu_p50_ms"] == pytest.approx(5.0, abs=0.5)
+    assert s["load_first_window"] == 10.0 and s["load_last_window"] == 2.0
+    assert s["load_min"] == 2.0 and s["load_max"] == 10.0 and s["load_mean"] == pytest.approx(6.0, abs=0.1)
+    assert len(s["load_by_minute"]) == 30  # minutes 0..29 began and s["load_by_minute"][0] == 10.0 and s["load_by_minute"][-1] == 2.0
+    md = soak.markdown(s, "python -m benchmarks.soak --minutes 30")
+    assert "| first / last 10 min: CPU p50, p99 | 5.0, 5.0 / 5.5, 5.5 ms (CPU p99 change +10 %) |" in md
+    assert "| first / last 10 min: wall p50, p99 | 40.0, 40.0 / 10.0, 10.0 ms |" in md
+    assert "| first / last 10 min: machine load average | 10.0 / 2.0 |" in md
+    assert "mean (min-max) | 6.0 (2.0-10.0)" in md
+
+
+def test_a_run_without_cpu_readings_says_so_instead_of_failing():
+    rec = _recorded_run(cpu_first=np.nan, cpu_last=np.nan, minutes=3)
+    s = soak.summarise(rec, [soak.Segment("piece", "a", 0.0, 180.0)], 180.0, ["a"], 3, 30.0, None, rec.stats)
+    assert s["cpu_p99_ms"] is None and s["cpu_p99_first_window_ms"] is None
+    assert "CPU p99 change n/a" in soak.markdown(s, "cmd")
