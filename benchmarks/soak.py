@@ -30,6 +30,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -427,6 +428,7 @@ def run(args) -> dict:
             p.wait()
         player.terminate()  # only now: a pipe that runs dry would feed the capture stale audio
         player.wait(timeout=60)
+        shutil.rmtree(work, ignore_errors=True)  # the rendered programme (25 MB an hour's run) and the pipe
     wall = time.monotonic() - t0
     np.savez_compressed(out / "updates.npz", t=rec.t[:rec.n], wall=rec.wall[:rec.n], latency_ms=rec.latency[:rec.n],
                         cpu_ms=rec.cpu_ms[:rec.n], depth=rec.depth[:rec.n], state=rec.state[:rec.n],
