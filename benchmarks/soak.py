@@ -334,6 +334,8 @@ def summarise(rec: Recorder, segments, programme_s, pieces, minutes, warmup_s, b
         "max_backlog_s": round(stats.max_backlog_s, 3),
         "max_stride": int(stats.max_stride),  # the most hops per computed update while behind (follower.pacing)
         "lag_over_500ms": int((lag > 0.5).sum()) if n else 0,
+        # changes of (state, piece): locks, switches, losses, searches (the sequence is in "states")
+        "state_changes": int((np.diff(rec.state[:n].astype(np.int32) * 65536 + rec.piece[:n]) != 0).sum()) if n else 0,
         "recognition": score(rec, segments, programme_s, pieces),
     }
     if busy:
@@ -436,6 +438,8 @@ def run(args) -> dict:
     summary = summarise(rec, segments, programme_s, pieces, args.minutes, args.warmup_min * 60,
                         (args.busy, args.busy_from, args.busy_until) if args.busy else None, stats)
     summary.update(exit_code=code, wall_s=round(wall, 1), bundle=str(args.bundle), index=str(args.index),
+                   command="python -m benchmarks.soak " + " ".join(args.argv),
+                   finished_utc=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                    pieces=pieces, outside=str(args.outside),
                    segments=[s.__dict__ for s in segments], states=state_sequence(rec, pieces))
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
@@ -475,8 +479,12 @@ def markdown(s: dict, command: str) -> str:
              f"| updates more than 0.5 s behind their audio | {s['lag_over_500ms']} of {s['updates']} |",
              f"| corpus pieces named right (>= half the time after 10 s) | {r['pieces_right']} / {r['pieces']} "
              f"(following the right piece {100 * r['piece_time_right']:.0f} % of that time) |",
-             f"| piece not in the corpus: time spent following something | "
+             f"| piece not in the corpus: time spent following something (its worst loop) | "
              f"{100 * r['outside_false_follow']:.0f} % |"]
+    if "state_changes" in s:
+        loops = max(s["audio_s"] / s["programme_s"], 1e-9)
+        lines.append(f"| changes of state or piece | {s['state_changes']} ({s['state_changes'] / loops:.0f} per "
+                     f"programme loop) |")
     if "busy_workers" in s:
         for name in ("before_load", "under_load", "after_load"):
             if f"lag_p99_ms_{name}" in s:
@@ -511,10 +519,45 @@ def main(argv=None) -> int:
     p.add_argument("--jsonl", default=None, help="also write the follower's JSON lines here (as --jsonl of "
                                                  "follower listen)")
     p.add_argument("--out", default=str(paths.work_dir() / "soak"))
+    p.add_argument("--doc", action="store_true",
+                   help="also write the table into docs/benchmarks.md (its generated:soak block, or "
+                        "generated:soak-load with --busy)")
+    p.add_argument("--report", metavar="SUMMARY_JSON", default=None,
+                   help="play nothing: print (and with --doc write) the table of an earlier run's summary.json")
     args = p.parse_args(argv)
-    summary = run(args)
-    print(markdown(summary, "python -m benchmarks.soak " + " ".join(argv if argv is not None else sys.argv[1:])))
-    return 0 if summary["exit_code"] == 0 else 1
+    # the command as given, for the report (without --doc/--report, which only say where it goes)
+    args.argv = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--doc"]
+    if args.report:
+        try:
+            summary = json.loads(Path(args.report).read_text())
+            missing = {"recognition", "minutes", "updates"} - set(summary)
+            if missing:
+                raise ValueError(f"no {', '.join(sorted(missing))}")
+        except (OSError, ValueError, TypeError) as e:
+            print(f"error: --report {args.report}: not a soak summary.json ({e})", file=sys.stderr)
+            return 2
+    else:
+        summary = run(args)
+    command = summary.get("command") or f"python -m benchmarks.soak --minutes {summary['minutes']:g}"
+    body = markdown(summary, command)
+    print(body)
+    if args.doc:
+        write_doc(summary, body)
+    return 0 if summary.get("exit_code", 0) == 0 else 1
+
+
+def write_doc(summary: dict, body: str) -> Path:
+    """The table into docs/benchmarks.md, with when and where it was measured."""
+    from benchmarks.paths import docs_dir
+    from benchmarks.report import machine_description, replace_block
+
+    name = "soak-load" if "busy_workers" in summary else "soak"
+    when = summary.get("finished_utc") or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    text = f"- Machine: {machine_description()}; run finished {when}.\n- Command: {body}"
+    doc = docs_dir() / "benchmarks.md"
+    doc.write_text(replace_block(doc.read_text(), name, text))
+    print(f"wrote the {name} block of {doc}", file=sys.stderr)
+    return doc
 
 
 if __name__ == "__main__":

@@ -91,3 +91,34 @@ def test_a_run_without_cpu_readings_says_so_instead_of_failing():
     s = soak.summarise(rec, [soak.Segment("piece", "a", 0.0, 180.0)], 180.0, ["a"], 3, 30.0, None, rec.stats)
     assert s["cpu_p99_ms"] is None and s["cpu_p99_first_window_ms"] is None
     assert "CPU p99 change n/a" in soak.markdown(s, "cmd")
+
+
+def test_report_rewrites_the_docs_block_from_a_saved_summary(tmp_path, monkeypatch, capsys):
+    import json
+
+    from benchmarks import paths
+
+    rec = _recorded_run(cpu_first=5.0, cpu_last=5.0, minutes=3)
+    rec.state[100:rec.n] = soak.STATES.index("following")  # searching for 5 s, then a lock: one change
+    rec.piece[100:rec.n] = 0
+    s = soak.summarise(rec, [soak.Segment("piece", "a", 0.0, 180.0)], 180.0, ["a"], 3, 30.0, None, rec.stats)
+    assert s["state_changes"] == 1
+    s.update(exit_code=0, command="python -m benchmarks.soak --minutes 3", finished_utc="2026-12-02 15:00 UTC")
+    saved = tmp_path / "summary.json"
+    saved.write_text(json.dumps(s))
+    (tmp_path / "benchmarks.md").write_text("# B\n\n<!-- generated:soak -->\nold\n<!-- /generated:soak -->\nafter\n")
+    monkeypatch.setattr(paths, "docs_dir", lambda: tmp_path)
+    assert soak.main(["--report", str(saved), "--doc"]) == 0
+    doc = (tmp_path / "benchmarks.md").read_text()
+    assert "old" not in doc and doc.endswith("<!-- /generated:soak -->\nafter\n")
+    assert "- Command: `python -m benchmarks.soak --minutes 3`" in doc and "run finished 2026-12-02 15:00 UTC" in doc
+    assert "| changes of state or piece | 1 (1 per programme loop) |" in doc
+    assert "| blocks dropped / input overflows | 0 / 0 |" in capsys.readouterr().out
+
+
+def test_report_of_something_else_is_one_line_and_exit_2(tmp_path, capsys):
+    bad = tmp_path / "x.json"
+    bad.write_text("[1, 2]")
+    assert soak.main(["--report", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --report") and err.count("\n") == 1
