@@ -284,6 +284,13 @@ def cost_windows(rec: Recorder, total_s: float, win: float) -> dict:
         for q in (50, 99):
             for suffix, (lo, hi) in spans.items():
                 out[f"{name}_p{q}{suffix}_ms"] = window_percentile(values, rec, lo, hi, q)
+    # the thread's CPU seconds per second of audio: unlike a percentile per update it does not move when
+    # updates are skipped under load (one update then covers, and costs, the audio of several)
+    t = rec.t[:rec.n]
+    for suffix, (lo, hi) in spans.items():
+        sel = (t >= lo) & (t < hi) & np.isfinite(rec.cpu_ms[:rec.n])
+        span = float(t[sel][-1] - t[sel][0]) if sel.sum() > 1 else 0.0
+        out[f"cpu_share{suffix}"] = round(float(rec.cpu_ms[:rec.n][sel].sum()) / 1e3 / span, 4) if span else None
     return out
 
 
@@ -310,6 +317,7 @@ def summarise(rec: Recorder, segments, programme_s, pieces, minutes, warmup_s, b
     rss_t = rss[:, 0] - (rec.t_start or rss[0, 0])
     after = rss[rss_t >= warmup_s, 1]
     drops = np.array(rec.drops) if rec.drops else np.zeros((1, 4))
+    drops_t = drops[:, 0] - (rec.t_start or drops[0, 0])
     total_s = float(t[-1]) if n else 0.0
     win = min(600.0, total_s / 3)
     # output lag: wall time minus audio time, from the best update of the run (whose own lag is one
@@ -331,6 +339,8 @@ def summarise(rec: Recorder, segments, programme_s, pieces, minutes, warmup_s, b
         "queue_depth_max_blocks": int(rec.depth[:n].max()) if n else None,
         "blocks_dropped": int(drops[-1, 1]), "input_overflows": int(drops[-1, 2]),
         "updates_skipped": int(stats.skipped), "behind_episodes": int(stats.behind),
+        "updates_skipped_first_window": int(np.interp(win, drops_t, drops[:, 3])) if n else 0,
+        "updates_skipped_last_window": int(drops[-1, 3] - np.interp(total_s - win, drops_t, drops[:, 3])) if n else 0,
         "max_backlog_s": round(stats.max_backlog_s, 3),
         "max_stride": int(stats.max_stride),  # the most hops per computed update while behind (follower.pacing)
         "lag_over_500ms": int((lag > 0.5).sum()) if n else 0,
@@ -469,8 +479,12 @@ def markdown(s: dict, command: str) -> str:
              f"{s['cpu_p50_first_window_ms']}, {s['cpu_p99_first_window_ms']} / "
              f"{s['cpu_p50_last_window_ms']}, {s['cpu_p99_last_window_ms']} ms "
              f"(CPU p99 change {_change(s['cpu_p99_first_window_ms'], s['cpu_p99_last_window_ms'])}) |",
-             f"| first / last {s['window_s'] / 60:.0f} min: machine load average | "
-             f"{s['load_first_window']} / {s['load_last_window']} |",
+             f"| first / last {s['window_s'] / 60:.0f} min: CPU seconds per second of audio | "
+             f"{s.get('cpu_share_first_window')} / {s.get('cpu_share_last_window')} "
+             f"(whole run {s.get('cpu_share')}) |",
+             f"| first / last {s['window_s'] / 60:.0f} min: machine load average; updates skipped | "
+             f"{s['load_first_window']} / {s['load_last_window']}; {s.get('updates_skipped_first_window')} / "
+             f"{s.get('updates_skipped_last_window')} |",
              f"| output lag p50 / p99 / max | {s['lag_p50_ms']} / {s['lag_p99_ms']} / {s['lag_max_ms']} ms |",
              f"| queue depth max | {s['queue_depth_max_blocks']} blocks of {BLOCK} frames |",
              f"| blocks dropped / input overflows | {s['blocks_dropped']} / {s['input_overflows']} |",

@@ -70,6 +70,7 @@ def _recorded_run(cpu_first: float, cpu_last: float, minutes: int = 30):
 
 def test_summary_reports_cpu_and_wall_per_window_and_the_load():
     rec = _recorded_run(cpu_first=5.0, cpu_last=5.5)
+    rec.drops = [(w, 0, 0, 100 if w >= 1030 else 0) for w, *_ in rec.drops]  # 100 skipped at 30 s, none later
     segments = [soak.Segment("piece", "a", 0.0, 1800.0)]
     s = soak.summarise(rec, segments, 1800.0, ["a"], 30, 60.0, None, rec.stats)
     assert s["window_s"] == 600.0
@@ -82,7 +83,9 @@ def test_summary_reports_cpu_and_wall_per_window_and_the_load():
     md = soak.markdown(s, "python -m benchmarks.soak --minutes 30")
     assert "| first / last 10 min: CPU p50, p99 | 5.0, 5.0 / 5.5, 5.5 ms (CPU p99 change +10 %) |" in md
     assert "| first / last 10 min: wall p50, p99 | 40.0, 40.0 / 10.0, 10.0 ms |" in md
-    assert "| first / last 10 min: machine load average | 10.0 / 2.0 |" in md
+    assert "| first / last 10 min: machine load average; updates skipped | 10.0 / 2.0; 100 / 0 |" in md
+    # 5 ms (5.5 ms) of CPU per 50 ms of audio
+    assert s["cpu_share_first_window"] == pytest.approx(0.1, rel=0.01) and s["cpu_share_last_window"] == pytest.approx(0.11, rel=0.01)
     assert "mean (min-max) | 6.0 (2.0-10.0)" in md
 
 
