@@ -217,6 +217,13 @@ class Recorder:
     def close(self) -> None:
         self._stop.set()
 
+    def save(self, path: Path) -> None:
+        """Every update and the once-a-second samples (read back by :func:`resummarise`)."""
+        n = self.n
+        np.savez_compressed(path, t=self.t[:n], wall=self.wall[:n], latency_ms=self.latency[:n],
+                            cpu_ms=self.cpu_ms[:n], depth=self.depth[:n], state=self.state[:n],
+                            piece=self.piece[:n], rss_mb=np.array(self.rss_mb), drops=np.array(self.drops))
+
     def sample(self, source) -> None:
         page_kb = os.sysconf("SC_PAGE_SIZE") / 1024
         while not self._stop.wait(1.0):
@@ -442,14 +449,12 @@ def run(args) -> dict:
         player.wait(timeout=60)
         shutil.rmtree(work, ignore_errors=True)  # the rendered programme (25 MB an hour's run) and the pipe
     wall = time.monotonic() - t0
-    np.savez_compressed(out / "updates.npz", t=rec.t[:rec.n], wall=rec.wall[:rec.n], latency_ms=rec.latency[:rec.n],
-                        cpu_ms=rec.cpu_ms[:rec.n], depth=rec.depth[:rec.n], state=rec.state[:rec.n],
-                        piece=rec.piece[:rec.n], rss_mb=np.array(rec.rss_mb), drops=np.array(rec.drops))
+    rec.save(out / "updates.npz")
     summary = summarise(rec, segments, programme_s, pieces, args.minutes, args.warmup_min * 60,
                         (args.busy, args.busy_from, args.busy_until) if args.busy else None, stats)
     summary.update(exit_code=code, wall_s=round(wall, 1), bundle=str(args.bundle), index=str(args.index),
                    command="python -m benchmarks.soak " + " ".join(args.argv),
-                   finished_utc=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                   finished_utc=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), warmup_s=args.warmup_min * 60,
                    pieces=pieces, outside=str(args.outside),
                    segments=[s.__dict__ for s in segments], states=state_sequence(rec, pieces))
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
@@ -458,6 +463,32 @@ def run(args) -> dict:
 
 def _change(first, last) -> str:
     return f"{100 * (last - first) / first:+.0f} %" if first and last is not None else "n/a"
+
+
+def resummarise(summary: dict, saved: Path) -> dict:
+    """``summary`` recomputed from a run's ``updates.npz`` with this version's figures (the run's own
+    counters, which the arrays do not hold, are taken from the summary)."""
+    from follower.runstats import Stats
+
+    a = np.load(saved)
+    stats = Stats()
+    stats.skipped, stats.behind = summary["updates_skipped"], summary["behind_episodes"]
+    stats.max_backlog_s, stats.max_stride = summary["max_backlog_s"], summary["max_stride"]
+    n = len(a["t"])
+    rec = Recorder(n, summary["pieces"], stats)
+    rec.n = n
+    for name, key in (("t", "t"), ("wall", "wall"), ("latency", "latency_ms"), ("depth", "depth"),
+                      ("state", "state"), ("piece", "piece")):
+        getattr(rec, name)[:] = a[key]
+    if "cpu_ms" in a:
+        rec.cpu_ms[:] = a["cpu_ms"]
+    rec.t_start = float(a["wall"][0] - a["t"][0]) if n else None  # as the first update set it
+    rec.rss_mb, rec.drops = [tuple(r) for r in a["rss_mb"]], [tuple(r) for r in a["drops"]]
+    segments = [Segment(**g) for g in summary["segments"]]
+    busy = summary.get("busy_workers")
+    fresh = summarise(rec, segments, summary["programme_s"], summary["pieces"], summary["minutes"],
+                      summary.get("warmup_s", 300.0), (busy, *summary["busy_minutes"]) if busy else None, stats)
+    return {**summary, **fresh}
 
 
 def markdown(s: dict, command: str) -> str:
@@ -547,7 +578,10 @@ def main(argv=None) -> int:
             missing = {"recognition", "minutes", "updates"} - set(summary)
             if missing:
                 raise ValueError(f"no {', '.join(sorted(missing))}")
-        except (OSError, ValueError, TypeError) as e:
+            arrays = Path(args.report).with_name("updates.npz")
+            if arrays.is_file():
+                summary = resummarise(summary, arrays)
+        except (OSError, ValueError, TypeError, KeyError) as e:
             print(f"error: --report {args.report}: not a soak summary.json ({e})", file=sys.stderr)
             return 2
     else:

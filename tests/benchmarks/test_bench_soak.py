@@ -125,3 +125,23 @@ def test_report_of_something_else_is_one_line_and_exit_2(tmp_path, capsys):
     assert soak.main(["--report", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --report") and err.count("\n") == 1
+
+
+def test_report_recomputes_the_figures_from_the_saved_updates(tmp_path, capsys):
+    import json
+
+    rec = _recorded_run(cpu_first=5.0, cpu_last=6.0, minutes=3)
+    segments = [soak.Segment("piece", "a", 0.0, 180.0)]
+    full = soak.summarise(rec, segments, 180.0, ["a"], 3, 30.0, None, rec.stats)
+    rec.save(tmp_path / "updates.npz")
+    # a summary written by an older version: no CPU figures, but the run's counters and programme
+    old = {k: v for k, v in full.items() if not k.startswith("cpu")}
+    old.update(exit_code=0, pieces=["a"], segments=[g.__dict__ for g in segments], warmup_s=30.0)
+    (tmp_path / "summary.json").write_text(json.dumps(old))
+    assert soak.main(["--report", str(tmp_path / "summary.json")]) == 0
+    again = soak.resummarise(old, tmp_path / "updates.npz")
+    for key in ("cpu_p99_first_window_ms", "cpu_p99_last_window_ms", "cpu_share", "latency_p99_ms",
+                "rss_growth_after_warmup_mb", "load_mean", "lag_p99_ms", "recognition", "state_changes"):
+        assert again[key] == full[key], key
+    assert "| first / last 1 min: CPU p50, p99 | 5.0, 5.0 / 6.0, 6.0 ms (CPU p99 change +20 %) |" \
+        in capsys.readouterr().out
