@@ -189,6 +189,7 @@ def main(argv=None) -> int:
     p.add_argument("--outside", type=int, default=4)
     p.add_argument("--cache", default=str(paths.work_dir() / "outside_follow"), help="the rendered programme")
     p.add_argument("--tuning", default=None, help="also run this tuning manifest (benchmarks.material --set tuning)")
+    p.add_argument("--items-only", action="store_true", help="only the --tuning manifest's items, not the programme")
     args = p.parse_args(argv)
 
     from benchmarks.soak import RATE, Segment
@@ -206,11 +207,12 @@ def main(argv=None) -> int:
     patch(args.variant)
     make_engine = runner.load(runner.RunOptions(bundle_dir=args.bundle, console=False))
     t0 = time.process_time()
-    records = replay(make_engine, audio, RATE)
-    result = {"variant": args.variant, "segments": [s.__dict__ for s in segments],
-              **programme_figures(records, segments)}
-    ids = make_engine(RATE).index.piece_ids
-    result["taken"] = [f"{t:.2f} {kind} {ids[piece]} ({rule})" for t, kind, rule, piece in TAKEN]
+    result = {"variant": args.variant}
+    if not args.items_only:
+        records = replay(make_engine, audio, RATE)
+        result.update(segments=[s.__dict__ for s in segments], **programme_figures(records, segments))
+        ids = make_engine(RATE).index.piece_ids
+        result["taken"] = [f"{t:.2f} {kind} {ids[piece]} ({rule})" for t, kind, rule, piece in TAKEN]
     TAKEN.clear()  # the tuning items' locks are not the programme's
     if args.tuning:
         result["tuning"] = tuning_figures(make_engine, Path(args.tuning))
