@@ -332,7 +332,7 @@ def summarise(rec: Recorder, segments, programme_s, pieces, minutes, warmup_s, b
     ahead = rec.wall[:n] - t.astype(np.float64)
     lag = (ahead - ahead.min()) if n else np.zeros(1)
     s = {
-        "minutes": minutes, "audio_s": round(total_s, 1), "updates": int(n), "programme_s": round(programme_s, 1),
+        "minutes": minutes, "audio_s": round(total_s, 1), "updates": int(n), "programme_s": round(programme_s, 4),
         "rss_start_mb": round(float(rss[0, 1]), 1), "rss_after_warmup_mb": round(float(after[0]), 1) if len(after) else None,
         "rss_end_mb": round(float(rss[-1, 1]), 1),
         "rss_growth_after_warmup_mb": round(float(rss[-1, 1] - after[0]), 2) if len(after) else None,
@@ -486,7 +486,10 @@ def resummarise(summary: dict, saved: Path) -> dict:
     rec.rss_mb, rec.drops = [tuple(r) for r in a["rss_mb"]], [tuple(r) for r in a["drops"]]
     segments = [Segment(**g) for g in summary["segments"]]
     busy = summary.get("busy_workers")
-    fresh = summarise(rec, segments, summary["programme_s"], summary["pieces"], summary["minutes"],
+    # the programme's length from its segments (ms): the summary's own figure is rounded to 0.1 s, which
+    # over a dozen loops would shift where each update falls in the programme
+    programme_s = segments[-1].start_s + segments[-1].duration_s if segments else summary["programme_s"]
+    fresh = summarise(rec, segments, programme_s, summary["pieces"], summary["minutes"],
                       summary.get("warmup_s", 300.0), (busy, *summary["busy_minutes"]) if busy else None, stats)
     return {**summary, **fresh}
 
