@@ -527,7 +527,7 @@ def markdown(s: dict, command: str) -> str:
              f"| updates more than 0.5 s behind their audio | {s['lag_over_500ms']} of {s['updates']} |",
              f"| corpus pieces named right (>= half the time after 10 s) | {r['pieces_right']} / {r['pieces']} "
              f"(following the right piece {100 * r['piece_time_right']:.0f} % of that time) |",
-             f"| piece not in the corpus: time spent following something (its worst loop) | "
+             f"| piece not in the corpus: time spent following something (all loops) | "
              f"{100 * r['outside_false_follow']:.0f} % |"]
     if "state_changes" in s:
         loops = max(s["audio_s"] / s["programme_s"], 1e-9)
