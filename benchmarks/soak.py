@@ -10,8 +10,10 @@ delivers audio at exactly the rate a sound card would. The follower runs in this
 process as ``follower listen`` does (:func:`follower.runner.run` with a
 :class:`follower.audio_io.DeviceSource`); an observer records every update.
 
-Recorded: RSS and the machine's load average once a second, per-update processing latency, the output lag (wall
-time minus the audio time the update covers, relative to the run's quickest update),
+Recorded: RSS and the machine's load average once a second, per-update processing latency (wall
+time) and the processing thread's CPU time per update (``time.thread_time``: on a shared machine
+the wall time follows the other users' load, the CPU time is the follower's own cost), the output
+lag (wall time minus the audio time the update covers, relative to the run's quickest update),
 queue depth, dropped blocks and input overflows, skipped updates, and the
 state/piece sequence, which is scored against the programme.
 
@@ -28,6 +30,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -179,6 +182,10 @@ class Recorder:
         self.t = np.zeros(capacity, np.float32)
         self.wall = np.zeros(capacity, np.float64)
         self.latency = np.zeros(capacity, np.float32)
+        # CPU time of the processing thread since its previous update (every push in between and the
+        # outputs): what the follower itself spent, whatever else runs on the machine. NaN for the first.
+        self.cpu_ms = np.full(capacity, np.nan, np.float32)
+        self._cpu_last = None
         self.depth = np.zeros(capacity, np.int16)
         self.state = np.zeros(capacity, np.int8)
         self.piece = np.full(capacity, -1, np.int16)
@@ -192,12 +199,16 @@ class Recorder:
 
     def emit(self, u) -> None:
         now = time.monotonic()
+        cpu = time.thread_time()  # emit runs on the processing thread (follower.runner's worker)
         if self.t_start is None:
             self.t_start = now - u.t  # the capture started this long ago (as far as the follower knows)
         if self.n >= self.cap:
             return
         i = self.n
         self.t[i], self.wall[i], self.latency[i] = u.t, now, u.latency_ms
+        if self._cpu_last is not None:
+            self.cpu_ms[i] = (cpu - self._cpu_last) * 1e3
+        self._cpu_last = cpu
         self.depth[i] = self.blocks.depth() if self.blocks is not None else -1
         self.state[i] = STATES.index(u.state) if u.state in STATES else -1
         self.piece[i] = self.ids.get(u.piece, -2) if u.piece is not None else -1
@@ -205,6 +216,13 @@ class Recorder:
 
     def close(self) -> None:
         self._stop.set()
+
+    def save(self, path: Path) -> None:
+        """Every update and the once-a-second samples (read back by :func:`resummarise`)."""
+        n = self.n
+        np.savez_compressed(path, t=self.t[:n], wall=self.wall[:n], latency_ms=self.latency[:n],
+                            cpu_ms=self.cpu_ms[:n], depth=self.depth[:n], state=self.state[:n],
+                            piece=self.piece[:n], rss_mb=np.array(self.rss_mb), drops=np.array(self.drops))
 
     def sample(self, source) -> None:
         page_kb = os.sysconf("SC_PAGE_SIZE") / 1024
@@ -257,9 +275,46 @@ def state_sequence(rec: Recorder, pieces: list[str], limit: int = 400) -> list[s
     return runs[:limit]
 
 
-def window_p99(rec: Recorder, start_s: float, end_s: float) -> float:
+def window_percentile(values: np.ndarray, rec: Recorder, start_s: float, end_s: float, q: float) -> float | None:
+    """The q-th percentile of the updates whose audio time lies in [start_s, end_s); NaNs left out."""
     sel = (rec.t[:rec.n] >= start_s) & (rec.t[:rec.n] < end_s)
-    return float(np.percentile(rec.latency[:rec.n][sel], 99)) if sel.any() else float("nan")
+    v = values[:rec.n][sel]
+    v = v[np.isfinite(v)]
+    return round(float(np.percentile(v, q)), 2) if len(v) else None
+
+
+def cost_windows(rec: Recorder, total_s: float, win: float) -> dict:
+    """p50 / p99 of the wall latency and of the thread CPU time, whole run and first / last window."""
+    out = {}
+    spans = {"": (0.0, total_s + 1), "_first_window": (0.0, win), "_last_window": (total_s - win, total_s + 1)}
+    for name, values in (("latency", rec.latency), ("cpu", rec.cpu_ms)):
+        for q in (50, 99):
+            for suffix, (lo, hi) in spans.items():
+                out[f"{name}_p{q}{suffix}_ms"] = window_percentile(values, rec, lo, hi, q)
+    # the thread's CPU seconds per second of audio: unlike a percentile per update it does not move when
+    # updates are skipped under load (one update then covers, and costs, the audio of several)
+    t = rec.t[:rec.n]
+    for suffix, (lo, hi) in spans.items():
+        sel = (t >= lo) & (t < hi) & np.isfinite(rec.cpu_ms[:rec.n])
+        span = float(t[sel][-1] - t[sel][0]) if sel.sum() > 1 else 0.0
+        out[f"cpu_share{suffix}"] = round(float(rec.cpu_ms[:rec.n][sel].sum()) / 1e3 / span, 4) if span else None
+    return out
+
+
+def load_windows(rss: np.ndarray, rss_t: np.ndarray, total_s: float, win: float) -> dict:
+    """The machine's 1-minute load average (other work shares the cores): over the run and the two windows."""
+    load = rss[:, 2]
+
+    def mean(sel):
+        return round(float(load[sel].mean()), 1) if sel.any() else None
+
+    whole = rss_t <= total_s + 1
+    return {"load_first_window": mean(rss_t < win), "load_last_window": mean(rss_t >= total_s - win),
+            "load_mean": mean(whole), "load_min": round(float(load[whole].min()), 1) if whole.any() else None,
+            "load_max": round(float(load[whole].max()), 1) if whole.any() else None,
+            # minute by minute (the sampler's first reading of each minute), to see when the machine was busy
+            "load_by_minute": [round(float(load[rss_t >= m * 60][0]), 2)
+                               for m in range(int(total_s // 60) + 1) if (rss_t >= m * 60).any()]}
 
 
 def summarise(rec: Recorder, segments, programme_s, pieces, minutes, warmup_s, busy, stats) -> dict:
@@ -269,6 +324,7 @@ def summarise(rec: Recorder, segments, programme_s, pieces, minutes, warmup_s, b
     rss_t = rss[:, 0] - (rec.t_start or rss[0, 0])
     after = rss[rss_t >= warmup_s, 1]
     drops = np.array(rec.drops) if rec.drops else np.zeros((1, 4))
+    drops_t = drops[:, 0] - (rec.t_start or drops[0, 0])
     total_s = float(t[-1]) if n else 0.0
     win = min(600.0, total_s / 3)
     # output lag: wall time minus audio time, from the best update of the run (whose own lag is one
@@ -276,29 +332,27 @@ def summarise(rec: Recorder, segments, programme_s, pieces, minutes, warmup_s, b
     ahead = rec.wall[:n] - t.astype(np.float64)
     lag = (ahead - ahead.min()) if n else np.zeros(1)
     s = {
-        "minutes": minutes, "audio_s": round(total_s, 1), "updates": int(n), "programme_s": round(programme_s, 1),
+        "minutes": minutes, "audio_s": round(total_s, 1), "updates": int(n), "programme_s": round(programme_s, 4),
         "rss_start_mb": round(float(rss[0, 1]), 1), "rss_after_warmup_mb": round(float(after[0]), 1) if len(after) else None,
         "rss_end_mb": round(float(rss[-1, 1]), 1),
         "rss_growth_after_warmup_mb": round(float(rss[-1, 1] - after[0]), 2) if len(after) else None,
         "rss_max_mb": round(float(rss[:, 1].max()), 1),
-        "latency_p50_ms": round(float(np.percentile(rec.latency[:n], 50)), 2) if n else None,
-        "latency_p99_ms": round(float(np.percentile(rec.latency[:n], 99)), 2) if n else None,
-        "latency_p99_first_window_ms": round(window_p99(rec, 0, win), 2),
-        "latency_p99_last_window_ms": round(window_p99(rec, total_s - win, total_s + 1), 2),
+        **cost_windows(rec, total_s, win),
         "window_s": round(win, 1),
-        # the machine's 1-minute load average (other work shares the cores) over the same two windows
-        "load_first_window": round(float(rss[rss_t < win, 2].mean()), 1) if (rss_t < win).any() else None,
-        "load_last_window": round(float(rss[rss_t >= total_s - win, 2].mean()), 1)
-        if (rss_t >= total_s - win).any() else None,
+        **load_windows(rss, rss_t, total_s, win),
         "lag_p50_ms": round(float(np.percentile(lag, 50)) * 1e3, 1) if n else None,
         "lag_p99_ms": round(float(np.percentile(lag, 99)) * 1e3, 1) if n else None,
         "lag_max_ms": round(float(lag.max()) * 1e3, 1) if n else None,
         "queue_depth_max_blocks": int(rec.depth[:n].max()) if n else None,
         "blocks_dropped": int(drops[-1, 1]), "input_overflows": int(drops[-1, 2]),
         "updates_skipped": int(stats.skipped), "behind_episodes": int(stats.behind),
+        "updates_skipped_first_window": int(np.interp(win, drops_t, drops[:, 3])) if n else 0,
+        "updates_skipped_last_window": int(drops[-1, 3] - np.interp(total_s - win, drops_t, drops[:, 3])) if n else 0,
         "max_backlog_s": round(stats.max_backlog_s, 3),
         "max_stride": int(stats.max_stride),  # the most hops per computed update while behind (follower.pacing)
         "lag_over_500ms": int((lag > 0.5).sum()) if n else 0,
+        # changes of (state, piece): locks, switches, losses, searches (the sequence is in "states")
+        "state_changes": int((np.diff(rec.state[:n].astype(np.int32) * 65536 + rec.piece[:n]) != 0).sum()) if n else 0,
         "recognition": score(rec, segments, programme_s, pieces),
     }
     if busy:
@@ -353,6 +407,7 @@ def run(args) -> dict:
 
     options = runner.RunOptions(bundle_dir=str(resolve_bundle(args.bundle)), index_path=args.index,
                                 osc_target="127.0.0.1:9", console=False, duration_s=seconds,
+                                jsonl_path=args.jsonl,
                                 max_lag_s=args.max_lag)
     make_engine = runner.load(options)
     source = DeviceSource("follower_soak", rate_hz=RATE, block_frames=BLOCK, buffer_s=5.0)
@@ -392,17 +447,51 @@ def run(args) -> dict:
             p.wait()
         player.terminate()  # only now: a pipe that runs dry would feed the capture stale audio
         player.wait(timeout=60)
+        shutil.rmtree(work, ignore_errors=True)  # the rendered programme (25 MB an hour's run) and the pipe
     wall = time.monotonic() - t0
+    rec.save(out / "updates.npz")
     summary = summarise(rec, segments, programme_s, pieces, args.minutes, args.warmup_min * 60,
                         (args.busy, args.busy_from, args.busy_until) if args.busy else None, stats)
     summary.update(exit_code=code, wall_s=round(wall, 1), bundle=str(args.bundle), index=str(args.index),
+                   command="python -m benchmarks.soak " + " ".join(args.argv),
+                   finished_utc=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), warmup_s=args.warmup_min * 60,
                    pieces=pieces, outside=str(args.outside),
                    segments=[s.__dict__ for s in segments], states=state_sequence(rec, pieces))
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    np.savez_compressed(out / "updates.npz", t=rec.t[:rec.n], wall=rec.wall[:rec.n], latency_ms=rec.latency[:rec.n],
-                        depth=rec.depth[:rec.n], state=rec.state[:rec.n],
-                        piece=rec.piece[:rec.n], rss_mb=np.array(rec.rss_mb), drops=np.array(rec.drops))
     return summary
+
+
+def _change(first, last) -> str:
+    return f"{100 * (last - first) / first:+.0f} %" if first and last is not None else "n/a"
+
+
+def resummarise(summary: dict, saved: Path) -> dict:
+    """``summary`` recomputed from a run's ``updates.npz`` with this version's figures (the run's own
+    counters, which the arrays do not hold, are taken from the summary)."""
+    from follower.runstats import Stats
+
+    a = np.load(saved)
+    stats = Stats()
+    stats.skipped, stats.behind = summary["updates_skipped"], summary["behind_episodes"]
+    stats.max_backlog_s, stats.max_stride = summary["max_backlog_s"], summary["max_stride"]
+    n = len(a["t"])
+    rec = Recorder(n, summary["pieces"], stats)
+    rec.n = n
+    for name, key in (("t", "t"), ("wall", "wall"), ("latency", "latency_ms"), ("depth", "depth"),
+                      ("state", "state"), ("piece", "piece")):
+        getattr(rec, name)[:] = a[key]
+    if "cpu_ms" in a:
+        rec.cpu_ms[:] = a["cpu_ms"]
+    rec.t_start = float(a["wall"][0] - a["t"][0]) if n else None  # as the first update set it
+    rec.rss_mb, rec.drops = [tuple(r) for r in a["rss_mb"]], [tuple(r) for r in a["drops"]]
+    segments = [Segment(**g) for g in summary["segments"]]
+    busy = summary.get("busy_workers")
+    # the programme's length from its segments (ms): the summary's own figure is rounded to 0.1 s, which
+    # over a dozen loops would shift where each update falls in the programme
+    programme_s = segments[-1].start_s + segments[-1].duration_s if segments else summary["programme_s"]
+    fresh = summarise(rec, segments, programme_s, summary["pieces"], summary["minutes"],
+                      summary.get("warmup_s", 300.0), (busy, *summary["busy_minutes"]) if busy else None, stats)
+    return {**summary, **fresh}
 
 
 def markdown(s: dict, command: str) -> str:
@@ -413,10 +502,23 @@ def markdown(s: dict, command: str) -> str:
              f"{s['programme_s'] / 60:.1f} min looped) |",
              f"| RSS after warm-up / at the end (growth) | {s['rss_after_warmup_mb']} / {s['rss_end_mb']} MB "
              f"({s['rss_growth_after_warmup_mb']:+} MB) |",
-             f"| per-update latency p50 / p99 | {s['latency_p50_ms']} / {s['latency_p99_ms']} ms |",
-             f"| p99 first / last {s['window_s'] / 60:.0f} min (machine load average then) | "
-             f"{s['latency_p99_first_window_ms']} / {s['latency_p99_last_window_ms']} ms "
-             f"({s['load_first_window']} / {s['load_last_window']}) |",
+             f"| machine's 1-minute load average over the run: mean (min-max) | {s['load_mean']} "
+             f"({s['load_min']}-{s['load_max']}) on {os.cpu_count()} cores |",
+             f"| per-update processing, wall time p50 / p99 | {s['latency_p50_ms']} / {s['latency_p99_ms']} ms |",
+             f"| per-update processing, thread CPU time p50 / p99 | {s['cpu_p50_ms']} / {s['cpu_p99_ms']} ms |",
+             f"| first / last {s['window_s'] / 60:.0f} min: wall p50, p99 | "
+             f"{s['latency_p50_first_window_ms']}, {s['latency_p99_first_window_ms']} / "
+             f"{s['latency_p50_last_window_ms']}, {s['latency_p99_last_window_ms']} ms |",
+             f"| first / last {s['window_s'] / 60:.0f} min: CPU p50, p99 | "
+             f"{s['cpu_p50_first_window_ms']}, {s['cpu_p99_first_window_ms']} / "
+             f"{s['cpu_p50_last_window_ms']}, {s['cpu_p99_last_window_ms']} ms "
+             f"(CPU p99 change {_change(s['cpu_p99_first_window_ms'], s['cpu_p99_last_window_ms'])}) |",
+             f"| first / last {s['window_s'] / 60:.0f} min: CPU seconds per second of audio | "
+             f"{s.get('cpu_share_first_window')} / {s.get('cpu_share_last_window')} "
+             f"(whole run {s.get('cpu_share')}) |",
+             f"| first / last {s['window_s'] / 60:.0f} min: machine load average; updates skipped | "
+             f"{s['load_first_window']} / {s['load_last_window']}; {s.get('updates_skipped_first_window')} / "
+             f"{s.get('updates_skipped_last_window')} |",
              f"| output lag p50 / p99 / max | {s['lag_p50_ms']} / {s['lag_p99_ms']} / {s['lag_max_ms']} ms |",
              f"| queue depth max | {s['queue_depth_max_blocks']} blocks of {BLOCK} frames |",
              f"| blocks dropped / input overflows | {s['blocks_dropped']} / {s['input_overflows']} |",
@@ -425,8 +527,12 @@ def markdown(s: dict, command: str) -> str:
              f"| updates more than 0.5 s behind their audio | {s['lag_over_500ms']} of {s['updates']} |",
              f"| corpus pieces named right (>= half the time after 10 s) | {r['pieces_right']} / {r['pieces']} "
              f"(following the right piece {100 * r['piece_time_right']:.0f} % of that time) |",
-             f"| piece not in the corpus: time spent following something | "
+             f"| piece not in the corpus: time spent following something (all loops) | "
              f"{100 * r['outside_false_follow']:.0f} % |"]
+    if "state_changes" in s:
+        loops = max(s["audio_s"] / s["programme_s"], 1e-9)
+        lines.append(f"| changes of state or piece | {s['state_changes']} ({s['state_changes'] / loops:.0f} per "
+                     f"programme loop) |")
     if "busy_workers" in s:
         for name in ("before_load", "under_load", "after_load"):
             if f"lag_p99_ms_{name}" in s:
@@ -458,11 +564,51 @@ def main(argv=None) -> int:
     p.add_argument("--busy", type=int, default=0, help="busy worker processes (the load run)")
     p.add_argument("--busy-from", type=float, default=1.0, help="minute the load starts")
     p.add_argument("--busy-until", type=float, default=4.0, help="minute the load ends")
+    p.add_argument("--jsonl", default=None, help="also write the follower's JSON lines here (as --jsonl of "
+                                                 "follower listen)")
     p.add_argument("--out", default=str(paths.work_dir() / "soak"))
+    p.add_argument("--doc", action="store_true",
+                   help="also write the table into docs/benchmarks.md (its generated:soak block, or "
+                        "generated:soak-load with --busy)")
+    p.add_argument("--report", metavar="SUMMARY_JSON", default=None,
+                   help="play nothing: print (and with --doc write) the table of an earlier run's summary.json")
     args = p.parse_args(argv)
-    summary = run(args)
-    print(markdown(summary, "python -m benchmarks.soak " + " ".join(argv if argv is not None else sys.argv[1:])))
-    return 0 if summary["exit_code"] == 0 else 1
+    # the command as given, for the report (without --doc/--report, which only say where it goes)
+    args.argv = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--doc"]
+    if args.report:
+        try:
+            summary = json.loads(Path(args.report).read_text())
+            missing = {"recognition", "minutes", "updates"} - set(summary)
+            if missing:
+                raise ValueError(f"no {', '.join(sorted(missing))}")
+            arrays = Path(args.report).with_name("updates.npz")
+            if arrays.is_file():
+                summary = resummarise(summary, arrays)
+        except (OSError, ValueError, TypeError, KeyError) as e:
+            print(f"error: --report {args.report}: not a soak summary.json ({e})", file=sys.stderr)
+            return 2
+    else:
+        summary = run(args)
+    command = summary.get("command") or f"python -m benchmarks.soak --minutes {summary['minutes']:g}"
+    body = markdown(summary, command)
+    print(body)
+    if args.doc:
+        write_doc(summary, body)
+    return 0 if summary.get("exit_code", 0) == 0 else 1
+
+
+def write_doc(summary: dict, body: str) -> Path:
+    """The table into docs/benchmarks.md, with when and where it was measured."""
+    from benchmarks.paths import docs_dir
+    from benchmarks.report import machine_description, replace_block
+
+    name = "soak-load" if "busy_workers" in summary else "soak"
+    when = summary.get("finished_utc") or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    text = f"- Machine: {machine_description()}; run finished {when}.\n- Command: {body}"
+    doc = docs_dir() / "benchmarks.md"
+    doc.write_text(replace_block(doc.read_text(), name, text))
+    print(f"wrote the {name} block of {doc}", file=sys.stderr)
+    return doc
 
 
 if __name__ == "__main__":
