@@ -101,6 +101,9 @@ class EngineConfig:
     min_history_s: float = 2.0        # no lock on less audio than this (plus the 2.1 s window)
     switch_margin: float = 0.6        # another piece beats ours by this for switch_s -> switch
     switch_s: float = 2.0
+    # the rival must also lead every third piece by this (0: not asked): once a piece has ended, its own
+    # paths score near 0 and any chance path would otherwise beat it; a piece being played leads the rest
+    switch_rival_margin: float = 0.0
     relock_s: float = 1.0             # a path elsewhere in our piece beats the tracker's this long -> jump
     relock_distance_s: float = 3.0
     lost_timeout_s: float = 10.0
@@ -138,6 +141,9 @@ class EngineConfig:
     calibrated_p: float = 0.97        # P needed to lock ...
     calibrated_s: float = 0.25        # ... held this long, the same leader
     calibrated_recheck_s: float = 10.0  # after a lock, for this long, the rule may switch to another piece
+    # also after a switch (True); False: only after a lock from searching, because the re-ranking still
+    # remembers the piece just left and would switch back to it (ping-pong at a change of piece)
+    recheck_after_switch: bool = True
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     # top-k search: "auto" = the index's approximate structure where it has one (follower.ann), else exact
     search: str = "auto"

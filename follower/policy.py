@@ -51,9 +51,11 @@ searching
       at its alignment's. ``calibration = None`` turns the rule off.
 
 following or lost
-    * **switch**: another piece's path reaches ``lock_score`` and beats ours by
-      ``switch_margin`` for ``switch_s`` -> SWITCH to it.
-    * **recheck** (following, within ``calibrated_recheck_s`` of a lock): the calibrated
+    * **switch**: another piece's path reaches ``lock_score``, beats ours by
+      ``switch_margin`` and every third piece's by ``switch_rival_margin``, for
+      ``switch_s`` -> SWITCH to it.
+    * **recheck** (following, within ``calibrated_recheck_s`` of a lock, or of a switch
+      while ``recheck_after_switch``): the calibrated
       confidence names another piece at ``calibrated_p`` for ``calibrated_s`` -> SWITCH
       to it. An early lock can be wrong; the evidence that would have locked the right
       piece then undoes it at once, instead of the path switch's ``switch_s``. Only
@@ -217,8 +219,10 @@ class LockPolicy:
         mine = support.get(s.piece, 0.0)
         others = max((support[p] for p in ranked if not s.same(p, s.piece)), default=0.0)
         rival = next((p for p in ranked if not s.same(p, s.piece)), None)
+        rest = max((support[p] for p in ranked if not s.same(p, s.piece) and not s.same(p, rival)), default=0.0)
+        clear = support[rival] - rest >= getattr(c, "switch_rival_margin", 0.0) if rival is not None else False
         if rival is not None and self.switch.held(support[rival] >= c.lock_score
-                                                  and support[rival] - mine >= c.switch_margin, t_s):
+                                                  and support[rival] - mine >= c.switch_margin and clear, t_s):
             return self._locked(SWITCH, rival, s.where[rival], t_s)
         if (s.state == FOLLOWING and self.locked_at_s is not None
                 and t_s - self.locked_at_s <= getattr(c, "calibrated_recheck_s", 0.0) + _TOLERANCE_S):
@@ -314,6 +318,8 @@ class LockPolicy:
                 rule: str | None = None) -> Action:
         self.reset()  # a new lock starts every rule afresh
         self.last_rule = rule or kind
-        self.locked_at_s = t_s
+        # the recheck window opens at a lock from searching, and at a switch unless recheck_after_switch is off
+        if kind != SWITCH or getattr(self.config, "recheck_after_switch", True):
+            self.locked_at_s = t_s
         position_s, tempo = where
         return Action(kind, piece, position_s, tempo)

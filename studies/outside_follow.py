@@ -11,13 +11,13 @@ which rule took each lock or switch, and how often the followed piece flipped in
 ``python -m benchmarks.material --set tuning`` and reports the benchmark's
 identification figures, so a variant that slowed the naming of real pieces shows.
 
-Variants (patched in this process only; the shipped policy is ``shipped``):
+Variants (the engine's own settings, ``SETTINGS``; the shipped policy is ``shipped``):
 
-* ``recheck-after-lock``: the calibrated recheck only within ``calibrated_recheck_s``
-  of a lock from ``searching``, not after a switch (the re-ranking and the votes still
+* ``recheck-after-lock`` (``recheck_after_switch=False``): the calibrated recheck only
+  within ``calibrated_recheck_s`` of a lock from ``searching``, not after a switch (the re-ranking and the votes still
   remember the previous piece then, so the recheck names it again and switches back);
-* ``clear-switch``: a switch (from following or lost) also needs the rival's path to
-  beat every *other* piece's by ``lock_margin``, as the path lock does while searching
+* ``clear-switch`` (``switch_rival_margin=0.5``): a switch (from following or lost) also
+  needs the rival's path to beat every *other* piece's by ``lock_margin``, as the path lock does while searching
   (today it only has to beat the followed piece's own path, which is near 0 once that
   piece has ended);
 * ``both``.
@@ -44,8 +44,18 @@ PIECE_S = 60.0
 TAKEN: list = []  # (t_s, kind, rule, piece) of every lock and switch the policy took, in order
 
 
-def patch(variant: str) -> None:
-    """Install ``variant`` into follower.policy for this process, and record every lock and switch."""
+# each variant as the engine's own settings (follower.engine.EngineConfig); the clear lead asked of a
+# rival is the lock's own margin over the other pieces (lock_margin 0.5)
+SETTINGS = {
+    "shipped": {},
+    "recheck-after-lock": {"recheck_after_switch": False},
+    "clear-switch": {"switch_rival_margin": 0.5},
+    "both": {"recheck_after_switch": False, "switch_rival_margin": 0.5},
+}
+
+
+def patch() -> None:
+    """Record every lock and switch the policy takes, for this process."""
     from follower import policy as P
 
     record = P.LockPolicy._locked
@@ -56,40 +66,18 @@ def patch(variant: str) -> None:
 
     P.LockPolicy._locked = _recorded
 
-    if variant in ("recheck-after-lock", "both"):
-        locked = P.LockPolicy._locked
 
-        def _locked(self, kind, piece, where, t_s, rule=None):
-            action = locked(self, kind, piece, where, t_s, rule)
-            if kind == P.SWITCH:
-                self.locked_at_s = None  # no recheck after a switch
-            return action
+def engine_factory(bundle_dir: str, variant: str):
+    """``make_engine(rate)`` of the shipped bundle and index, with ``variant``'s settings."""
+    from dataclasses import replace
 
-        P.LockPolicy._locked = _locked
-    if variant in ("clear-switch", "both"):
-        step = P.LockPolicy.step
+    from follower import runner
+    from follower.engine import Engine
 
-        class ClearTimer(P.Timer):
-            def __init__(self, policy, duration_s):
-                super().__init__(duration_s)
-                self.policy = policy
-
-            def held(self, condition, t_s):
-                s, c = self.policy._scores, self.policy.config
-                if condition:
-                    rival = next((p for p in s.ranked if not s.same(p, s.piece)), None)
-                    rest = max((s.support[p] for p in s.ranked
-                                if not s.same(p, rival) and not s.same(p, s.piece)), default=0.0)
-                    condition = rival is not None and s.support[rival] - rest >= c.lock_margin
-                return super().held(condition, t_s)
-
-        def _step(self, s, evidence, t_s):
-            if not isinstance(self.switch, ClearTimer):
-                self.switch = ClearTimer(self, self.config.switch_s)
-            self._scores = s
-            return step(self, s, evidence, t_s)
-
-        P.LockPolicy.step = _step
+    base = runner.load(runner.RunOptions(bundle_dir=bundle_dir, console=False))
+    probe = base(22050.0)
+    config = replace(probe.config, **SETTINGS[variant])
+    return lambda rate: Engine(probe.bundle, probe.index, input_rate_hz=rate, config=config)
 
 
 def replay(make_engine, audio: np.ndarray, rate: float) -> list[dict]:
@@ -204,8 +192,8 @@ def main(argv=None) -> int:
         (cache / "segments.json").write_text(json.dumps([s.__dict__ for s in segments], indent=1))
     audio = np.load(cache / "audio.npy")
     segments = [Segment(**s) for s in json.loads((cache / "segments.json").read_text())]
-    patch(args.variant)
-    make_engine = runner.load(runner.RunOptions(bundle_dir=args.bundle, console=False))
+    patch()
+    make_engine = engine_factory(args.bundle, args.variant)
     t0 = time.process_time()
     result = {"variant": args.variant}
     if not args.items_only:

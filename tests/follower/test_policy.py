@@ -184,6 +184,21 @@ def test_a_rival_beating_ours_by_switch_margin_for_switch_s_is_switched_to():
     assert sim.piece == 2
 
 
+def test_with_switch_rival_margin_a_rival_must_also_lead_every_third_piece():
+    config = dataclasses.replace(C, switch_rival_margin=0.5)
+    rival = {1: 0.1, 2: 1.3, 3: 1.1}  # beats ours (an ended piece) by far, but not piece 3 by 0.5
+    where = {1: (31.0, 1.0), 2: (7.5, 0.8), 3: (2.0, 1.0)}
+    sim = Sim(config)
+    sim.follow(piece=1)
+    assert SWITCH not in [a.kind for _, a in sim.run(C.switch_s + 0.5, rival, where=where)]
+    assert sim.piece == 1
+    clear = {1: 0.1, 2: 1.7, 3: 1.1}
+    sim = Sim(config)
+    sim.follow(piece=1)
+    acts = sim.run(C.switch_s + 0.5, clear, where=where)
+    assert (acts[0][1].kind, acts[0][1].piece) == (SWITCH, 2)
+
+
 def test_a_rival_below_lock_score_is_not_switched_to():
     sim = Sim()
     sim.follow(piece=1)

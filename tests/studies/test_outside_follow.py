@@ -31,15 +31,19 @@ def test_figures_of_a_programme(monkeypatch):
 
 
 def test_the_recheck_variant_ends_the_recheck_window_at_a_switch(monkeypatch):
-    for name in ("_locked", "step"):
-        monkeypatch.setattr(P.LockPolicy, name, getattr(P.LockPolicy, name))  # restored after the test
+    monkeypatch.setattr(P.LockPolicy, "_locked", P.LockPolicy._locked)  # restored after the test
     monkeypatch.setattr(study, "TAKEN", [])
-    study.patch("recheck-after-lock")
+    study.patch()
+    from dataclasses import replace
+
     from follower.engine import EngineConfig
 
-    policy = P.LockPolicy(EngineConfig())
+    policy = P.LockPolicy(replace(EngineConfig(), **study.SETTINGS["recheck-after-lock"]))
     policy._locked(P.LOCK, 3, (1.0, 1.0), 5.0, "rerank")
     assert policy.locked_at_s == 5.0  # a lock from searching may still be rechecked
     policy._locked(P.SWITCH, 4, (1.0, 1.0), 9.0)
     assert policy.locked_at_s is None  # after a switch, not
     assert study.TAKEN == [(5.0, "lock", "rerank", 3), (9.0, "switch", "switch", 4)]
+    shipped = P.LockPolicy(EngineConfig())
+    shipped._locked(P.SWITCH, 4, (1.0, 1.0), 9.0)
+    assert shipped.locked_at_s == 9.0  # the shipped engine rechecks after a switch too
