@@ -103,7 +103,7 @@ class EngineConfig:
     switch_s: float = 2.0
     # the rival must also lead every third piece by this (0: not asked): once a piece has ended, its own
     # paths score near 0 and any chance path would otherwise beat it; a piece being played leads the rest
-    switch_rival_margin: float = 0.0
+    switch_rival_margin: float = 0.5  # = lock_margin; chosen on validation renders (studies.outside_follow)
     relock_s: float = 1.0             # a path elsewhere in our piece beats the tracker's this long -> jump
     relock_distance_s: float = 3.0
     lost_timeout_s: float = 10.0
@@ -143,7 +143,7 @@ class EngineConfig:
     calibrated_recheck_s: float = 10.0  # after a lock, for this long, the rule may switch to another piece
     # also after a switch (True); False: only after a lock from searching, because the re-ranking still
     # remembers the piece just left and would switch back to it (ping-pong at a change of piece)
-    recheck_after_switch: bool = True
+    recheck_after_switch: bool = False
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     # top-k search: "auto" = the index's approximate structure where it has one (follower.ann), else exact
     search: str = "auto"

@@ -11,7 +11,8 @@ which rule took each lock or switch, and how often the followed piece flipped in
 ``python -m benchmarks.material --set tuning`` and reports the benchmark's
 identification figures, so a variant that slowed the naming of real pieces shows.
 
-Variants (the engine's own settings, ``SETTINGS``; the shipped policy is ``shipped``):
+Variants (the engine's own settings, ``SETTINGS``; the shipped engine is ``both``, ``before`` the
+engine until these two settings were on):
 
 * ``recheck-after-lock`` (``recheck_after_switch=False``): the calibrated recheck only
   within ``calibrated_recheck_s`` of a lock from ``searching``, not after a switch (the re-ranking and the votes still
@@ -37,7 +38,6 @@ from pathlib import Path
 
 import numpy as np
 
-VARIANTS = ("shipped", "recheck-after-lock", "clear-switch", "both")
 PIECE_S = 60.0
 
 
@@ -47,11 +47,12 @@ TAKEN: list = []  # (t_s, kind, rule, piece) of every lock and switch the policy
 # each variant as the engine's own settings (follower.engine.EngineConfig); the clear lead asked of a
 # rival is the lock's own margin over the other pieces (lock_margin 0.5)
 SETTINGS = {
-    "shipped": {},
-    "recheck-after-lock": {"recheck_after_switch": False},
-    "clear-switch": {"switch_rival_margin": 0.5},
-    "both": {"recheck_after_switch": False, "switch_rival_margin": 0.5},
+    "before": {"recheck_after_switch": True, "switch_rival_margin": 0.0},  # the engine until 2026-12-02
+    "recheck-after-lock": {"recheck_after_switch": False, "switch_rival_margin": 0.0},
+    "clear-switch": {"recheck_after_switch": True, "switch_rival_margin": 0.5},
+    "both": {"recheck_after_switch": False, "switch_rival_margin": 0.5},  # = the shipped engine
 }
+VARIANTS = tuple(SETTINGS)
 
 
 def patch() -> None:
@@ -167,7 +168,7 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m studies.outside_follow", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--variant", choices=VARIANTS, default="shipped")
+    p.add_argument("--variant", choices=VARIANTS, default="both")
     p.add_argument("--bundle", default="exported/default")
     p.add_argument("--corpus", default=str(paths.chorale_dir()))
     p.add_argument("--tunes", default=str(paths.data_root() / "midi" / "nottingham"))

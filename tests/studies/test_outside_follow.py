@@ -44,6 +44,6 @@ def test_the_recheck_variant_ends_the_recheck_window_at_a_switch(monkeypatch):
     policy._locked(P.SWITCH, 4, (1.0, 1.0), 9.0)
     assert policy.locked_at_s is None  # after a switch, not
     assert study.TAKEN == [(5.0, "lock", "rerank", 3), (9.0, "switch", "switch", 4)]
-    shipped = P.LockPolicy(EngineConfig())
-    shipped._locked(P.SWITCH, 4, (1.0, 1.0), 9.0)
-    assert shipped.locked_at_s == 9.0  # the shipped engine rechecks after a switch too
+    before = P.LockPolicy(replace(EngineConfig(), **study.SETTINGS["before"]))
+    before._locked(P.SWITCH, 4, (1.0, 1.0), 9.0)
+    assert before.locked_at_s == 9.0  # the engine before rechecked after a switch too
