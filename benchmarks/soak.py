@@ -470,7 +470,7 @@ def resummarise(summary: dict, saved: Path) -> dict:
     counters, which the arrays do not hold, are taken from the summary)."""
     from follower.runstats import Stats
 
-    a = np.load(saved)
+    a = np.load(saved, allow_pickle=False)
     stats = Stats()
     stats.skipped, stats.behind = summary["updates_skipped"], summary["behind_episodes"]
     stats.max_backlog_s, stats.max_stride = summary["max_backlog_s"], summary["max_stride"]

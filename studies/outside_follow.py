@@ -191,7 +191,7 @@ def main(argv=None) -> int:
                                 args.outside)
         np.save(cache / "audio.npy", audio)
         (cache / "segments.json").write_text(json.dumps([s.__dict__ for s in segments], indent=1))
-    audio = np.load(cache / "audio.npy")
+    audio = np.load(cache / "audio.npy", allow_pickle=False)
     segments = [Segment(**s) for s in json.loads((cache / "segments.json").read_text())]
     patch()
     make_engine = engine_factory(args.bundle, args.variant)
