@@ -48,6 +48,10 @@ def template_cells(templates: np.ndarray, per: int = CELL_FRAMES) -> np.ndarray:
     return np.where(norm > 0, m / np.maximum(norm, 1e-9), 0.0)
 
 
+# template cells kept for this many recently used pieces: well above the re-ranking's candidates (8)
+PIECES_KEPT = 32
+
+
 class TemplateScorer:
     """Per-piece template cells (built on first use, cached) and a random null set."""
 
@@ -84,11 +88,20 @@ class TemplateScorer:
         pending[piece] = self._builder.submit(self._make, piece)
 
     def cells(self, piece: int) -> np.ndarray:
-        """The piece's template cells: built now, or collected from :meth:`prepare` (waiting for it)."""
-        if piece not in self._cells:
+        """The piece's template cells: built now, or collected from :meth:`prepare` (waiting for it).
+
+        The ``PIECES_KEPT`` most recently used pieces are kept (least recent dropped first): keeping
+        every candidate ever seen grew a long run by each new one (a 20-minute soak with music outside
+        the corpus: +5 MB); a dropped piece is rebuilt the same if it comes back."""
+        if piece in self._cells:
+            cells = self._cells.pop(piece)  # re-inserted below: the dict's order is the order of use
+        else:
             future: Future | None = self.__dict__.get("_pending", {}).pop(piece, None)
-            self._cells[piece] = future.result() if future is not None else self._make(piece)
-        return self._cells[piece]
+            cells = future.result() if future is not None else self._make(piece)
+        self._cells[piece] = cells
+        while len(self._cells) > PIECES_KEPT:
+            del self._cells[next(iter(self._cells))]
+        return cells
 
     def standardise(self, audio_cells: np.ndarray):
         """(mean, sd) of each audio cell's cosines with the null set: z = (cos - mean) / sd."""

@@ -118,3 +118,21 @@ def test_templates_off_restores_the_lock_rules_fitted_without_them_unless_the_co
     assert (off.rerank_template_weight, off.calibration, off.rerank_min_p) == (0.0, FITTED_EMBEDDINGS, 0.0)
     own = templates_off(EngineConfig(calibration=None, rerank_min_p=0.5))
     assert (own.rerank_template_weight, own.calibration, own.rerank_min_p) == (0.0, None, 0.5)
+
+
+def test_the_scorer_keeps_the_most_recently_used_pieces_and_rebuilds_a_dropped_one_the_same(monkeypatch):
+    from follower import note_evidence as ne
+
+    monkeypatch.setattr(ne, "PIECES_KEPT", 2)
+    built = []
+    scorer = ne.TemplateScorer.__new__(ne.TemplateScorer)
+    scorer._cells = {}
+    scorer._make = lambda p: built.append(p) or np.full((3, 4), float(p))
+    first = scorer.cells(0).copy()
+    scorer.cells(1)
+    scorer.cells(0)  # 0 used again: 1 is now the least recent
+    scorer.cells(2)
+    assert list(scorer._cells) == [0, 2]
+    np.testing.assert_array_equal(scorer.cells(0), first)
+    scorer.cells(1)  # dropped, built again
+    assert built == [0, 1, 2, 1]
