@@ -58,7 +58,6 @@ lags the newest sample by half a frame (46 ms).
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -71,6 +70,7 @@ from .confidence import FITTED, FITTED_EMBEDDINGS, Calibration
 from .features import StreamingSpectrogram
 from .noise import sounding
 from .policy import FOLLOWING, LOST, SEARCHING, LockPolicy, Scores
+from .recent import recently_used
 from .rerank import Reranker
 from .tracker import PieceTracker, TrackerConfig
 from .verify import PathVerifier
@@ -209,8 +209,8 @@ class Engine:
         self._votes = OffsetVotes(self.config.k, horizon)
         self._verifier = PathVerifier(index, self._search, update_s=self.update_s,
                                       window_s=self.config.verify_window_s)
-        self._trackers: OrderedDict = OrderedDict()  # piece -> PieceTracker, least recently locked first
-        self._aligners: OrderedDict = OrderedDict()  # piece -> FineAligner, likewise
+        self._trackers: dict = {}  # piece -> PieceTracker, least recently locked first
+        self._aligners: dict = {}  # piece -> FineAligner, likewise
         self._fine_on = self.config.fine is not None and index.has_notes
         fine = self.config.fine
         self._hold = RepeatHold(margin=fine.hold_margin, evidence=fine.hold_evidence, leak_s=fine.hold_leak_s,
@@ -466,17 +466,13 @@ class Engine:
 
     def _lock(self, piece: int, position_s: float, tempo: float) -> None:
         rows = self.index.rows(piece)
-        if piece not in self._trackers:
-            self._trackers[piece] = PieceTracker(self.index.position_s[rows], self.config.tracker,
-                                                 cell_s=self.index.cell_s)
-        self.tracker = _kept(self._trackers, piece)
+        self.tracker = recently_used(self._trackers, piece, keep=PIECES_KEPT, make=lambda: PieceTracker(
+            self.index.position_s[rows], self.config.tracker, cell_s=self.index.cell_s))
         self.tracker.reset(position_s, tempo=tempo)
         if self._fine_on:
-            if piece not in self._aligners:
-                fc = self.bundle.config.features
-                self._aligners[piece] = FineAligner(score_templates(*self.index.notes(piece), fc, self.config.fine),
-                                                    self.fps, self.config.fine)
-            self.aligner = _kept(self._aligners, piece)
+            fc = self.bundle.config.features
+            self.aligner = recently_used(self._aligners, piece, keep=PIECES_KEPT, make=lambda: FineAligner(
+                score_templates(*self.index.notes(piece), fc, self.config.fine), self.fps, self.config.fine))
         self._fine_fresh = True
         self.piece = piece
         self.state = FOLLOWING
@@ -563,10 +559,3 @@ class Engine:
                       latency_ms=0.0, candidates=cands, reranked=reranked, piece_changed=old_piece != self.piece,
                       state_changed=old_state != self.state)
 
-
-def _kept(cache: OrderedDict, piece: int):
-    """``cache[piece]``, now the most recently used; the least recently used beyond PIECES_KEPT are let go."""
-    cache.move_to_end(piece)
-    while len(cache) > PIECES_KEPT:
-        cache.popitem(last=False)
-    return cache[piece]

@@ -24,6 +24,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
+from .recent import recently_used
+
 CELL_FRAMES = 4          # 50 ms frames per 0.2 s cell
 MIN_SOUNDING = 2         # sounding frames a cell needs to step
 
@@ -59,7 +61,7 @@ class TemplateScorer:
                  seed: int = 0):
         from .aligner import FineConfig, score_templates
 
-        self._cells: dict = {}
+        self._start_cache()
         self._make = lambda p: template_cells(score_templates(*index.notes(p), features, FineConfig()))
         # the null: template cells of random excerpts of random pieces (built from the excerpt's
         # notes only, so a corpus of long pieces costs no more at start than one of chorales)
@@ -78,14 +80,18 @@ class TemplateScorer:
             rows += list(c[rng.choice(len(c), min(per_piece, len(c)), replace=False)])
         self._null = np.array(rows)
 
+    def _start_cache(self) -> None:
+        self._cells: dict = {}  # piece -> template cells, least recently used first
+        self._pending: dict = {}  # piece -> Future of its background build
+        self._builder: ThreadPoolExecutor | None = None  # started on the first prepare
+
     def prepare(self, piece: int) -> None:
         """Start building the piece's template cells on a background thread (no-op if built or started)."""
-        pending = self.__dict__.setdefault("_pending", {})
-        if piece in self._cells or piece in pending:
+        if piece in self._cells or piece in self._pending:
             return
-        if "_builder" not in self.__dict__:  # one thread: builds queue behind each other, never the update
+        if self._builder is None:  # one thread: builds queue behind each other, never the update
             self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="note-templates")
-        pending[piece] = self._builder.submit(self._make, piece)
+        self._pending[piece] = self._builder.submit(self._make, piece)
 
     def cells(self, piece: int) -> np.ndarray:
         """The piece's template cells: built now, or collected from :meth:`prepare` (waiting for it).
@@ -93,15 +99,11 @@ class TemplateScorer:
         The ``PIECES_KEPT`` most recently used pieces are kept (least recent dropped first): keeping
         every candidate ever seen grew a long run by each new one (a 20-minute soak with music outside
         the corpus: +5 MB); a dropped piece is rebuilt the same if it comes back."""
-        if piece in self._cells:
-            cells = self._cells.pop(piece)  # re-inserted below: the dict's order is the order of use
-        else:
-            future: Future | None = self.__dict__.get("_pending", {}).pop(piece, None)
-            cells = future.result() if future is not None else self._make(piece)
-        self._cells[piece] = cells
-        while len(self._cells) > PIECES_KEPT:
-            del self._cells[next(iter(self._cells))]
-        return cells
+        return recently_used(self._cells, piece, lambda: self._collect(piece), keep=PIECES_KEPT)
+
+    def _collect(self, piece: int) -> np.ndarray:
+        future: Future | None = self._pending.pop(piece, None)
+        return future.result() if future is not None else self._make(piece)
 
     def standardise(self, audio_cells: np.ndarray):
         """(mean, sd) of each audio cell's cosines with the null set: z = (cos - mean) / sd."""

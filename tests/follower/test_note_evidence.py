@@ -20,6 +20,7 @@ class FakeNotes(TemplateScorer):
     def __init__(self, n_pieces, cells, seed=3):
         rng = np.random.default_rng(seed)
         t = np.abs(rng.standard_normal((n_pieces, cells, BINS)))
+        self._start_cache()
         self._cells = {p: t[p] / np.linalg.norm(t[p], axis=1, keepdims=True) for p in range(n_pieces)}
         self._null = t.reshape(-1, BINS)[rng.choice(n_pieces * cells, 256)]
         self._null /= np.linalg.norm(self._null, axis=1, keepdims=True)
@@ -126,7 +127,7 @@ def test_the_scorer_keeps_the_most_recently_used_pieces_and_rebuilds_a_dropped_o
     monkeypatch.setattr(ne, "PIECES_KEPT", 2)
     built = []
     scorer = ne.TemplateScorer.__new__(ne.TemplateScorer)
-    scorer._cells = {}
+    scorer._start_cache()
     scorer._make = lambda p: built.append(p) or np.full((3, 4), float(p))
     first = scorer.cells(0).copy()
     scorer.cells(1)
