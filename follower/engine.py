@@ -357,6 +357,9 @@ class Engine:
         q = self._ahead.pop(self._n, None) if self._ahead else None
         if q is not None:
             return q
+        one = getattr(self.bundle.audio, "embed_window", None)  # the same bits, less copying (follower.bundle)
+        if one is not None:
+            return one(window)
         return self.bundle.audio(audio_input(window[None]))[0]
 
     # -- one update ------------------------------------------------------------------

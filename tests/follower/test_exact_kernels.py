@@ -122,3 +122,56 @@ def test_path_rows_are_numpys_rounded_and_clipped_steps():
         got = np.empty(SAME_CELLS, np.int64)
         _path_rows(start, n, j, tempo, got)
         assert np.array_equal(got, want)
+
+
+# -- the live update's front end: the same bits as before, with less work per block ---------------------
+
+def test_cached_window_is_numpys_hann_window():
+    from follower.features import _window
+
+    for n in (2048, 1024, 7):
+        assert np.array_equal(_window(n), np.hanning(n).astype(np.float32))
+        assert _window(n) is _window(n) and not _window(n).flags.writeable
+
+
+def test_one_channel_blocks_are_validated_as_the_mean_did():
+    from follower.errors import BadAudioError
+    from follower.features import valid_audio
+
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        x = rng.standard_normal((int(rng.integers(0, 600)), 1)).astype(np.float32) * rng.choice([1e-3, 1.0, 1e4])
+        x[rng.random(len(x)) < 0.1] = -0.0
+        want = x.mean(axis=1).astype(np.float32, copy=False)  # valid_audio as it was
+        if len(want) and float(np.abs(want).max()) > 1e3:
+            want = np.clip(want, -1e3, 1e3)
+        got = valid_audio(x)
+        assert got.dtype == np.float32 and np.array_equal(got, want)
+        assert np.array_equal(np.signbit(got), np.signbit(want))  # -0.0 becomes 0.0 as in mean()
+    for bad in (np.nan, np.inf, -np.inf):
+        x = np.zeros((10, 1), np.float32)
+        x[3] = bad
+        with pytest.raises(BadAudioError):
+            valid_audio(x)
+
+
+def test_embed_window_is_the_encoders_call_on_one_window(chroma_bundle):
+    """The engine's one-window path through a bound buffer gives what the batch call gives, for the
+    test bundle's encoder and, where it is there, the shipped int8 one; windows come from a ring, as
+    the engine's (views that are not contiguous in the transposed layout)."""
+    from follower.bundle import AUDIO_ONNX, Encoder
+    from follower.snippets import audio_input
+    from conftest import REPO
+
+    paths = [chroma_bundle / AUDIO_ONNX] + [p for p in [REPO / "exported" / "default" / AUDIO_ONNX] if p.is_file()]
+    rng = np.random.default_rng(6)
+    for path in paths:
+        enc = Encoder(path)
+        frames, bins = enc.session.get_inputs()[0].shape[3], enc.session.get_inputs()[0].shape[2]
+        ring = rng.uniform(0, 3, (2 * frames, bins)).astype(np.float32)
+        for start in range(frames):
+            window = ring[start:start + frames]
+            want = enc(audio_input(window[None]))[0]
+            got = enc.embed_window(window)
+            assert np.array_equal(got, want)
+            ring[start] += 1.0  # the next call must not see a stale buffer
