@@ -206,7 +206,7 @@ class Engine:
         self._knn = knn
         self._topk = make_search(index, self._search, self.config.search)
         horizon = int(np.ceil(4 * self.config.vote_decay_s / self.update_s))
-        self._votes = OffsetVotes(self.config.k, horizon)
+        self._votes = OffsetVotes(self.config.k, horizon, bin_s=self.config.offset_bin_s)
         self._verifier = PathVerifier(index, self._search, update_s=self.update_s,
                                       window_s=self.config.verify_window_s)
         self._trackers: OrderedDict = OrderedDict()  # piece -> PieceTracker, least recently locked first

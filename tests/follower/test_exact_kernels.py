@@ -34,10 +34,12 @@ def test_mean_dot_is_numpys_mean_of_row_dots():
         assert float(_mean_dot(e, a, b)) == float(np.mean(np.sum(e[a] * e[b], axis=1)))
 
 
-def test_best_cells_are_the_cells_by_mass_with_stable_ties():
+@pytest.mark.parametrize("keyed", [False, True])
+def test_best_cells_are_the_cells_by_mass_with_stable_ties(keyed):
+    """Both kernels: keys found per update, and keys found once per vote (``bin_s`` given)."""
     rng = np.random.default_rng(1)
     for trial in range(120):
-        votes = OffsetVotes(6, 40)
+        votes = OffsetVotes(6, 40, bin_s=1.0 if keyed else None)
         n_pieces = int(rng.choice([1, 3, 50]))
         for i in range(int(rng.integers(0, 80))):
             n = 6 if rng.random() < 0.8 else int(rng.integers(1, 6))      # fewer neighbours: padded rows
@@ -53,6 +55,33 @@ def test_best_cells_are_the_cells_by_mass_with_stable_ties():
             got_piece, got_offset = votes.best_cells(t, 3.0, 1.0, want)
             assert np.array_equal(got_piece, piece[best]) and np.array_equal(got_offset, offset[best])
     assert len(votes.best_cells(t, 3.0, 1.0, 0)[0]) == 0
+
+
+def test_best_cells_by_key_ids_over_a_long_run():
+    """Keys found when each vote is added, kept across updates and started afresh when their ids run out
+    (a small horizon and many distinct cells make that happen every few dozen updates): every update's
+    best cells are those of the per-update kernel, bit for bit; another bin width falls back to it."""
+    rng = np.random.default_rng(5)
+    keyed, plain = OffsetVotes(5, 12, bin_s=0.5), OffsetVotes(5, 12)
+    fresh = 0
+    for i in range(3000):
+        n = 5 if rng.random() < 0.9 else int(rng.integers(1, 5))
+        w = rng.dirichlet(np.ones(n))
+        pieces = rng.integers(0, int(rng.choice([2, 400])), n)
+        offsets = np.round(rng.uniform(-40, 300, n), int(rng.integers(0, 3)))
+        used = keyed._state[0]
+        for v in (keyed, plain):
+            v.add(i * 0.05, pieces, offsets, w)
+        fresh += int(keyed._state[0] < used)
+        if rng.random() < 0.005:
+            keyed.reset(), plain.reset()
+        t = i * 0.05 + (rng.uniform(0, 5) if rng.random() < 0.2 else 0.0)
+        for want in (1, 16):
+            got, ref = keyed.best_cells(t, 3.0, 0.5, want), plain.best_cells(t, 3.0, 0.5, want)
+            assert all(np.array_equal(a, b) for a, b in zip(got, ref))
+        other = keyed.best_cells(t, 3.0, 1.0, 16), plain.best_cells(t, 3.0, 1.0, 16)
+        assert all(np.array_equal(a, b) for a, b in zip(*other))
+    assert fresh > 10  # the ids ran out and the table started afresh many times
 
 
 def numpy_path_scores(v: PathVerifier, pieces, positions_s, now_s):
