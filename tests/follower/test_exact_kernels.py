@@ -204,3 +204,52 @@ def test_embed_window_is_the_encoders_call_on_one_window(chroma_bundle):
             got = enc.embed_window(window)
             assert np.array_equal(got, want)
             ring[start] += 1.0  # the next call must not see a stale buffer
+
+
+def test_tempo_fit_over_arrays_is_the_deque_ones():
+    """The tracker's tempo fit keeps its points in two arrays instead of a deque of tuples turned into an
+    (n, 2) array each update: every position and tempo is the same, bit for bit, across jumps, silence,
+    and the arrays' compaction."""
+    from collections import deque
+
+    from follower.tracker import PieceTracker, TrackerConfig
+
+    class DequeTracker(PieceTracker):  # the fit as it was
+        def reset(self, centre_s, *, tempo=1.0):
+            super().reset(centre_s, tempo=tempo)
+            self._history = deque()
+
+        def _update_tempo(self, audio_time_s):
+            c, h = self.config, self._history
+            h.append((audio_time_s, self.position_s))
+            while h and audio_time_s - h[0][0] > c.tempo_window_s:
+                h.popleft()
+            if len(h) < 10 or h[-1][0] - h[0][0] < 1.5:
+                return
+            a = np.array(h)
+            t, p = a[:, 0] - a[:, 0].mean(), a[:, 1] - a[:, 1].mean()
+            slope = float(np.dot(t, p) / max(np.dot(t, t), 1e-9))
+            slope = min(max(slope, c.tempo_min), c.tempo_max)
+            self.tempo = c.tempo_smoothing * self.tempo + (1 - c.tempo_smoothing) * slope
+
+    rng = np.random.default_rng(8)
+    positions = np.arange(400) * 0.2
+    for window_s in (6.0, 40.0):  # 40 s: more points than the arrays hold at first (they grow)
+        config = TrackerConfig(tempo_window_s=window_s)
+        new, old = PieceTracker(positions, config, cell_s=0.2), DequeTracker(positions, config, cell_s=0.2)
+        t, fits = 0.0, 0
+        for step in range(3000):
+            if step % 700 == 0:
+                centre, tempo = float(rng.uniform(0, 60)), float(rng.uniform(0.7, 1.3))
+                for tr in (new, old):
+                    tr.reset(centre, tempo=tempo)
+            t += 0.05
+            z = None if rng.random() < 0.1 else rng.standard_normal(len(positions)) * 0.5
+            if z is not None and rng.random() < 0.7:
+                z[int(min(len(positions) - 1, (new.position_s + 0.3 * step % 7) / 0.2))] += 4.0
+            silent = rng.random() < 0.05
+            a = new.step(z, 0.05, t, silent=silent)
+            b = old.step(z, 0.05, t, silent=silent)
+            assert a == b and new.tempo == old.tempo and new.jumped == old.jumped
+            fits += new.tempo != tempo
+        assert fits > 1000  # the fit ran (the tempo moved off its reset value) most of the time
