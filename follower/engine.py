@@ -559,7 +559,7 @@ class Engine:
             position_s = float(min(max(self._fine(position_s, tempo), 0.0), duration))
         pos, beats = self.index.position_s[rows], self.index.position_beats[rows]
         position_beats = float(np.interp(position_s, pos, beats))
-        j = int(np.clip(np.searchsorted(pos, position_s), 1, len(pos) - 1)) if len(pos) > 1 else 0
+        j = min(max(int(np.searchsorted(pos, position_s)), 1), len(pos) - 1) if len(pos) > 1 else 0
         written_bpm = (60.0 * (beats[j] - beats[j - 1]) / (pos[j] - pos[j - 1])) if len(pos) > 1 else 120.0
         return Update(t=t_s, piece=str(ids[self.piece]), title=str(self.index.titles[self.piece]),
                       position_s=position_s, position_beats=position_beats, tempo=tempo,
