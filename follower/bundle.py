@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -161,9 +162,32 @@ class Encoder:
     def __init__(self, path, *, threads: int = 1, spinning: bool = True):
         self.session = onnx_session(path, threads=threads, spinning=spinning)
         self.input_name = self.session.get_inputs()[0].name
+        self._bound_shape = None  # embed_window's buffers, bound on its first call
+        self._bound_lock = threading.Lock()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+
+    def embed_window(self, window: np.ndarray) -> np.ndarray:
+        """The embedding of one (frames, bins) spectrogram window: ``self(audio_input(window[None]))[0]``,
+        the same bits, for the live update's one window. The window is written straight into an input
+        buffer bound to the session, and the output goes to a bound buffer (no input copy, no
+        transposed temporary, no output allocated by onnxruntime per call). The buffers are the
+        encoder's: engines that share a bundle across threads take turns (a lock)."""
+        shape = (1, 1, window.shape[1], window.shape[0])
+        with self._bound_lock:
+            if self._bound_shape != shape:
+                self._in = np.zeros(shape, np.float32)
+                out = self.session.get_outputs()[0]
+                self._out = np.zeros((1, int(out.shape[-1])), np.float32)
+                self._binding = self.session.io_binding()
+                self._binding.bind_cpu_input(self.input_name, self._in)
+                self._binding.bind_output(out.name, "cpu", 0, np.float32, list(self._out.shape),
+                                          self._out.ctypes.data)
+                self._bound_shape = shape
+            self._in[0, 0] = window.T
+            self.session.run_with_iobinding(self._binding)
+            return self._out[0].copy()
 
 
 @dataclass

@@ -206,7 +206,7 @@ class Engine:
         self._knn = knn
         self._topk = make_search(index, self._search, self.config.search)
         horizon = int(np.ceil(4 * self.config.vote_decay_s / self.update_s))
-        self._votes = OffsetVotes(self.config.k, horizon)
+        self._votes = OffsetVotes(self.config.k, horizon, bin_s=self.config.offset_bin_s)
         self._verifier = PathVerifier(index, self._search, update_s=self.update_s,
                                       window_s=self.config.verify_window_s)
         self._trackers: dict = {}  # piece -> PieceTracker, least recently locked first
@@ -357,6 +357,9 @@ class Engine:
         q = self._ahead.pop(self._n, None) if self._ahead else None
         if q is not None:
             return q
+        one = getattr(self.bundle.audio, "embed_window", None)  # the same bits, less copying (follower.bundle)
+        if one is not None:
+            return one(window)
         return self.bundle.audio(audio_input(window[None]))[0]
 
     # -- one update ------------------------------------------------------------------
@@ -365,11 +368,12 @@ class Engine:
         t_s = self._n / self.fps                      # audio consumed
         centre_s = t_s - self.lag_s                   # audio time of the window's centre
         window, loud = self._window()
-        sounding = loud.mean() >= c.min_sound_fraction
+        # counts, not mean()/sum(): the same values (whole numbers divided once), less overhead per update
+        sounding = np.count_nonzero(loud) / len(loud) >= c.min_sound_fraction
         half = self.width // 2
         silent_now = not loud[-3:].any()
         centre_silent = not loud[half - 2:half + 2].any()
-        ahead_s = loud[half:].sum() / self.fps  # sounding audio between the centre and now
+        ahead_s = np.count_nonzero(loud[half:]) / self.fps  # sounding audio between the centre and now
         if not silent_now:
             self._last_sound_t = t_s
         # a window that ends in silence (a pause starting) resembles the end of every piece:
@@ -426,7 +430,7 @@ class Engine:
         position = self._track(q, standard, centre_s, centre_silent)
         mine = self.piece if self.piece is not None else (ranked[0] if ranked else None)
         margin = support.get(mine, 0.0) - max((support[p] for p in ranked if p != mine), default=0.0)
-        confidence = float(np.clip(margin / (2 * c.lock_margin), 0.0, 1.0))  # 0.5 = just enough to lock
+        confidence = min(max(margin / (2 * c.lock_margin), 0.0), 1.0)  # 0.5 = just enough to lock
         return self._result(t_s, position, ahead_s, confidence, [(p, support[p]) for p in ranked[:5]],
                             old_state, old_piece)
 
@@ -551,7 +555,7 @@ class Engine:
             position_s = float(min(max(self._fine(position_s, tempo), 0.0), duration))
         pos, beats = self.index.position_s[rows], self.index.position_beats[rows]
         position_beats = float(np.interp(position_s, pos, beats))
-        j = int(np.clip(np.searchsorted(pos, position_s), 1, len(pos) - 1)) if len(pos) > 1 else 0
+        j = min(max(int(np.searchsorted(pos, position_s)), 1), len(pos) - 1) if len(pos) > 1 else 0
         written_bpm = (60.0 * (beats[j] - beats[j - 1]) / (pos[j] - pos[j - 1])) if len(pos) > 1 else 120.0
         return Update(t=t_s, piece=str(ids[self.piece]), title=str(self.index.titles[self.piece]),
                       position_s=position_s, position_beats=position_beats, tempo=tempo,

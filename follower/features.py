@@ -121,9 +121,22 @@ def _filterbank(config: FeatureConfig) -> np.ndarray:
     return fb
 
 
+_WINDOW_CACHE: dict = {}
+
+
+def _window(n: int) -> np.ndarray:
+    """The float32 Hann window of ``n`` samples, computed once (a live update computes one frame, and
+    recomputing the window cost as much as its FFT)."""
+    w = _WINDOW_CACHE.get(n)
+    if w is None:
+        w = _WINDOW_CACHE[n] = np.hanning(n).astype(np.float32)
+        w.flags.writeable = False
+    return w
+
+
 def _frames_to_features(frames: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """The shared kernel: (n, frame_size) float32 frames -> (n, n_bins) float32."""
-    window = np.hanning(config.frame_size_samples).astype(np.float32)
+    window = _window(config.frame_size_samples)
     spec = np.abs(np.fft.rfft(frames * window, axis=1))[:, : config.frame_size_samples // 2]
     return np.log1p(spec.astype(np.float32) @ _filterbank(config))
 
@@ -143,14 +156,21 @@ def valid_audio(signal, *, name: str = "audio") -> np.ndarray:
     elif x.dtype.kind != "f":
         raise BadAudioError(f"{name} has dtype {x.dtype}; expected float or integer PCM samples")
     if x.ndim == 2:
-        with np.errstate(invalid="ignore", over="ignore"):  # inf + -inf: caught as not finite just below
-            x = x.mean(axis=1)
+        if x.shape[1] == 1 and x.dtype == np.float32:
+            # one channel: the mean of one sample, as mean() gives it (0 + sample: -0.0 becomes 0.0), without
+            # the reduction's overhead (called for every block of live input)
+            x = x[:, 0] + np.float32(0.0)
+        else:
+            with np.errstate(invalid="ignore", over="ignore"):  # inf + -inf: caught as not finite just below
+                x = x.mean(axis=1)
     elif x.ndim != 1:
         raise BadAudioError(f"{name} has shape {x.shape}; expected (samples,) or (samples, channels)")
     x = x.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(x)):
+    # the largest magnitude is NaN or infinite exactly where a sample is (max propagates NaN): one pass
+    peak = float(np.abs(x).max()) if len(x) else 0.0
+    if not np.isfinite(peak):
         raise BadAudioError(f"{name} contains NaN or infinite samples; check the file or the input device")
-    if len(x) and float(np.abs(x).max()) > SAMPLE_LIMIT:
+    if peak > SAMPLE_LIMIT:
         x = np.clip(x, -SAMPLE_LIMIT, SAMPLE_LIMIT)  # absurd float samples would overflow the float32 spectrum
     return x
 

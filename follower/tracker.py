@@ -22,7 +22,6 @@ The tempo is the slope of position (MIDI s) against audio time (s) over the last
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +38,32 @@ class TrackerConfig:
     tempo_smoothing: float = 0.9      # exponential smoothing of the slope per update
     jump_s: float = 2.0               # a position change this large (beyond prediction) is a jump
     init_sigma_s: float = 1.0
+
+
+class _Track:
+    """The recent (audio time, position) points of the tempo fit, oldest first, in two growing arrays
+    (a deque of tuples made a new (n, 2) array on every update); the fit reads contiguous slices."""
+
+    def __init__(self, capacity: int = 512):
+        self.t = np.empty(capacity)
+        self.p = np.empty(capacity)
+        self.lo = self.hi = 0
+
+    def __len__(self) -> int:
+        return self.hi - self.lo
+
+    def clear(self) -> None:
+        self.lo = self.hi = 0
+
+    def append(self, t: float, p: float) -> None:
+        if self.hi == len(self.t):  # full: move the points kept to the front, or grow
+            n = len(self)
+            if 2 * n > len(self.t):
+                self.t, self.p = np.resize(self.t, 2 * len(self.t)), np.resize(self.p, 2 * len(self.p))
+            self.t[:n], self.p[:n] = self.t[self.lo:self.hi].copy(), self.p[self.lo:self.hi].copy()
+            self.lo, self.hi = 0, n
+        self.t[self.hi], self.p[self.hi] = t, p
+        self.hi += 1
 
 
 class PieceTracker:
@@ -59,7 +84,7 @@ class PieceTracker:
         self._belief = belief / belief.sum()
         self._carry_cells = 0.0
         self.tempo = float(tempo)
-        self._history: deque = deque()
+        self._history = _Track()
         self.position_s = float(centre_s)
         self.jumped = False
 
@@ -111,13 +136,14 @@ class PieceTracker:
     def _update_tempo(self, audio_time_s: float) -> None:
         c = self.config
         h = self._history
-        h.append((audio_time_s, self.position_s))
-        while h and audio_time_s - h[0][0] > c.tempo_window_s:
-            h.popleft()
-        if len(h) < 10 or h[-1][0] - h[0][0] < 1.5:
+        h.append(audio_time_s, self.position_s)
+        while len(h) and audio_time_s - h.t[h.lo] > c.tempo_window_s:
+            h.lo += 1
+        if len(h) < 10 or h.t[h.hi - 1] - h.t[h.lo] < 1.5:
             return
-        a = np.array(h)
-        t, p = a[:, 0] - a[:, 0].mean(), a[:, 1] - a[:, 1].mean()
+        # the same sums as over the columns of an (n, 2) array: numpy sums a strided column pairwise too
+        ht, hp = h.t[h.lo:h.hi], h.p[h.lo:h.hi]
+        t, p = ht - ht.mean(), hp - hp.mean()
         slope = float(np.dot(t, p) / max(np.dot(t, t), 1e-9))
         slope = min(max(slope, c.tempo_min), c.tempo_max)
         self.tempo = c.tempo_smoothing * self.tempo + (1 - c.tempo_smoothing) * slope

@@ -131,13 +131,16 @@ class PathVerifier:
         qt, bias = self._q[recent].T, self._bias[recent]
         denom = max(len(recent), self._min_queries)  # a short history must not decide alone
         z = np.zeros((n, len(r)))
-        for i in np.flatnonzero(hi > lo):  # elsewhere every path lies outside the piece: score 0
+        E, ps = self._E, self._piece_start
+        for i, p, a, b in zip(range(n), pieces.tolist(), lo.tolist(), hi.tolist()):  # Python ints: cheaper per call
+            if b <= a:  # every path lies outside the piece: score 0
+                continue
             # similarities of the recent queries with the stretch of the piece the paths cross
             # (one product per hypothesis, as before: BLAS rounds a row differently in another
             # slice; np.dot, not @, costs less per call and gives the same bits)
-            start = self._piece_start[pieces[i]]
-            sims = np.dot(self._E[start + lo[i]:start + hi[i]], qt)                # (m, h)
-            _path_means(sims, bias, cell[i], lo[i], hi[i], denom, z[i])
+            start = int(ps[p])
+            sims = np.dot(E[start + a:start + b], qt)                # (m, h)
+            _path_means(sims, bias, cell[i], a, b, denom, z[i])
         best = np.argmax(z, axis=1)
         k = np.arange(n)
         return z[k, best], r[best], positions_s + s[best]

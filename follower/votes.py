@@ -64,6 +64,68 @@ def _best_cells(piece, offset, weight, row_decay, bin_s, table, cell_key, cell_m
                         cell_mass[n_cells] = 0.0
                         n_cells += 1
                     cell_mass[table[h, 1]] += share
+    return _select(cell_key, cell_mass, n_cells, best_key, best_mass)
+
+
+@numba.njit(cache=True, nogil=True)
+def _key_ids(piece, offset, bin_s, rows, table, key_ids, id_key, frac, state):
+    """Give every vote of ``rows`` the ids of its two cells' keys (as :func:`_best_cells` keys them) and its
+    soft-bin fraction, from a hash ``table`` (columns: key, id + 1; 0 = empty) that keeps its keys
+    between calls. Returns False, changing nothing further, when the ids would run out (the caller
+    then starts a fresh table over every kept row)."""
+    m, k = piece.shape
+    mask = len(table) - 1
+    for r in rows:
+        if state[0] + 2 * k > len(id_key):
+            return False
+        for c in range(k):
+            x = offset[r, c] / bin_s - 0.5
+            lo = np.floor(x)
+            frac[r, c] = x - lo
+            for upper in range(2):
+                key = piece[r, c] * 2**32 + (np.int64(lo) + upper + 2**31)
+                h = np.int64((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)) & mask
+                while table[h, 1] != 0 and table[h, 0] != key:
+                    h = (h + 1) & mask
+                if table[h, 1] == 0:
+                    table[h, 0], table[h, 1] = key, state[0] + 1
+                    id_key[state[0]] = key
+                    state[0] += 1
+                key_ids[r, c, upper] = table[h, 1] - 1
+    return True
+
+
+@numba.njit(cache=True, nogil=True)  # no fastmath: the sums are bincount's, in its order
+def _best_cells_by_id(key_ids, frac, weight, row_decay, id_key, stamp, cell_of, state, cell_key, cell_mass,
+                      best_key, best_mass):
+    """:func:`_best_cells` with each vote's cell keys and fraction found when it was added (:func:`_key_ids`):
+    the same votes kept, the same shares added to each cell in the same order, the same selection."""
+    m, k = weight.shape
+    state[1] += 1
+    gen = state[1]
+    n_cells = 0
+    for upper in range(2):
+        for r in range(m):
+            for c in range(k):
+                w = row_decay[r] * weight[r, c]
+                if w > 1e-4:
+                    frac_rc = frac[r, c]
+                    share = w * frac_rc if upper else w * (1 - frac_rc)
+                    i = key_ids[r, c, upper]
+                    if stamp[i] != gen:
+                        stamp[i] = gen
+                        cell_of[i] = n_cells
+                        cell_key[n_cells] = id_key[i]
+                        cell_mass[n_cells] = 0.0
+                        n_cells += 1
+                    cell_mass[cell_of[i]] += share
+    return _select(cell_key, cell_mass, n_cells, best_key, best_mass)
+
+
+@numba.njit(cache=True, nogil=True)
+def _select(cell_key, cell_mass, n_cells, best_key, best_mass):
+    """The best ``len(best_key)`` of the first ``n_cells`` cells by mass, best first (ties: the lower key
+    first), into ``best_key`` / ``best_mass``; returns how many it filled."""
     n_best = len(best_key)
     found = 0
     for i in range(n_cells):
@@ -81,9 +143,14 @@ def _best_cells(piece, offset, weight, row_decay, bin_s, table, cell_key, cell_m
 
 
 class OffsetVotes:
-    """Decaying (piece, offset) vote cells over the last few seconds of updates."""
+    """Decaying (piece, offset) vote cells over the last few seconds of updates.
 
-    def __init__(self, k: int, horizon_updates: int):
+    With ``bin_s`` given, each vote's cell keys are found once, when it is added, and
+    :meth:`best_cells` for that bin width only sums the decayed shares per cell (the keys
+    used to be recomputed and hashed for every kept vote, ~6,000 of them, on every update).
+    """
+
+    def __init__(self, k: int, horizon_updates: int, bin_s: float | None = None):
         self.k = k
         m = max(horizon_updates, 1)
         self._piece = np.zeros((m, k), np.int64)
@@ -95,6 +162,17 @@ class OffsetVotes:
         self._table = np.zeros((1 << int(np.ceil(np.log2(8 * m * k + 2))), 3), np.int64)
         self._cell_key = np.empty(2 * m * k, np.int64)
         self._cell_mass = np.empty(2 * m * k)
+        self.bin_s = None if bin_s is None else float(bin_s)
+        if self.bin_s is not None:
+            # keys kept between updates: an id per distinct key since the table was last started afresh
+            # (up to twice the votes kept: a fresh table holds at most 2 m k keys, so it lasts >= m updates)
+            self._keys = np.zeros((1 << int(np.ceil(np.log2(8 * m * k + 2))), 2), np.int64)
+            self._key_ids = np.zeros((m, k, 2), np.int64)
+            self._frac = np.zeros((m, k), np.float64)
+            self._id_key = np.zeros(4 * m * k + 2 * k, np.int64)
+            self._stamp = np.zeros(len(self._id_key), np.int64)
+            self._cell_of = np.zeros(len(self._id_key), np.int64)
+            self._state = np.zeros(2, np.int64)  # ids given out, best_cells' generation
 
     def reset(self):
         self._weight[:] = 0
@@ -107,6 +185,13 @@ class OffsetVotes:
         self._weight[i, n:] = 0
         self._time[i] = t_s
         self._i = (i + 1) % len(self._time)
+        if self.bin_s is not None:
+            if not _key_ids(self._piece, self._offset, self.bin_s, np.array([i]), self._keys, self._key_ids,
+                            self._id_key, self._frac, self._state):
+                self._keys[:, 1] = 0  # ids ran out: a fresh table, over every kept row
+                self._state[0] = 0
+                _key_ids(self._piece, self._offset, self.bin_s, np.arange(len(self._time)), self._keys,
+                         self._key_ids, self._id_key, self._frac, self._state)
 
     def cells(self, t_s: float, decay_s: float, bin_s: float):
         """(piece, offset_s, mass) of every cell, and the total decayed vote mass."""
@@ -139,8 +224,12 @@ class OffsetVotes:
             return np.empty(0, np.int64), np.empty(0)
         row_decay = np.exp(-(t_s - self._time) / decay_s)  # numpy's exp, as cells() takes it
         keys, mass = np.empty(n, np.int64), np.empty(n)
-        found = _best_cells(self._piece, self._offset, self._weight, row_decay, float(bin_s), self._table,
-                            self._cell_key, self._cell_mass, keys, mass)
+        if self.bin_s is not None and float(bin_s) == self.bin_s:
+            found = _best_cells_by_id(self._key_ids, self._frac, self._weight, row_decay, self._id_key, self._stamp,
+                                      self._cell_of, self._state, self._cell_key, self._cell_mass, keys, mass)
+        else:
+            found = _best_cells(self._piece, self._offset, self._weight, row_decay, float(bin_s), self._table,
+                                self._cell_key, self._cell_mass, keys, mass)
         keys = keys[:found]
         return keys >> 32, ((keys & (2**32 - 1)) - 2**31 + 0.5) * bin_s
 
@@ -148,6 +237,12 @@ class OffsetVotes:
         """Compile (or load) the kernel before audio starts."""
         _best_cells(self._piece, self._offset, self._weight, np.zeros(len(self._time)), 1.0, self._table,
                     self._cell_key, self._cell_mass, np.empty(1, np.int64), np.empty(1))
+        if self.bin_s is not None:
+            _key_ids(self._piece, self._offset, self.bin_s, np.zeros(0, np.int64), self._keys, self._key_ids,
+                     self._id_key, self._frac, self._state)
+            _best_cells_by_id(self._key_ids, self._frac, self._weight, np.zeros(len(self._time)), self._id_key,
+                              self._stamp, self._cell_of, self._state, self._cell_key, self._cell_mass,
+                              np.empty(1, np.int64), np.empty(1))
 
 
 class Evidence(NamedTuple):

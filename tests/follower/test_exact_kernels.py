@@ -34,10 +34,12 @@ def test_mean_dot_is_numpys_mean_of_row_dots():
         assert float(_mean_dot(e, a, b)) == float(np.mean(np.sum(e[a] * e[b], axis=1)))
 
 
-def test_best_cells_are_the_cells_by_mass_with_stable_ties():
+@pytest.mark.parametrize("keyed", [False, True])
+def test_best_cells_are_the_cells_by_mass_with_stable_ties(keyed):
+    """Both kernels: keys found per update, and keys found once per vote (``bin_s`` given)."""
     rng = np.random.default_rng(1)
     for trial in range(120):
-        votes = OffsetVotes(6, 40)
+        votes = OffsetVotes(6, 40, bin_s=1.0 if keyed else None)
         n_pieces = int(rng.choice([1, 3, 50]))
         for i in range(int(rng.integers(0, 80))):
             n = 6 if rng.random() < 0.8 else int(rng.integers(1, 6))      # fewer neighbours: padded rows
@@ -53,6 +55,33 @@ def test_best_cells_are_the_cells_by_mass_with_stable_ties():
             got_piece, got_offset = votes.best_cells(t, 3.0, 1.0, want)
             assert np.array_equal(got_piece, piece[best]) and np.array_equal(got_offset, offset[best])
     assert len(votes.best_cells(t, 3.0, 1.0, 0)[0]) == 0
+
+
+def test_best_cells_by_key_ids_over_a_long_run():
+    """Keys found when each vote is added, kept across updates and started afresh when their ids run out
+    (a small horizon and many distinct cells make that happen every few dozen updates): every update's
+    best cells are those of the per-update kernel, bit for bit; another bin width falls back to it."""
+    rng = np.random.default_rng(5)
+    keyed, plain = OffsetVotes(5, 12, bin_s=0.5), OffsetVotes(5, 12)
+    fresh = 0
+    for i in range(3000):
+        n = 5 if rng.random() < 0.9 else int(rng.integers(1, 5))
+        w = rng.dirichlet(np.ones(n))
+        pieces = rng.integers(0, int(rng.choice([2, 400])), n)
+        offsets = np.round(rng.uniform(-40, 300, n), int(rng.integers(0, 3)))
+        used = keyed._state[0]
+        for v in (keyed, plain):
+            v.add(i * 0.05, pieces, offsets, w)
+        fresh += int(keyed._state[0] < used)
+        if rng.random() < 0.005:
+            keyed.reset(), plain.reset()
+        t = i * 0.05 + (rng.uniform(0, 5) if rng.random() < 0.2 else 0.0)
+        for want in (1, 16):
+            got, ref = keyed.best_cells(t, 3.0, 0.5, want), plain.best_cells(t, 3.0, 0.5, want)
+            assert all(np.array_equal(a, b) for a, b in zip(got, ref))
+        other = keyed.best_cells(t, 3.0, 1.0, 16), plain.best_cells(t, 3.0, 1.0, 16)
+        assert all(np.array_equal(a, b) for a, b in zip(*other))
+    assert fresh > 10  # the ids ran out and the table started afresh many times
 
 
 def numpy_path_scores(v: PathVerifier, pieces, positions_s, now_s):
@@ -122,3 +151,105 @@ def test_path_rows_are_numpys_rounded_and_clipped_steps():
         got = np.empty(SAME_CELLS, np.int64)
         _path_rows(start, n, j, tempo, got)
         assert np.array_equal(got, want)
+
+
+# -- the live update's front end: the same bits as before, with less work per block ---------------------
+
+def test_cached_window_is_numpys_hann_window():
+    from follower.features import _window
+
+    for n in (2048, 1024, 7):
+        assert np.array_equal(_window(n), np.hanning(n).astype(np.float32))
+        assert _window(n) is _window(n) and not _window(n).flags.writeable
+
+
+def test_one_channel_blocks_are_validated_as_the_mean_did():
+    from follower.errors import BadAudioError
+    from follower.features import valid_audio
+
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        x = rng.standard_normal((int(rng.integers(0, 600)), 1)).astype(np.float32) * rng.choice([1e-3, 1.0, 1e4])
+        x[rng.random(len(x)) < 0.1] = -0.0
+        want = x.mean(axis=1).astype(np.float32, copy=False)  # valid_audio as it was
+        if len(want) and float(np.abs(want).max()) > 1e3:
+            want = np.clip(want, -1e3, 1e3)
+        got = valid_audio(x)
+        assert got.dtype == np.float32 and np.array_equal(got, want)
+        assert np.array_equal(np.signbit(got), np.signbit(want))  # -0.0 becomes 0.0 as in mean()
+    for bad in (np.nan, np.inf, -np.inf):
+        x = np.zeros((10, 1), np.float32)
+        x[3] = bad
+        with pytest.raises(BadAudioError):
+            valid_audio(x)
+
+
+def test_embed_window_is_the_encoders_call_on_one_window(chroma_bundle):
+    """The engine's one-window path through a bound buffer gives what the batch call gives, for the
+    test bundle's encoder and, where it is there, the shipped int8 one; windows come from a ring, as
+    the engine's (views that are not contiguous in the transposed layout)."""
+    from follower.bundle import AUDIO_ONNX, Encoder
+    from follower.snippets import audio_input
+    from conftest import REPO
+
+    paths = [chroma_bundle / AUDIO_ONNX] + [p for p in [REPO / "exported" / "default" / AUDIO_ONNX] if p.is_file()]
+    rng = np.random.default_rng(6)
+    for path in paths:
+        enc = Encoder(path)
+        frames, bins = enc.session.get_inputs()[0].shape[3], enc.session.get_inputs()[0].shape[2]
+        ring = rng.uniform(0, 3, (2 * frames, bins)).astype(np.float32)
+        for start in range(frames):
+            window = ring[start:start + frames]
+            want = enc(audio_input(window[None]))[0]
+            got = enc.embed_window(window)
+            assert np.array_equal(got, want)
+            ring[start] += 1.0  # the next call must not see a stale buffer
+
+
+def test_tempo_fit_over_arrays_is_the_deque_ones():
+    """The tracker's tempo fit keeps its points in two arrays instead of a deque of tuples turned into an
+    (n, 2) array each update: every position and tempo is the same, bit for bit, across jumps, silence,
+    and the arrays' compaction."""
+    from collections import deque
+
+    from follower.tracker import PieceTracker, TrackerConfig
+
+    class DequeTracker(PieceTracker):  # the fit as it was
+        def reset(self, centre_s, *, tempo=1.0):
+            super().reset(centre_s, tempo=tempo)
+            self._history = deque()
+
+        def _update_tempo(self, audio_time_s):
+            c, h = self.config, self._history
+            h.append((audio_time_s, self.position_s))
+            while h and audio_time_s - h[0][0] > c.tempo_window_s:
+                h.popleft()
+            if len(h) < 10 or h[-1][0] - h[0][0] < 1.5:
+                return
+            a = np.array(h)
+            t, p = a[:, 0] - a[:, 0].mean(), a[:, 1] - a[:, 1].mean()
+            slope = float(np.dot(t, p) / max(np.dot(t, t), 1e-9))
+            slope = min(max(slope, c.tempo_min), c.tempo_max)
+            self.tempo = c.tempo_smoothing * self.tempo + (1 - c.tempo_smoothing) * slope
+
+    rng = np.random.default_rng(8)
+    positions = np.arange(400) * 0.2
+    for window_s in (6.0, 40.0):  # 40 s: more points than the arrays hold at first (they grow)
+        config = TrackerConfig(tempo_window_s=window_s)
+        new, old = PieceTracker(positions, config, cell_s=0.2), DequeTracker(positions, config, cell_s=0.2)
+        t, fits = 0.0, 0
+        for step in range(3000):
+            if step % 700 == 0:
+                centre, tempo = float(rng.uniform(0, 60)), float(rng.uniform(0.7, 1.3))
+                for tr in (new, old):
+                    tr.reset(centre, tempo=tempo)
+            t += 0.05
+            z = None if rng.random() < 0.1 else rng.standard_normal(len(positions)) * 0.5
+            if z is not None and rng.random() < 0.7:
+                z[int(min(len(positions) - 1, (new.position_s + 0.3 * step % 7) / 0.2))] += 4.0
+            silent = rng.random() < 0.05
+            a = new.step(z, 0.05, t, silent=silent)
+            b = old.step(z, 0.05, t, silent=silent)
+            assert a == b and new.tempo == old.tempo and new.jumped == old.jumped
+            fits += new.tempo != tempo
+        assert fits > 1000  # the fit ran (the tempo moved off its reset value) most of the time
