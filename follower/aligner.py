@@ -63,10 +63,16 @@ class FineConfig(JsonConfig):
     hold_margin: float = 0.02      # per sounding frame, subtracted from that advantage (noise is not evidence)
     hold_leak_s: float = 5.0       # time constant with which old advantage fades
     match_window_s: float = 0.5    # templates within this of a position are compared with the frame
+    # a dispute opens seconds after a real jump (the coarse path needs that long to move): the frames
+    # heard since are evidence already, so they are weighed at once, as far back as hold_backfill_s
+    # (oldest first, along both places' paths at the tempo; at most the engine's 2.1 s window); 0 = only
+    # the frames after the opening. Chosen on validation material (docs/improvements.md (r))
+    hold_backfill_s: float = 2.0
 
     def __post_init__(self):
-        if self.hold_evidence < 0 or self.hold_leak_s <= 0 or self.match_window_s < 0:
-            raise ConfigError("fine.hold_evidence and fine.match_window_s must be >= 0, fine.hold_leak_s > 0")
+        if self.hold_evidence < 0 or self.hold_leak_s <= 0 or self.match_window_s < 0 or self.hold_backfill_s < 0:
+            raise ConfigError("fine.hold_evidence, fine.match_window_s and fine.hold_backfill_s must be >= 0, "
+                              "fine.hold_leak_s > 0")
 
 
 _PITCH_CACHE: dict = {}

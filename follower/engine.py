@@ -31,7 +31,8 @@ Per update (every ``stride_frames`` spectrogram frames, 50 ms each):
    note templates, anchored to the tracker's position; it is reported while the two
    agree within ``fine.max_disagree_s``; beyond that the aligner keeps its place until the
    templates near the tracker's position match the audio better for long enough (a literal
-   repeat never does, :mod:`follower.repeat_hold`), then the tracker's position is reported.
+   repeat never does, :mod:`follower.repeat_hold`; the frames heard before the dispute opened count
+   at once), then the tracker's position is reported.
 
 Windows with too few sounding frames (``min_sound_fraction``), or that end in silence,
 are not embedded: they neither vote nor move the tracker. A sounding frame is loud
@@ -509,7 +510,10 @@ class Engine:
         moved = self._fine_moved or self.tracker.jumped
         self._fine_moved = False
         apart = abs(self.aligner.position_s + lag_s - coarse_s) > fc.max_disagree_s
-        if self._fine_fresh or (moved and not (hold.enabled and apart)):
+        proven = False  # the frames heard before the dispute opened may prove the coarse position already
+        if hold.enabled and apart and fc.hold_backfill_s > 0 and (moved or not hold.active) and not self._fine_fresh:
+            proven = self._backfill(window, loud, coarse_s - lag_s, tempo)
+        if self._fine_fresh or proven or (moved and not (hold.enabled and apart)):
             self.aligner.reset(coarse_s - lag_s)
             hold.clear()
             self._fine_fresh, apart = False, False
@@ -535,6 +539,24 @@ class Engine:
         self.aligner.reset(coarse_s - lag_s)
         hold.clear()
         return coarse_s
+
+    def _backfill(self, window, loud, coarse_s: float, tempo: float) -> bool:
+        """A dispute opens: weigh the frames already heard (before the newest ``stride``), oldest first,
+        at both places' positions extrapolated back at the tempo; True if the coarse position wins."""
+        hold, stride = self._hold, self.config.stride_frames
+        hold.clear()
+        hold.active = True
+        n = min(int(round(self.config.fine.hold_backfill_s * self.fps)), len(window) - stride)
+        fine_s = self.aligner.position_s  # that of the frame before the newest block
+        for k in range(n, 0, -1):  # k frames before the newest block's first frame
+            i = len(window) - stride - k
+            if not loud[i]:
+                continue
+            coarse_back, fine_back = (k + stride - 1) * tempo / self.fps, (k - 1) * tempo / self.fps
+            if hold.observe(self.aligner.match(window[i], coarse_s - coarse_back),
+                            self.aligner.match(window[i], fine_s - fine_back)):
+                return True
+        return False
 
     def _result(self, t_s, centre_pos_s, ahead_s, confidence, candidates, old_state, old_piece) -> Update:
         ids = self.index.piece_ids

@@ -17,6 +17,12 @@ literal repeat scores exactly even). The difference, less ``hold_margin``, accum
 coarse position has proved itself (a real jump, a restart, an aligner that went astray)
 and the aligner is re-seeded there. When the coarse position comes back within
 ``max_disagree_s`` of the aligner the dispute ends by itself.
+
+A dispute opens only once the coarse path has moved, a second or more after a real jump:
+the frames heard since then are evidence already. So the engine weighs them at once when a
+dispute opens (``hold_backfill_s`` of them, oldest first, at both places' positions
+extrapolated back at the tempo): a jump the audio already shows is followed at its
+opening, while a literal repeat's frames still score even.
 """
 
 from __future__ import annotations

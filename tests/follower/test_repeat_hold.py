@@ -81,10 +81,11 @@ def _engine_fine(cfg: FineConfig):
 def _follow(engine, audio_s, coarse_s, *, move_at: int | None = None):
     """Frames of the templates at ``audio_s`` (score seconds), the coarse path at ``coarse_s``; reported positions."""
     t = engine.aligner.templates
-    out = []
+    out, heard = [], []
     for k, (a, c) in enumerate(zip(audio_s, coarse_s)):
-        frame = t[min(int(a * FPS), len(t) - 1)][None]
-        engine._window = lambda frame=frame: (frame, np.array([True]))
+        heard = (heard + [t[min(int(a * FPS), len(t) - 1)]])[-42:]  # the engine's window: 42 frames
+        window = np.array(heard)
+        engine._window = lambda window=window: (window, np.ones(len(window), bool))
         engine.tracker.jumped = k == move_at
         out.append(engine._fine(float(c), 1.0))
     return np.array(out)
@@ -118,3 +119,42 @@ def test_the_engine_follows_the_coarse_path_to_where_the_music_really_went():
     first_good = int(np.argmax(err <= 0.25))
     assert err[first_good:].max() <= 0.25
     assert first_good / FPS <= 1.0, first_good / FPS  # the templates' evidence moves it within a second
+
+
+def _late_jump(engine, late_s: float):
+    """The first A, then a skip into B that the coarse path follows ``late_s`` later; errors after the skip."""
+    before = np.arange(2 * FPS, 5 * FPS) / FPS + 0.5 / FPS
+    after = 21.0 + np.arange(3 * FPS) / FPS
+    truth = np.concatenate([before, after])
+    coarse = truth.copy()
+    late = int(late_s * FPS)
+    coarse[len(before):len(before) + late] = before[-1] + np.arange(1, late + 1) / FPS  # still on the old course
+    reported = _follow(engine, truth, coarse, move_at=len(before) + late)
+    return np.abs(reported - truth)[len(before) + late:]
+
+
+@pytest.mark.parametrize("backfill_s", [2.0, 0.0])
+def test_the_frames_heard_before_a_late_coarse_move_count_at_once(backfill_s):
+    cfg = dataclasses.replace(FineConfig(), hold_backfill_s=backfill_s)
+    err = _late_jump(_engine_fine(cfg), 1.0)
+    if backfill_s > 0:  # the second of B already heard proves the move at its first update
+        assert err.max() <= 0.25, err[:5]
+    else:               # only the frames after the move count: some frames on the old place
+        assert err[0] > 2.0
+
+
+def test_the_frames_heard_before_a_move_to_the_repeat_do_not_move_the_aligner():
+    engine = _engine_fine(FineConfig())  # the shipped settings weigh the frames heard before the move
+    assert engine.config.fine.hold_backfill_s > 0
+    truth = np.arange(2 * FPS, 9.5 * FPS) / FPS + 0.5 / FPS
+    coarse = truth.copy()
+    move = int(3 * FPS)  # the window is full of the first A when the coarse path moves to the second
+    coarse[move:] += SECTION_S
+    reported = _follow(engine, truth, coarse, move_at=move)
+    assert np.mean(np.abs(reported[move:] - truth[move:]) <= 0.25) >= 0.95
+    assert engine._hold.active
+
+
+def test_a_negative_backfill_is_one_clear_error():
+    with pytest.raises(ConfigError, match="hold_backfill_s"):
+        FineConfig(hold_backfill_s=-1.0)
