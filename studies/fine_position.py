@@ -1,6 +1,7 @@
 """Where the position error after lock comes from, and what the repeat hold changes (a study)
 
     python -m studies.fine_position jumps --out DIR          # jump renditions of validation-split pieces
+    python -m studies.fine_position held --out DIR           # validation chorales with held chords (fermatas)
     python -m studies.fine_position trace --material DIR --index INDEX --out DIR \\
         [--kinds chorale,piano,chorales] [--set fine.hold_evidence=0]
 
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 JUMP_SEED = 4242  # the validation jump renditions; the benchmark's own use benchmarks.material.JUMP_SEED
+HELD_SEED = 4343  # the validation renditions with held chords
 
 
 def trace(bundle, index, audio, config) -> list[dict]:
@@ -151,6 +153,72 @@ def run_jumps(args) -> int:
     return 0
 
 
+def hold_chords(time_map, onsets_s: np.ndarray, rng, *, every_s=(4.0, 8.0), extra_s=(0.8, 2.5),
+                min_chord_s: float = 0.8):
+    """``time_map`` with some long chords held longer, as players hold a fermata at a phrase's end.
+
+    Every ``every_s`` MIDI seconds the next chord lasting ``min_chord_s`` or more (a phrase's
+    closing half note in a chorale) takes ``extra_s`` more audio time; the truth stays on the
+    chord all the while (its MIDI time advances slowly through it), and no note starts meanwhile.
+    """
+    from benchmarks.warp import TimeMap
+
+    start, end = float(time_map.midi_s[0]), float(time_map.midi_s[-1])
+    starts = np.unique(np.round(onsets_s[(onsets_s >= start) & (onsets_s < end)], 4))
+    gaps = np.diff(starts)
+    holds, after = [], start + rng.uniform(*every_s) / 2
+    for a, g in zip(starts[:-1], gaps):
+        if a >= after and g >= min_chord_s:
+            holds.append((a, a + g, rng.uniform(*extra_s)))
+            after = a + g + rng.uniform(*every_s)
+    tau = np.unique(np.concatenate([time_map.midi_s, [x for h in holds for x in h[:2]]]))
+    t = time_map.midi_to_audio(tau)
+    for a, b, extra in holds:
+        t = t + extra * np.clip((tau - a) / (b - a), 0.0, 1.0)
+    return TimeMap(t, tau), holds
+
+
+def run_held(args) -> int:
+    """Validation-split chorale excerpts rendered as the tuning set's, with held chords (:func:`hold_chords`)."""
+    import soundfile as sf
+
+    from benchmarks import paths
+    from benchmarks.material import CHORALE_ENSEMBLES, SAMPLE_RATE_HZ, Item, chorale_selection, piece_id
+    from benchmarks.render import excerpt_events, put_in_room, read_events, synthesize
+    from benchmarks.warp import tempo_curve, warp_from_ratio
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    items = []
+    for k, (midi, family) in enumerate(chorale_selection("valid", args.chorales, HELD_SEED)):
+        rng = np.random.default_rng([HELD_SEED, k])
+        instruments = list(CHORALE_ENSEMBLES)[rng.integers(len(CHORALE_ENSEMBLES))]
+        programs = CHORALE_ENSEMBLES[instruments]
+        name = f"held_{k:02d}_{midi.stem}"
+        audio, truth = out / f"{name}.flac", out / f"{name}.truth.json"
+        if not (audio.exists() and truth.exists()):
+            events, n_voices = read_events(midi)
+            midi_end_s = max(e.time_s for e in events)
+            start_s = rng.uniform(0.0, 0.4) * midi_end_s
+            ratio = tempo_curve(rng, rng.uniform(25.0, 40.0), base_lo=0.65, base_hi=1.15)
+            onsets = np.array([e.time_s for e in events if e.kind == "on"])
+            time_map, holds = hold_chords(warp_from_ratio(ratio, start_s, midi_end_s), onsets, rng)
+            duration_s = float(time_map.audio_s[-1])
+            dry = synthesize(excerpt_events(events, time_map), [programs[v % len(programs)] for v in range(n_voices)],
+                             duration_s=duration_s, sample_rate_hz=SAMPLE_RATE_HZ,
+                             soundfont=paths.HELD_OUT_SOUNDFONT, velocity_gain=rng.uniform(0.7, 1.1), rng=rng)
+            room = {"rt60_s": rng.uniform(0.3, 1.2), "direct_to_reverb_db": rng.uniform(0.0, 8.0),
+                    "snr_db": rng.uniform(15.0, 30.0)}
+            sf.write(audio, put_in_room(dry, rng, sample_rate_hz=SAMPLE_RATE_HZ, **room), SAMPLE_RATE_HZ)
+            time_map.save(truth, midi=str(midi), instruments=instruments, programs=programs, start_midi_s=start_s,
+                          holds=[[round(a, 3), round(b, 3), round(x, 3)] for a, b, x in holds], **room)
+        items.append(Item(name, "chorale", str(audio), str(truth), "chorales", piece_id(midi, paths.chorale_dir()),
+                          str(midi), family, float(sf.info(audio).duration)))
+    (out / "manifest.json").write_text(json.dumps([asdict(i) for i in items], indent=1))
+    print(f"{len(items)} renditions in {out}")
+    return 0
+
+
 def main(argv=None) -> int:
     from follower.cliutil import run_main
 
@@ -161,6 +229,9 @@ def main(argv=None) -> int:
     j.add_argument("--out", required=True)
     j.add_argument("--chorales", type=int, default=6)
     j.add_argument("--piano", type=int, default=4)
+    h = sub.add_parser("held", help="render validation-split chorales with held chords (fermatas)")
+    h.add_argument("--out", required=True)
+    h.add_argument("--chorales", type=int, default=10)
     t = sub.add_parser("trace", help="replay a material folder and split the position errors")
     t.add_argument("--material", required=True)
     t.add_argument("--index", required=True)
@@ -169,7 +240,7 @@ def main(argv=None) -> int:
     t.add_argument("--kinds", default="", help="item kinds or corpora to replay (default: all)")
     t.add_argument("--set", action="append", default=[], metavar="fine.FIELD=VALUE")
     args = p.parse_args(argv)
-    return run_main(run_jumps if args.command == "jumps" else run_trace, args)
+    return run_main({"jumps": run_jumps, "held": run_held, "trace": run_trace}[args.command], args)
 
 
 if __name__ == "__main__":
