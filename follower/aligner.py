@@ -66,7 +66,7 @@ class FineConfig(JsonConfig):
     # a dispute opens seconds after a real jump (the coarse path needs that long to move): the frames
     # heard since are evidence already, so they are weighed at once, as far back as hold_backfill_s
     # (oldest first, along both places' paths at the tempo; at most the engine's 2.1 s window); 0 = only
-    # the frames after the opening. Chosen on validation material (docs/improvements.md (r))
+    # the frames after the opening. Chosen on validation material (docs/improvements.md (s))
     hold_backfill_s: float = 2.0
 
     def __post_init__(self):
