@@ -165,7 +165,9 @@ def templates_off(config: EngineConfig | None = None) -> EngineConfig:
     config = config or EngineConfig()
     if config.calibration != FITTED:
         return replace(config, rerank_template_weight=0.0)
-    return replace(config, rerank_template_weight=0.0, calibration=FITTED_EMBEDDINGS, rerank_min_p=0.0)
+    # the re-rank rule is then not backed by P: it holds its lead 0.25 s, offered the top 4, as it shipped
+    return replace(config, rerank_template_weight=0.0, calibration=FITTED_EMBEDDINGS, rerank_min_p=0.0,
+                   rerank_lock_s=0.25, rerank_offered=4)
 
 
 @dataclass
