@@ -121,11 +121,19 @@ class EngineConfig:
     # re-ranking of candidate pieces by aligning everything heard (follower.rerank, follower.policy);
     # thresholds chosen on renders of validation-split chorales, never on the benchmark items
     rerank_candidates: int = 8        # pieces aligned at once; 0 turns the re-ranker off
+    # verified-path leaders offered to the re-ranking each update (at most 2 new ones join per update;
+    # 0: rerank_candidates // 2, the setting before 2026-12-03). The played piece often sits among
+    # the verified paths' 5th-13th for a second before it reaches their top 4, and its note templates
+    # name it as soon as it is a candidate (docs/improvements.md (t))
+    rerank_offered: int = 8
     rerank_offset_z: float = 1.0      # subtracted from each step's z-score: random alignments drift down
     rerank_history_s: float = 30.0    # voting audio a newly considered piece is aligned over
     rerank_min_zs: float = 8.0        # the leader's alignment score needed to lock (z-seconds) ...
     rerank_margin_zs: float = 0.5     # ... above the runner-up's; inf turns the rule off
-    rerank_lock_s: float = 0.25       # ... held this long
+    # ... held this long: 0 since the rule asks the calibrated P (rerank_min_p), which already
+    # stands for a lasting lead; the 0.25 s hold cost 0.3 s on every validation set and kept no
+    # wrong lock away (docs/improvements.md (t))
+    rerank_lock_s: float = 0.0
     # ... and the calibrated P of that leader reaches this (0: not asked). With the note templates
     # the fused scores reach rerank_min_zs sooner, on piano also for wrong pieces (5 of 8 validation
     # excerpts locked wrong by this rule alone); chosen on validation renders (docs/improvements.md (n))
@@ -158,7 +166,9 @@ def templates_off(config: EngineConfig | None = None) -> EngineConfig:
     config = config or EngineConfig()
     if config.calibration != FITTED:
         return replace(config, rerank_template_weight=0.0)
-    return replace(config, rerank_template_weight=0.0, calibration=FITTED_EMBEDDINGS, rerank_min_p=0.0)
+    # the re-rank rule is then not backed by P: it holds its lead 0.25 s, offered the top 4, as it shipped
+    return replace(config, rerank_template_weight=0.0, calibration=FITTED_EMBEDDINGS, rerank_min_p=0.0,
+                   rerank_lock_s=0.25, rerank_offered=4)
 
 
 @dataclass
@@ -409,7 +419,8 @@ class Engine:
         evidence = self._evidence.leader()
         if self._reranker is not None:
             lead = evidence.leader
-            self._reranker.consider(ranked[: max(1, c.rerank_candidates // 2)] + ([lead] if lead is not None else []),
+            offered = c.rerank_offered or max(1, c.rerank_candidates // 2)
+            self._reranker.consider(ranked[:offered] + ([lead] if lead is not None else []),
                                     keep=self.piece)
             self._reranked = self._reranker.ranking()
         if (self.state == SEARCHING and self._last_sound_t is not None and self._evidence.heard_s > 0

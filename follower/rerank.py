@@ -278,11 +278,13 @@ class Reranker:
                 self._templates.prepare(p)
                 cand.notes_pending = True
             self._pool[p] = cand
-        if len(self._pool) > self.capacity:
-            # a newcomer still waiting for its templates is not judged on half its evidence
-            ranked = sorted((p for p in self._pool if not self._pool[p].notes_pending),
-                            key=lambda p: self._score(self._pool[p]))
-            for p in ranked[: len(self._pool) - self.capacity]:
+        # a newcomer still waiting for its templates is not judged on half its evidence, nor counted:
+        # the pool holds ``capacity`` judged candidates, plus the newcomers of the last cell (at most
+        # max_new an update); counting them would drop judged ones, the leader too, to make room
+        judged = [p for p in self._pool if not self._pool[p].notes_pending]
+        if len(judged) > self.capacity:
+            ranked = sorted(judged, key=lambda p: self._score(self._pool[p]))
+            for p in ranked[: len(judged) - self.capacity]:
                 if p != keep:
                     del self._pool[p]
 

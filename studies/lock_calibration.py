@@ -102,10 +102,13 @@ def save_traces(traces: dict, path: Path) -> None:
 def load_traces(path: Path) -> dict:
     from follower.policy import Scores
 
+    _FIELDS = {f.name for f in dataclasses.fields(Scores)}
+
     def step(t_s, d, evidence):
         for key in _MAPS:
             d[key] = {int(k): tuple(v) if isinstance(v, list) else v for k, v in d[key]}
         d["ranked"] = tuple(d["ranked"])
+        d = {k: v for k, v in d.items() if k in _FIELDS}  # (traces may hold fields a study recorded)
         d["reranked"] = tuple(tuple(r) for r in d["reranked"])
         return t_s, Scores(**d), tuple(evidence)
 
@@ -216,6 +219,8 @@ def main(argv=None) -> int:
                    help="replay with this EngineConfig.rerank_template_weight (note-template evidence in the "
                         "re-ranking, docs/improvements.md (n); default: the engine's); 0 replays and judges the "
                         "engine of the embeddings alone (follower.engine.templates_off); give each its own --traces")
+    p.add_argument("--engine", default=None,
+                   help="EngineConfig fields to replace for the replay, as JSON (e.g. '{\"rerank_offered\": 8}')")
     p.add_argument("--debug", action="store_true")
     return run_main(_run, p.parse_args(argv))
 
@@ -252,6 +257,8 @@ def _run(args) -> int:
         if index is None or item["piece"] not in set(map(str, index.piece_ids)):
             raise ConfigError(f"{item['name']}: no index given holds {item['piece']} (--index, --piano-index)")
     config = shipped_config(args.template_weight)
+    if args.engine:
+        config = dataclasses.replace(config, **json.loads(args.engine))
     traces = record(bundle, indexes, items, Path(args.traces), config)
     if args.record_only:
         return 0

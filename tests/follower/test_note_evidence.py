@@ -58,6 +58,24 @@ def test_a_late_candidate_gets_the_template_score_of_everything_heard():
     assert dict((p, s) for p, s, _, _ in late)[3] == pytest.approx(dict((p, s) for p, s, _, _ in early)[3], rel=0.05)
 
 
+def test_newcomers_waiting_for_templates_never_crowd_out_the_leader():
+    # every update offers a stream of new pieces (more than the pool holds): the newcomers waiting
+    # for their templates do not count against the pool, so they never crowd out judged candidates
+    index = make_index(n_pieces=20)
+    notes = FakeNotes(index.n_pieces, 150)
+    r = reranker(index, templates=notes, template_weight=1.0, candidates=4, max_new=2)
+    rng = np.random.default_rng(5)
+    for k in range(int(6.0 / UPDATE_S)):
+        q = rng.standard_normal(r._E.shape[1])
+        r.add(q / np.linalg.norm(q))
+        r.add_frame(notes.cells(3)[20 + k // 4] + 0.05 * np.abs(rng.standard_normal(BINS)), True)
+        r.consider([3] + [4 + (2 * k + j) % 16 for j in range(6)])
+        waiting = sum(c.notes_pending for c in r._pool.values())
+        assert len(r._pool) - waiting <= 4 and waiting <= 2 * 4  # max_new an update, one cell of updates
+        if k > 20:
+            assert r.ranking()[0][0] == 3  # the played piece, once it leads, stays in the pool and leads
+
+
 def test_the_engine_with_template_evidence_names_a_render(chroma_bundle, corpus_index, rendered):
     """End to end: frames reach the re-ranker, the templates come from the index's notes."""
     from follower.bundle import load_bundle
@@ -117,6 +135,8 @@ def test_templates_off_restores_the_lock_rules_fitted_without_them_unless_the_co
     assert EngineConfig().calibration == FITTED and EngineConfig().rerank_template_weight > 0
     off = templates_off()
     assert (off.rerank_template_weight, off.calibration, off.rerank_min_p) == (0.0, FITTED_EMBEDDINGS, 0.0)
+    # the re-rank rule not backed by P holds its lead, among the top 4 offered, as it shipped then
+    assert (off.rerank_lock_s, off.rerank_offered) == (0.25, 4)
     own = templates_off(EngineConfig(calibration=None, rerank_min_p=0.5))
     assert (own.rerank_template_weight, own.calibration, own.rerank_min_p) == (0.0, None, 0.5)
 

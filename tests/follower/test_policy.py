@@ -393,13 +393,21 @@ def test_a_rerank_leader_below_the_score_or_the_margin_never_locks(score, margin
 
 
 def test_a_new_rerank_leader_restarts_the_timer():
-    sim = Sim(RERANK)
+    held = dataclasses.replace(RERANK, rerank_lock_s=0.25)  # (the shipped rule holds for no time)
+    sim = Sim(held)
     high = C.rerank_min_zs + 1
-    almost = C.rerank_lock_s - DT  # one update short of a lock
+    almost = held.rerank_lock_s - DT  # one update short of a lock
     assert sim.run(almost, CLOSE, reranked=rerank(2, high, 1.0)) == []
-    acts = sim.run(C.rerank_lock_s + 1.0, CLOSE, reranked=rerank(4, high, 1.0))
+    acts = sim.run(held.rerank_lock_s + 1.0, CLOSE, reranked=rerank(4, high, 1.0))
     assert [(a.kind, a.piece) for _, a in acts] == [(LOCK, 4)]
-    assert acts[0][0] == pytest.approx(almost + DT + C.rerank_lock_s, abs=DT / 2)
+    assert acts[0][0] == pytest.approx(almost + DT + held.rerank_lock_s, abs=DT / 2)
+
+
+def test_the_shipped_rerank_rule_locks_at_the_first_backed_clear_lead():
+    # the calibrated P that backs the rule already stands for a lasting lead: no hold on top
+    assert C.rerank_lock_s == 0.0
+    acts = Sim(RERANK).run(1.0, CLOSE, reranked=rerank(7, C.rerank_min_zs + 1, C.rerank_margin_zs + 0.1))
+    assert [(t, a.kind, a.piece) for t, a in acts] == [(pytest.approx(DT), LOCK, 7)]
 
 
 def test_the_rerank_names_a_piece_only_while_searching():
