@@ -118,6 +118,11 @@ class EngineConfig:
     evidence_decay_s: float = 30.0    # decay time constant of the piece vote totals, in s of voting audio
     evidence_min_s: float = 8.0       # sounding audio (s) that must have voted before the votes may lock
     evidence_ratio: float = 1.5       # leader's accumulated votes / the runner-up's needed to lock on it
+    # ... unless the re-ranking (note templates over everything heard) ranks that piece this far (z-s)
+    # below its own leader, or not at all: the votes are order-free and a wrong piece can gather them
+    # while the re-ranking already names the right one (a validation piano excerpt followed a wrong
+    # piece 7.15 s); inf: the votes never ask (docs/improvements.md (u))
+    evidence_rerank_margin_zs: float = 0.5
     # re-ranking of candidate pieces by aligning everything heard (follower.rerank, follower.policy);
     # thresholds chosen on renders of validation-split chorales, never on the benchmark items
     rerank_candidates: int = 8        # pieces aligned at once; 0 turns the re-ranker off

@@ -27,6 +27,11 @@ searching
       without the path margin (two independent views, order-free and temporal,
       agree). The position is always the path's: the votes name the piece, never
       the position. ``evidence_ratio = inf`` turns the rule off.
+      The votes defer to the re-ranking (below), while searching: a piece it ranks
+      ``evidence_rerank_margin_zs`` or more below its own leader, or not at all while
+      it has candidates, is not locked by the votes (they are order-free, and a wrong
+      piece can gather them for seconds while the note templates already name the
+      right one; ``inf``: the votes never ask).
 
     * **re-rank lock**: the re-ranking of the candidates over everything heard
       (:mod:`follower.rerank`) has a leader whose alignment score reaches
@@ -207,6 +212,8 @@ class LockPolicy:
             if best is not None and self.lock.held(enough and s1 >= c.lock_score and s1 - s2 >= c.lock_margin,
                                                    t_s):
                 return self._locked(LOCK, best, s.where[best], t_s, "path")
+            if lead is not None and self.rerank_below(s, lead):
+                lead = None  # the re-ranking, over everything heard, names another piece clearly
             if self.evidence.held(lead is not None, t_s):  # the votes name it clearly
                 return self._locked(LOCK, lead, s.where[lead], t_s, "votes")
             sure = self.calibrated_lead(s, evidence)  # (sets self.probability, which the rerank rule reads)
@@ -269,6 +276,19 @@ class LockPolicy:
         if lead != ranked[0] or heard_s < c.evidence_min_s - _TOLERANCE_S or ratio < c.evidence_ratio:
             return None
         return lead if support[lead] >= 0.5 * c.lock_score else None
+
+    def rerank_below(self, s: Scores, piece: int) -> bool:
+        """Does the re-ranking rank ``piece`` clearly below another piece: its alignment score
+        ``evidence_rerank_margin_zs`` or more under the leader's, or not among the candidates at
+        all while there are some? (False without a re-ranking, or with the setting inf.)"""
+        margin = getattr(self.config, "evidence_rerank_margin_zs", math.inf)
+        if not s.reranked or not math.isfinite(margin):
+            return False
+        top, top_zs = s.reranked[0][0], s.reranked[0][1]
+        if s.same(top, piece):
+            return False
+        mine = max((r[1] for r in s.reranked if s.same(r[0], piece)), default=-math.inf)
+        return top_zs - mine >= margin
 
     def rerank_lead(self, reranked):
         """(piece, score, position_s, tempo) of the re-ranking's leader if it leads clearly:

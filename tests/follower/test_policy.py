@@ -170,6 +170,45 @@ def test_exact_ties_in_the_votes_never_lock():
     assert Sim().run(5.0, CLOSE, evidence=(1, 1.0, 20.0)) == []
 
 
+# the re-ranking below rerank_min_zs, so its own rule never locks: only whether it backs the votes matters
+LOW_ZS = C.rerank_min_zs - 3.0
+VOTES_FOR_1 = (1, 3.0, 20.0)
+
+
+@pytest.mark.parametrize("why, reranked", [
+    ("another leads by the margin", ((2, LOW_ZS, 5.0, 1.0), (1, LOW_ZS - C.evidence_rerank_margin_zs, 6.0, 1.0))),
+    ("ours not re-ranked at all", ((2, LOW_ZS, 5.0, 1.0), (3, LOW_ZS - 4.0, 6.0, 1.0))),
+])
+def test_the_votes_defer_to_a_re_ranking_that_ranks_their_piece_clearly_below_another(why, reranked):
+    # the votes are order-free: a wrong piece can gather them while the re-ranking names the right one
+    assert Sim(ALONE).run(5.0, CLOSE, evidence=VOTES_FOR_1, reranked=reranked) == [], why
+
+
+@pytest.mark.parametrize("why, reranked, same_as, config", [
+    ("ours leads the re-ranking", ((1, LOW_ZS, 5.0, 1.0), (2, LOW_ZS - 4.0, 6.0, 1.0)), None, ALONE),
+    ("ours within the margin", ((2, LOW_ZS, 5.0, 1.0), (1, LOW_ZS - 0.9 * C.evidence_rerank_margin_zs, 6.0, 1.0)),
+     None, ALONE),
+    ("a duplicate of ours leads", ((2, LOW_ZS, 5.0, 1.0), (3, LOW_ZS - 4.0, 6.0, 1.0)), {2: 1}, ALONE),
+    ("nothing re-ranked yet", (), None, ALONE),
+    ("the check off", ((2, LOW_ZS, 5.0, 1.0), (1, LOW_ZS - 4.0, 6.0, 1.0)), None,
+     dataclasses.replace(ALONE, evidence_rerank_margin_zs=math.inf)),
+])
+def test_the_votes_still_lock_where_the_re_ranking_does_not_rank_their_piece_clearly_below(why, reranked, same_as,
+                                                                                          config):
+    acts = Sim(config).run(2.0, CLOSE, evidence=VOTES_FOR_1, reranked=reranked, same_as=same_as)
+    assert [(a.kind, a.piece) for _, a in acts] == [(LOCK, 1)], why
+    assert acts[0][0] == pytest.approx(DT + C.lock_s), why
+
+
+def test_a_votes_lead_the_re_ranking_stops_contradicting_locks_after_lock_s():
+    against = ((2, LOW_ZS, 5.0, 1.0), (1, LOW_ZS - 2.0, 6.0, 1.0))
+    sim = Sim(ALONE)
+    assert sim.run(3.0, CLOSE, evidence=VOTES_FOR_1, reranked=against) == []
+    acts = sim.run(2.0, CLOSE, evidence=VOTES_FOR_1, reranked=((1, LOW_ZS, 5.0, 1.0),))
+    assert [(a.kind, a.piece) for _, a in acts] == [(LOCK, 1)]
+    assert acts[0][0] == pytest.approx(3.0 + DT + C.lock_s)
+
+
 # -- following -------------------------------------------------------------------------
 
 def test_a_rival_beating_ours_by_switch_margin_for_switch_s_is_switched_to():
