@@ -180,7 +180,7 @@ class LockPolicy:
         self.relock = Timer(c.relock_s)      # a far better path in our piece (following)
         self.rerank = Timer(c.rerank_lock_s)  # one piece leads the re-ranking clearly (searching)
         self._rerank_leader = None            # the piece that timer is running for
-        self.calibrated = Timer(getattr(c, "calibrated_s", 0.0))  # P(right piece) high (searching)
+        self.calibrated = Timer(c.calibrated_s)  # P(right piece) high (searching)
         self._calibrated_leader = None        # the piece that timer is running for
         self.probability = 0.0                # the calibrated P of the last searching update
         self.last_rule: str | None = None     # which rule took the last LOCK (path, votes, rerank, calibrated)
@@ -227,12 +227,12 @@ class LockPolicy:
         others = max((support[p] for p in ranked if not s.same(p, s.piece)), default=0.0)
         rival = next((p for p in ranked if not s.same(p, s.piece)), None)
         rest = max((support[p] for p in ranked if not s.same(p, s.piece) and not s.same(p, rival)), default=0.0)
-        clear = support[rival] - rest >= getattr(c, "switch_rival_margin", 0.0) if rival is not None else False
+        clear = support[rival] - rest >= c.switch_rival_margin if rival is not None else False
         if rival is not None and self.switch.held(support[rival] >= c.lock_score
                                                   and support[rival] - mine >= c.switch_margin and clear, t_s):
             return self._locked(SWITCH, rival, s.where[rival], t_s)
         if (s.state == FOLLOWING and self.locked_at_s is not None
-                and t_s - self.locked_at_s <= getattr(c, "calibrated_recheck_s", 0.0) + _TOLERANCE_S):
+                and t_s - self.locked_at_s <= c.calibrated_recheck_s + _TOLERANCE_S):
             other = self.calibrated_lead(s, evidence)
             if self.calibrated.held(other is not None and not s.same(other, s.piece), t_s):
                 return self._locked(SWITCH, other, self._where(s, other), t_s, "recheck")
@@ -281,7 +281,7 @@ class LockPolicy:
         """Does the re-ranking rank ``piece`` clearly below another piece: its alignment score
         ``evidence_rerank_margin_zs`` or more under the leader's, or not among the candidates at
         all while there are some? (False without a re-ranking, or with the setting inf.)"""
-        margin = getattr(self.config, "evidence_rerank_margin_zs", math.inf)
+        margin = self.config.evidence_rerank_margin_zs
         if not s.reranked or not math.isfinite(margin):
             return False
         top, top_zs = s.reranked[0][0], s.reranked[0][1]
@@ -302,7 +302,7 @@ class LockPolicy:
         if lead is None:
             return None
         second = reranked[1][1] if len(reranked) > 1 else 0.0
-        if (getattr(c, "rerank_min_p", 0.0) > 0 and getattr(c, "calibration", None) is not None
+        if (c.rerank_min_p > 0 and c.calibration is not None
                 and self.probability < c.rerank_min_p):
             return None  # the other views do not back the leader enough (P is of the same leader)
         return lead if lead[1] >= c.rerank_min_zs and lead[1] - second >= c.rerank_margin_zs else None
@@ -311,7 +311,7 @@ class LockPolicy:
         """The piece the calibrated confidence names, if its P reaches ``calibrated_p``
         (:mod:`follower.confidence`); a change of piece restarts the rule's timer."""
         c = self.config
-        model = getattr(c, "calibration", None)
+        model = c.calibration
         if model is None:
             return None
         piece, x = confidence.features(s, evidence)
@@ -339,7 +339,7 @@ class LockPolicy:
         self.reset()  # a new lock starts every rule afresh
         self.last_rule = rule or kind
         # the recheck window opens at a lock from searching, and at a switch unless recheck_after_switch is off
-        if kind != SWITCH or getattr(self.config, "recheck_after_switch", True):
+        if kind != SWITCH or self.config.recheck_after_switch:
             self.locked_at_s = t_s
         position_s, tempo = where
         return Action(kind, piece, position_s, tempo)
