@@ -99,7 +99,7 @@ class Calibration:
 FITTED_EMBEDDINGS = Calibration(bias=-4.8768, weights=(0.083911, 0.1062, 0.86844, 0.84878, 1.786, 0.25545, 1.1121,
                                                        4.2807))
 
-# The shipped fit (2026-12-03, bundle c0755936b499), for the re-ranking with note templates
+# The shipped fit (2026-12-02, bundle c0755936b499), for the re-ranking with note templates
 # (EngineConfig.rerank_template_weight 0.5): `python -m studies.lock_calibration --material
 # TUNING,TUNING_S8,TUNING_S11P --index exported/default/chorales.index.npz --piano-index
 # PIANO_HOP8_INDEX --traces T.json`: the same 36 chorale renders and the 8 piano excerpts of seed 11

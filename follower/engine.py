@@ -127,7 +127,7 @@ class EngineConfig:
     # thresholds chosen on renders of validation-split chorales, never on the benchmark items
     rerank_candidates: int = 8        # pieces aligned at once; 0 turns the re-ranker off
     # verified-path leaders offered to the re-ranking each update (at most 2 new ones join per update;
-    # 0: rerank_candidates // 2, the setting before 2026-12-03). The played piece often sits among
+    # 0: rerank_candidates // 2, the setting before 2026-12-02, night). The played piece often sits among
     # the verified paths' 5th-13th for a second before it reaches their top 4, and its note templates
     # name it as soon as it is a candidate (docs/improvements.md (t))
     rerank_offered: int = 8
