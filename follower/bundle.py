@@ -7,6 +7,9 @@ Layout of a bundle folder (written by ``training export``)::
     score_encoder.small.onnx  (optional) the same input and output, a distilled smaller score
                            encoder in the same embedding space: builds indexes faster
                            (``follower index build --score-encoder small``)
+    score_trunk.onnx       (optional, with the next) the score encoder's first blocks, any width
+    score_head.shared.onnx (optional) its last block, fine-tuned to embed snippets from trunk columns
+                           computed once per piece (follower.score_trunk; ``--score-encoder shared``)
     config.json            BundleConfig: feature + snippet settings, embed_dim, versions, sha256
     metrics.json           evaluation numbers
 
@@ -34,8 +37,14 @@ AUDIO_ONNX = "audio_encoder.onnx"
 SCORE_ONNX = "score_encoder.onnx"
 AUDIO_FLOAT_ONNX = "audio_encoder.float.onnx"  # a quantised bundle keeps its float audio encoder beside it
 SCORE_SMALL_ONNX = "score_encoder.small.onnx"  # optional distilled score encoder (training distill)
+SCORE_TRUNK_ONNX = "score_trunk.onnx"  # optional shared-trunk pair (training shared-head)
+SCORE_HEAD_ONNX = "score_head.shared.onnx"
 # the score encoders a bundle may carry, by the name an index records in its header
-SCORE_ENCODERS = {"full": SCORE_ONNX, "small": SCORE_SMALL_ONNX}
+SCORE_ENCODERS = {"full": SCORE_ONNX, "small": SCORE_SMALL_ONNX, "shared": SCORE_HEAD_ONNX}
+# files an encoder needs besides its own
+SCORE_COMPANIONS = {"shared": (SCORE_TRUNK_ONNX,)}
+# files used only to build indexes (follower index build --score-encoder), never by the live follower
+BUILD_ONLY_FILES = (SCORE_SMALL_ONNX, SCORE_TRUNK_ONNX, SCORE_HEAD_ONNX)
 CONFIG_JSON = "config.json"
 METRICS_JSON = "metrics.json"
 
@@ -60,6 +69,9 @@ class BundleConfig(JsonConfig):
     # fingerprint of the bundle whose score encoder and settings this one copied unchanged
     # (`training quantize`): indexes built with that bundle are this one's too
     score_from: str = ""
+    # the shared score trunk's geometry (stride_frames, reach_frames), where the bundle carries
+    # score_trunk.onnx (`training shared-head`; follower.score_trunk)
+    shared_trunk: dict = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict) -> "BundleConfig":
@@ -71,8 +83,14 @@ class BundleConfig(JsonConfig):
 
     @property
     def fingerprint(self) -> str:
-        """One checksum for the whole bundle (both encoders, metrics and settings): names the bundle."""
-        return hashlib.sha256(json.dumps({"sha": self.sha256, "features": self.features.to_dict(),
+        """One checksum for what the follower runs (both encoders, metrics and settings): names the bundle.
+
+        The optional index-build encoders (small, shared) are left out: they change no
+        decision of the follower, and the indexes they build carry their own fingerprints
+        (:meth:`index_fingerprint_for`), so adding one to a bundle keeps its name and its runs.
+        """
+        sha = {k: v for k, v in self.sha256.items() if k not in BUILD_ONLY_FILES}
+        return hashlib.sha256(json.dumps({"sha": sha, "features": self.features.to_dict(),
                                           "snippets": self.snippets.to_dict()},
                                          sort_keys=True).encode()).hexdigest()[:16]
 
@@ -88,7 +106,10 @@ class BundleConfig(JsonConfig):
 
     def has_score_encoder(self, name: str) -> bool:
         """Whether the bundle carries the score encoder ``name`` (a key of SCORE_ENCODERS)."""
-        return name == "full" or bool(self.sha256.get(SCORE_ENCODERS.get(name, ""), ""))
+        if name == "full":
+            return True
+        files = (SCORE_ENCODERS.get(name, ""),) + SCORE_COMPANIONS.get(name, ())
+        return all(self.sha256.get(f, "") for f in files)
 
     def index_fingerprint_for(self, name: str) -> str:
         """:attr:`index_fingerprint` of the indexes built with the score encoder ``name``.
@@ -102,6 +123,8 @@ class BundleConfig(JsonConfig):
                "snippets": self.snippets.to_dict(), "embed_dim": self.embed_dim}
         if name != "full":
             key["score_encoder"] = name
+        for companion in SCORE_COMPANIONS.get(name, ()):
+            key[f"{companion}_sha256"] = self.sha256.get(companion, "")
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -120,9 +143,29 @@ def write_config(bundle_dir, config: BundleConfig) -> None:
     Path(bundle_dir, CONFIG_JSON).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
 
 
+def copy_bundle(bundle_dir, out_dir) -> BundleConfig:
+    """Check ``bundle_dir`` and copy its files (all but config.json) into ``out_dir``; its config.
+
+    For the commands that add a file to a bundle (``training distill``, ``training
+    shared-head``): the caller writes the new file and then the new config.json. Nothing
+    is copied when ``out_dir`` is ``bundle_dir``.
+    """
+    import shutil
+
+    bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
+    config = read_config(bundle_dir)
+    verify(bundle_dir, config)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if bundle_dir.resolve() != out_dir.resolve():
+        for path in sorted(bundle_dir.iterdir()):
+            if path.is_file() and path.name != CONFIG_JSON and not path.name.endswith(".index.npz"):
+                shutil.copyfile(path, out_dir / path.name)
+    return config
+
+
 def verify(bundle_dir, config: BundleConfig) -> None:
     """Check that each ONNX file is present and matches its recorded sha256."""
-    optional = [SCORE_SMALL_ONNX] if config.sha256.get(SCORE_SMALL_ONNX) else []
+    optional = [f for f in (SCORE_SMALL_ONNX, SCORE_TRUNK_ONNX, SCORE_HEAD_ONNX) if config.sha256.get(f)]
     for name in [AUDIO_ONNX, SCORE_ONNX] + optional:
         path = Path(bundle_dir) / name
         if not path.is_file():
@@ -204,22 +247,37 @@ def score_encoder_file(config: BundleConfig, name: str, bundle_dir="bundle") -> 
     if name not in SCORE_ENCODERS:
         raise BundleError(f"score encoder {name!r} is not one of {', '.join(SCORE_ENCODERS)}")
     if not config.has_score_encoder(name):
+        how = "training shared-head BUNDLE" if name == "shared" else "training distill BUNDLE"
         raise BundleError(f"{bundle_dir} has no {name} score encoder ({SCORE_ENCODERS[name]}); "
-                          "make one with: training distill BUNDLE, or use the full one")
+                          f"make one with: {how}, or use the full one")
     return SCORE_ENCODERS[name]
+
+
+def open_score_encoder(bundle_dir, config: BundleConfig, name: str = "full", *, threads: int = 1,
+                       spinning: bool = True):
+    """The score encoder ``name`` of a bundle: an :class:`Encoder`, or for "shared" the trunk + head
+    pair (:class:`follower.score_trunk.SharedScoreEncoder`), which embeds whole pieces at once."""
+    bundle_dir = Path(bundle_dir)
+    path = bundle_dir / score_encoder_file(config, name, bundle_dir)
+    if name == "shared":
+        from .score_trunk import SharedScoreEncoder
+
+        return SharedScoreEncoder(bundle_dir / SCORE_TRUNK_ONNX, path, config.shared_trunk, threads=threads,
+                                  spinning=spinning)
+    return Encoder(path, threads=threads, spinning=spinning)
 
 
 def load_bundle(bundle_dir, *, threads: int = 1, score_encoder: str = "full") -> Bundle:
     """Load config and both encoders; verify checksums; run one warm-up inference each.
 
     ``score_encoder`` picks which of the bundle's score encoders ``Bundle.score`` runs
-    ("full", or "small" where the bundle carries a distilled one: index building only).
+    ("full", or "small" / "shared" where the bundle carries them: index building only).
     """
     bundle_dir = Path(bundle_dir)
     config = read_config(bundle_dir)
     verify(bundle_dir, config)
     audio = Encoder(bundle_dir / AUDIO_ONNX, threads=threads)
-    score = Encoder(bundle_dir / score_encoder_file(config, score_encoder, bundle_dir), threads=threads)
+    score = open_score_encoder(bundle_dir, config, score_encoder, threads=threads)
     s, f = config.snippets, config.features
     audio(np.zeros((1, 1, f.n_bins, s.audio_frames), np.float32))
     score(np.zeros((1, len(s.roll_channels), s.n_pitches, s.roll_frames), np.float32))

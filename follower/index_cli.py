@@ -50,10 +50,12 @@ def register(subparsers) -> None:
     b.add_argument("-o", "--output", required=True, metavar="INDEX", help="index file to write (.npz)")
     b.add_argument("--bundle", default=DEFAULT_BUNDLE, metavar="DIR",
                    help=f"model bundle whose score encoder embeds the snippets (default {DEFAULT_BUNDLE})")
-    b.add_argument("--score-encoder", choices=("full", "small"), default="full",
-                   help="which of the bundle's score encoders embeds the snippets: full (default), or small, a "
-                        "distilled one about ten times cheaper in the same embedding space (bundles that carry "
-                        "score_encoder.small.onnx; docs/benchmarks.md); the index records which")
+    b.add_argument("--score-encoder", choices=("full", "shared", "small"), default="full",
+                   help="which of the bundle's score encoders embeds the snippets: full (default: each snippet "
+                        "alone); shared (the full encoder's first blocks run once over each piece, a fine-tuned "
+                        "last block per snippet: several times faster, for large libraries; bundles that carry "
+                        "score_trunk.onnx); or small, a distilled one (score_encoder.small.onnx). "
+                        "docs/benchmarks.md measures each; the index records which")
     b.add_argument("--hop-frames", type=int, default=4,
                    help="snippet spacing in frames (4 = 0.2 s; smaller: finer, slower to build)")
     b.add_argument("--workers", type=int, default=os.cpu_count() or 1,

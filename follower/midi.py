@@ -42,6 +42,7 @@ class Score:
     tempo_ticks: np.ndarray      # ticks where a tempo segment starts (first is 0)
     tempo_us_per_beat: np.ndarray
     tempo_start_s: np.ndarray    # seconds at which each segment starts
+    title: str = ""              # the first track's first non-empty track_name, if any
 
     @property
     def duration_s(self) -> float:
@@ -89,14 +90,16 @@ def load_midi(path, *, allow_drum_only: bool = False) -> Score:
     if tpb <= 0:
         raise BadMidiError(f"{path}: ticks_per_beat={tpb} must be positive (SMPTE timing is not supported)")
 
-    tempo_events, raw = [], []
+    tempo_events, raw, title = [], [], ""
     for track_index, track in enumerate(mid.tracks):
         tick = 0
         program = {c: 0 for c in range(16)}
         active: dict = {}
         for msg in track:
             tick += msg.time
-            if msg.type == "set_tempo":
+            if msg.type == "track_name" and track_index == 0 and not title:
+                title = msg.name.strip()
+            elif msg.type == "set_tempo":
                 tempo_events.append((tick, msg.tempo))
             elif msg.type == "program_change":
                 program[msg.channel] = msg.program
@@ -148,7 +151,7 @@ def load_midi(path, *, allow_drum_only: bool = False) -> Score:
                            "ticks or tempo are broken (expected < 4 h)")
     if notes["is_drum"].all() and not allow_drum_only:
         raise BadMidiError(f"{path}: drum-only (every note on channel 10); nothing to follow")
-    return Score(path, notes, tpb, tempo_ticks, tempo_us, tempo_start_s)
+    return Score(path, notes, tpb, tempo_ticks, tempo_us, tempo_start_s, title)
 
 
 def piano_roll(score: Score, frame_rate_hz: float, *, pitch_lo: int = 21, pitch_hi: int = 108,

@@ -41,7 +41,7 @@ class ShardBuilder:
     """One worker: the bundle written to its own disk, then shards built one after another."""
 
     def __init__(self, bundle_files: dict, hop_frames: int, dtype_name: str, score_encoder: str = "full"):
-        from .bundle import Encoder, load_bundle, score_encoder_file
+        from .bundle import load_bundle, open_score_encoder
 
         self.tmp = tempfile.TemporaryDirectory(prefix="follower-shard-")
         bundle_dir = Path(self.tmp.name) / "bundle"
@@ -50,8 +50,8 @@ class ShardBuilder:
             (bundle_dir / name).write_bytes(data)
         self.bundle = load_bundle(bundle_dir, threads=1, score_encoder=score_encoder)
         # sleeping between batches, as the process-pool workers do: other workers may share the cores
-        self.bundle.score = Encoder(bundle_dir / score_encoder_file(self.bundle.config, score_encoder, bundle_dir),
-                                    threads=1, spinning=False)
+        self.bundle.score = open_score_encoder(bundle_dir, self.bundle.config, score_encoder, threads=1,
+                                               spinning=False)
         self.hop_frames, self.dtype = int(hop_frames), np.dtype(dtype_name)
 
     def build(self, i: int, shard: list[tuple[bytes, str, str]]):
@@ -77,9 +77,10 @@ class ShardBuilder:
 
 
 def _bundle_files(bundle_dir: Path) -> dict:
-    from .bundle import AUDIO_ONNX, CONFIG_JSON, SCORE_ONNX, SCORE_SMALL_ONNX
+    from .bundle import AUDIO_ONNX, CONFIG_JSON, SCORE_HEAD_ONNX, SCORE_ONNX, SCORE_SMALL_ONNX, SCORE_TRUNK_ONNX
 
-    names = (CONFIG_JSON, AUDIO_ONNX, SCORE_ONNX) + ((SCORE_SMALL_ONNX,) if (bundle_dir / SCORE_SMALL_ONNX).is_file() else ())
+    optional = (SCORE_SMALL_ONNX, SCORE_TRUNK_ONNX, SCORE_HEAD_ONNX)
+    names = (CONFIG_JSON, AUDIO_ONNX, SCORE_ONNX) + tuple(n for n in optional if (bundle_dir / n).is_file())
     return {name: (bundle_dir / name).read_bytes() for name in names}
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .index import Index, build_index, piece_title
+from .index import Index, build_index
 
 
 def shard_files(files: list, n_shards: int) -> list[list]:
@@ -36,7 +36,8 @@ def build_shard(files: list[tuple], bundle, *, hop_frames: int, dtype, sources=N
     skipped = {s["file"] for s in index.header["skipped"]}
     kept = [(Path(f), pid) for f, pid in files if str(f) not in skipped]
     assert len(kept) == index.n_pieces, "a shard's pieces are its readable files, in order"
-    titles = [piece_title(f, pid) for f, pid in kept]  # the fallback title is the id, which differs here
+    # a piece without a title of its own got its id in the build; the shard's ids differ from those
+    titles = [t if t != own else pid for t, own, (_, pid) in zip(index.titles.tolist(), index.piece_ids.tolist(), kept)]
     index.piece_ids = np.array([pid for _, pid in kept], dtype=str)
     index.titles = np.array(titles, dtype=str)
     for s in index.header["skipped"]:

@@ -130,19 +130,10 @@ def add_to_bundle(bundle_dir, out_dir, model: StudentScoreEncoder, measured: dic
     (``score_from`` names the bundle they were built with); config.json records the small
     encoder's checksum, architecture and what was measured.
     """
-    import shutil
+    from follower.bundle import SCORE_ONNX, SCORE_SMALL_ONNX, copy_bundle, sha256_file, write_config
 
-    from follower.bundle import (AUDIO_FLOAT_ONNX, AUDIO_ONNX, METRICS_JSON, SCORE_ONNX, SCORE_SMALL_ONNX,
-                                 read_config, sha256_file, verify, write_config)
-
-    bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
-    cfg = read_config(bundle_dir)
-    verify(bundle_dir, cfg)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if bundle_dir.resolve() != out_dir.resolve():
-        for name in (AUDIO_ONNX, AUDIO_FLOAT_ONNX, SCORE_ONNX, METRICS_JSON, "quantization.json"):
-            if (bundle_dir / name).is_file():
-                shutil.copyfile(bundle_dir / name, out_dir / name)
+    out_dir = Path(out_dir)
+    cfg = copy_bundle(bundle_dir, out_dir)
     tmp = out_dir / (SCORE_SMALL_ONNX + ".tmp.onnx")
     err = export_student(model, tmp, check_inputs)
     tmp.replace(out_dir / SCORE_SMALL_ONNX)
