@@ -207,8 +207,9 @@ def corpus_files(w: Path) -> list[tuple[Path, str]]:
     return [item for _, r, label in ready_roots(w) for item in root_files(r, label)]
 
 
-def shard_dir(w: Path, hop: int) -> Path:
-    return w / f"shards-hop{hop}"
+def shard_dir(w: Path, hop: int, score_encoder: str = "full") -> Path:
+    # shards of different score encoders never mix: their embeddings differ
+    return w / f"shards-hop{hop}{'' if score_encoder == 'full' else '-' + score_encoder}"
 
 
 def reuse(index_path: str, label: str, out: Path) -> None:
@@ -231,9 +232,10 @@ def cmd_build(args) -> int:
     from follower.shard import build_shard
 
     w = work(args)
-    out = shard_dir(w, args.hop_frames)
+    out = shard_dir(w, args.hop_frames, args.score_encoder)
     out.mkdir(parents=True, exist_ok=True)
-    bundle = load_bundle(resolve_bundle(args.bundle), threads=1)
+    bundle = load_bundle(resolve_bundle(args.bundle), threads=1, score_encoder=args.score_encoder)
+    part, parts = (int(x) for x in args.part.split("/"))
     prebuilt = dict(item.split("=", 1) for item in args.prebuilt)
     t0 = time.time()
     while True:
@@ -247,7 +249,7 @@ def cmd_build(args) -> int:
             files = root_files(root, label)
             for j in range(0, len(files), args.shard_files):
                 path = out / f"{k:03d}-{j // args.shard_files:04d}.index.npz"
-                if not path.exists():
+                if (j // args.shard_files) % parts == part and not path.exists():
                     todo.append((path, files[j:j + args.shard_files]))
         if not todo:
             print("every shard of the folders ready so far is built")
@@ -272,12 +274,13 @@ def cmd_merge(args) -> int:
     from follower.merge import merge_indexes
 
     w = work(args)
-    paths = sorted(shard_dir(w, args.hop_frames).glob("*.index.npz"))
+    paths = sorted(shard_dir(w, args.hop_frames, args.score_encoder).glob("*.index.npz"))
     if not paths:
         print(f"no shards under {w}; run `python -m benchmarks.big_corpus build` first", file=sys.stderr)
         return 1
     merged, report = merge_indexes([load_index(p) for p in paths], [p.name for p in paths])
-    out = save_index(merged, args.output or w / f"big-hop{args.hop_frames}.index.npz")
+    suffix = "" if args.score_encoder == "full" else f"-{args.score_encoder}"
+    out = save_index(merged, args.output or w / f"big-hop{args.hop_frames}{suffix}.index.npz")
     print(f"{out}: {merged.n_pieces} pieces, {merged.n_snippets} snippets from {len(paths)} shards; "
           f"{len(report)} duplicate ids")
     return 0
@@ -295,6 +298,12 @@ def main(argv=None) -> int:
     b.add_argument("--bundle", default="exported/default")
     b.add_argument("--hop-frames", type=int, default=8)
     b.add_argument("--shard-files", type=int, default=100)
+    b.add_argument("--score-encoder", default="full", choices=("full", "shared", "small"),
+                   help="the bundle's score encoder that embeds (shared: follower.score_trunk, several times "
+                        "faster); its shards go to their own folder")
+    b.add_argument("--part", default="0/1", metavar="K/N",
+                   help="build only every N-th shard of each folder, starting at the K-th: run N processes "
+                        "with 0/N ... N-1/N to use N cores")
     b.add_argument("--minutes", type=float, default=60.0, help="stop starting new shards after this long")
     b.add_argument("--prebuilt", action="append", default=[], metavar="LABEL=INDEX",
                    help="take the index of a whole folder built before (same bundle and hop) instead of "
@@ -302,6 +311,7 @@ def main(argv=None) -> int:
     b.set_defaults(func=cmd_build)
     m = sub.add_parser("merge", help="join the finished shards into one index")
     m.add_argument("--hop-frames", type=int, default=8)
+    m.add_argument("--score-encoder", default="full", choices=("full", "shared", "small"))
     m.add_argument("-o", "--output", default=None)
     m.set_defaults(func=cmd_merge)
     args = p.parse_args(argv)
