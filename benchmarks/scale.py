@@ -312,6 +312,9 @@ def main(argv=None) -> int:
     p.add_argument("--max-ann-size", default="1e6", help="largest size whose faiss structure the cost table builds")
     p.add_argument("--cost-kinds", default="hnsw", help="faiss structures the cost table builds (hnsw, ivfpq)")
     p.add_argument("--cost-out", default="cost.json", help="file (in the work folder) of this run's cost rows")
+    p.add_argument("--searches", default="exact,hnsw,ivfpq",
+                   help="recognition: the searches of the big index replayed (an HNSW structure over millions "
+                        "of rows takes hours to build on two cores)")
     p.add_argument("--kinds", default="chorale,bach10", help="benchmark items replayed for the recognition table")
     p.add_argument("--tune-size", type=float, default=1e6, help="snippets the ANN settings are compared at")
     p.add_argument("--parts", default="ann,cost,recognition",
@@ -341,7 +344,8 @@ def main(argv=None) -> int:
     log = out / "shards-rate.json"
     from benchmarks.big_corpus import shard_dir
 
-    shard_log = shard_dir(paths.work_dir() / "bigcorpus", int(real.header["hop_frames"])) / "log.jsonl"
+    shard_log = shard_dir(paths.work_dir() / "bigcorpus", int(real.header["hop_frames"]),
+                          real.score_encoder) / "log.jsonl"
     recs = [json.loads(line) for line in shard_log.read_text().splitlines()] if shard_log.exists() else []
     embed_rate = sum(r["snippets"] for r in recs) / max(1e-9, sum(r["s"] for r in recs)) if recs else 800.0
     log.write_text(json.dumps({"rate": embed_rate, "shards": len(recs)}))
@@ -358,7 +362,7 @@ def main(argv=None) -> int:
         small = Path(args.small_index) if args.small_index else \
             ensure_index(paths.chorale_dir(), "chorales", bundle_dir, paths.work_dir() / "index")[0]
         runs = [("chorales", small, "exact", "")]
-        for search in ("exact", "hnsw", "ivfpq"):
+        for search in args.searches.split(","):
             path = big_path if search == "exact" else out / f"big-{search}.index.npz"
             if search != "exact" and not path.exists():
                 from follower.ann import AnnConfig, attach_ann
