@@ -37,3 +37,19 @@ def test_ray_build_equals_the_serial_build(corpus, tmp_path, capsys):
     assert [s["file"] for s in ray_index.header["skipped"]] == [str(root / "broken.mid")]
     for key in ("bundle_fingerprint", "hop_frames", "frame_rate_hz", "n_pieces", "n_snippets", "sources"):
         assert ray_index.header[key] == serial.header[key], key
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_ray_build_with_the_shared_trunk_equals_its_serial_build(corpus, tmp_path, capsys):
+    bundle = load_bundle(BUNDLE, score_encoder="shared")  # the shipped bundle carries the pair
+    serial = build_index([corpus], bundle, hop_frames=4, progress=False, workers=1)
+    out = tmp_path / "ray.index.npz"
+    assert main(["index", "build", str(corpus), "-o", str(out), "--bundle", str(BUNDLE), "--score-encoder", "shared",
+                 "--ray", "--workers", "2", "--quiet"]) == 0
+    assert "shared score encoder" in capsys.readouterr().out
+    ray_index = load_index(out)
+    assert ray_index.score_encoder == serial.score_encoder == "shared"
+    assert ray_index.header["index_fingerprint"] == serial.header["index_fingerprint"]
+    for name in ARRAYS + NOTE_ARRAYS:
+        np.testing.assert_array_equal(getattr(ray_index, name), getattr(serial, name), err_msg=name)
