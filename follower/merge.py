@@ -40,6 +40,9 @@ def merge_indexes(parts: list[Index], names: list[str] | None = None) -> tuple[I
     names = list(names) if names else [f"index{i + 1}" for i in range(len(parts))]
     first, first_name = parts[0], names[0]
     for part, name in zip(parts[1:], names[1:]):
+        if part.score_encoder != first.score_encoder:
+            raise BundleError(f"{name} was built with the {part.score_encoder} score encoder but {first_name} with "
+                              f"the {first.score_encoder} one; rebuild one of them with the other's --score-encoder")
         if part.fingerprint != first.fingerprint:
             raise BundleError(f"{name} was built with bundle {part.fingerprint or '(unknown)'} but {first_name} "
                               f"with {first.fingerprint or '(unknown)'}; rebuild one of them with the other's bundle")

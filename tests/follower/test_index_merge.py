@@ -65,4 +65,10 @@ def test_other_bundles_or_hops_are_refused_in_one_line(halves, chroma_bundle, co
     assert main(["index", "merge", str(a), str(coarse), "-o", str(out / "x.npz")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "hop_frames=8" in err
+    shared = load_index(a)
+    shared.header["score_encoder"] = "shared"
+    save_index(shared, out / "shared.index.npz")
+    assert main(["index", "merge", str(a), str(out / "shared.index.npz"), "-o", str(out / "x.npz")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "with the full one; rebuild one of them with the other's --score-encoder" in err
     assert not (out / "x.npz").exists()
