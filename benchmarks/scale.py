@@ -32,6 +32,7 @@ import json
 import os
 import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -318,7 +319,9 @@ def main(argv=None) -> int:
     p.add_argument("--kinds", default="chorale,bach10", help="benchmark items replayed for the recognition table")
     p.add_argument("--tune-size", type=float, default=1e6, help="snippets the ANN settings are compared at")
     p.add_argument("--parts", default="ann,cost,recognition",
-                   help="which results to (re)compute; the document is written from every result on disk")
+                   help="which results to (re)compute; the document is written from every result on disk. "
+                        "recall (not in the default): recall@25 against exact search of the structure that "
+                        "--index already carries, printed and kept in recall.json, no document")
     p.add_argument("--small-index", default=None, help="the chorale index (default: run_all's, built if missing)")
     p.add_argument("--score-only", action="store_true", help="recognition: score the logs there are, replay nothing")
     p.add_argument("--fresh", action="store_true", help="replay again even where logs exist")
@@ -335,7 +338,22 @@ def main(argv=None) -> int:
     big_path = Path(args.index) if args.index else paths.work_dir() / "bigcorpus" / "big-hop8.index.npz"
     real = load_index(big_path)
     all_items = [i for i in build_material(paths.work_dir() / "material") if i.kind in ("chorale", "bach10")]
-    queries = audio_queries(bundle, [i.audio for i in all_items]) if parts & {"ann", "cost"} else np.zeros((0, 1))
+    queries = audio_queries(bundle, [i.audio for i in all_items]) if parts & {"ann", "cost", "recall"} \
+        else np.zeros((0, 1))
+    if "recall" in parts:  # the structure as built, at its full size: no sweep of settings
+        from follower.ann import make_search
+
+        matrix = np.ascontiguousarray(real.embeddings, dtype=np.float32)
+        truth, exact_ms = exact_truth(matrix, queries)
+        r = measure_search(types.SimpleNamespace(topk=make_search(real, matrix, "ann", index_path=str(big_path))),
+                           queries, truth)
+        rec = {"index": str(big_path), "snippets": real.n_snippets, "ann": real.header["ann"], "queries": len(queries),
+               "exact_p50_ms": float(np.percentile(exact_ms, 50)), "exact_p99_ms": float(np.percentile(exact_ms, 99)),
+               **r}
+        (out / "recall.json").write_text(json.dumps(rec, indent=1))
+        print(json.dumps(rec))
+        if parts == {"recall"}:
+            return 0
     items = [i for i in all_items if i.kind in args.kinds.split(",")]
     import soundfile as sf
 
