@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from follower.bundle import SCORE_ENCODERS
+
 TRANSPOSE = (1, -1, 2, -2, 3, -3, 4, -4, 5, -5, 6)
 ROLL_SETS = ("JSB_Chorales", "Nottingham", "Piano_midi", "MuseData")
 ROLL_STEP_S = 0.25
@@ -207,9 +209,13 @@ def corpus_files(w: Path) -> list[tuple[Path, str]]:
     return [item for _, r, label in ready_roots(w) for item in root_files(r, label)]
 
 
+def encoder_suffix(score_encoder: str) -> str:
+    # shards and indexes of different score encoders never mix: their embeddings differ
+    return "" if score_encoder == "full" else f"-{score_encoder}"
+
+
 def shard_dir(w: Path, hop: int, score_encoder: str = "full") -> Path:
-    # shards of different score encoders never mix: their embeddings differ
-    return w / f"shards-hop{hop}{'' if score_encoder == 'full' else '-' + score_encoder}"
+    return w / f"shards-hop{hop}{encoder_suffix(score_encoder)}"
 
 
 def reuse(index_path: str, label: str, out: Path) -> None:
@@ -279,8 +285,7 @@ def cmd_merge(args) -> int:
         print(f"no shards under {w}; run `python -m benchmarks.big_corpus build` first", file=sys.stderr)
         return 1
     merged, report = merge_indexes([load_index(p) for p in paths], [p.name for p in paths])
-    suffix = "" if args.score_encoder == "full" else f"-{args.score_encoder}"
-    out = save_index(merged, args.output or w / f"big-hop{args.hop_frames}{suffix}.index.npz")
+    out = save_index(merged, args.output or w / f"big-hop{args.hop_frames}{encoder_suffix(args.score_encoder)}.index.npz")
     print(f"{out}: {merged.n_pieces} pieces, {merged.n_snippets} snippets from {len(paths)} shards; "
           f"{len(report)} duplicate ids")
     return 0
@@ -298,7 +303,7 @@ def main(argv=None) -> int:
     b.add_argument("--bundle", default="exported/default")
     b.add_argument("--hop-frames", type=int, default=8)
     b.add_argument("--shard-files", type=int, default=100)
-    b.add_argument("--score-encoder", default="full", choices=("full", "shared", "small"),
+    b.add_argument("--score-encoder", default="full", choices=tuple(SCORE_ENCODERS),
                    help="the bundle's score encoder that embeds (shared: follower.score_trunk, several times "
                         "faster); its shards go to their own folder")
     b.add_argument("--part", default="0/1", metavar="K/N",
@@ -311,7 +316,7 @@ def main(argv=None) -> int:
     b.set_defaults(func=cmd_build)
     m = sub.add_parser("merge", help="join the finished shards into one index")
     m.add_argument("--hop-frames", type=int, default=8)
-    m.add_argument("--score-encoder", default="full", choices=("full", "shared", "small"))
+    m.add_argument("--score-encoder", default="full", choices=tuple(SCORE_ENCODERS))
     m.add_argument("-o", "--output", default=None)
     m.set_defaults(func=cmd_merge)
     args = p.parse_args(argv)

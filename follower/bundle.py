@@ -165,7 +165,7 @@ def copy_bundle(bundle_dir, out_dir) -> BundleConfig:
 
 def verify(bundle_dir, config: BundleConfig) -> None:
     """Check that each ONNX file is present and matches its recorded sha256."""
-    optional = [f for f in (SCORE_SMALL_ONNX, SCORE_TRUNK_ONNX, SCORE_HEAD_ONNX) if config.sha256.get(f)]
+    optional = [f for f in BUILD_ONLY_FILES if config.sha256.get(f)]
     for name in [AUDIO_ONNX, SCORE_ONNX] + optional:
         path = Path(bundle_dir) / name
         if not path.is_file():

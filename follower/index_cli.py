@@ -7,6 +7,7 @@ from . import blas  # noqa: F401  (before numpy: one BLAS thread)
 import argparse
 import os
 
+from .bundle import SCORE_ENCODERS
 from .paths import DEFAULT_BUNDLE
 
 EPILOG = """\
@@ -50,7 +51,7 @@ def register(subparsers) -> None:
     b.add_argument("-o", "--output", required=True, metavar="INDEX", help="index file to write (.npz)")
     b.add_argument("--bundle", default=DEFAULT_BUNDLE, metavar="DIR",
                    help=f"model bundle whose score encoder embeds the snippets (default {DEFAULT_BUNDLE})")
-    b.add_argument("--score-encoder", choices=("full", "shared", "small"), default="full",
+    b.add_argument("--score-encoder", choices=tuple(SCORE_ENCODERS), default="full",
                    help="which of the bundle's score encoders embeds the snippets: full (default: each snippet "
                         "alone); shared (the full encoder's first blocks run once over each piece, a fine-tuned "
                         "last block per snippet: several times faster, for large libraries; bundles that carry "

@@ -77,10 +77,9 @@ class ShardBuilder:
 
 
 def _bundle_files(bundle_dir: Path) -> dict:
-    from .bundle import AUDIO_ONNX, CONFIG_JSON, SCORE_HEAD_ONNX, SCORE_ONNX, SCORE_SMALL_ONNX, SCORE_TRUNK_ONNX
+    from .bundle import AUDIO_ONNX, BUILD_ONLY_FILES, CONFIG_JSON, SCORE_ONNX
 
-    optional = (SCORE_SMALL_ONNX, SCORE_TRUNK_ONNX, SCORE_HEAD_ONNX)
-    names = (CONFIG_JSON, AUDIO_ONNX, SCORE_ONNX) + tuple(n for n in optional if (bundle_dir / n).is_file())
+    names = (CONFIG_JSON, AUDIO_ONNX, SCORE_ONNX) + tuple(n for n in BUILD_ONLY_FILES if (bundle_dir / n).is_file())
     return {name: (bundle_dir / name).read_bytes() for name in names}
 
 
