@@ -130,6 +130,27 @@ def test_augmented_split_changes_audio_only():
     assert np.abs(aug.audio_batch(idx) - base.audio_batch(idx)).max() > 0.01
 
 
+def test_partial_windows_silence_the_start_and_keep_at_least_the_minimum():
+    from training.augment.partial import PartialWindowConfig, PartialWindowSplit, silence_start
+
+    x = np.ones((400, 1, 92, 42), np.float32)
+    y = silence_start(x, np.random.default_rng(0), PartialWindowConfig(p_partial=0.5, min_sounding=0.3))
+    sounding = (y[:, 0] != 0).any(axis=1).sum(axis=1)          # sounding frames per snippet
+    partial = sounding < 42
+    assert 0.4 < partial.mean() < 0.6                            # about p_partial of them
+    assert sounding.min() >= round(0.3 * 42)                      # never emptier than a window that votes
+    for row, n in zip(y[:, 0], sounding):                         # silence first, then the music as it was
+        assert not row[:, :42 - n].any() and (row[:, 42 - n:] == 1).all()
+    assert (x == 1).all()                                         # the input is not changed in place
+    base = ToySplit(10, seed=0)
+    split = PartialWindowSplit(base, PartialWindowConfig(p_partial=1.0), seed=0)
+    idx = np.arange(10)
+    np.testing.assert_array_equal(split.roll_batch(idx), base.roll_batch(idx))
+    assert (split.audio_batch(idx)[..., 0] == 0).all()            # every first frame silent at p 1
+    with pytest.raises(ConfigError, match="min_sounding"):
+        PartialWindowConfig(min_sounding=0.0)
+
+
 # -- the training loop's loss and `training train`'s variant options -------------------------------------------
 
 def test_train_with_infonce_and_augmentation_learns_the_toy_task(tmp_path):
@@ -182,18 +203,19 @@ def test_training_train_trains_a_variant_on_a_built_dataset(tmp_path, capsys):
     build_dataset(cfg, tmp_path / "ds", workers=1, progress=False)
     run = tmp_path / "run"
     rc = main(["train", str(tmp_path / "ds"), "-o", str(run), "--loss", "infonce", "--augment-audio", "--augment-tempo",
-               "--roll-channels", "sustain", "--batch-size", "8", "--epoch-pairs", "16", "--valid-pairs", "8",
+               "--augment-partial", "--roll-channels", "sustain", "--batch-size", "8", "--epoch-pairs", "16", "--valid-pairs", "8",
                "--max-epochs", "1", "--no-progress"])
     assert rc == 0, capsys.readouterr().err
     info = json.loads((run / "run.json").read_text())["info"]
     assert info["variant"]["loss"] == "infonce" and info["variant"]["augment_audio"]["p_noise"] == 0.5
     assert info["variant"]["augment_tempo"]["scale_range"] == [0.6, 1.0]
+    assert info["variant"]["augment_partial"] == {"p_partial": 0.3, "min_sounding": 0.3}
     assert json.loads((run / "run.json").read_text())["snippet_config"]["roll_channels"] == ["sustain"]
     assert (run / "best.pt").is_file()
     # the same options resume the run (the recorded variant reads back equal)
     assert main(["train", str(tmp_path / "ds"), "-o", str(run), "--loss", "infonce", "--augment-audio",
-                 "--augment-tempo", "--roll-channels", "sustain", "--batch-size", "8", "--epoch-pairs", "16",
-                 "--valid-pairs", "8", "--max-epochs", "2", "--no-progress"]) == 0, capsys.readouterr().err
+                 "--augment-tempo", "--augment-partial", "--roll-channels", "sustain", "--batch-size", "8",
+                 "--epoch-pairs", "16", "--valid-pairs", "8", "--max-epochs", "2", "--no-progress"]) == 0, capsys.readouterr().err
     assert "resuming" in capsys.readouterr().out
     # resuming with another variant would mix two losses in one run: refused in one line
     assert main(["train", str(tmp_path / "ds"), "-o", str(run), "--roll-channels", "sustain",

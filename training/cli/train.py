@@ -50,6 +50,9 @@ def register(subparsers) -> None:
                         "the MIDI: Bach10 at about 0.6-0.8)")
     g.add_argument("--augment-audio", action="store_true",
                    help="random EQ/tilt, reverb smear and noise floor on the spectrogram snippets")
+    g.add_argument("--augment-partial", action="store_true",
+                   help="silence the first frames of 30%% of the snippets, keeping 30-100%% of them: the "
+                        "partly filled windows the follower hears when music starts")
     g = p.add_argument_group("optimisation")
     g.add_argument("--epoch-pairs", type=int, default=d.epoch_pairs,
                    help=f"training pairs per epoch (default {d.epoch_pairs})")
@@ -116,6 +119,7 @@ def run(args) -> int:
     from follower.errors import ConfigError
 
     from ..augment.acoustic import AudioAugmentConfig, AugmentedSplit
+    from ..augment.partial import PartialWindowConfig, PartialWindowSplit
     from ..augment.tempo import TempoAugmentConfig, TempoStretchedSplit
     from ..data.split import dataset_configs, dataset_info, load_split
     from ..fit.loop import TrainConfig, train
@@ -132,7 +136,7 @@ def run(args) -> int:
     train_split = load_split(args.dataset, "train", snippets)
     valid_split = load_split(args.dataset, "valid", snippets)
     variant = {"loss": cfg.loss, "temperature": cfg.temperature if cfg.loss == "infonce" else None,
-               "augment_audio": None, "augment_tempo": None}
+               "augment_audio": None, "augment_tempo": None, "augment_partial": None}
     if args.augment_tempo:  # stretch first: the acoustic effects then act on the stretched snippet
         tempo = TempoAugmentConfig()
         train_split = TempoStretchedSplit(train_split, tempo, seed=cfg.seed + 3)
@@ -141,6 +145,10 @@ def run(args) -> int:
         aug = AudioAugmentConfig(frame_rate_hz=features.frame_rate_hz)
         train_split = AugmentedSplit(train_split, aug, seed=cfg.seed + 2)
         variant["augment_audio"] = aug.to_dict()
+    if args.augment_partial:  # last: a window fills from silence whatever was played into it
+        partial = PartialWindowConfig()
+        train_split = PartialWindowSplit(train_split, partial, seed=cfg.seed + 4)
+        variant["augment_partial"] = partial.to_dict()
     init_model = None
     if args.init_from:
         import numpy as np
@@ -163,6 +171,7 @@ def run(args) -> int:
     print(f"{len(train_split.pairs)} training pairs, {len(valid_split.pairs)} validation pairs; "
           f"loss {cfg.loss}, tempo stretch {'on' if args.augment_tempo else 'off'}, "
           f"audio augmentation {'on' if args.augment_audio else 'off'}, "
+          f"partial windows {'on' if args.augment_partial else 'off'}, "
           f"roll channels {','.join(snippets.roll_channels)}", flush=True)
     info = {"dataset": str(Path(args.dataset).resolve()), "train_pairs": int(len(train_split.pairs)),
             "valid_pairs": int(len(valid_split.pairs)), "variant": variant,
@@ -189,6 +198,7 @@ def _refuse_other_variant(run, variant: dict, restart: bool) -> None:
     before = json.loads((run / RUN_JSON).read_text()).get("info", {}).get("variant")
     before = dict(before or {"loss": "hinge", "temperature": None, "augment_audio": None})  # no variant recorded
     before.setdefault("augment_tempo", None)  # runs from before the tempo stretch existed
+    before.setdefault("augment_partial", None)  # runs from before partial windows existed
     before.setdefault("init_from", None)      # runs from before warm starts existed
     variant = {"init_from": None, **variant}
     if before != variant:
