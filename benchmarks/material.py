@@ -286,7 +286,8 @@ def piano_validation(n: int, seed: int) -> list[Path]:
     return [fitting[i] for i in sorted(rng.choice(len(fitting), size=min(n, len(fitting)), replace=False))]
 
 
-def build_tuning(out_dir: Path, *, force: bool = False, seed: int = TUNING_SEED, piano: int = 0) -> list[Item]:
+def build_tuning(out_dir: Path, *, force: bool = False, seed: int = TUNING_SEED, piano: int = 0,
+                 from_start: bool = False) -> list[Item]:
     """Validation-split chorale excerpts for choosing thresholds (never the test pieces).
 
     ``seed`` other than TUNING_SEED draws other excerpts and renditions (for more
@@ -294,6 +295,8 @@ def build_tuning(out_dir: Path, *, force: bool = False, seed: int = TUNING_SEED,
     same); their names carry the seed: ``tune_s<seed>_NN_<id>``. ``piano`` adds that
     many 45 s excerpts of validation-split piano pieces (``tune_piano_NN_<id>``, rendered
     as the test piano excerpts are), for rules that must hold on the piano corpus too.
+    ``from_start``: the chorale excerpts begin at the piece's first note, as a concert
+    performance (and Bach10) does, instead of mid-piece (``tune_start_s<seed>_NN_<id>``).
     """
     from tqdm import tqdm
 
@@ -306,10 +309,13 @@ def build_tuning(out_dir: Path, *, force: bool = False, seed: int = TUNING_SEED,
         rng = np.random.default_rng([seed, k])
         instruments = list(CHORALE_ENSEMBLES)[rng.integers(len(CHORALE_ENSEMBLES))]
         name = f"tune_{k:02d}_{midi.stem}" if seed == TUNING_SEED else f"tune_s{seed}_{k:02d}_{midi.stem}"
+        if from_start:
+            name = name.replace("tune_", "tune_start_", 1)
         audio, truth = out_dir / f"{name}.flac", out_dir / f"{name}.truth.json"
         if force or not (audio.exists() and truth.exists()):
             render_item(midi, audio, truth, rng, programs=CHORALE_ENSEMBLES[instruments], instruments=instruments,
-                        start_frac=(0.0, 0.4), length_s=(25.0, 40.0), base_tempo=(0.65, 1.15))
+                        start_frac=(0.0, 0.0) if from_start else (0.0, 0.4), length_s=(25.0, 40.0),
+                        base_tempo=(0.65, 1.15))
         items.append(Item(name, "chorale", str(audio), str(truth), "chorales", piece_id(midi, paths.chorale_dir()),
                           str(midi), family, float(sf.info(audio).duration)))
     for k, midi in enumerate(tqdm(piano_validation(piano, seed) if piano else [],
@@ -353,16 +359,18 @@ def main(argv=None) -> int:
                         help=f"tuning set only: another seed draws more validation items (default {TUNING_SEED})")
     parser.add_argument("--piano", type=int, default=0,
                         help="tuning set only: also this many validation-split piano excerpts (default 0)")
+    parser.add_argument("--from-start", action="store_true",
+                        help="tuning set only: chorale excerpts that begin at the piece's first note")
     args = parser.parse_args(argv)
-    if (args.seed != TUNING_SEED or args.piano) and args.set != "tuning":
-        print("--seed, --piano: only for --set tuning (the test material is fixed)", file=sys.stderr)
+    if (args.seed != TUNING_SEED or args.piano or args.from_start) and args.set != "tuning":
+        print("--seed, --piano, --from-start: only for --set tuning (the test material is fixed)", file=sys.stderr)
         return 2
     if args.piano < 0:
         print("--piano: a number of excerpts, >= 0", file=sys.stderr)
         return 2
     if args.set == "tuning":
         out = args.out or paths.work_dir() / "tuning"
-        items = build_tuning(out, force=args.force, seed=args.seed, piano=args.piano)
+        items = build_tuning(out, force=args.force, seed=args.seed, piano=args.piano, from_start=args.from_start)
     else:
         out = args.out or paths.work_dir() / "material"
         items = build(out, force=args.force)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .noise import sounding
+from .noise import silent_lead, sounding
 from .snippets import audio_input
 
 BATCH = 64
@@ -31,26 +31,38 @@ def batches_exact(encoder, width: int, n_bins: int, n: int = 8) -> bool:
 
 
 def embed_ahead(encoder, history: np.ndarray, history_loud: np.ndarray, frames: np.ndarray, n_before: int,
-                config) -> dict:
+                config, partial=None, partial_min_frames: int = 0) -> dict:
     """{frame count: embedding} of every window that the updates of ``frames`` will embed.
 
     ``history`` / ``history_loud``: the engine's newest window and its sounding flags
     before ``frames`` (``n_before`` frames consumed so far); ``config``: the
     :class:`follower.engine.EngineConfig` whose stride and sounding rule the updates apply.
+    ``partial``: the bundle's encoder for windows with ``partial_min_frames`` or more silent
+    frames first, which it embeds with those frames set to 0, as the engine does.
     """
     width = len(history)
     spec = np.concatenate([history[1:], frames])     # the width - 1 frames before, then the new ones
     loud = np.concatenate([history_loud[1:], sounding(frames, config.silence_level, config.noise_flatness)])
-    wanted = []
+    wanted, leads = [], []
     for j in range(len(frames)):                     # frame j completes the window spec[j:j + width]
         if (n_before + j + 1) % config.stride_frames:
             continue
         lw = loud[j:j + width]
         if lw.mean() >= config.min_sound_fraction and lw[-3:].any():  # the engine's rule for embedding
-            wanted.append(j)
+            lead = silent_lead(lw)
+            if partial is not None and lead >= partial_min_frames:
+                leads.append((j, lead))
+            else:
+                wanted.append(j)
     out = {}
     for i in range(0, len(wanted), BATCH):
         chunk = wanted[i:i + BATCH]
         emb = encoder(audio_input(np.stack([spec[j:j + width] for j in chunk])))
         out.update((n_before + j + 1, e) for j, e in zip(chunk, emb))
+    for i in range(0, len(leads), BATCH):
+        chunk = leads[i:i + BATCH]
+        x = np.stack([spec[j:j + width] for j, _ in chunk])
+        for row, (_, lead) in zip(x, chunk):
+            row[:lead] = 0.0
+        out.update((n_before + j + 1, e) for (j, _), e in zip(chunk, partial(audio_input(x))))
     return out

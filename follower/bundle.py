@@ -3,6 +3,8 @@
 Layout of a bundle folder (written by ``training export``)::
 
     audio_encoder.onnx     input "audio" (n, 1, n_bins, audio_frames) -> "embedding" (n, embed_dim)
+    audio_encoder.partial.onnx  (optional) the same input and output, fine-tuned for windows whose
+                           first frames are silent, as when music starts (``training partial-audio``)
     score_encoder.onnx     input "roll"  (n, n_channels, n_pitches, roll_frames) -> "embedding"
     score_encoder.small.onnx  (optional) the same input and output, a distilled smaller score
                            encoder in the same embedding space: builds indexes faster
@@ -36,6 +38,9 @@ from .snippets import SnippetConfig
 AUDIO_ONNX = "audio_encoder.onnx"
 SCORE_ONNX = "score_encoder.onnx"
 AUDIO_FLOAT_ONNX = "audio_encoder.float.onnx"  # a quantised bundle keeps its float audio encoder beside it
+# optional audio encoder for windows whose first frames are silent (training partial-audio; the engine's
+# EngineConfig.partial_min_silent_s): the music starting, in the same embedding space
+AUDIO_PARTIAL_ONNX = "audio_encoder.partial.onnx"
 SCORE_SMALL_ONNX = "score_encoder.small.onnx"  # optional distilled score encoder (training distill)
 SCORE_TRUNK_ONNX = "score_trunk.onnx"  # optional shared-trunk pair (training shared-head)
 SCORE_HEAD_ONNX = "score_head.shared.onnx"
@@ -165,7 +170,7 @@ def copy_bundle(bundle_dir, out_dir) -> BundleConfig:
 
 def verify(bundle_dir, config: BundleConfig) -> None:
     """Check that each ONNX file is present and matches its recorded sha256."""
-    optional = [f for f in BUILD_ONLY_FILES if config.sha256.get(f)]
+    optional = [f for f in BUILD_ONLY_FILES + (AUDIO_PARTIAL_ONNX,) if config.sha256.get(f)]
     for name in [AUDIO_ONNX, SCORE_ONNX] + optional:
         path = Path(bundle_dir) / name
         if not path.is_file():
@@ -240,6 +245,7 @@ class Bundle:
     audio: Encoder
     score: Encoder
     score_encoder: str = "full"   # which of SCORE_ENCODERS ``score`` runs
+    audio_partial: Encoder | None = None  # for windows whose first frames are silent, where the bundle has one
 
 
 def score_encoder_file(config: BundleConfig, name: str, bundle_dir="bundle") -> str:
@@ -281,4 +287,8 @@ def load_bundle(bundle_dir, *, threads: int = 1, score_encoder: str = "full") ->
     s, f = config.snippets, config.features
     audio(np.zeros((1, 1, f.n_bins, s.audio_frames), np.float32))
     score(np.zeros((1, len(s.roll_channels), s.n_pitches, s.roll_frames), np.float32))
-    return Bundle(bundle_dir, config, audio, score, score_encoder)
+    partial = None
+    if config.sha256.get(AUDIO_PARTIAL_ONNX):
+        partial = Encoder(bundle_dir / AUDIO_PARTIAL_ONNX, threads=threads)
+        partial(np.zeros((1, 1, f.n_bins, s.audio_frames), np.float32))
+    return Bundle(bundle_dir, config, audio, score, score_encoder, partial)

@@ -67,9 +67,9 @@ from .ann import make_search
 from . import ahead, policy
 from .aligner import FineAligner, FineConfig, score_templates
 from .repeat_hold import RepeatHold
-from .confidence import FITTED, FITTED_EMBEDDINGS, Calibration
+from .confidence import FITTED, FITTED_EMBEDDINGS, FITTED_FULL_WINDOWS, Calibration
 from .features import StreamingSpectrogram
-from .noise import sounding
+from .noise import silent_lead, sounding
 from .policy import FOLLOWING, LOST, SEARCHING, LockPolicy, Scores
 from .recent import recently_used
 from .rerank import Reranker
@@ -110,6 +110,10 @@ class EngineConfig:
     lost_timeout_s: float = 10.0
     silence_level: float = 0.05       # a frame whose loudest band (log1p) is below this is silent
     min_sound_fraction: float = 0.3   # windows with fewer sounding frames do not vote
+    # a window whose first this-many seconds are silent (the music starting, or starting again after a
+    # pause) is embedded, those frames set to 0, by the bundle's encoder for such windows where it has
+    # one (training partial-audio); the full-window encoder finds little in them (docs/improvements.md (w))
+    partial_min_silent_s: float = 0.25
     # a loud frame whose detrended spectral flatness (follower.noise) reaches this is noise (applause,
     # room tone), not music: chosen on noise and the validation renders; >= 1 turns the test off
     noise_flatness: float = 0.85
@@ -164,6 +168,15 @@ class EngineConfig:
     fine: FineConfig | None = field(default_factory=FineConfig)  # None: the tracker's position alone
 
 
+def for_bundle(config: EngineConfig, has_partial_encoder: bool) -> EngineConfig:
+    """``config`` as the engine runs it with a bundle that has (or lacks) an encoder for windows that
+    are still filling: the shipped calibration reads the evidence of such a bundle; without one the
+    first seconds look as they did when the earlier fit was made (follower.confidence)."""
+    if config.calibration == FITTED and not has_partial_encoder:
+        return replace(config, calibration=FITTED_FULL_WINDOWS)
+    return config
+
+
 def templates_off(config: EngineConfig | None = None) -> EngineConfig:
     """``config`` (default: the shipped one) without the note templates in the re-ranking; where it
     has the shipped calibration, with the lock rules as fitted for the embeddings alone (the engine
@@ -207,13 +220,14 @@ class Engine:
     def __init__(self, bundle, index, *, input_rate_hz: float, config: EngineConfig | None = None):
         from . import knn
 
-        self.config = config or EngineConfig()
+        self.config = for_bundle(config or EngineConfig(), bundle.audio_partial is not None)
         self.bundle = bundle
         self.index = index
         fc, sc = bundle.config.features, bundle.config.snippets
         self.fps = fc.frame_rate_hz
         self.width = sc.audio_frames
         self.n_bins = fc.n_bins
+        self._partial_min_frames = max(1, round(self.config.partial_min_silent_s * self.fps))
         self.lag_s = (self.width - self.width // 2) / self.fps  # window centre -> newest sample
         self.update_s = self.config.stride_frames / self.fps
         self._spec = StreamingSpectrogram(fc, input_rate_hz=input_rate_hz)
@@ -255,7 +269,8 @@ class Engine:
         """Compile the numba kernel and run the encoder once, before audio starts."""
         self._knn.warm_up(self._search.shape[1], self.config.k)
         self._topk(self._search[0], self.config.k)
-        self._embed(np.zeros((self.width, self.n_bins), np.float32))
+        for loud in (True, False):  # both audio encoders, where the bundle has two
+            self._embed(np.zeros((self.width, self.n_bins), np.float32), np.full(self.width, loud))
         self._batches_exact()
         self._verifier.warm_up()
         self._votes.warm_up()
@@ -264,7 +279,8 @@ class Engine:
 
     def _batches_exact(self) -> bool:
         if self._exact is None:  # once per engine (follower.ahead)
-            self._exact = ahead.batches_exact(self.bundle.audio, self.width, self.n_bins)
+            self._exact = all(ahead.batches_exact(e, self.width, self.n_bins)
+                              for e in (self.bundle.audio, self.bundle.audio_partial) if e is not None)
         return self._exact
 
     def reset(self) -> None:
@@ -327,7 +343,8 @@ class Engine:
             return []
         # (not when catching up: only the newest window will be needed)
         if max_updates is None and len(frames) >= self.AHEAD_MIN_FRAMES and self._batches_exact():
-            self._ahead = ahead.embed_ahead(self.bundle.audio, *self._window(), frames, self._n, self.config)
+            self._ahead = ahead.embed_ahead(self.bundle.audio, *self._window(), frames, self._n, self.config,
+                                            self.bundle.audio_partial, self._partial_min_frames)
         front_ms = (time.perf_counter() - t0) * 1e3 / len(frames)
         stride = self.config.stride_frames
         due = (self._n + len(frames)) // stride - self._n // stride  # updates these frames complete
@@ -367,12 +384,18 @@ class Engine:
     # (follower.audio_io.FileSource), so that fast and paced replay compute the same frames
     PIECE_SAMPLES = 1024
 
-    def _embed(self, window: np.ndarray) -> np.ndarray:
+    def _embed(self, window: np.ndarray, loud: np.ndarray) -> np.ndarray:
         from .snippets import audio_input
 
         q = self._ahead.pop(self._n, None) if self._ahead else None
         if q is not None:
             return q
+        if self.bundle.audio_partial is not None:
+            lead = silent_lead(loud)
+            if lead >= self._partial_min_frames:
+                window = window.copy()
+                window[:lead] = 0.0
+                return self.bundle.audio_partial.embed_window(window)
         one = getattr(self.bundle.audio, "embed_window", None)  # the same bits, less copying (follower.bundle)
         if one is not None:
             return one(window)
@@ -394,7 +417,7 @@ class Engine:
             self._last_sound_t = t_s
         # a window that ends in silence (a pause starting) resembles the end of every piece:
         # it neither votes nor moves the tracker's belief by its similarities
-        q = self._embed(window) if sounding and not silent_now else None
+        q = self._embed(window, loud) if sounding and not silent_now else None
         standard = None
         if q is not None:
             rows, scores = self._topk(q, c.k)

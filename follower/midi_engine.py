@@ -65,6 +65,8 @@ class MidiEngine(Engine):
         self._noise_flatness = 1.0  # a played roll is notes, never noise: loudness alone says silence
         self.reset()  # the frame ring, sized for roll frames
 
-    def _embed(self, window: np.ndarray) -> np.ndarray:
+    def _embed(self, window: np.ndarray, loud: np.ndarray | None = None) -> np.ndarray:
+        # (``loud``: the audio engine's cue for its encoder of windows that are still filling; a roll
+        # window is embedded by the score encoder whatever it holds)
         rolls = window.reshape(1, self.width, *self.roll_shape)
         return self.bundle.score(roll_input(rolls, self.bundle.config.snippets))[0]

@@ -46,6 +46,11 @@ def flatness(frames: np.ndarray) -> np.ndarray:
     return np.exp(np.log(ratio).mean(axis=-1)) / ratio.mean(axis=-1)
 
 
+def silent_lead(loud: np.ndarray) -> int:
+    """How many frames of a window come before its first sounding one (all of them if none sounds)."""
+    return int(np.argmax(loud)) if loud.any() else len(loud)
+
+
 def sounding(frames: np.ndarray, silence_level: float, noise_flatness: float) -> np.ndarray:
     """Which frames hold music: the loudest band reaches ``silence_level`` and the
     spectrum is less flat than ``noise_flatness`` (>= 1 turns the noise test off)."""

@@ -77,9 +77,10 @@ class ShardBuilder:
 
 
 def _bundle_files(bundle_dir: Path) -> dict:
-    from .bundle import AUDIO_ONNX, BUILD_ONLY_FILES, CONFIG_JSON, SCORE_ONNX
+    from .bundle import AUDIO_ONNX, AUDIO_PARTIAL_ONNX, BUILD_ONLY_FILES, CONFIG_JSON, SCORE_ONNX
 
-    names = (CONFIG_JSON, AUDIO_ONNX, SCORE_ONNX) + tuple(n for n in BUILD_ONLY_FILES if (bundle_dir / n).is_file())
+    optional = BUILD_ONLY_FILES + (AUDIO_PARTIAL_ONNX,)  # (the bundle's checksums name them: all or none)
+    names = (CONFIG_JSON, AUDIO_ONNX, SCORE_ONNX) + tuple(n for n in optional if (bundle_dir / n).is_file())
     return {name: (bundle_dir / name).read_bytes() for name in names}
 
 

@@ -29,8 +29,11 @@ def stable_from(times, ok) -> float:
 
 def item_row(trace, config) -> dict:
     from follower.confidence import features
+    from follower.engine import for_bundle
 
     from .lock_calibration import first_lock
+
+    config = for_bundle(config, trace.get("partial_encoder", False))  # as the recording engine ran
 
     steps, piece = trace["steps"], trace["piece"]
     t = [st[0] for st in steps]

@@ -75,7 +75,8 @@ def record(bundle, indexes: dict, items, traces: Path, config=None) -> dict:
         index = indexes[item["corpus"]]
         ids = {str(p): i for i, p in enumerate(index.piece_ids)}
         steps = record_item(bundle, index, item["audio"], config)
-        done[item["name"]] = {"piece": ids[item["piece"]], "piece_id": item["piece"], "steps": steps}
+        done[item["name"]] = {"piece": ids[item["piece"]], "piece_id": item["piece"], "steps": steps,
+                              "partial_encoder": bundle.audio_partial is not None}
         traces.parent.mkdir(parents=True, exist_ok=True)
         save_traces(done, traces)
         print(f"recorded {item['name']}: {len(steps)} updates", flush=True)
@@ -180,9 +181,11 @@ def reliability(p: np.ndarray, y: np.ndarray, edges=(0.0, 0.1, 0.3, 0.5, 0.7, 0.
 
 def first_lock(trace, config) -> tuple[float, bool, str]:
     """(time, right piece?, rule kind) of the first lock the policy takes on this trace (inf if none)."""
+    from follower.engine import for_bundle
     from follower.policy import LOCK, LockPolicy
 
-    policy = LockPolicy(config)
+    # as the engine that recorded the trace ran it (traces from before 2026-12-03: no such encoder)
+    policy = LockPolicy(for_bundle(config, trace.get("partial_encoder", False)))
     for t_s, scores, evidence in trace["steps"]:
         a = policy.step(scores, evidence, t_s)
         if a.kind == LOCK:

@@ -145,6 +145,7 @@ def test_a_jump_rendition_plays_its_two_segments_and_says_where_it_jumps(tmp_pat
     (["--set", "test", "--seed", "8"], "only for --set tuning"),
     (["--set", "test", "--piano", "2"], "only for --set tuning"),
     (["--set", "tuning", "--piano", "-1"], "--piano"),
+    (["--set", "test", "--from-start"], "only for --set tuning"),
 ])
 def test_tuning_options_refuse_what_they_cannot_do_in_one_line(args, message, tmp_path, capsys):
     from benchmarks.material import main
@@ -171,3 +172,16 @@ def test_other_tuning_seeds_draw_validation_pieces_only():
         valid = {str(p.source) for p in midi_corpus(paths.piano_dir()) if p.split == "valid"}
         picked = piano_validation(3, 8)
         assert picked and {str(m) for m in picked} <= valid
+
+
+@pytest.mark.skipif(not HELD_OUT_SOUNDFONT.exists(), reason=f"{HELD_OUT_SOUNDFONT} missing (timgm6mb-soundfont)")
+def test_tuning_excerpts_from_the_start_begin_at_the_first_note(tmp_path):
+    pytest.importorskip("fluidsynth", reason="pyfluidsynth not installed")
+    from benchmarks.material import render_item
+    from benchmarks.warp import load_truth
+
+    midi = write_midi(tmp_path / "scale.mid", [(b, 0.9, 48 + b % 36, 0) for b in range(80)])
+    truth_path = tmp_path / "t.truth.json"
+    render_item(midi, tmp_path / "t.flac", truth_path, np.random.default_rng(3), programs=[0], instruments="piano",
+                start_frac=(0.0, 0.0), length_s=(10.0, 10.0), base_tempo=(0.8, 1.0))
+    assert load_truth(truth_path).audio_to_midi(0.0) == pytest.approx(0.0, abs=1e-6)

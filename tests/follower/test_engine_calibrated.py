@@ -33,7 +33,8 @@ def test_the_replayed_inputs_lock_when_and_where_the_engine_does(chroma_bundle, 
     bundle, index = load_bundle(chroma_bundle), load_index(corpus_index)
     steps = record_item(bundle, index, rendered["path"])
     piece = [str(p) for p in index.piece_ids].index(rendered["piece"])
-    t_replay, right, rule = first_lock({"piece": piece, "steps": steps}, config)
+    t_replay, right, rule = first_lock({"piece": piece, "steps": steps,
+                                        "partial_encoder": bundle.audio_partial is not None}, config)
     t_engine, engine_piece = engine_lock(bundle, index, rendered["path"], config)
     assert t_replay == pytest.approx(t_engine) and right and engine_piece == rendered["piece"]
     assert rule in ("path", "votes", "rerank", "calibrated")
