@@ -50,6 +50,8 @@ SCORE_ENCODERS = {"full": SCORE_ONNX, "small": SCORE_SMALL_ONNX, "shared": SCORE
 SCORE_COMPANIONS = {"shared": (SCORE_TRUNK_ONNX,)}
 # files used only to build indexes (follower index build --score-encoder), never by the live follower
 BUILD_ONLY_FILES = (SCORE_SMALL_ONNX, SCORE_TRUNK_ONNX, SCORE_HEAD_ONNX)
+# every file a bundle may carry besides its two encoders, config and metrics (copied along, verified where named)
+OPTIONAL_FILES = BUILD_ONLY_FILES + (AUDIO_PARTIAL_ONNX,)
 CONFIG_JSON = "config.json"
 METRICS_JSON = "metrics.json"
 
@@ -170,7 +172,7 @@ def copy_bundle(bundle_dir, out_dir) -> BundleConfig:
 
 def verify(bundle_dir, config: BundleConfig) -> None:
     """Check that each ONNX file is present and matches its recorded sha256."""
-    optional = [f for f in BUILD_ONLY_FILES + (AUDIO_PARTIAL_ONNX,) if config.sha256.get(f)]
+    optional = [f for f in OPTIONAL_FILES if config.sha256.get(f)]
     for name in [AUDIO_ONNX, SCORE_ONNX] + optional:
         path = Path(bundle_dir) / name
         if not path.is_file():

@@ -77,10 +77,9 @@ class ShardBuilder:
 
 
 def _bundle_files(bundle_dir: Path) -> dict:
-    from .bundle import AUDIO_ONNX, AUDIO_PARTIAL_ONNX, BUILD_ONLY_FILES, CONFIG_JSON, SCORE_ONNX
+    from .bundle import AUDIO_ONNX, CONFIG_JSON, OPTIONAL_FILES, SCORE_ONNX
 
-    optional = BUILD_ONLY_FILES + (AUDIO_PARTIAL_ONNX,)  # (the bundle's checksums name them: all or none)
-    names = (CONFIG_JSON, AUDIO_ONNX, SCORE_ONNX) + tuple(n for n in optional if (bundle_dir / n).is_file())
+    names = (CONFIG_JSON, AUDIO_ONNX, SCORE_ONNX) + tuple(n for n in OPTIONAL_FILES if (bundle_dir / n).is_file())
     return {name: (bundle_dir / name).read_bytes() for name in names}
 
 

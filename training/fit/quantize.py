@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from follower.bundle import (AUDIO_FLOAT_ONNX, AUDIO_ONNX, BUILD_ONLY_FILES, METRICS_JSON, SCORE_ONNX, Encoder,
+from follower.bundle import (AUDIO_FLOAT_ONNX, AUDIO_ONNX, METRICS_JSON, OPTIONAL_FILES, SCORE_ONNX, Encoder,
                              read_config, sha256_file, verify, write_config)
 from follower.config import JsonConfig
 from follower.errors import BadAudioError, BundleError, ConfigError
@@ -142,7 +142,7 @@ def quantize_bundle(bundle_dir, out_dir, audio_paths, config: QuantizeConfig | N
     if source.resolve() != (out_dir / AUDIO_FLOAT_ONNX).resolve():  # first: in place, source is the file replaced next
         shutil.copyfile(source, out_dir / AUDIO_FLOAT_ONNX)
     tmp.replace(out_dir / AUDIO_ONNX)
-    for name in (SCORE_ONNX, METRICS_JSON) + tuple(n for n in BUILD_ONLY_FILES if (bundle_dir / n).is_file()):
+    for name in (SCORE_ONNX, METRICS_JSON) + tuple(n for n in OPTIONAL_FILES if (bundle_dir / n).is_file()):
         if (bundle_dir / name).is_file() and bundle_dir.resolve() != out_dir.resolve():
             shutil.copyfile(bundle_dir / name, out_dir / name)
     sha = {**cfg.sha256, AUDIO_ONNX: sha256_file(out_dir / AUDIO_ONNX),
