@@ -25,7 +25,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "partial-audio", help="fine-tune an audio encoder for partly filled windows (the music starting)",
         description="Fine-tune a copy of the bundle's audio encoder on training snippets whose first frames are "
-                    "silenced (30-100 %% of each kept), against the bundle's fixed score embeddings, and add it "
+                    "silenced (30-100 % of each kept), against the bundle's fixed score embeddings, and add it "
                     "to the bundle as audio_encoder.partial.onnx: the follower embeds a window with it while the "
                     "window's first frames are silent, as when the music starts. The best epoch by the "
                     "validation MRR of such windows is kept; it is written only if it beats the full-window "
