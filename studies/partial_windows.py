@@ -25,10 +25,9 @@ import numpy as np
 def partial_batch(x: np.ndarray, share: float) -> np.ndarray:
     """Copy of an audio batch (n, 1, bins, frames) whose first frames are silence (0), the last
     ``share`` of them kept."""
-    out = np.array(x, dtype=np.float32, copy=True)
-    silent = x.shape[3] - max(1, int(round(share * x.shape[3])))
-    out[..., :silent] = 0.0
-    return out
+    from training.augment.partial import keep_last
+
+    return keep_last(x, np.full(len(x), share))
 
 
 def measure(run: Path, dataset: Path, shares, n_pairs: int, seed: int) -> dict:

@@ -36,19 +36,25 @@ class PartialWindowConfig(JsonConfig):
             raise ConfigError(f"min_sounding={self.min_sounding!r} must be in (0, 1]")
 
 
+def keep_last(x: np.ndarray, shares) -> np.ndarray:
+    """Copy of an audio batch (n, 1, n_bins, frames) whose snippet i keeps only the last ``shares[i]`` of its
+    frames sounding (at least one); the frames before are set to 0 (silence in the log1p domain)."""
+    out = np.array(x, dtype=np.float32, copy=True)
+    frames = x.shape[3]
+    for i, share in enumerate(shares):
+        out[i, ..., : frames - max(1, int(round(share * frames)))] = 0.0
+    return out
+
+
 def silence_start(x: np.ndarray, rng: np.random.Generator, cfg: PartialWindowConfig) -> np.ndarray:
     """Copy of an encoder audio batch (n, 1, n_bins, frames) with the first frames of some
     snippets set to 0 (silence in the log1p domain)."""
     if x.ndim != 4 or x.shape[1] != 1:
         raise ConfigError(f"audio batch of shape {x.shape}; expected (n, 1, n_bins, frames)")
-    out = np.array(x, dtype=np.float32, copy=True)
-    n, frames = x.shape[0], x.shape[3]
-    chosen = np.flatnonzero(rng.random(n) < cfg.p_partial)
-    sounding = rng.uniform(cfg.min_sounding, 1.0, len(chosen))
-    for i, share in zip(chosen, sounding):
-        silent = frames - max(1, int(round(share * frames)))
-        out[i, :, :, :silent] = 0.0
-    return out
+    chosen = np.flatnonzero(rng.random(len(x)) < cfg.p_partial)
+    shares = np.ones(len(x))
+    shares[chosen] = rng.uniform(cfg.min_sounding, 1.0, len(chosen))
+    return keep_last(x, shares)
 
 
 class PartialWindowSplit:

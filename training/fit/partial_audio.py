@@ -29,6 +29,7 @@ import numpy as np
 from follower.config import JsonConfig
 from follower.errors import ConfigError
 
+from ..augment.partial import keep_last as fixed_partial  # (the name the trainer and its tests use)
 from ..model.losses import TEMPERATURE
 
 VALID_SHARES = (0.3, 0.5, 0.7)   # sounding shares the validation MRR averages (mid-piece) ...
@@ -72,15 +73,6 @@ def silence_rolls(roll: np.ndarray, lead: np.ndarray) -> np.ndarray:
     return out
 
 
-def fixed_partial(x: np.ndarray, shares: np.ndarray) -> np.ndarray:
-    """Copy of an audio batch whose snippet i keeps only its last ``shares[i]`` of frames sounding."""
-    out = np.array(x, dtype=np.float32, copy=True)
-    frames = x.shape[3]
-    for i, share in enumerate(shares):
-        out[i, ..., : frames - max(1, int(round(share * frames)))] = 0.0
-    return out
-
-
 def _embed(encoder, x: np.ndarray, batch: int = 500) -> np.ndarray:
     import torch
 
@@ -88,17 +80,12 @@ def _embed(encoder, x: np.ndarray, batch: int = 500) -> np.ndarray:
         return np.concatenate([encoder(torch.from_numpy(x[i:i + batch])).numpy() for i in range(0, len(x), batch)])
 
 
-def valid_mrr(encoder, audio: np.ndarray, score: np.ndarray) -> dict:
-    """Audio -> score MRR of the partial windows ``audio`` (share -> batch) against ``score``."""
+def valid_mrr(encoder, sets: dict) -> dict:
+    """Audio -> score MRR of each validation set {label: (partial audio windows, their score embeddings)}."""
     from ..evaluate.metrics import two_way_retrieval
 
     encoder.eval()
-    out = {}
-    for key, a in audio.items():
-        share, start = key if isinstance(key, tuple) else (key, False)
-        target = score["start"][share] if start else score["mid"]
-        out[f"{share:g}{' start' if start else ''}"] = two_way_retrieval(_embed(encoder, a), target)[0][
-            "audio2score"]["mrr"]
+    out = {label: two_way_retrieval(_embed(encoder, a), s)[0]["audio2score"]["mrr"] for label, (a, s) in sets.items()}
     out["mean"] = float(np.mean(list(out.values())))
     return out
 
@@ -134,11 +121,12 @@ def train_partial_audio(cfg: PartialAudioConfig, bundle_dir, train, valid, check
     target = np.concatenate([score(train.roll_batch(every[i:i + 1000])) for i in range(0, len(every), 1000)])
     v_idx = np.arange(len(valid.pairs))
     v_roll = valid.roll_batch(v_idx)
-    v_audio = {s: fixed_partial(valid.audio_batch(v_idx), np.full(len(v_idx), s)) for s in VALID_SHARES}
-    v_score = {"mid": score(v_roll), "start": {}}
-    for s in START_SHARES:
-        v_audio[(s, True)] = fixed_partial(valid.audio_batch(v_idx), np.full(len(v_idx), s))
-        v_score["start"][s] = score(silence_rolls(v_roll, silent_frames(v_audio[(s, True)])))
+    v_all = valid.audio_batch(v_idx)
+    mid = score(v_roll)
+    v_sets = {f"{s:g}": (fixed_partial(v_all, np.full(len(v_idx), s)), mid) for s in VALID_SHARES}
+    for s in START_SHARES:  # a piece's start: the score snippet as silent as the audio
+        a = fixed_partial(v_all, np.full(len(v_idx), s))
+        v_sets[f"{s:g} start"] = (a, score(silence_rolls(v_roll, silent_frames(a))))
     loss_fn = make_loss("infonce", temperature=cfg.temperature)
     opt = torch.optim.Adam(audio.parameters(), lr=cfg.lr)
     state = {"epoch": 0, "best": None, "best_epoch": 0, "bad": 0, "curve": []}
@@ -154,7 +142,7 @@ def train_partial_audio(cfg: PartialAudioConfig, bundle_dir, train, valid, check
         log(f"resuming after epoch {state['epoch']} (best: epoch {state['best_epoch']}, "
             f"validation MRR {state['best']['mean']:.3f})")
     else:
-        before = valid_mrr(audio, v_audio, v_score)
+        before = valid_mrr(audio, v_sets)
         state.update(best=before, best_epoch=0, best_state={k: v.clone() for k, v in audio.state_dict().items()})
         state["curve"].append({"epoch": 0, **before})
         log(f"epoch 0 (the full-window encoder): validation MRR with "
@@ -175,7 +163,7 @@ def train_partial_audio(cfg: PartialAudioConfig, bundle_dir, train, valid, check
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
-        m = valid_mrr(audio, v_audio, v_score)
+        m = valid_mrr(audio, v_sets)
         state["epoch"] += 1
         better = m["mean"] > state["best"]["mean"]
         if better:
@@ -197,7 +185,7 @@ def train_partial_audio(cfg: PartialAudioConfig, bundle_dir, train, valid, check
     measured = {"best_epoch": state["best_epoch"], "valid_mrr": state["best"],
                 "valid_mrr_full_window_encoder": state["curve"][0], "curve": state["curve"],
                 "train_pairs": int(len(train.pairs)), "valid_pairs": int(len(valid.pairs)), "config": cfg.to_dict(),
-                "check": v_audio[VALID_SHARES[1]][:16]}
+                "check": v_sets[f"{VALID_SHARES[1]:g}"][0][:16]}
     return {"encoder": audio, "measured": measured}
 
 
