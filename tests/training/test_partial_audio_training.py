@@ -63,3 +63,24 @@ def test_too_few_pairs_is_one_clear_error(splits, tmp_path):
     with pytest.raises(ConfigError, match="need at least 500"):
         train_partial_audio(PartialAudioConfig(batch=500), SHIPPED, train, valid, tmp_path / "c.pt",
                             log=lambda s: None, progress=False)
+
+
+def test_tempo_and_room_augmentation_wrap_the_training_split_only():
+    from test_improvements import ramp_split
+    from training.augment.acoustic import AugmentedSplit
+    from training.augment.tempo import TempoStretchedSplit
+
+    with pytest.raises(ConfigError, match="tempo_range"):
+        PartialAudioConfig(tempo_range=(1.2, 0.6))
+    cfg = PartialAudioConfig(tempo_range=[0.5, 1.6], augment_audio=True)
+    assert cfg.tempo_range == (0.5, 1.6)
+    assert PartialAudioConfig.from_dict(cfg.to_dict()) == cfg      # as the checkpoint compares it
+    base = ramp_split()
+    split = cfg.augmented(base, frame_rate_hz=20.0)
+    # stretched first, then the room: the acoustic effects act on the stretched snippet
+    assert isinstance(split, AugmentedSplit) and isinstance(split._split, TempoStretchedSplit)
+    assert split._split.tempo_config.scale_range == (0.5, 1.6) and split.pairs is base.pairs
+    x = split.audio_batch([0, 2])
+    assert x.shape == base.audio_batch([0, 2]).shape and not np.allclose(x, base.audio_batch([0, 2]))
+    np.testing.assert_array_equal(split.roll_batch([0, 2]), base.roll_batch([0, 2]))  # targets untouched
+    assert PartialAudioConfig().augmented(base, 20.0) is base                          # the defaults: as rendered

@@ -39,6 +39,11 @@ def register(subparsers) -> None:
     p.add_argument("--epochs", type=int, default=d.epochs, help="default %(default)s")
     p.add_argument("--patience", type=int, default=d.patience, help="default %(default)s")
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (default %(default)s)")
+    p.add_argument("--augment-tempo", nargs=2, type=float, default=None, metavar=("LOW", "HIGH"),
+                   help="time-stretch half of the training snippets to LOW-HIGH times their rendered tempo "
+                        "(e.g. 0.5 1.6: real players leave the written tempo both ways); default: no stretch")
+    p.add_argument("--augment-audio", action="store_true",
+                   help="colour, reverberate and add noise to the training snippets (rooms and microphones)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed, help="default %(default)s")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -57,7 +62,9 @@ def run(args) -> int:
     torch.set_num_threads(args.threads)
     cfg = read_config(args.bundle)
     verify(args.bundle, cfg)
-    pcfg = PartialAudioConfig(epochs=args.epochs, patience=args.patience, lr=args.lr, seed=args.seed)
+    pcfg = PartialAudioConfig(epochs=args.epochs, patience=args.patience, lr=args.lr, seed=args.seed,
+                              tempo_range=tuple(args.augment_tempo) if args.augment_tempo else None,
+                              augment_audio=args.augment_audio)
     checkpoint = Path(args.checkpoint or "runs/partial-audio/checkpoint.pt")
     train, valid = (load_split(args.dataset, name, cfg.snippets) for name in ("train", "valid"))
     result = train_partial_audio(pcfg, args.bundle, train, valid, checkpoint, progress=not args.quiet)

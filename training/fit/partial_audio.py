@@ -48,6 +48,11 @@ class PartialAudioConfig(JsonConfig):
     batch: int = 100
     temperature: float = TEMPERATURE  # of the InfoNCE loss (the training default)
     seed: int = 0
+    # played / rendered tempo of the stretched training snippets (training.augment.tempo), None: no
+    # stretch. Real players start slower or faster than the MIDI (Bach10: 0.6-0.8 of it), and the
+    # first windows of a piece are the ones the lock waits on
+    tempo_range: tuple | None = None
+    augment_audio: bool = False     # rooms, microphones and noise (training.augment.acoustic)
 
     def __post_init__(self):
         for name in ("epochs", "patience", "batch"):
@@ -57,6 +62,24 @@ class PartialAudioConfig(JsonConfig):
             raise ConfigError(f"min_sounding={self.min_sounding!r} must be in (0, 1]")
         if not 0 <= self.p_piece_start <= 1:
             raise ConfigError(f"p_piece_start={self.p_piece_start!r} must be a probability in [0, 1]")
+        if self.tempo_range is not None:
+            lo, hi = self.tempo_range
+            if not 0 < lo <= hi:
+                raise ConfigError(f"tempo_range={self.tempo_range!r} must satisfy 0 < low <= high")
+            object.__setattr__(self, "tempo_range", (float(lo), float(hi)))
+
+    def augmented(self, split, frame_rate_hz: float):
+        """The training ``split`` as this config augments it: stretched first, then the room and
+        microphone (as ``training train`` does); partial windows are cut from the result."""
+        if self.tempo_range is not None:
+            from ..augment.tempo import TempoAugmentConfig, TempoStretchedSplit
+
+            split = TempoStretchedSplit(split, TempoAugmentConfig(scale_range=self.tempo_range), seed=self.seed + 3)
+        if self.augment_audio:
+            from ..augment.acoustic import AudioAugmentConfig, AugmentedSplit
+
+            split = AugmentedSplit(split, AudioAugmentConfig(frame_rate_hz=frame_rate_hz), seed=self.seed + 2)
+        return split
 
 
 def silent_frames(x: np.ndarray) -> np.ndarray:
@@ -105,6 +128,7 @@ def train_partial_audio(cfg: PartialAudioConfig, bundle_dir, train, valid, check
     from ..model.losses import make_loss
 
     config = read_config(bundle_dir)
+    train = cfg.augmented(train, config.features.frame_rate_hz)  # validation stays as rendered
     if len(train.pairs) < cfg.batch or len(valid.pairs) < 2:
         raise ConfigError(f"{len(train.pairs)} train / {len(valid.pairs)} valid pairs; "
                           f"need at least {cfg.batch} (a batch) and 2")
