@@ -31,7 +31,7 @@ def batches_exact(encoder, width: int, n_bins: int, n: int = 8) -> bool:
 
 
 def embed_ahead(encoder, history: np.ndarray, history_loud: np.ndarray, frames: np.ndarray, n_before: int,
-                config, partial=None, partial_min_frames: int = 0) -> dict:
+                config, partial=None, partial_min_frames: int = 0, partial_blend: float = 1.0) -> dict:
     """{frame count: embedding} of every window that the updates of ``frames`` will embed.
 
     ``history`` / ``history_loud``: the engine's newest window and its sounding flags
@@ -62,7 +62,21 @@ def embed_ahead(encoder, history: np.ndarray, history_loud: np.ndarray, frames: 
     for i in range(0, len(leads), BATCH):
         chunk = leads[i:i + BATCH]
         x = np.stack([spec[j:j + width] for j, _ in chunk])
-        for row, (_, lead) in zip(x, chunk):
-            row[:lead] = 0.0
-        out.update((n_before + j + 1, e) for (j, _), e in zip(chunk, partial(audio_input(x))))
+        emb = partial(audio_input(np.stack([_zero_lead(row, lead) for row, (_, lead) in zip(x, chunk)])))
+        if partial_blend < 1.0:
+            emb = [blend(e, f, partial_blend) for e, f in zip(emb, encoder(audio_input(x)))]
+        out.update((n_before + j + 1, e) for (j, _), e in zip(chunk, emb))
     return out
+
+
+def _zero_lead(window: np.ndarray, lead: int) -> np.ndarray:
+    out = window.copy()
+    out[:lead] = 0.0
+    return out
+
+
+def blend(partial: np.ndarray, full: np.ndarray, weight: float) -> np.ndarray:
+    """Unit-length ``weight * partial + (1 - weight) * full`` of two unit embeddings of one window:
+    against unit score embeddings it ranks snippets by the weighted mean of the two cosines."""
+    q = weight * partial + (1.0 - weight) * full
+    return (q / max(float(np.linalg.norm(q)), 1e-12)).astype(partial.dtype, copy=False)

@@ -114,6 +114,10 @@ class EngineConfig:
     # pause) is embedded, those frames set to 0, by the bundle's encoder for such windows where it has
     # one (training partial-audio); the full-window encoder finds little in them (docs/improvements.md (w))
     partial_min_silent_s: float = 0.25
+    # weight of that encoder's embedding in the query of such a window, beside the full-window
+    # encoder's (both in the one embedding space, so the normalised blend ranks the snippets by the
+    # weighted mean of the two cosines); 1: that encoder alone
+    partial_blend: float = 1.0
     # a loud frame whose detrended spectral flatness (follower.noise) reaches this is noise (applause,
     # room tone), not music: chosen on noise and the validation renders; >= 1 turns the test off
     noise_flatness: float = 0.85
@@ -344,7 +348,8 @@ class Engine:
         # (not when catching up: only the newest window will be needed)
         if max_updates is None and len(frames) >= self.AHEAD_MIN_FRAMES and self._batches_exact():
             self._ahead = ahead.embed_ahead(self.bundle.audio, *self._window(), frames, self._n, self.config,
-                                            self.bundle.audio_partial, self._partial_min_frames)
+                                            self.bundle.audio_partial, self._partial_min_frames,
+                                            self.config.partial_blend)
         front_ms = (time.perf_counter() - t0) * 1e3 / len(frames)
         stride = self.config.stride_frames
         due = (self._n + len(frames)) // stride - self._n // stride  # updates these frames complete
@@ -390,16 +395,19 @@ class Engine:
         q = self._ahead.pop(self._n, None) if self._ahead else None
         if q is not None:
             return q
+        full = getattr(self.bundle.audio, "embed_window", None)  # the same bits, less copying (follower.bundle)
+        if full is None:
+            def full(w):
+                return self.bundle.audio(audio_input(w[None]))[0]
         if self.bundle.audio_partial is not None:
             lead = silent_lead(loud)
             if lead >= self._partial_min_frames:
-                window = window.copy()
-                window[:lead] = 0.0
-                return self.bundle.audio_partial.embed_window(window)
-        one = getattr(self.bundle.audio, "embed_window", None)  # the same bits, less copying (follower.bundle)
-        if one is not None:
-            return one(window)
-        return self.bundle.audio(audio_input(window[None]))[0]
+                quiet = window.copy()
+                quiet[:lead] = 0.0
+                q = self.bundle.audio_partial.embed_window(quiet)
+                w = self.config.partial_blend
+                return q if w >= 1.0 else ahead.blend(q, full(window), w)
+        return full(window)
 
     # -- one update ------------------------------------------------------------------
     def _update(self) -> Update:

@@ -82,7 +82,48 @@ def test_a_bundle_without_it_embeds_every_window_with_the_full_encoder(chroma_bu
     assert len(full.windows) > 0 and n > 0
 
 
-def test_fast_replay_embeds_partly_filled_windows_in_batches_and_changes_nothing(tmp_path):
+def test_the_blend_ranks_by_the_weighted_mean_of_the_two_cosines():
+    from follower.ahead import blend
+
+    rng = np.random.default_rng(0)
+    unit = lambda x: (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)  # noqa: E731
+    p, f, scores = unit(rng.normal(size=16)), unit(rng.normal(size=16)), unit(rng.normal(size=(200, 16)))
+    q = blend(p, f, 0.6)
+    assert q.dtype == np.float32 and abs(np.linalg.norm(q) - 1) < 1e-6
+    np.testing.assert_array_equal(np.argsort(-(scores @ q)), np.argsort(-(0.6 * scores @ p + 0.4 * scores @ f)))
+    np.testing.assert_allclose(blend(p, f, 1.0), p, atol=1e-7)
+
+
+def test_a_blended_query_joins_the_full_encoders_view_of_the_window_as_it_is(
+        chroma_bundle, corpus_index, rendered, tmp_path):
+    from dataclasses import replace
+
+    from follower.ahead import blend
+    from follower.engine import Engine, EngineConfig
+
+    b = with_partial(chroma_bundle, tmp_path / "b", chroma_bundle / AUDIO_ONNX)
+    bundle, index = load_bundle(b), load_index(corpus_index)
+    audio, rate = sf.read(rendered["path"], dtype="float32", always_2d=True)
+    audio = np.concatenate([np.zeros(rate, np.float32), audio[: 4 * rate].mean(axis=1)])
+    full, partial = Recording(bundle.audio), Recording(bundle.audio_partial)
+    bundle.audio, bundle.audio_partial = full, partial
+    engine = Engine(bundle, index, input_rate_hz=rate, config=replace(EngineConfig(), partial_blend=0.5))
+    for i in range(0, len(audio), 1024):
+        engine.push(audio[i:i + 1024])
+        if partial.windows:
+            break
+    window, loud = engine._window()
+    full.windows.clear(), partial.windows.clear()
+    q = engine._embed(window, loud)
+    lead = int(np.argmax(loud))
+    assert lead > 0 and not partial.windows[0][:lead].any()          # the partial encoder: the silence zeroed
+    np.testing.assert_array_equal(full.windows[0], window)            # the full one: the window as it is
+    np.testing.assert_array_equal(q, blend(bundle.audio_partial.encoder.embed_window(partial.windows[0]),
+                                           bundle.audio.encoder.embed_window(window), 0.5))
+
+
+@pytest.mark.parametrize("partial_blend", [1.0, 0.5])
+def test_fast_replay_embeds_partly_filled_windows_in_batches_and_changes_nothing(tmp_path, partial_blend):
     """The shipped bundle with its float audio encoder standing in as the partial one (a real convolutional
     net, whose batches are exact): replay --fast's batched windows equal the paced run's."""
     import soxr
@@ -100,10 +141,15 @@ def test_fast_replay_embeds_partly_filled_windows_in_batches_and_changes_nothing
                             audio[4 * rate:]])
     partial = Recording(bundle.audio_partial)
     bundle.audio_partial = partial
-    live = run(bundle, index, audio, rate, 1024)
+    from dataclasses import replace
+
+    from follower.engine import EngineConfig
+
+    config = replace(EngineConfig(), partial_blend=partial_blend)
+    live = run(bundle, index, audio, rate, 1024, config)
     n_live = len(partial.windows)
     partial.windows.clear()
-    fast = run(bundle, index, audio, rate, 128 * 1024)
+    fast = run(bundle, index, audio, rate, 128 * 1024, config)
     assert fast == live
     assert n_live >= 20 and len(partial.windows) >= n_live  # (+ the batch check's windows)
 
