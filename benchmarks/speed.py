@@ -2,7 +2,7 @@
 
     python -m benchmarks.speed encoder exported/default/audio_encoder.float.onnx exported/default/audio_encoder.onnx
     python -m benchmarks.speed replay --bundle exported/default AUDIO... [--block 131072] [--repeats 3]
-    python -m benchmarks.speed build --bundle exported/default CORPUS... [--score-encoder full small]
+    python -m benchmarks.speed build --bundle exported/default CORPUS... [--score-encoder full shared]
 
 ``encoder``: CPU time per window of each ONNX encoder on one onnxruntime thread, at
 batch sizes 1, 8, 64 and 256 (256 random spectrogram windows, median of 5 passes).
@@ -28,6 +28,8 @@ import argparse
 import time
 
 import numpy as np
+
+from follower.bundle import SCORE_ENCODERS
 
 
 def encoder_cost(path, batches=(1, 8, 64, 256), n: int = 256, passes: int = 5) -> dict:
@@ -110,7 +112,9 @@ def main(argv=None) -> int:
     b = sub.add_parser("build", help="index build: snippets per CPU-second, per score encoder")
     b.add_argument("paths", nargs="+", metavar="PATH", help="MIDI files or folders")
     b.add_argument("--bundle", default="exported/default")
-    b.add_argument("--score-encoder", nargs="+", default=["full", "small"], choices=("full", "small"))
+    b.add_argument("--score-encoder", nargs="+", default=["full", "shared"], choices=tuple(SCORE_ENCODERS),
+                   help="score encoders to time, each of which the bundle must carry (default: the shipped "
+                        "bundle's full and shared)")
     b.add_argument("--hop-frames", type=int, default=4)
     b.add_argument("--repeats", type=int, default=3)
     args = p.parse_args(argv)

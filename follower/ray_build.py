@@ -75,6 +75,12 @@ class ShardBuilder:
         folder.rmdir()
         return i, index
 
+    def close(self) -> bool:
+        """Remove this worker's bundle copy; ``ray.shutdown`` kills actors without running finalizers, so
+        without this call every build left one folder of the bundle's size in the workers' temp dir."""
+        self.tmp.cleanup()
+        return True
+
 
 def _bundle_files(bundle_dir: Path) -> dict:
     from .bundle import AUDIO_ONNX, CONFIG_JSON, OPTIONAL_FILES, SCORE_ONNX
@@ -125,6 +131,7 @@ def build_index_ray(paths, bundle, *, hop_frames: int = 4, dtype=np.float16, add
             parts[i] = result
             bar.update(len(shards[i]))
         bar.close()
+        ray.get([a.close.remote() for a in actors])
     finally:
         if started:
             ray.shutdown()

@@ -1,6 +1,8 @@
 """``follower index build --ray``: a real local Ray cluster of two workers builds the serial build's index."""
 
 import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,9 +26,12 @@ def test_ray_build_equals_the_serial_build(corpus, tmp_path, capsys):
     serial = build_index([root], load_bundle(BUNDLE), hop_frames=8, progress=False, workers=1)
 
     out = tmp_path / "ray.index.npz"
+    workers_tmp = set(Path(tempfile.gettempdir()).glob("follower-shard-*"))
     assert main(["index", "build", str(root), "-o", str(out), "--bundle", str(BUNDLE), "--hop-frames", "8",
                  "--ray", "--workers", "2", "--quiet"]) == 0
     assert "8 pieces" in capsys.readouterr().out
+    # each worker removed its copy of the bundle (local workers share this machine's temp dir)
+    assert set(Path(tempfile.gettempdir()).glob("follower-shard-*")) == workers_tmp
     ray_index = load_index(out)
     assert ray_index.header["built_with"] == "ray, 2 workers"
     assert serial.has_notes
