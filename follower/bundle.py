@@ -44,12 +44,15 @@ AUDIO_PARTIAL_ONNX = "audio_encoder.partial.onnx"
 SCORE_SMALL_ONNX = "score_encoder.small.onnx"  # optional distilled score encoder (training distill)
 SCORE_TRUNK_ONNX = "score_trunk.onnx"  # optional shared-trunk pair (training shared-head)
 SCORE_HEAD_ONNX = "score_head.shared.onnx"
+SCORE_TRUNK_INT8_ONNX = "score_trunk.int8.onnx"  # the pair quantised to int8 (training quantize-shared)
+SCORE_HEAD_INT8_ONNX = "score_head.shared.int8.onnx"
 # the score encoders a bundle may carry, by the name an index records in its header
-SCORE_ENCODERS = {"full": SCORE_ONNX, "small": SCORE_SMALL_ONNX, "shared": SCORE_HEAD_ONNX}
-# files an encoder needs besides its own
-SCORE_COMPANIONS = {"shared": (SCORE_TRUNK_ONNX,)}
+SCORE_ENCODERS = {"full": SCORE_ONNX, "small": SCORE_SMALL_ONNX, "shared": SCORE_HEAD_ONNX,
+                  "shared-int8": SCORE_HEAD_INT8_ONNX}
+# files an encoder needs besides its own (for the trunk + head pairs: the trunk)
+SCORE_COMPANIONS = {"shared": (SCORE_TRUNK_ONNX,), "shared-int8": (SCORE_TRUNK_INT8_ONNX,)}
 # files used only to build indexes (follower index build --score-encoder), never by the live follower
-BUILD_ONLY_FILES = (SCORE_SMALL_ONNX, SCORE_TRUNK_ONNX, SCORE_HEAD_ONNX)
+BUILD_ONLY_FILES = (SCORE_SMALL_ONNX, SCORE_TRUNK_ONNX, SCORE_HEAD_ONNX, SCORE_TRUNK_INT8_ONNX, SCORE_HEAD_INT8_ONNX)
 # every file a bundle may carry besides its two encoders, config and metrics (copied along, verified where named)
 OPTIONAL_FILES = BUILD_ONLY_FILES + (AUDIO_PARTIAL_ONNX,)
 CONFIG_JSON = "config.json"
@@ -255,7 +258,8 @@ def score_encoder_file(config: BundleConfig, name: str, bundle_dir="bundle") -> 
     if name not in SCORE_ENCODERS:
         raise BundleError(f"score encoder {name!r} is not one of {', '.join(SCORE_ENCODERS)}")
     if not config.has_score_encoder(name):
-        how = "training shared-head BUNDLE" if name == "shared" else "training distill BUNDLE"
+        how = {"shared": "training shared-head BUNDLE", "shared-int8": "training quantize-shared BUNDLE"}.get(
+            name, "training distill BUNDLE")
         raise BundleError(f"{bundle_dir} has no {name} score encoder ({SCORE_ENCODERS[name]}); "
                           f"make one with: {how}, or use the full one")
     return SCORE_ENCODERS[name]
@@ -263,14 +267,14 @@ def score_encoder_file(config: BundleConfig, name: str, bundle_dir="bundle") -> 
 
 def open_score_encoder(bundle_dir, config: BundleConfig, name: str = "full", *, threads: int = 1,
                        spinning: bool = True):
-    """The score encoder ``name`` of a bundle: an :class:`Encoder`, or for "shared" the trunk + head
-    pair (:class:`follower.score_trunk.SharedScoreEncoder`), which embeds whole pieces at once."""
+    """The score encoder ``name`` of a bundle: an :class:`Encoder`, or for "shared" / "shared-int8" the
+    trunk + head pair (:class:`follower.score_trunk.SharedScoreEncoder`), which embeds whole pieces at once."""
     bundle_dir = Path(bundle_dir)
     path = bundle_dir / score_encoder_file(config, name, bundle_dir)
-    if name == "shared":
+    if name in ("shared", "shared-int8"):
         from .score_trunk import SharedScoreEncoder
 
-        return SharedScoreEncoder(bundle_dir / SCORE_TRUNK_ONNX, path, config.shared_trunk, threads=threads,
+        return SharedScoreEncoder(bundle_dir / SCORE_COMPANIONS[name][0], path, config.shared_trunk, threads=threads,
                                   spinning=spinning)
     return Encoder(path, threads=threads, spinning=spinning)
 
@@ -279,7 +283,7 @@ def load_bundle(bundle_dir, *, threads: int = 1, score_encoder: str = "full") ->
     """Load config and both encoders; verify checksums; run one warm-up inference each.
 
     ``score_encoder`` picks which of the bundle's score encoders ``Bundle.score`` runs
-    ("full", or "small" / "shared" where the bundle carries them: index building only).
+    ("full", or "small" / "shared" / "shared-int8" where the bundle carries them: index building only).
     """
     bundle_dir = Path(bundle_dir)
     config = read_config(bundle_dir)

@@ -55,7 +55,8 @@ def register(subparsers) -> None:
                    help="which of the bundle's score encoders embeds the snippets: full (default: each snippet "
                         "alone); shared (the full encoder's first blocks run once over each piece, a fine-tuned "
                         "last block per snippet: several times faster, for large libraries; bundles that carry "
-                        "score_trunk.onnx); or small, a distilled one (score_encoder.small.onnx). "
+                        "score_trunk.onnx); shared-int8, that pair in int8 (about 1.6x cheaper again; training "
+                        "quantize-shared); or small, a distilled one (score_encoder.small.onnx). "
                         "docs/benchmarks.md measures each; the index records which")
     b.add_argument("--hop-frames", type=int, default=4,
                    help="snippet spacing in frames (4 = 0.2 s; smaller: finer, slower to build)")

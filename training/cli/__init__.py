@@ -4,7 +4,8 @@ import sys
 
 from follower.cliutil import main_for
 
-from . import corpus, dataset, distill, evaluate, export, partial_audio, quantize, shared_head, train
+from . import (corpus, dataset, distill, evaluate, export, partial_audio, quantize, quantize_shared, shared_head,
+               train)
 
 DESCRIPTION = """\
 Offline pipeline of the score follower (Dorfer et al. 2018, with MIDI piano rolls),
@@ -21,12 +22,14 @@ from a MIDI corpus to the model bundle the follower loads:
   training quantize BUNDLE -o OUT --audio FILE...  (optional: int8 audio encoder, faster updates)
   training distill BUNDLE -o OUT --corpus DIR...    (optional: small score encoder, faster index builds)
   training shared-head BUNDLE -o OUT --corpus DIR... (optional: shared-trunk head, faster index builds)
+  training quantize-shared BUNDLE -o OUT --midi PATH... (optional: int8 shared trunk, cheaper index builds)
   training partial-audio BUNDLE -o OUT --dataset DATA (optional: audio encoder for the music starting)
 
 then: follower index build CORPUS -o exported/NAME/NAME.index.npz --bundle exported/NAME
 """
 
-COMMAND_MODULES = [corpus, dataset, train, evaluate, export, quantize, distill, shared_head, partial_audio]
+COMMAND_MODULES = [corpus, dataset, train, evaluate, export, quantize, distill, shared_head, quantize_shared,
+                   partial_audio]
 
 
 def main(argv=None) -> int:
