@@ -70,47 +70,169 @@ class Score:
         return 60e6 / float(self.tempo_us_per_beat[seg])
 
 
-def load_midi(path, *, allow_drum_only: bool = False) -> Score:
-    """Read a .mid/.midi file, or raise BadMidiError saying what is wrong with it."""
+# channel messages: data bytes after the status byte, by its high nibble (the MIDI standard's lengths)
+_DATA_BYTES = {0x8: 2, 0x9: 2, 0xA: 2, 0xB: 2, 0xC: 1, 0xD: 1, 0xE: 2}
+
+
+def _events_fast(data: bytes):
+    """(format, ticks per beat, per track [(tick, kind, a, b)]) of a Standard MIDI File, read as mido reads
+    it (``mido.MidiFile(clip=True)``: running status, meta events never setting it, data bytes clipped to
+    127, a track read until its declared length is reached exactly) but without building a message
+    object per event: reading with mido was a quarter of an index build of piano music. Meta and sysex
+    events still go through mido's own decoders, so every check of theirs applies. kind: "on" (a = note,
+    b = (channel, velocity)), "off" (a = note, b = channel), "program" (a = channel, b = program),
+    "tempo" (a = microseconds per beat), "name" (a = track name). Anything unusual raises; the caller
+    then reads the file with mido itself, which raises its own error or reads it the same way."""
+    from mido.midifiles.meta import build_meta_message, meta_charset
+    from mido.messages import Message
+
+    if data[:4] != b"MThd":
+        raise ValueError("no MThd")
+    size = int.from_bytes(data[4:8], "big")
+    if size < 6 or len(data) < 8 + size:
+        raise ValueError("short header")
+    fmt, n_tracks, tpb = (int.from_bytes(data[8 + 2 * i:10 + 2 * i], "big", signed=True) for i in range(3))
+    pos, end, tracks = 8 + size, len(data), []
+
+    def varlen():
+        nonlocal pos
+        value = 0
+        while True:
+            byte = data[pos]  # IndexError at the end: mido's EOFError
+            pos += 1
+            value = (value << 7) | (byte & 0x7F)
+            if byte < 0x80:
+                return value
+
+    with meta_charset("latin1"):
+        for _ in range(n_tracks):
+            if pos + 8 > end or data[pos:pos + 4] != b"MTrk":
+                raise ValueError("no MTrk")
+            length = int.from_bytes(data[pos + 4:pos + 8], "big")
+            pos += 8
+            start, tick, last, events = pos, 0, None, []
+            while pos - start != length:
+                tick += varlen()
+                status = data[pos]
+                pos += 1
+                if status < 0x80:
+                    if last is None or last in (0xF0, 0xF7):  # (after a sysex mido drops that byte: it decides)
+                        raise ValueError("running status without a channel status")
+                    status, pos = last, pos - 1
+                elif status != 0xFF:
+                    last = status
+                if status == 0xFF:
+                    meta_type = data[pos]
+                    pos += 1
+                    n = varlen()
+                    if pos + n > end or n > 1_000_000:
+                        raise ValueError("meta event beyond the file")
+                    msg = build_meta_message(meta_type, list(data[pos:pos + n]))
+                    pos += n
+                    if msg.type == "set_tempo":
+                        events.append((tick, "tempo", msg.tempo, None))
+                    elif msg.type == "track_name":
+                        events.append((tick, "name", msg.name, None))
+                elif status in (0xF0, 0xF7):
+                    n = varlen()
+                    if pos + n > end or n > 1_000_000:
+                        raise ValueError("sysex beyond the file")
+                    body = list(data[pos:pos + n])
+                    pos += n
+                    if body and body[0] == 0xF0:
+                        body = body[1:]
+                    if body and body[-1] == 0xF7:
+                        body = body[:-1]
+                    Message("sysex", data=[b if b < 127 else 127 for b in body])  # mido's checks
+                else:
+                    kind = status >> 4
+                    if kind not in _DATA_BYTES:
+                        raise ValueError("system message in a track")  # rare: mido decides
+                    n = _DATA_BYTES[kind]
+                    if pos + n > end:
+                        raise ValueError("message beyond the file")
+                    a = min(data[pos], 127)
+                    b = min(data[pos + 1], 127) if n == 2 else 0
+                    pos += n
+                    channel = status & 0x0F
+                    if kind == 0x9 and b > 0:
+                        events.append((tick, "on", a, (channel, b)))
+                    elif kind in (0x8, 0x9):
+                        events.append((tick, "off", a, channel))
+                    elif kind == 0xC:
+                        events.append((tick, "program", channel, a))
+                if pos - start > length and pos >= end:
+                    raise ValueError("track beyond the file")
+            tracks.append(events)
+    return fmt, tpb, tracks
+
+
+def _events_mido(path):
+    """:func:`_events_fast`'s result, read with mido (its errors raised as they are)."""
     import mido
 
+    mid = mido.MidiFile(path, clip=True)
+    tracks = []
+    for track in mid.tracks:
+        tick, events = 0, []
+        for msg in track:
+            tick += msg.time
+            if msg.type == "track_name":
+                events.append((tick, "name", msg.name, None))
+            elif msg.type == "set_tempo":
+                events.append((tick, "tempo", msg.tempo, None))
+            elif msg.type == "program_change":
+                events.append((tick, "program", msg.channel, msg.program))
+            elif msg.type == "note_on" and msg.velocity > 0:
+                events.append((tick, "on", msg.note, (msg.channel, msg.velocity)))
+            elif msg.type in ("note_off", "note_on"):
+                events.append((tick, "off", msg.note, msg.channel))
+        tracks.append(events)
+    return mid.type, int(mid.ticks_per_beat), tracks
+
+
+def load_midi(path, *, allow_drum_only: bool = False) -> Score:
+    """Read a .mid/.midi file, or raise BadMidiError saying what is wrong with it."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise BadMidiError(f"{path}: no such MIDI file")
     if os.path.getsize(path) == 0:
         raise BadMidiError(f"{path}: empty file (0 bytes); re-export or remove it")
     try:
-        mid = mido.MidiFile(path, clip=True)
-    except Exception as e:  # mido raises OSError, EOFError, KeyError, ValueError...
-        raise BadMidiError(f"{path}: not a readable MIDI file ({type(e).__name__}: {e}); "
-                           "re-export it or remove it from the corpus") from e
-    if mid.type == 2:
+        with open(path, "rb") as f:
+            fmt, tpb, tracks = _events_fast(f.read())
+    except Exception:  # noqa: BLE001 - anything unusual: mido reads it, or says what is wrong
+        try:
+            fmt, tpb, tracks = _events_mido(path)
+        except Exception as e:  # mido raises OSError, EOFError, KeyError, ValueError...
+            raise BadMidiError(f"{path}: not a readable MIDI file ({type(e).__name__}: {e}); "
+                               "re-export it or remove it from the corpus") from e
+    if fmt == 2:
         raise BadMidiError(f"{path}: MIDI type 2 (independent sequences) is not supported")
-    tpb = int(mid.ticks_per_beat)
+    tpb = int(tpb)
     if tpb <= 0:
         raise BadMidiError(f"{path}: ticks_per_beat={tpb} must be positive (SMPTE timing is not supported)")
 
     tempo_events, raw, title = [], [], ""
-    for track_index, track in enumerate(mid.tracks):
-        tick = 0
+    for track_index, events in enumerate(tracks):
         program = {c: 0 for c in range(16)}
         active: dict = {}
-        for msg in track:
-            tick += msg.time
-            if msg.type == "track_name" and track_index == 0 and not title:
-                title = msg.name.strip()
-            elif msg.type == "set_tempo":
-                tempo_events.append((tick, msg.tempo))
-            elif msg.type == "program_change":
-                program[msg.channel] = msg.program
-            elif msg.type == "note_on" and msg.velocity > 0:
-                active.setdefault((msg.channel, msg.note), []).append((tick, msg.velocity, program[msg.channel]))
-            elif msg.type in ("note_off", "note_on"):
-                stack = active.get((msg.channel, msg.note))
+        for tick, kind, a, b in events:
+            if kind == "on":
+                channel, velocity = b
+                active.setdefault((channel, a), []).append((tick, velocity, program[channel]))
+            elif kind == "off":
+                stack = active.get((b, a))
                 if stack:
                     start, vel, prog = stack.pop(0)
                     if tick > start:
-                        raw.append((start, tick, msg.note, vel, track_index, msg.channel, prog))
+                        raw.append((start, tick, a, vel, track_index, b, prog))
+            elif kind == "program":
+                program[a] = b
+            elif kind == "tempo":
+                tempo_events.append((tick, a))
+            elif kind == "name" and track_index == 0 and not title:
+                title = a.strip()
     if not raw:
         raise BadMidiError(f"{path}: contains no notes")
 
