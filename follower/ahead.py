@@ -62,16 +62,13 @@ def embed_ahead(encoder, history: np.ndarray, history_loud: np.ndarray, frames: 
     for i in range(0, len(leads), BATCH):
         chunk = leads[i:i + BATCH]
         x = np.stack([spec[j:j + width] for j, _ in chunk])
-        emb = partial(audio_input(np.stack([_zero_lead(row, lead) for row, (_, lead) in zip(x, chunk)])))
-        if partial_blend < 1.0:
-            emb = [blend(e, f, partial_blend) for e, f in zip(emb, encoder(audio_input(x)))]
+        full = encoder(audio_input(x)) if partial_blend < 1.0 else None  # (the windows as they are)
+        for row, (_, lead) in zip(x, chunk):
+            row[:lead] = 0.0
+        emb = partial(audio_input(x))
+        if full is not None:
+            emb = [blend(e, f, partial_blend) for e, f in zip(emb, full)]
         out.update((n_before + j + 1, e) for (j, _), e in zip(chunk, emb))
-    return out
-
-
-def _zero_lead(window: np.ndarray, lead: int) -> np.ndarray:
-    out = window.copy()
-    out[:lead] = 0.0
     return out
 
 

@@ -271,7 +271,7 @@ def open_score_encoder(bundle_dir, config: BundleConfig, name: str = "full", *, 
     trunk + head pair (:class:`follower.score_trunk.SharedScoreEncoder`), which embeds whole pieces at once."""
     bundle_dir = Path(bundle_dir)
     path = bundle_dir / score_encoder_file(config, name, bundle_dir)
-    if name in ("shared", "shared-int8"):
+    if name in SCORE_COMPANIONS:  # a trunk + head pair
         from .score_trunk import SharedScoreEncoder
 
         return SharedScoreEncoder(bundle_dir / SCORE_COMPANIONS[name][0], path, config.shared_trunk, threads=threads,

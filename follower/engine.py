@@ -390,15 +390,9 @@ class Engine:
     PIECE_SAMPLES = 1024
 
     def _embed(self, window: np.ndarray, loud: np.ndarray) -> np.ndarray:
-        from .snippets import audio_input
-
         q = self._ahead.pop(self._n, None) if self._ahead else None
         if q is not None:
             return q
-        full = getattr(self.bundle.audio, "embed_window", None)  # the same bits, less copying (follower.bundle)
-        if full is None:
-            def full(w):
-                return self.bundle.audio(audio_input(w[None]))[0]
         if self.bundle.audio_partial is not None:
             lead = silent_lead(loud)
             if lead >= self._partial_min_frames:
@@ -406,8 +400,16 @@ class Engine:
                 quiet[:lead] = 0.0
                 q = self.bundle.audio_partial.embed_window(quiet)
                 w = self.config.partial_blend
-                return q if w >= 1.0 else ahead.blend(q, full(window), w)
-        return full(window)
+                return q if w >= 1.0 else ahead.blend(q, self._embed_full(window), w)
+        return self._embed_full(window)
+
+    def _embed_full(self, window: np.ndarray) -> np.ndarray:
+        from .snippets import audio_input
+
+        one = getattr(self.bundle.audio, "embed_window", None)  # the same bits, less copying (follower.bundle)
+        if one is not None:
+            return one(window)
+        return self.bundle.audio(audio_input(window[None]))[0]
 
     # -- one update ------------------------------------------------------------------
     def _update(self) -> Update:

@@ -83,8 +83,9 @@ def _events_fast(data: bytes):
     b = (channel, velocity)), "off" (a = note, b = channel), "program" (a = channel, b = program),
     "tempo" (a = microseconds per beat), "name" (a = track name). Anything unusual raises; the caller
     then reads the file with mido itself, which raises its own error or reads it the same way."""
-    from mido.midifiles.meta import build_meta_message, meta_charset
     from mido.messages import Message
+    from mido.midifiles.meta import build_meta_message, meta_charset
+    from mido.midifiles.midifiles import MAX_MESSAGE_LENGTH
 
     if data[:4] != b"MThd":
         raise ValueError("no MThd")
@@ -125,7 +126,7 @@ def _events_fast(data: bytes):
                     meta_type = data[pos]
                     pos += 1
                     n = varlen()
-                    if pos + n > end or n > 1_000_000:
+                    if pos + n > end or n > MAX_MESSAGE_LENGTH:
                         raise ValueError("meta event beyond the file")
                     msg = build_meta_message(meta_type, list(data[pos:pos + n]))
                     pos += n
@@ -135,7 +136,7 @@ def _events_fast(data: bytes):
                         events.append((tick, "name", msg.name, None))
                 elif status in (0xF0, 0xF7):
                     n = varlen()
-                    if pos + n > end or n > 1_000_000:
+                    if pos + n > end or n > MAX_MESSAGE_LENGTH:
                         raise ValueError("sysex beyond the file")
                     body = list(data[pos:pos + n])
                     pos += n
@@ -161,8 +162,6 @@ def _events_fast(data: bytes):
                         events.append((tick, "off", a, channel))
                     elif kind == 0xC:
                         events.append((tick, "program", channel, a))
-                if pos - start > length and pos >= end:
-                    raise ValueError("track beyond the file")
             tracks.append(events)
     return fmt, tpb, tracks
 

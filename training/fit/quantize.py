@@ -72,29 +72,36 @@ def audio_windows(paths, bundle_config, *, silence_level: float = 0.05, min_soun
 
 
 class _Reader:
-    """onnxruntime's CalibrationDataReader over a fixed array of inputs, in batches."""
+    """onnxruntime's CalibrationDataReader over fixed inputs ({input name: array} each)."""
 
-    def __init__(self, name: str, x: np.ndarray, batch: int = 64):
-        self.items = iter([{name: x[i:i + batch]} for i in range(0, len(x), batch)])
+    def __init__(self, feeds):
+        self.items = iter(feeds)
 
     def get_next(self):
         return next(self.items, None)
 
 
-def quantize_audio_encoder(float_path, out_path, calibration: np.ndarray, *, per_channel: bool = True) -> None:
+def quantize_convs(float_path, out_path, feeds, *, per_channel: bool = True) -> None:
+    """Write the int8 (QDQ) model of ``float_path``: its convolutions quantised, their ranges calibrated
+    on ``feeds`` (the inputs, one {input name: array} per run); pooling, means and the length
+    normalisation stay float. The recipe of every int8 encoder here."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
-        name = Encoder(float_path).input_name
-        quantize_static(str(prepared), str(out_path), _Reader(name, calibration),
+        quantize_static(str(prepared), str(out_path), _Reader(feeds),
                         quant_format=QuantFormat.QDQ, per_channel=per_channel,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax,
-                        # the convolutions only: pooling, the mean and the length normalisation stay float
-                        op_types_to_quantize=["Conv"])
+                        calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=["Conv"])
+
+
+def quantize_audio_encoder(float_path, out_path, calibration: np.ndarray, *, per_channel: bool = True,
+                           batch: int = 64) -> None:
+    name = Encoder(float_path).input_name
+    quantize_convs(float_path, out_path, [{name: calibration[i:i + batch]} for i in range(0, len(calibration), batch)],
+                   per_channel=per_channel)
 
 
 def cosine_to_float(float_path, int8_path, x: np.ndarray) -> np.ndarray:

@@ -61,16 +61,6 @@ class _Recorder:
         return getattr(self.session, name)
 
 
-class _Feeds:
-    """onnxruntime's CalibrationDataReader over recorded inputs."""
-
-    def __init__(self, feeds):
-        self._it = iter(feeds)
-
-    def get_next(self):
-        return next(self._it, None)
-
-
 def _embeddings(files, bundle, hop_frames: int) -> np.ndarray:
     from follower.index import build_index
 
@@ -80,12 +70,11 @@ def _embeddings(files, bundle, hop_frames: int) -> np.ndarray:
 def quantize_shared(bundle_dir, out_dir, midi_paths, config: QuantizeSharedConfig | None = None) -> dict:
     """Write ``out_dir``: ``bundle_dir`` plus the int8 trunk + head pair; return what was measured.
     ``out_dir`` may be ``bundle_dir``."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     from follower.bundle import (SCORE_HEAD_INT8_ONNX, SCORE_HEAD_ONNX, SCORE_TRUNK_INT8_ONNX, SCORE_TRUNK_ONNX,
                                  copy_bundle, load_bundle, onnx_session, read_config, sha256_file, write_config)
     from follower.index import find_midi
+
+    from .quantize import quantize_convs
 
     config = config or QuantizeSharedConfig()
     bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
@@ -113,14 +102,10 @@ def quantize_shared(bundle_dir, out_dir, midi_paths, config: QuantizeSharedConfi
     with tempfile.TemporaryDirectory() as tmp:
         for key, src, dst in (("trunk", SCORE_TRUNK_ONNX, SCORE_TRUNK_INT8_ONNX),
                               ("head", SCORE_HEAD_ONNX, SCORE_HEAD_INT8_ONNX)):
-            prepared = Path(tmp) / f"{key}.prepared.onnx"
-            quant_pre_process(str(bundle_dir / src), str(prepared), skip_symbolic_shape=True)
             every = max(1, len(feeds[key]) // config.max_feeds)
             staged[dst] = Path(tmp) / dst
-            quantize_static(str(prepared), str(staged[dst]), _Feeds(feeds[key][::every][:config.max_feeds]),
-                            quant_format=QuantFormat.QDQ, per_channel=config.per_channel,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=["Conv"])
+            quantize_convs(bundle_dir / src, staged[dst], feeds[key][::every][:config.max_feeds],
+                           per_channel=config.per_channel)
         enc.trunk = onnx_session(staged[SCORE_TRUNK_INT8_ONNX])
         enc.head = onnx_session(staged[SCORE_HEAD_INT8_ONNX])
         quantised = _embeddings(check, bundle, config.hop_frames)
