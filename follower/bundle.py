@@ -41,6 +41,7 @@ AUDIO_FLOAT_ONNX = "audio_encoder.float.onnx"  # a quantised bundle keeps its fl
 # optional audio encoder for windows whose first frames are silent (training partial-audio; the engine's
 # EngineConfig.partial_min_silent_s): the music starting, in the same embedding space
 AUDIO_PARTIAL_ONNX = "audio_encoder.partial.onnx"
+AUDIO_PARTIAL_FLOAT_ONNX = "audio_encoder.partial.float.onnx"  # its float original, once quantised
 SCORE_SMALL_ONNX = "score_encoder.small.onnx"  # optional distilled score encoder (training distill)
 SCORE_TRUNK_ONNX = "score_trunk.onnx"  # optional shared-trunk pair (training shared-head)
 SCORE_HEAD_ONNX = "score_head.shared.onnx"

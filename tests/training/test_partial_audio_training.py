@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from follower.bundle import AUDIO_PARTIAL_ONNX, load_bundle, read_config
+from follower.bundle import AUDIO_PARTIAL_FLOAT_ONNX, AUDIO_PARTIAL_ONNX, load_bundle, read_config
 from follower.errors import ConfigError
 
 pytest.importorskip("onnx")
@@ -53,6 +53,8 @@ def test_training_resumes_and_the_encoder_joins_the_bundle(splits, tmp_path):
     assert new.training["audio_partial"]["source_bundle"] == old.fingerprint
     bundle = load_bundle(tmp_path / "b")
     assert bundle.audio_partial is not None and (tmp_path / "b" / AUDIO_PARTIAL_ONNX).is_file()
+    # a quantised bundle's float original of its old encoder is gone: training quantize would start from it
+    assert not (tmp_path / "b" / AUDIO_PARTIAL_FLOAT_ONNX).exists() and AUDIO_PARTIAL_FLOAT_ONNX not in new.sha256
     x = silence_start(valid.audio_batch(np.arange(4)), np.random.default_rng(0), PartialWindowConfig(p_partial=1))
     e = bundle.audio_partial(x)
     assert e.shape == (4, new.embed_dim) and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-4)

@@ -6,9 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from follower.bundle import AUDIO_ONNX, SCORE_ONNX, load_bundle, read_config, sha256_file
+from follower.bundle import (AUDIO_ONNX, AUDIO_PARTIAL_FLOAT_ONNX, AUDIO_PARTIAL_ONNX, SCORE_ONNX, load_bundle,
+                             read_config, sha256_file)
 from follower.errors import BadAudioError, BundleError
-from training.fit.quantize import AUDIO_FLOAT_ONNX, QuantizeConfig, audio_windows, cosine_to_float, quantize_bundle
+from training.fit.quantize import (AUDIO_FLOAT_ONNX, QuantizeConfig, audio_windows, cosine_to_float, quantize_bundle,
+                                   silence_leads)
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "exported" / "default"
@@ -42,12 +44,34 @@ def test_the_int8_bundle_embeds_like_the_float_one_and_reads_its_indexes(quantiz
     assert (out / AUDIO_ONNX).stat().st_size < 0.5 * (out / AUDIO_FLOAT_ONNX).stat().st_size  # int8 weights
 
 
+def test_the_encoder_for_windows_still_filling_is_quantised_too(quantized):
+    out, measured = quantized
+    shipped = read_config(SHIPPED)
+    if not shipped.sha256.get(AUDIO_PARTIAL_ONNX):
+        pytest.skip("the shipped bundle has no encoder for windows still filling")
+    float_source = SHIPPED / (AUDIO_PARTIAL_FLOAT_ONNX if (SHIPPED / AUDIO_PARTIAL_FLOAT_ONNX).is_file()
+                              else AUDIO_PARTIAL_ONNX)
+    assert sha256_file(out / AUDIO_PARTIAL_FLOAT_ONNX) == sha256_file(float_source)  # kept, for the next time
+    cfg = read_config(out)
+    assert cfg.sha256[AUDIO_PARTIAL_ONNX] == sha256_file(out / AUDIO_PARTIAL_ONNX)
+    assert cfg.sha256[AUDIO_PARTIAL_FLOAT_ONNX] == sha256_file(out / AUDIO_PARTIAL_FLOAT_ONNX)
+    assert (out / AUDIO_PARTIAL_ONNX).stat().st_size < 0.5 * (out / AUDIO_PARTIAL_FLOAT_ONNX).stat().st_size
+    assert measured["partial"]["cosine_to_float_mean"] >= SMALL.min_cosine_partial
+    # on windows whose first frames are silent, as the engine feeds it, it embeds like its float original
+    x = silence_leads(audio_windows([EXAMPLE], cfg)[::7], np.random.default_rng(1), min_frames=5)
+    assert (x[:, 0, :, :5] == 0).all() and (x[:, 0, :, -4:] != 0).any()
+    assert cosine_to_float(out / AUDIO_PARTIAL_FLOAT_ONNX, out / AUDIO_PARTIAL_ONNX, x).mean() >= 0.98
+    assert load_bundle(out).audio_partial is not None
+
+
 def test_quantising_again_starts_from_the_float_encoder(quantized, tmp_path):
     out, _ = quantized
     again = quantize_bundle(out, tmp_path / "again", [EXAMPLE], SMALL)
     assert again["source_bundle"] == read_config(out).fingerprint
     assert sha256_file(tmp_path / "again" / AUDIO_FLOAT_ONNX) == sha256_file(out / AUDIO_FLOAT_ONNX)
     assert sha256_file(tmp_path / "again" / AUDIO_ONNX) == sha256_file(out / AUDIO_ONNX)  # same calibration
+    if (out / AUDIO_PARTIAL_ONNX).is_file():
+        assert sha256_file(tmp_path / "again" / AUDIO_PARTIAL_ONNX) == sha256_file(out / AUDIO_PARTIAL_ONNX)
 
 
 def test_too_low_agreement_and_bad_audio_are_refused(quantized, tmp_path):

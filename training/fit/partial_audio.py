@@ -219,7 +219,7 @@ def add_to_bundle(bundle_dir, out_dir, result: dict) -> dict:
     bundle's fingerprint changes, since the follower's decisions do."""
     import torch
 
-    from follower.bundle import AUDIO_PARTIAL_ONNX, copy_bundle, sha256_file, write_config
+    from follower.bundle import AUDIO_PARTIAL_FLOAT_ONNX, AUDIO_PARTIAL_ONNX, copy_bundle, sha256_file, write_config
 
     from ..export import _export_one, check_onnx
 
@@ -232,7 +232,10 @@ def add_to_bundle(bundle_dir, out_dir, result: dict) -> dict:
     _export_one(encoder, torch.from_numpy(check[:1]), "audio", tmp)
     err = check_onnx(tmp, encoder, check)
     tmp.replace(out_dir / AUDIO_PARTIAL_ONNX)
-    sha = {**cfg.sha256, AUDIO_PARTIAL_ONNX: sha256_file(out_dir / AUDIO_PARTIAL_ONNX)}
+    # the float original of an earlier encoder's int8 copy is stale now (training quantize starts from it)
+    (out_dir / AUDIO_PARTIAL_FLOAT_ONNX).unlink(missing_ok=True)
+    sha = {k: v for k, v in cfg.sha256.items() if k != AUDIO_PARTIAL_FLOAT_ONNX}
+    sha[AUDIO_PARTIAL_ONNX] = sha256_file(out_dir / AUDIO_PARTIAL_ONNX)
     new = type(cfg).from_dict({**cfg.to_dict(), "sha256": sha, "score_from": cfg.score_from or cfg.fingerprint,
                                "training": {**cfg.training, "audio_partial": {**measured,
                                                                               "max_abs_diff_onnx_vs_torch": err,
