@@ -44,3 +44,21 @@ def test_sized_indexes_cut_whole_pieces_or_add_random_rows():
     assert big.n_snippets == 1000
     np.testing.assert_array_equal(big.embeddings[:200], real.embeddings)
     np.testing.assert_allclose(np.linalg.norm(big.embeddings[200:].astype(np.float32), axis=1), 1, atol=2e-3)
+
+
+def test_copies_of_one_piece_are_the_same_music_and_other_pieces_or_keys_are_not(tmp_path):
+    from benchmarks.same_music import find_piece, overlap, same_music
+
+    tune = [(0.0, 0.5, 60), (0.5, 1.0, 62), (1.0, 2.0, 64), (0.0, 1.0, 48), (1.0, 2.0, 43)]
+    write_notes_midi(tmp_path / "a" / "tune.mid", tune)
+    # the same notes at another tempo, re-quantised a little, filed under another name
+    write_notes_midi(tmp_path / "b" / "set" / "copy.mid", [(s * 1.5, e * 1.5 - 0.05, p) for s, e, p in tune])
+    write_notes_midi(tmp_path / "b" / "up2.mid", [(s, e, p + 2) for s, e, p in tune])
+    write_notes_midi(tmp_path / "b" / "other.mid", [(0.0, 1.0, 65), (1.0, 2.0, 69), (0.0, 2.0, 41)])
+    a = tmp_path / "a" / "tune.mid"
+    assert overlap(a, a) == 1.0 and same_music(a, tmp_path / "b" / "set" / "copy.mid")
+    assert overlap(a, tmp_path / "b" / "up2.mid") == 0.0 and not same_music(a, tmp_path / "b" / "other.mid")
+    roots = [(tmp_path / "a", "first"), (tmp_path / "b", "t+2/second")]
+    assert find_piece("t+2/second/set/copy", roots) == tmp_path / "b" / "set" / "copy.mid"
+    assert find_piece("first/tune", roots) == a and find_piece("second/set/copy", roots) is None
+    assert find_piece("tune", [(tmp_path / "a", "")]) == a
