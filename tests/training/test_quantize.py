@@ -44,24 +44,31 @@ def test_the_int8_bundle_embeds_like_the_float_one_and_reads_its_indexes(quantiz
     assert (out / AUDIO_ONNX).stat().st_size < 0.5 * (out / AUDIO_FLOAT_ONNX).stat().st_size  # int8 weights
 
 
-def test_the_encoder_for_windows_still_filling_is_quantised_too(quantized):
+def test_the_encoder_for_windows_still_filling_is_quantised_only_when_asked(quantized, tmp_path):
     out, measured = quantized
     shipped = read_config(SHIPPED)
     if not shipped.sha256.get(AUDIO_PARTIAL_ONNX):
         pytest.skip("the shipped bundle has no encoder for windows still filling")
-    float_source = SHIPPED / (AUDIO_PARTIAL_FLOAT_ONNX if (SHIPPED / AUDIO_PARTIAL_FLOAT_ONNX).is_file()
-                              else AUDIO_PARTIAL_ONNX)
-    assert sha256_file(out / AUDIO_PARTIAL_FLOAT_ONNX) == sha256_file(float_source)  # kept, for the next time
-    cfg = read_config(out)
-    assert cfg.sha256[AUDIO_PARTIAL_ONNX] == sha256_file(out / AUDIO_PARTIAL_ONNX)
-    assert cfg.sha256[AUDIO_PARTIAL_FLOAT_ONNX] == sha256_file(out / AUDIO_PARTIAL_FLOAT_ONNX)
-    assert (out / AUDIO_PARTIAL_ONNX).stat().st_size < 0.5 * (out / AUDIO_PARTIAL_FLOAT_ONNX).stat().st_size
+    assert "partial" not in measured and not (out / AUDIO_PARTIAL_FLOAT_ONNX).exists()
+    assert sha256_file(out / AUDIO_PARTIAL_ONNX) == sha256_file(SHIPPED / AUDIO_PARTIAL_ONNX)  # as it was
+    both = tmp_path / "both"
+    measured = quantize_bundle(SHIPPED, both, [EXAMPLE], QuantizeConfig(windows=200, check_windows=200, partial=True))
+    assert sha256_file(both / AUDIO_PARTIAL_FLOAT_ONNX) == sha256_file(SHIPPED / AUDIO_PARTIAL_ONNX)  # kept, for next time
+    cfg = read_config(both)
+    assert cfg.sha256[AUDIO_PARTIAL_ONNX] == sha256_file(both / AUDIO_PARTIAL_ONNX)
+    assert cfg.sha256[AUDIO_PARTIAL_FLOAT_ONNX] == sha256_file(both / AUDIO_PARTIAL_FLOAT_ONNX)
+    assert (both / AUDIO_PARTIAL_ONNX).stat().st_size < 0.5 * (both / AUDIO_PARTIAL_FLOAT_ONNX).stat().st_size
     assert measured["partial"]["cosine_to_float_mean"] >= SMALL.min_cosine_partial
     # on windows whose first frames are silent, as the engine feeds it, it embeds like its float original
     x = silence_leads(audio_windows([EXAMPLE], cfg)[::7], np.random.default_rng(1), min_frames=5)
     assert (x[:, 0, :, :5] == 0).all() and (x[:, 0, :, -4:] != 0).any()
-    assert cosine_to_float(out / AUDIO_PARTIAL_FLOAT_ONNX, out / AUDIO_PARTIAL_ONNX, x).mean() >= 0.98
-    assert load_bundle(out).audio_partial is not None
+    assert cosine_to_float(both / AUDIO_PARTIAL_FLOAT_ONNX, both / AUDIO_PARTIAL_ONNX, x).mean() >= 0.98
+    assert load_bundle(both).audio_partial is not None
+    # quantised again, it starts from the kept float original: the same int8 encoder
+    again = quantize_bundle(both, tmp_path / "again", [EXAMPLE], QuantizeConfig(windows=200, check_windows=200,
+                                                                               partial=True))
+    assert again["partial"] == measured["partial"]
+    assert sha256_file(tmp_path / "again" / AUDIO_PARTIAL_ONNX) == sha256_file(both / AUDIO_PARTIAL_ONNX)
 
 
 def test_quantising_again_starts_from_the_float_encoder(quantized, tmp_path):
@@ -70,14 +77,20 @@ def test_quantising_again_starts_from_the_float_encoder(quantized, tmp_path):
     assert again["source_bundle"] == read_config(out).fingerprint
     assert sha256_file(tmp_path / "again" / AUDIO_FLOAT_ONNX) == sha256_file(out / AUDIO_FLOAT_ONNX)
     assert sha256_file(tmp_path / "again" / AUDIO_ONNX) == sha256_file(out / AUDIO_ONNX)  # same calibration
-    if (out / AUDIO_PARTIAL_ONNX).is_file():
-        assert sha256_file(tmp_path / "again" / AUDIO_PARTIAL_ONNX) == sha256_file(out / AUDIO_PARTIAL_ONNX)
 
 
 def test_too_low_agreement_and_bad_audio_are_refused(quantized, tmp_path):
     with pytest.raises(BundleError, match="mean cosine"):
         quantize_bundle(SHIPPED, tmp_path / "strict", [EXAMPLE], QuantizeConfig(windows=200, min_cosine=1.01))
     assert not (tmp_path / "strict" / AUDIO_ONNX).exists()
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in (AUDIO_ONNX, SCORE_ONNX):
+        (bare / name).write_bytes((SHIPPED / name).read_bytes())
+    cfg = read_config(SHIPPED)
+    (bare / "config.json").write_text(json.dumps({**cfg.to_dict(), "sha256": {n: cfg.sha256[n] for n in (AUDIO_ONNX, SCORE_ONNX)}}))
+    with pytest.raises(BundleError, match="no encoder for windows still filling"):
+        quantize_bundle(bare, tmp_path / "none", [EXAMPLE], QuantizeConfig(windows=200, partial=True))
     (tmp_path / "notes.wav").write_text("not audio")
     with pytest.raises(BadAudioError, match="not a readable audio file"):
         quantize_bundle(SHIPPED, tmp_path / "bad", [tmp_path / "notes.wav"], SMALL)

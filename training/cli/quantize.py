@@ -12,10 +12,10 @@ validation-split chorales: python -m benchmarks.material --set tuning):
 
 The score encoder is copied unchanged, so the new bundle reads the indexes of the
 old one. The float audio encoder is kept in the bundle as audio_encoder.float.onnx
-(quantising a quantised bundle starts again from it). A bundle's encoder for windows
-still filling (audio_encoder.partial.onnx) is quantised too, checked on the same
-windows with their first frames silenced, its float original kept as
-audio_encoder.partial.float.onnx. OUT may be BUNDLE itself.
+(quantising a quantised bundle starts again from it). OUT may be BUNDLE itself.
+--partial quantises the bundle's encoder for windows still filling as well (its float
+original kept as audio_encoder.partial.float.onnx): twice as fast, not shipped
+(docs/improvements.md (y)).
 """
 
 
@@ -32,6 +32,8 @@ def register(subparsers) -> None:
     p.add_argument("--audio", nargs="+", required=True, metavar="FILE",
                    help="recordings to calibrate on (music like what the follower will hear; not benchmark items)")
     p.add_argument("--windows", type=int, default=2000, help="calibration windows (default 2000)")
+    p.add_argument("--partial", action="store_true",
+                   help="also quantise the encoder for windows still filling (audio_encoder.partial.onnx)")
     p.add_argument("--min-cosine", type=float, default=0.995,
                    help="mean cosine of int8 vs float embeddings needed to write the bundle (default 0.995)")
     p.set_defaults(func=run)
@@ -41,7 +43,7 @@ def run(args) -> int:
     from ..fit.quantize import QuantizeConfig, quantize_bundle
 
     m = quantize_bundle(args.bundle, args.out, args.audio,
-                        QuantizeConfig(windows=args.windows, min_cosine=args.min_cosine))
+                        QuantizeConfig(windows=args.windows, min_cosine=args.min_cosine, partial=args.partial))
     print(f"wrote {args.out} (fingerprint {m['fingerprint']}, reads indexes of score side {m['index_fingerprint']}): "
           f"int8 audio encoder calibrated on {m['calibration_windows']} windows, cosine to float "
           f"mean {m['cosine_to_float_mean']:.4f}, min {m['cosine_to_float_min']:.4f} on {m['check_windows']} others")

@@ -12,11 +12,15 @@ what a later quantisation starts from, and the reference the int8 one is checked
 against (mean cosine of the two embeddings on held-out windows, which must reach
 ``min_cosine``).
 
-A bundle with an encoder for windows still filling (``audio_encoder.partial.onnx``,
-``training partial-audio``) has it quantised the same way, calibrated and checked on
-the same windows with their first frames silenced as the engine silences them (its
-float original kept as ``audio_encoder.partial.float.onnx``): it runs for the first
-two seconds after every start, where the float one made those updates the slowest.
+With ``partial=True`` (``training quantize --partial``) a bundle's encoder for windows
+still filling (``audio_encoder.partial.onnx``, ``training partial-audio``) is quantised
+the same way, calibrated and checked on the same windows with their first frames
+silenced as the engine silences them (its float original kept as
+``audio_encoder.partial.float.onnx``). It runs for the first two seconds after every
+start, where the float one makes the slowest updates; int8 halves its time, but its
+partly filled windows retrieve a little worse and, on validation renders, it locked two
+of 100 excerpts on a wrong piece where the float one locked none, so the shipped bundle
+keeps it float (docs/improvements.md (y)).
 """
 
 from __future__ import annotations
@@ -41,9 +45,9 @@ class QuantizeConfig(JsonConfig):
     windows: int = 2000            # calibration windows, drawn evenly from the sounding windows of the audio
     check_windows: int = 1000      # other windows the int8 encoder is compared with the float one on
     min_cosine: float = 0.995      # mean cosine (int8 vs float embedding) needed to write the bundle
-    # the same for the encoder of windows still filling, on windows whose lead is silenced: a window with a
-    # few sounding frames carries less to resolve (measured 0.994 on the tuning renders, int8 windows that
-    # sound for 30 % of their length still 0.988); docs/improvements.md (y) has what that costs (nothing measurable)
+    partial: bool = False          # quantise the encoder for windows still filling too (not shipped: module doc)
+    # the same check for it, on windows whose lead is silenced: a window with a few sounding frames carries
+    # less to resolve (measured 0.994 on the tuning renders, windows that sound for 30 % of their length 0.988)
     min_cosine_partial: float = 0.99
     per_channel: bool = True       # one weight scale per output channel
     seed: int = 0
@@ -181,8 +185,10 @@ def quantize_bundle(bundle_dir, out_dir, audio_paths, config: QuantizeConfig | N
     verify(bundle_dir, cfg)
     # a bundle quantised before keeps its float encoders: always start from those
     source = _source(bundle_dir, cfg, AUDIO_FLOAT_ONNX, AUDIO_ONNX)
-    partial = _source(bundle_dir, cfg, AUDIO_PARTIAL_FLOAT_ONNX, AUDIO_PARTIAL_ONNX) \
-        if cfg.sha256.get(AUDIO_PARTIAL_ONNX) else None
+    if config.partial and not cfg.sha256.get(AUDIO_PARTIAL_ONNX):
+        raise BundleError(f"{bundle_dir}: has no encoder for windows still filling to quantise "
+                          "(training partial-audio adds one); drop --partial")
+    partial = _source(bundle_dir, cfg, AUDIO_PARTIAL_FLOAT_ONNX, AUDIO_PARTIAL_ONNX) if config.partial else None
     windows = audio_windows(audio_paths, cfg)
     rng = np.random.default_rng(config.seed)
     order = rng.permutation(len(windows))
