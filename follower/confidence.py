@@ -118,7 +118,6 @@ FITTED_FULL_WINDOWS = Calibration(bias=-3.7943, weights=(0.05871, 0.1107, 0.7235
 # note (`--seed 8 --from-start`, `--seed 12 --from-start`) and the 16 piano excerpts of seeds 11 and 13,
 # 22,736 samples, each item weighing the same. Held out by piece it locks no wrong piece with EngineConfig's
 # rules (P >= 0.97 for 0.25 s; the re-rank rule at `rerank_min_p` 0.9: 0.85 locked one wrong, 0.8 two);
-# see docs/improvements.md, (w). The bundle since (4ed5ccc0aef1) holds int8 copies of the same two audio
-# encoders (embeddings at a mean cosine of 0.9993 and 0.9944 to these, `training quantize`): the fit stands.
+# see docs/improvements.md, (w).
 FITTED = Calibration(bias=-1.7276, weights=(0.05495, 0.10181, 0.5497, -0.13548, 1.06738, -0.0484, 0.26547,
                                             9.15709))
