@@ -69,6 +69,11 @@ def test_the_encoder_for_windows_still_filling_is_quantised_only_when_asked(quan
                                                                                partial=True))
     assert again["partial"] == measured["partial"]
     assert sha256_file(tmp_path / "again" / AUDIO_PARTIAL_ONNX) == sha256_file(both / AUDIO_PARTIAL_ONNX)
+    # quantised again without --partial, its int8 encoder and float original come along as they are
+    quantize_bundle(both, tmp_path / "plain", [EXAMPLE], SMALL)
+    plain = read_config(tmp_path / "plain")
+    for name in (AUDIO_PARTIAL_ONNX, AUDIO_PARTIAL_FLOAT_ONNX):
+        assert plain.sha256[name] == sha256_file(tmp_path / "plain" / name) == sha256_file(both / name)
 
 
 def test_quantising_again_starts_from_the_float_encoder(quantized, tmp_path):

@@ -214,7 +214,8 @@ def quantize_bundle(bundle_dir, out_dir, audio_paths, config: QuantizeConfig | N
         sha |= {AUDIO_PARTIAL_ONNX: sha256_file(out_dir / AUDIO_PARTIAL_ONNX),
                 AUDIO_PARTIAL_FLOAT_ONNX: sha256_file(out_dir / AUDIO_PARTIAL_FLOAT_ONNX)}
     written = {AUDIO_ONNX, AUDIO_FLOAT_ONNX} | ({AUDIO_PARTIAL_ONNX, AUDIO_PARTIAL_FLOAT_ONNX} if partial else set())
-    for name in (SCORE_ONNX, METRICS_JSON) + tuple(n for n in OPTIONAL_FILES if (bundle_dir / n).is_file()):
+    # everything else the bundle carries comes along (a float original kept by an earlier --partial too)
+    for name in (SCORE_ONNX, METRICS_JSON, AUDIO_PARTIAL_FLOAT_ONNX) + OPTIONAL_FILES:
         if name not in written and (bundle_dir / name).is_file() and bundle_dir.resolve() != out_dir.resolve():
             shutil.copyfile(bundle_dir / name, out_dir / name)
     new = type(cfg).from_dict({**cfg.to_dict(), "sha256": sha, "score_from": cfg.score_from or cfg.fingerprint,
