@@ -137,11 +137,11 @@ def cosine_to_float(float_path, int8_path, x: np.ndarray) -> np.ndarray:
 def silence_leads(x: np.ndarray, rng, *, min_frames: int, min_sounding: int = 4) -> np.ndarray:
     """Copy of encoder inputs (n, 1, bins, frames) with a random lead of each window silenced (set to 0, as
     the engine silences what was heard before the music began), ``min_frames`` up to all but ``min_sounding``."""
-    out = x.copy()
+    from ..augment.partial import keep_last
+
     frames = x.shape[3]
-    for i, k in enumerate(rng.integers(min_frames, max(frames - min_sounding, min_frames) + 1, len(x))):
-        out[i, ..., :k] = 0.0
-    return out
+    leads = rng.integers(min_frames, max(frames - min_sounding, min_frames) + 1, len(x))
+    return keep_last(x, (frames - leads) / frames)
 
 
 def _source(bundle_dir: Path, cfg, kept: str, live: str) -> Path:
