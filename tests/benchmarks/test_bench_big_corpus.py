@@ -62,3 +62,19 @@ def test_copies_of_one_piece_are_the_same_music_and_other_pieces_or_keys_are_not
     assert find_piece("t+2/second/set/copy", roots) == tmp_path / "b" / "set" / "copy.mid"
     assert find_piece("first/tune", roots) == a and find_piece("second/set/copy", roots) is None
     assert find_piece("tune", [(tmp_path / "a", "")]) == a
+
+
+def test_a_corpus_of_some_sources_has_its_own_folder_and_only_their_copies(tmp_path, monkeypatch):
+    import argparse
+
+    from benchmarks import big_corpus
+
+    monkeypatch.setenv("SCOREFOLLOW_BENCH", str(tmp_path))
+    every, some = argparse.Namespace(sources=None), argparse.Namespace(sources="rolls,bach-chorales")
+    assert big_corpus.chosen(some) == ("bach-chorales", "rolls")  # in corpus order
+    assert big_corpus.work(every) == tmp_path / "bigcorpus"
+    assert big_corpus.work(some) == tmp_path / "bigcorpus-bach-chorales+rolls"
+    labels = [label for _, label in big_corpus.corpus_roots(big_corpus.work(some), big_corpus.chosen(some))]
+    assert labels[:2] == ["bach-chorales", "rolls"]
+    assert len(labels) == 2 * (1 + len(big_corpus.TRANSPOSE))
+    assert {label.split("/")[-1] for label in labels} == {"bach-chorales", "rolls"}
