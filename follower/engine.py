@@ -99,6 +99,11 @@ class EngineConfig:
     lock_s: float = 1.0               # ... for this long
     lost_margin: float = 0.1          # below this (while following) for lost_s -> lost
     lost_s: float = 3.0
+    # ... unless the re-ranking still holds our piece (follower.policy: it leads, its alignment score
+    # grew over the last lost_s, our path led all others within lost_timeout_s). In a large library
+    # some distractor's few-second path beats ours on real recordings for seconds at a time while the
+    # player plays on; False: the margin alone decides, as before 2026-12-03
+    lost_rerank_hold: bool = True
     min_history_s: float = 2.0        # no lock on less audio than this (plus the 2.1 s window)
     switch_margin: float = 0.6        # another piece beats ours by this for switch_s -> switch
     switch_s: float = 2.0

@@ -70,7 +70,18 @@ following or lost
 following
     * **lost**: our path's margin over the others stays below ``lost_margin`` (or
       our path below half ``lock_score``) for ``lost_s``, or no sound for more than
-      ``pause_hold_s`` -> LOSE;
+      ``pause_hold_s`` -> LOSE. The margin alone does not lose the piece while the
+      re-ranking still *holds* it (``lost_rerank_hold``, :meth:`LockPolicy.rerank_holds`):
+      our piece leads the alignment of everything heard by ``rerank_margin_zs``, its
+      score grew over the last ``lost_s``, and our path led every other piece's at some
+      update within the last ``lost_timeout_s``. On real recordings, the best of
+      thousands of other pieces' few-second paths beats ours for seconds at a time while
+      the player plays on (the more pieces, the higher that best chance path), where the
+      alignment of everything heard still separates them. Music that is no longer our
+      piece makes our alignment score fall (a path drifts down by ``rerank_offset_z`` a
+      second); where the re-ranking was fooled as well (music outside the corpus that it
+      aligns with our piece), the path that no longer leads ends the hold within
+      ``lost_timeout_s``, the time a lost piece is kept anyway;
     * **jump**: a path in our piece more than ``relock_distance_s`` from the
       tracker's position beats the tracker's own path by ``lock_margin`` for
       ``relock_s`` (a jump or a repeat the HMM has not caught) -> JUMP the tracker
@@ -78,7 +89,8 @@ following
 
 lost
     * **back**: not paused, and a clear path again (the path lock's score and
-      margin) or the evidence rule still naming our piece, for ``lock_s`` -> RESUME
+      margin), the evidence rule still naming our piece, or the re-ranking holding it
+      again with our path above half ``lock_score``, for ``lock_s`` -> RESUME
       following (the tracker restarts at the path's position if that is more than
       ``relock_distance_s`` from its own);
     * otherwise after ``lost_timeout_s`` -> SEARCH again, from nothing (the engine
@@ -186,6 +198,8 @@ class LockPolicy:
         self.last_rule: str | None = None     # which rule took the last LOCK (path, votes, rerank, calibrated)
         self.locked_at_s: float | None = None  # when the last LOCK or SWITCH was taken
         self.lost_since_s: float | None = None
+        self._held: list[tuple[float, float]] = []  # (t_s, re-ranking score) of our piece, oldest first
+        self._path_led_s: float | None = None  # when our path last led every other piece's (or the lock)
 
     @property
     def evidence_on(self) -> bool:
@@ -195,6 +209,8 @@ class LockPolicy:
         for timer in (self.lock, self.evidence, self.low, self.switch, self.relock, self.rerank, self.calibrated):
             timer.reset()
         self.lost_since_s = None
+        self._held = []
+        self._path_led_s = None
         self._rerank_leader = None
         self._calibrated_leader = None
         self.locked_at_s = None
@@ -237,8 +253,9 @@ class LockPolicy:
             if self.calibrated.held(other is not None and not s.same(other, s.piece), t_s):
                 return self._locked(SWITCH, other, self._where(s, other), t_s, "recheck")
         paused = s.last_sound_t_s is None or t_s - s.last_sound_t_s > c.pause_hold_s
+        held = self.rerank_holds(s, t_s)
         if s.state == FOLLOWING:
-            weak = self.low.held(mine - others < c.lost_margin or mine < 0.5 * c.lock_score, t_s)
+            weak = self.low.held((mine - others < c.lost_margin and not held) or mine < 0.5 * c.lock_score, t_s)
             if weak or paused:
                 self.lost_since_s = t_s
                 return Action(LOSE, s.piece)
@@ -250,7 +267,8 @@ class LockPolicy:
             return NO_ACTION
         if s.state == LOST:
             back = ((mine >= c.lock_score and mine - others >= c.lock_margin)
-                    or self.evidence_lead(ranked, support, evidence) == s.piece)
+                    or self.evidence_lead(ranked, support, evidence) == s.piece
+                    or (held and mine >= 0.5 * c.lock_score))
             if not paused and self.lock.held(back, t_s):
                 self.low.reset()
                 pos, tempo = s.where[s.piece]
@@ -289,6 +307,30 @@ class LockPolicy:
             return False
         mine = max((r[1] for r in s.reranked if s.same(r[0], piece)), default=-math.inf)
         return top_zs - mine >= margin
+
+    def rerank_holds(self, s: Scores, t_s: float) -> bool:
+        """Does the re-ranking still hold our piece: does it lead the alignment of everything
+        heard (no other music within ``rerank_margin_zs``), with a score higher now than
+        ``lost_s`` ago, while our path led every other piece's within ``lost_timeout_s``?
+        Called once per update while following or lost, it keeps that window of our
+        piece's scores. (False with ``lost_rerank_hold`` off, or while our piece is not
+        re-ranked.)"""
+        c = self.config
+        window_s = c.lost_s
+        if self._path_led_s is None or (s.ranked and s.same(s.ranked[0], s.piece)):
+            self._path_led_s = t_s  # from the lock on, and each time our path leads
+        mine = next((r[1] for r in s.reranked if s.same(r[0], s.piece)), None)
+        if not c.lost_rerank_hold or mine is None:
+            self._held = []
+            return False
+        self._held.append((t_s, mine))
+        while len(self._held) > 1 and self._held[1][0] <= t_s - window_s + _TOLERANCE_S:
+            self._held.pop(0)  # keep one sample at or before the window's start
+        then_s, then = self._held[0]
+        second = max((r[1] for r in s.reranked if not s.same(r[0], s.piece)), default=-math.inf)
+        return (t_s - then_s >= window_s - _TOLERANCE_S and mine > then
+                and mine - second >= c.rerank_margin_zs
+                and t_s - self._path_led_s <= c.lost_timeout_s + _TOLERANCE_S)
 
     def rerank_lead(self, reranked):
         """(piece, score, position_s, tempo) of the re-ranking's leader if it leads clearly:

@@ -21,7 +21,10 @@ engine until these two settings were on):
   needs the rival's path to beat every *other* piece's by ``lock_margin``, as the path lock does while searching
   (today it only has to beat the followed piece's own path, which is near 0 once that
   piece has ended);
-* ``both``.
+* ``both`` (the shipped engine);
+* ``margin-lost``: ``both`` as it was before the re-ranking could hold a piece whose path
+  margin is crowded (``lost_rerank_hold=False``): does the hold keep an outside tune
+  ``following`` longer?
 """
 
 from __future__ import annotations
@@ -47,9 +50,13 @@ TAKEN: list = []  # (t_s, kind, rule, piece) of every lock and switch the policy
 # each variant as the engine's own settings (follower.engine.EngineConfig); the clear lead asked of a
 # rival is the lock's own margin over the other pieces (lock_margin 0.5)
 SETTINGS = {
-    "before": {"recheck_after_switch": True, "switch_rival_margin": 0.0},  # the engine until 2026-12-02
-    "recheck-after-lock": {"recheck_after_switch": False, "switch_rival_margin": 0.0},
-    "clear-switch": {"recheck_after_switch": True, "switch_rival_margin": 0.5},
+    "before": {"recheck_after_switch": True, "switch_rival_margin": 0.0,
+               "lost_rerank_hold": False},  # the engine until 2026-12-02
+    "recheck-after-lock": {"recheck_after_switch": False, "switch_rival_margin": 0.0, "lost_rerank_hold": False},
+    "clear-switch": {"recheck_after_switch": True, "switch_rival_margin": 0.5, "lost_rerank_hold": False},
+    # both, with the margin alone losing a piece (the engine until 2026-12-03): the shipped engine
+    # keeps following while the re-ranking holds the piece (EngineConfig.lost_rerank_hold)
+    "margin-lost": {"recheck_after_switch": False, "switch_rival_margin": 0.5, "lost_rerank_hold": False},
     "both": {"recheck_after_switch": False, "switch_rival_margin": 0.5},  # = the shipped engine
 }
 VARIANTS = tuple(SETTINGS)

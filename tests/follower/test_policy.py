@@ -262,6 +262,86 @@ def test_our_path_below_half_lock_score_goes_lost_even_unrivalled():
     assert [a.kind for _, a in acts] == [LOSE]
 
 
+def run_reranked(sim, seconds, support, gain_zs_per_s, *, rival_below_zs=10.0, start_zs=40.0):
+    """Step ``seconds`` with the re-ranking leading on our piece 1, its score changing by
+    ``gain_zs_per_s``, piece 2 ``rival_below_zs`` below it; the actions taken."""
+    out = []
+    for _ in range(round(seconds / DT)):
+        mine = start_zs + gain_zs_per_s * (sim.t - sim.t0)
+        second = mine - rival_below_zs
+        a = sim.step(support, reranked=((1, mine, 31.0, 1.0), (2, second, 5.0, 1.0)))
+        if a.kind != NOTHING:
+            out.append((sim.t, a))
+    return out
+
+
+CROWDED = {1: 1.5, 2: 1.5 - C.lost_margin / 2}  # a near-copy's path as good as ours
+
+
+def test_a_weak_margin_does_not_lose_a_piece_the_rerank_holds():
+    # a transposed copy crowds our few-second path while the whole-history alignment
+    # (note templates) keeps growing on our piece: the player plays on, we follow on
+    sim = Sim()
+    sim.follow()
+    sim.t0 = sim.t
+    assert run_reranked(sim, 8.0, CROWDED, gain_zs_per_s=1.5) == []
+    assert sim.state == FOLLOWING
+
+
+@pytest.mark.parametrize("why, gain, rival_below", [
+    ("our alignment falls: the music is no longer ours", -1.0, 10.0),
+    ("our alignment is flat", 0.0, 10.0),
+    ("another piece's alignment is as good", 1.5, C.rerank_margin_zs / 2),
+])
+def test_the_rerank_holds_only_a_growing_clear_lead(why, gain, rival_below):
+    sim = Sim()
+    sim.follow()
+    sim.t0 = start = sim.t
+    acts = run_reranked(sim, 8.0, CROWDED, gain, rival_below_zs=rival_below)
+    assert [a.kind for _, a in acts] == [LOSE], why
+    assert acts[0][0] - start <= DT + 2 * C.lost_s
+
+
+def test_the_rerank_holds_only_while_our_path_led_within_lost_timeout_s():
+    # music outside the corpus that the re-ranking keeps aligning with our piece: some other
+    # piece's path beats ours from the lock on, so the hold ends lost_timeout_s after the lock
+    sim = Sim()
+    sim.follow()
+    sim.t0 = start = sim.t
+    acts = run_reranked(sim, 20.0, {1: 1.4, 2: 1.5}, gain_zs_per_s=1.5)
+    assert [a.kind for _, a in acts] == [LOSE]
+    assert acts[0][0] - start == pytest.approx(C.lost_timeout_s + C.lost_s, abs=2 * DT)
+
+
+def test_the_rerank_does_not_hold_a_path_below_half_lock_score():
+    sim = Sim()
+    sim.follow()
+    sim.t0 = sim.t
+    acts = run_reranked(sim, 5.0, {1: 0.45 * C.lock_score}, gain_zs_per_s=1.5)
+    assert [a.kind for _, a in acts] == [LOSE]
+
+
+def test_without_the_window_the_margin_alone_loses_the_piece():
+    sim = Sim(dataclasses.replace(C, lost_rerank_hold=False))
+    sim.follow()
+    sim.t0 = start = sim.t
+    acts = run_reranked(sim, 5.0, CROWDED, gain_zs_per_s=1.5)
+    assert [a.kind for _, a in acts] == [LOSE]
+    assert acts[0][0] - start == pytest.approx(DT + C.lost_s)
+
+
+def test_back_from_lost_when_the_rerank_holds_our_piece_again():
+    sim = Sim()
+    sim.follow()
+    sim.t0 = sim.t
+    run_reranked(sim, C.lost_s + DT, CROWDED, gain_zs_per_s=-1.0)  # unknown music: lost
+    assert sim.state == LOST
+    sim.t0 = sim.t
+    acts = run_reranked(sim, 6.0, CROWDED, gain_zs_per_s=1.5, start_zs=37.0)  # our piece again
+    assert [a.kind for _, a in acts] == [RESUME]
+    assert sim.state == FOLLOWING
+
+
 def test_a_pause_longer_than_pause_hold_s_goes_lost():
     sim = Sim()
     sim.follow()
