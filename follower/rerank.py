@@ -47,6 +47,7 @@ import numba
 import numpy as np
 
 from .npsum import pairwise_sum_f32
+from .same_notes import same_notes
 
 
 @numba.njit(cache=True, fastmath=True, nogil=True)
@@ -111,7 +112,8 @@ def _path_rows(start, n, j, tempo, out):
 
 # two candidates hold the same music when their scores are this close and the snippets
 # along the ends of their best paths are this alike (a re-voiced or transposed setting is
-# far below it: identical notes give ~1.0, another chorale 0.4)
+# far below it: identical notes give ~1.0, another chorale 0.4), or their notes along the
+# paths are the same (follower.same_notes: a re-quantised copy's snippets differ more)
 SAME_SCORE = 0.9
 SAME_CELLS = 10
 SAME_COSINE = 0.98
@@ -178,6 +180,8 @@ class Reranker:
         _align(np.zeros((2, 3)), self.offset_z, self.step_s, 0, cand.score, cand.origin, cand.best)
         _mean_dot(self._E, np.zeros(SAME_CELLS, np.int64), np.zeros(SAME_CELLS, np.int64))
         _path_rows(0, 1, 0, 1.0, np.zeros(SAME_CELLS, np.int64))
+        if self.index.has_notes:  # the note test's kernel, for the index's dtypes
+            same_notes(self.index.notes(0), (1.0, 1.0), self.index.notes(0), (1.0, 1.0), 8.0)
 
     # -- the query stream -------------------------------------------------------------
     def add(self, q: np.ndarray, hops: int = 1, standard: tuple[float, float] | None = None) -> None:
@@ -293,7 +297,7 @@ class Reranker:
 
         The tempo is the best path's average since it began (1.0 for a path one step old).
         A candidate whose path plays the same music as a better candidate's (a corpus
-        can hold one harmonisation under two names) is left out: it is the same
+        can hold one harmonisation under two names, or a re-quantised copy) is left out: it is the same
         evidence, and would otherwise tie with the leader for ever
         (:attr:`duplicates` names it).
         """
@@ -339,8 +343,16 @@ class Reranker:
         return back
 
     def _same_music(self, a, b, ends: dict) -> bool:
-        """Do the last ``SAME_CELLS`` snippets of both best paths hold the same music?"""
+        """Do both best paths play the same music: alike snippets along their last ``SAME_CELLS``
+        cells, or (where the index carries notes) the same notes over the audio both aligned?"""
         for c in (a, b):
             if c[0] not in ends:
                 ends[c[0]] = self._path_end(c)
-        return float(_mean_dot(self._E, ends[a[0]], ends[b[0]])) >= SAME_COSINE
+        if float(_mean_dot(self._E, ends[a[0]], ends[b[0]])) >= SAME_COSINE:
+            return True
+        if not self.index.has_notes:
+            return False
+        # a re-quantised copy (the roll sets' chorales) has other snippets than the original, but its notes
+        heard_s = min(self.steps - 1 - self._pool[c[0]].best[2] for c in (a, b)) * self.step_s
+        return same_notes(self.index.notes(a[0]), (a[2], a[3]), self.index.notes(b[0]), (b[2], b[3]), heard_s,
+                          slack_s=self.cell_s)

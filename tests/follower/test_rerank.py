@@ -116,6 +116,41 @@ def test_a_piece_stored_twice_is_one_candidate_not_a_rival():
     assert ranking[0][1] > 3 * ranking[1][1]  # the margin is over another piece, not over the twin
 
 
+def with_notes(index, notes_of) -> Index:
+    """``index`` carrying each piece's notes, ``notes_of(piece)`` -> (onset_s, end_s, pitch)."""
+    import dataclasses
+
+    notes = [notes_of(p) for p in range(index.n_pieces)]
+    return dataclasses.replace(
+        index, note_start=np.concatenate([[0], np.cumsum([len(n[0]) for n in notes])]).astype(np.int64),
+        note_onset_s=np.concatenate([n[0] for n in notes]).astype(np.float32),
+        note_end_s=np.concatenate([n[1] for n in notes]).astype(np.float32),
+        note_pitch=np.concatenate([n[2] for n in notes]).astype(np.uint8))
+
+
+@pytest.mark.parametrize("copy_notes", [True, False])
+def test_a_requantised_copy_is_known_by_its_notes(copy_notes):
+    from tests.follower.test_same_notes import chorale, requantised
+
+    index = make_index()
+    rng = np.random.default_rng(9)
+    # piece 4 holds piece 3's music written out again: alike snippets, but not alike enough for
+    # the embedding test (cosine ~0.95 < SAME_COSINE), and its notes on a 16th grid, 0.15 s later
+    e = index.embeddings[index.rows(3)] + 0.33 * rng.standard_normal((150, DIM)) / np.sqrt(DIM)
+    index.embeddings[index.rows(4)] = e / np.linalg.norm(e, axis=1, keepdims=True)
+    music = {p: chorale(seed=p, chords=60) for p in range(6)}
+    music[4] = requantised(music[3]) if copy_notes else chorale(seed=40, chords=60)
+    index = with_notes(index, music.get)
+    queries, _ = performance(index, 3, start_s=5.0, seconds=10.0)
+    r = reranker(index)
+    named = [p for p, *_ in feed(r, queries, [3, 4, 0, 1])]
+    if copy_notes:  # the same music: one candidate, the other its duplicate
+        assert named[0] in (3, 4) and not {3, 4} <= set(named)
+        assert r.duplicates == {7 - named[0]: named[0]}
+    else:  # other notes: a rival, as close as its snippets make it
+        assert named[:2] in ([3, 4], [4, 3]) and r.duplicates == {}
+
+
 @pytest.mark.parametrize("hops", [2, 3, 8])
 def test_after_skipped_updates_a_query_counts_for_the_audio_it_stands_for(hops):
     """The runner computes one update per few hops when the machine is busy (follower.pacing): the
