@@ -317,7 +317,10 @@ class Reranker:
         kept, self.duplicates = [], {}
         ends: dict = {}  # piece -> rows of the end of its best path (each computed once per ranking)
         for c in out:
-            twin = next((k for k in kept if c[1] >= SAME_SCORE * k[1] and self._same_music(k, c, ends)), None)
+            # the notes are compared with the leader's only (whose twins the lock policy must know;
+            # at most one test per candidate and update), and not while it has nothing to its name
+            twin = next((k for k in kept if c[1] >= SAME_SCORE * k[1]
+                         and self._same_music(k, c, ends, notes=k is kept[0] and k[1] > 0)), None)
             if twin is None:
                 kept.append(c)
             else:
@@ -342,15 +345,15 @@ class Reranker:
         _path_rows(rows.start, rows.stop - rows.start, j, max(tempo, 0.5), back)
         return back
 
-    def _same_music(self, a, b, ends: dict) -> bool:
+    def _same_music(self, a, b, ends: dict, notes: bool = True) -> bool:
         """Do both best paths play the same music: alike snippets along their last ``SAME_CELLS``
-        cells, or (where the index carries notes) the same notes over the audio both aligned?"""
+        cells, or (``notes``, where the index carries them) the same notes over the audio both aligned?"""
         for c in (a, b):
             if c[0] not in ends:
                 ends[c[0]] = self._path_end(c)
         if float(_mean_dot(self._E, ends[a[0]], ends[b[0]])) >= SAME_COSINE:
             return True
-        if not self.index.has_notes:
+        if not (notes and self.index.has_notes):
             return False
         # a re-quantised copy (the roll sets' chorales) has other snippets than the original, but its notes
         heard_s = min(self.steps - 1 - self._pool[c[0]].best[2] for c in (a, b)) * self.step_s
