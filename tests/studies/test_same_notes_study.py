@@ -1,0 +1,28 @@
+"""The study behind the note test's threshold (studies/same_notes.py), on made-up chorales."""
+
+import numpy as np
+
+from studies import same_notes as study
+from tests.follower.test_same_notes import chorale, reharmonised, requantised
+
+
+def as_study(notes):
+    onset, end, pitch = notes
+    return onset.astype(np.float64), end.astype(np.float64), pitch.astype(np.int64)
+
+
+def test_copies_are_found_over_whole_pieces_at_their_transposition():
+    a, other = as_study(chorale(seed=0)), as_study(chorale(seed=5))
+    copy = as_study(requantised(chorale(seed=0)))
+    up3 = (copy[0], copy[1], copy[2] + 3)  # written in another key, as some roll-set copies are
+    found = study.find_copies([study.whole_roll(a)], [study.whole_roll(n) for n in (other, up3, copy)], 0.5)
+    assert found == [(0, 1, -3), (0, 2, 0)]
+    assert study.shifted(up3, -3)[2].tolist() == copy[2].tolist()
+
+
+def test_the_best_local_overlap_separates_a_copy_from_another_setting():
+    rng = np.random.default_rng(0)
+    a = as_study(chorale(seed=0))
+    copy = study.best_local(a, as_study(requantised(chorale(seed=0))), 4, 8.0, rng)
+    setting = study.best_local(a, as_study(reharmonised(chorale(seed=0))), 4, 8.0, rng)
+    assert min(copy) >= study.SAME_NOTES > max(setting)
