@@ -12,10 +12,12 @@ aligned exactly as the embeddings are (local alignment, free start, tempo 0.5-2x
 
 Cost: one (template cells x bands) product per candidate per 0.2 s cell, plus the null
 set's; templates are built once per piece that becomes a candidate (bounded by the
-candidates, never the corpus), on a background thread (:meth:`TemplateScorer.prepare`):
-the longest piano piece's take ~0.1 s, too long for an update. The re-ranker collects
-them at the next cell, 0.2 s of audio later, so the result never depends on the
-thread's timing. ``studies.template_rerank`` measured what it is worth.
+candidates, never the corpus), on a background thread (:meth:`TemplateScorer.later`):
+the longest piano piece's take ~0.1 s, too long for an update. The same thread aligns a
+newcomer over the audio cells kept so far (a (kept cells x template cells) product: up
+to ~8 ms for a long piece, where a step is ~0.05 ms). The re-ranker collects both at the
+next cell, 0.2 s of audio later, so the result never depends on the thread's timing.
+``studies.template_rerank`` measured what it is worth.
 """
 
 from __future__ import annotations
@@ -104,6 +106,26 @@ class TemplateScorer:
     def _collect(self, piece: int) -> np.ndarray:
         future: Future | None = self._pending.pop(piece, None)
         return future.result() if future is not None else self._make(piece)
+
+    def later(self, piece: int, job) -> Future:
+        """Run ``job(cells)`` on the template thread with the piece's template cells (the cached ones,
+        or built there); the future gives ``(cells, job's result)``, for :meth:`collect`."""
+        if self._builder is None:
+            self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="note-templates")
+        cached = self._cells.get(piece)  # read here, on the update thread that owns the cache
+        pending = self._pending.pop(piece, None)
+
+        def run():
+            cells = cached if cached is not None else pending.result() if pending is not None else self._make(piece)
+            return cells, job(cells)
+
+        return self._builder.submit(run)
+
+    def collect(self, piece: int, future: Future):
+        """The result of a :meth:`later` job (waiting for it); its cells join the cache as just used."""
+        cells, result = future.result()
+        recently_used(self._cells, piece, lambda: cells, keep=PIECES_KEPT)
+        return result
 
     def standardise(self, audio_cells: np.ndarray):
         """(mean, sd) of each audio cell's cosines with the null set: z = (cos - mean) / sd."""

@@ -41,6 +41,7 @@ decides what a lead in this ranking is worth.
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numba
@@ -128,7 +129,7 @@ class Candidate:
     origin: np.ndarray       # (2, n_cells, 2): (step, cell) where each of those paths began
     best: np.ndarray         # (4,): score, cell, start step, start cell of the best path now
     notes: "Candidate | None" = None  # the same alignment against the piece's note templates
-    notes_pending: bool = False  # its templates are being built; aligned at the next cell step
+    notes_pending: "Future | None" = None  # its template alignment so far, being made on the template thread
 
 
 class Reranker:
@@ -231,21 +232,31 @@ class Reranker:
         self._cell_mean[i], self._cell_sd[i] = mean[0], sd[0]
         self.cell_steps += 1
         for cand in self._pool.values():
-            if cand.notes_pending:  # templates built meanwhile: align over every kept cell, this one too
-                self._start_notes(cand)
-            else:
-                self._align_notes(cand, [i], self.cell_steps - 1)
+            if cand.notes_pending is not None:  # aligned meanwhile over the cells before this one
+                cand.notes = self._templates.collect(cand.piece, cand.notes_pending)
+                cand.notes_pending = None
+            self._align_notes(cand, [i], self.cell_steps - 1)
 
-    def _start_notes(self, cand: Candidate) -> None:
-        """The candidate's template alignment, caught up over the kept cells (collects its templates)."""
-        m = len(self._templates.cells(cand.piece))
-        cand.notes = Candidate(cand.piece, np.full((2, m), -np.inf), np.zeros((2, m, 2), np.int64),
-                               np.array([0.0, 0.0, self.cell_steps, 0.0]))
-        cand.notes_pending = False
-        if self.cell_steps:
-            kept = min(self.cell_steps, len(self._cells))
-            ring = np.arange(self.cell_steps - kept, self.cell_steps) % len(self._cells)
-            self._align_notes(cand, ring, self.cell_steps - kept)
+    def _catch_up_later(self, piece: int):
+        """Align ``piece``'s templates, on the template thread, over the audio cells that will still be
+        kept at the next cell step (the newest ``history - 1`` of those kept now); the next cell step
+        collects the result and aligns its own cell, as for every candidate (:meth:`add_frame`)."""
+        h = len(self._cells)
+        first = max(self.cell_steps + 1 - h, 0)
+        ring = np.arange(first, self.cell_steps) % h
+        audio, mean, sd = self._cells[ring], self._cell_mean[ring], self._cell_sd[ring]  # copies
+        offset, cell_s = self.template_offset_z, self.cell_s
+
+        def job(cells):
+            m = len(cells)
+            notes = Candidate(piece, np.full((2, m), -np.inf), np.zeros((2, m, 2), np.int64),
+                              np.array([0.0, 0.0, first, 0.0]))
+            if len(audio):
+                z = (audio @ cells.T - mean[:, None]) / sd[:, None]  # as TemplateScorer.z
+                _align(z, offset, cell_s, first, notes.score, notes.origin, notes.best)
+            return notes
+
+        return self._templates.later(piece, job)
 
     def _align_notes(self, cand: Candidate, ring, first: int) -> None:
         z = self._templates.z(self._cells[ring], cand.piece, self._cell_mean[ring], self._cell_sd[ring])
@@ -278,14 +289,13 @@ class Reranker:
             if self.steps:
                 _align(self._z(p, self._q[idx], self._bias[idx]), self.offset_z, self.step_s, first,
                        cand.score, cand.origin, cand.best)
-            if self._templates is not None:  # built off the update thread, aligned at the next cell
-                self._templates.prepare(p)
-                cand.notes_pending = True
+            if self._templates is not None:  # built and caught up off the update thread, collected at the next cell
+                cand.notes_pending = self._catch_up_later(p)
             self._pool[p] = cand
         # a newcomer still waiting for its templates is not judged on half its evidence, nor counted:
         # the pool holds ``capacity`` judged candidates, plus the newcomers of the last cell (at most
         # max_new an update); counting them would drop judged ones, the leader too, to make room
-        judged = [p for p in self._pool if not self._pool[p].notes_pending]
+        judged = [p for p in self._pool if self._pool[p].notes_pending is None]
         if len(judged) > self.capacity:
             ranked = sorted(judged, key=lambda p: self._score(self._pool[p]))
             for p in ranked[: len(judged) - self.capacity]:
@@ -332,7 +342,7 @@ class Reranker:
         s = float(cand.best[0])  # -inf for a path not yet started: such candidates are dropped first
         if cand.notes is not None:
             s = max(s, 0.0) + self.template_weight * max(float(cand.notes.best[0]), 0.0)
-        elif cand.notes_pending:
+        elif cand.notes_pending is not None:
             s = max(s, 0.0)
         return s
 

@@ -70,7 +70,7 @@ def test_newcomers_waiting_for_templates_never_crowd_out_the_leader():
         r.add(q / np.linalg.norm(q))
         r.add_frame(notes.cells(3)[20 + k // 4] + 0.05 * np.abs(rng.standard_normal(BINS)), True)
         r.consider([3] + [4 + (2 * k + j) % 16 for j in range(6)])
-        waiting = sum(c.notes_pending for c in r._pool.values())
+        waiting = sum(c.notes_pending is not None for c in r._pool.values())
         assert len(r._pool) - waiting <= 4 and waiting <= 2 * 4  # max_new an update, one cell of updates
         if k > 20:
             assert r.ranking()[0][0] == 3  # the played piece, once it leads, stays in the pool and leads
@@ -107,11 +107,11 @@ def test_a_newcomer_ranks_by_its_embeddings_until_the_next_cell_then_has_its_tem
         r.add_frame(notes.cells(3)[20 + k // 4], True)
     r.consider([3])
     cand = r._pool[3]
-    assert cand.notes_pending and cand.notes is None
+    assert cand.notes_pending is not None and cand.notes is None
     assert r._score(cand) == max(float(cand.best[0]), 0.0)  # no template score yet, none made up
     for k in range(4):  # the next cell: collected, and aligned over the 10 kept cells and this one
         r.add_frame(notes.cells(3)[30], True)
-    assert not cand.notes_pending and cand.notes is not None
+    assert cand.notes_pending is None and cand.notes is not None
     assert cand.notes.best[0] > 5.0 and r._score(cand) >= cand.notes.best[0]
 
 
@@ -157,3 +157,32 @@ def test_the_scorer_keeps_the_most_recently_used_pieces_and_rebuilds_a_dropped_o
     np.testing.assert_array_equal(scorer.cells(0), first)
     scorer.cells(1)  # dropped, built again
     assert built == [0, 1, 2, 1]
+
+
+@pytest.mark.parametrize("cells_before", [0, 10, 200])  # none yet, some, more than the history keeps
+def test_the_catch_up_made_on_the_template_thread_is_the_alignment_over_the_kept_cells(cells_before):
+    from follower.rerank import Candidate, _align
+
+    index = make_index()
+    notes = FakeNotes(index.n_pieces, 150)
+    r = reranker(index, templates=notes, template_weight=1.0, history_s=20.0)
+    rng = np.random.default_rng(5)
+    frames = [notes.cells(3)[(20 + k // 4) % 150] + 0.05 * np.abs(rng.standard_normal(BINS))
+              for k in range(4 * (cells_before + 1))]
+    for f in frames[:-4]:
+        r.add_frame(f, True)
+    r.consider([3])
+    for f in frames[-4:]:  # the next cell: collected, then this cell aligned as for every candidate
+        r.add_frame(f, True)
+    cand = r._pool[3]
+    # the reference: every kept cell aligned at once, on the update thread
+    kept = min(r.cell_steps, len(r._cells))
+    ring = np.arange(r.cell_steps - kept, r.cell_steps) % len(r._cells)
+    m = len(notes.cells(3))
+    ref = Candidate(3, np.full((2, m), -np.inf), np.zeros((2, m, 2), np.int64), np.zeros(4))
+    z = notes.z(r._cells[ring], 3, r._cell_mean[ring], r._cell_sd[ring])
+    _align(z, r.template_offset_z, r.cell_s, r.cell_steps - kept, ref.score, ref.origin, ref.best)
+    assert cand.notes_pending is None
+    np.testing.assert_allclose(cand.notes.score, ref.score, rtol=1e-9)  # the products' last bits may differ
+    np.testing.assert_array_equal(cand.notes.origin, ref.origin)
+    np.testing.assert_allclose(cand.notes.best, ref.best, rtol=1e-9)
