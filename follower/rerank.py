@@ -27,8 +27,9 @@ Note templates (optional). With a :class:`follower.note_evidence.TemplateScorer`
 candidate is also aligned, the same way, against its notes' harmonic templates on the
 audio's 0.2 s frame cells (:meth:`Reranker.add_frame`), and the ranking orders by
 ``embedding score + template_weight * template score``. A newcomer's templates are
-built on a background thread and collected at the next cell step, where its template
-alignment catches up over the kept cells; until then it ranks by its embedding score.
+built, and aligned over the audio cells kept so far, on a background thread, and
+collected at the next cell step, which aligns its own cell; until then it ranks by its
+embedding score.
 The calibrated lock (:mod:`follower.confidence`) reads these scores: its shipped fit is
 for the engine's weight, so another weight needs a refit (``python -m
 studies.lock_calibration``).
