@@ -112,6 +112,13 @@ def main(argv=None) -> int:
 
     rng = np.random.default_rng(args.seed)
     chorales = Path(args.chorales)
+    if not (chorales / "splits.csv").is_file():
+        print(f"error: {chorales}/splits.csv not found; give --chorales the chorale corpus folder", file=sys.stderr)
+        return 2
+    if not any(Path(args.rolls).rglob("*.mid")):
+        print(f"error: no .mid files under {args.rolls}; write the roll sets with "
+              "`python -m benchmarks.big_corpus prepare` and give --rolls W/bigcorpus/midi/rolls", file=sys.stderr)
+        return 2
     family = {r["file"].rsplit(".mid", 1)[0]: r["tune_family"] for r in csv.DictReader(open(chorales / "splits.csv"))}
     names = sorted(family)
     notes = {n: load_notes(chorales / f"{n}.mid") for n in tqdm(names, desc="chorales", unit="file")}

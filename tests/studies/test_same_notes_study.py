@@ -26,3 +26,11 @@ def test_the_best_local_overlap_separates_a_copy_from_another_setting():
     copy = study.best_local(a, as_study(requantised(chorale(seed=0))), 4, 8.0, rng)
     setting = study.best_local(a, as_study(reharmonised(chorale(seed=0))), 4, 8.0, rng)
     assert min(copy) >= study.SAME_NOTES > max(setting)
+
+
+def test_missing_inputs_are_one_clear_line(tmp_path, capsys):
+    assert study.main(["--rolls", str(tmp_path), "--chorales", str(tmp_path)]) == 2
+    assert "splits.csv not found" in capsys.readouterr().err
+    (tmp_path / "splits.csv").write_text("file,split,tune_family\n")
+    assert study.main(["--rolls", str(tmp_path / "none"), "--chorales", str(tmp_path)]) == 2
+    assert "no .mid files" in capsys.readouterr().err
