@@ -78,3 +78,39 @@ def test_a_corpus_of_some_sources_has_its_own_folder_and_only_their_copies(tmp_p
     assert labels[:2] == ["bach-chorales", "rolls"]
     assert len(labels) == 2 * (1 + len(big_corpus.TRANSPOSE))
     assert {label.split("/")[-1] for label in labels} == {"bach-chorales", "rolls"}
+
+
+def test_a_copy_named_for_a_while_counts_as_the_piece_only_in_the_copies_counted_summary(tmp_path, monkeypatch):
+    import json
+
+    from benchmarks.material import Item
+    from benchmarks.scale import same_music_summary
+    from benchmarks.warp import TimeMap
+
+    tune = [(float(k), k + 1.0, p) for k, p in enumerate([60, 62, 64, 65, 67, 69, 71, 72] * 2)]
+    write_notes_midi(tmp_path / "corpus" / "tune.mid", tune)
+    write_notes_midi(tmp_path / "corpus" / "copy.mid", [(s, e - 0.05, p) for s, e, p in tune])  # re-quantised
+    write_notes_midi(tmp_path / "corpus" / "other.mid", [(s, e, p - 5) for s, e, p in tune])
+    TimeMap([0.0, 16.0], [0.0, 16.0]).save(tmp_path / "truth.json")
+    item = Item("x", "chorale", "x.flac", str(tmp_path / "truth.json"), "chorales", "tune",
+                str(tmp_path / "corpus" / "tune.mid"), "tune", 16.0)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+
+    def log(named):  # searching for 2 s, then `named` until 16 s
+        with open(runs / "x.jsonl", "w") as f:
+            for k in range(1, 321):
+                t = k * 0.05
+                piece = None if t < 2.0 else named
+                f.write(json.dumps({"t": t, "piece": piece, "state": "following" if piece else "searching",
+                                    "position_s": t if piece else None}) + "\n")
+
+    import benchmarks.paths as paths
+
+    monkeypatch.setattr(paths, "chorale_dir", lambda: tmp_path / "corpus")
+    log("copy")
+    s = same_music_summary(runs, [item], prefix="")
+    assert s["acc_end"] == 1.0 and s["stable_median_s"] < 2.1 and s["wrong_follow_max_s"] == 0.0
+    log("other")  # a transposed setting is not the same music
+    s = same_music_summary(runs, [item], prefix="")
+    assert s["acc_end"] == 0.0 and s["wrong_follow_max_s"] > 13.0
