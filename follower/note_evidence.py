@@ -84,39 +84,25 @@ class TemplateScorer:
 
     def _start_cache(self) -> None:
         self._cells: dict = {}  # piece -> template cells, least recently used first
-        self._pending: dict = {}  # piece -> Future of its background build
-        self._builder: ThreadPoolExecutor | None = None  # started on the first prepare
-
-    def prepare(self, piece: int) -> None:
-        """Start building the piece's template cells on a background thread (no-op if built or started)."""
-        if piece in self._cells or piece in self._pending:
-            return
-        if self._builder is None:  # one thread: builds queue behind each other, never the update
-            self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="note-templates")
-        self._pending[piece] = self._builder.submit(self._make, piece)
+        self._builder: ThreadPoolExecutor | None = None  # started by the first :meth:`later`
 
     def cells(self, piece: int) -> np.ndarray:
-        """The piece's template cells: built now, or collected from :meth:`prepare` (waiting for it).
+        """The piece's template cells: cached (from :meth:`collect`), or built now.
 
         The ``PIECES_KEPT`` most recently used pieces are kept (least recent dropped first): keeping
         every candidate ever seen grew a long run by each new one (a 20-minute soak with music outside
         the corpus: +5 MB); a dropped piece is rebuilt the same if it comes back."""
-        return recently_used(self._cells, piece, lambda: self._collect(piece), keep=PIECES_KEPT)
-
-    def _collect(self, piece: int) -> np.ndarray:
-        future: Future | None = self._pending.pop(piece, None)
-        return future.result() if future is not None else self._make(piece)
+        return recently_used(self._cells, piece, lambda: self._make(piece), keep=PIECES_KEPT)
 
     def later(self, piece: int, job) -> Future:
         """Run ``job(cells)`` on the template thread with the piece's template cells (the cached ones,
         or built there); the future gives ``(cells, job's result)``, for :meth:`collect`."""
-        if self._builder is None:
+        if self._builder is None:  # one thread: jobs queue behind each other, never the update
             self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="note-templates")
         cached = self._cells.get(piece)  # read here, on the update thread that owns the cache
-        pending = self._pending.pop(piece, None)
 
         def run():
-            cells = cached if cached is not None else pending.result() if pending is not None else self._make(piece)
+            cells = cached if cached is not None else self._make(piece)
             return cells, job(cells)
 
         return self._builder.submit(run)

@@ -38,9 +38,11 @@ def _roll(onset, end, pitch, start_s, step_s, out):
     """Mark ``out[k, p]`` where a note of pitch ``p`` sounds at ``start_s + (k + 0.5) * step_s``.
 
     The notes are sorted by onset (as :func:`follower.midi.load_midi` and the index keep them):
-    the loop stops at the first note that starts after the span."""
+    the loop stops at the first note that starts after the span. Returns the lowest and highest
+    pitch marked (128, -1 where none is)."""
     n = out.shape[0]
     stop_s = start_s + n * step_s
+    lo, hi = 128, -1
     for i in range(len(onset)):
         if onset[i] >= stop_s:
             break
@@ -49,8 +51,12 @@ def _roll(onset, end, pitch, start_s, step_s, out):
         b = int(np.ceil((end[i] - start_s) / step_s - 0.5))
         a = max(a, 0)
         b = min(b, n)
+        if a < b:
+            lo = min(lo, int(pitch[i]))
+            hi = max(hi, int(pitch[i]))
         for k in range(a, b):
             out[k, pitch[i]] = True
+    return lo, hi
 
 
 def span_roll(notes, position_s: float, tempo: float, heard_s: float, steps: int = STEPS) -> np.ndarray:
@@ -77,16 +83,12 @@ def _best_overlap(onset_a, end_a, pitch_a, start_a, step_a, onset_b, end_b, pitc
     """The best Jaccard overlap of a's roll with b's rolls from each of ``starts_b`` (-1: too little sound)."""
     roll_a = np.zeros((steps, 128), np.bool_)
     roll_b = np.zeros((steps, 128), np.bool_)
-    _roll(onset_a, end_a, pitch_a, start_a, step_a, roll_a)
-    lo, hi = 127, 0  # count over the pitches either piece uses
-    for pitch in (pitch_a, pitch_b):
-        for i in range(len(pitch)):
-            lo = min(lo, int(pitch[i]))
-            hi = max(hi, int(pitch[i]))
+    lo_a, hi_a = _roll(onset_a, end_a, pitch_a, start_a, step_a, roll_a)
     best = -1.0
     for s in range(len(starts_b)):
         roll_b[:] = False
-        _roll(onset_b, end_b, pitch_b, starts_b[s], step_b, roll_b)
+        lo_b, hi_b = _roll(onset_b, end_b, pitch_b, starts_b[s], step_b, roll_b)
+        lo, hi = min(lo_a, lo_b), max(hi_a, hi_b)  # count over the pitches either roll marks
         inter, union = 0, 0
         for k in range(steps):
             for p in range(lo, hi + 1):
