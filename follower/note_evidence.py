@@ -43,13 +43,22 @@ def cell_means(frames: np.ndarray, loud: np.ndarray, per: int = CELL_FRAMES):
 
 
 def template_cells(templates: np.ndarray, per: int = CELL_FRAMES) -> np.ndarray:
-    """A piece's 50 ms templates as unit 0.2 s cells (a trailing partial cell kept, silence zero)."""
+    """A piece's 50 ms templates as unit 0.2 s cells (a trailing partial cell kept, silence zero).
+
+    float32: every cell step reads all of every candidate's cells (a long piano piece's ~6,600), and
+    in float64 that product was memory-bound at three times the cost (docs/improvements.md (cc))."""
     n = -(-len(templates) // per)
     pad = np.zeros((n * per, templates.shape[1]), np.float64)
     pad[: len(templates)] = templates
     m = pad.reshape(n, per, -1).sum(axis=1)
     norm = np.linalg.norm(m, axis=1, keepdims=True)
-    return np.where(norm > 0, m / np.maximum(norm, 1e-9), 0.0)
+    return np.where(norm > 0, m / np.maximum(norm, 1e-9), 0.0).astype(np.float32)
+
+
+def standardised_cosines(audio_cells: np.ndarray, cells: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """(audio cells, template cells) float64 z-scores ``(cos - mean) / sd``; the product in float32, as
+    the template cells are stored (a float64 audio operand would make numpy copy them to float64)."""
+    return (np.asarray(audio_cells, np.float32) @ cells.T - mean[:, None]) / sd[:, None]
 
 
 # template cells kept for this many recently used pieces: well above the re-ranking's candidates (8)
@@ -80,7 +89,7 @@ class TemplateScorer:
             c = template_cells(score_templates(onset[keep] - t0, end[keep] - t0, pitch[keep], features, FineConfig()))
             c = c[np.linalg.norm(c, axis=1) > 0]
             rows += list(c[rng.choice(len(c), min(per_piece, len(c)), replace=False)])
-        self._null = np.array(rows)
+        self._null = np.array(rows, np.float64)
 
     def _start_cache(self) -> None:
         self._cells: dict = {}  # piece -> template cells, least recently used first
@@ -122,4 +131,4 @@ class TemplateScorer:
         """(cells, piece cells) standardised cosines: 0 = a random template, 1 = one sd above."""
         if mean is None:
             mean, sd = self.standardise(audio_cells)
-        return (audio_cells @ self.cells(piece).T - mean[:, None]) / sd[:, None]
+        return standardised_cosines(audio_cells, self.cells(piece), mean, sd)

@@ -7,7 +7,7 @@ piece's template cells, four frames a cell: only the template alignment can name
 import numpy as np
 import pytest
 
-from follower.note_evidence import TemplateScorer
+from follower.note_evidence import TemplateScorer, standardised_cosines, template_cells
 
 from test_rerank import UPDATE_S, make_index, reranker
 
@@ -21,7 +21,8 @@ class FakeNotes(TemplateScorer):
         rng = np.random.default_rng(seed)
         t = np.abs(rng.standard_normal((n_pieces, cells, BINS)))
         self._start_cache()
-        self._cells = {p: t[p] / np.linalg.norm(t[p], axis=1, keepdims=True) for p in range(n_pieces)}
+        self._cells = {p: (t[p] / np.linalg.norm(t[p], axis=1, keepdims=True)).astype(np.float32)
+                       for p in range(n_pieces)}  # float32, as template_cells stores them
         self._null = t.reshape(-1, BINS)[rng.choice(n_pieces * cells, 256)]
         self._null /= np.linalg.norm(self._null, axis=1, keepdims=True)
 
@@ -183,6 +184,21 @@ def test_the_catch_up_made_on_the_template_thread_is_the_alignment_over_the_kept
     z = notes.z(r._cells[ring], 3, r._cell_mean[ring], r._cell_sd[ring])
     _align(z, r.template_offset_z, r.cell_s, r.cell_steps - kept, ref.score, ref.origin, ref.best)
     assert cand.notes_pending is None
-    np.testing.assert_allclose(cand.notes.score, ref.score, rtol=1e-9)  # the products' last bits may differ
+    # the products' last bits may differ (float32 products, one of many rows against one of one)
+    np.testing.assert_allclose(cand.notes.score, ref.score, rtol=1e-6, atol=1e-5)
     np.testing.assert_array_equal(cand.notes.origin, ref.origin)
-    np.testing.assert_allclose(cand.notes.best, ref.best, rtol=1e-9)
+    np.testing.assert_allclose(cand.notes.best, ref.best, rtol=1e-6, atol=1e-5)
+
+
+def test_template_cells_are_float32_and_their_z_scores_those_of_float64_products():
+    rng = np.random.default_rng(8)
+    cells = template_cells(np.abs(rng.standard_normal((4 * 300 + 2, BINS))))
+    assert cells.dtype == np.float32 and len(cells) == 301
+    np.testing.assert_allclose(np.linalg.norm(cells, axis=1), 1.0, atol=1e-6)
+    audio = np.abs(rng.standard_normal((20, BINS)))
+    audio /= np.linalg.norm(audio, axis=1, keepdims=True)
+    mean, sd = rng.uniform(0.3, 0.6, 20), rng.uniform(0.05, 0.2, 20)
+    z = standardised_cosines(audio, cells, mean, sd)
+    exact = (audio @ cells.astype(np.float64).T - mean[:, None]) / sd[:, None]
+    assert z.dtype == np.float64 and z.shape == (20, 301)
+    np.testing.assert_allclose(z, exact, atol=1e-4)  # a cosine to float32's 1e-7, over an sd of 0.05 or more

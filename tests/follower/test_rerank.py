@@ -166,3 +166,14 @@ def test_after_skipped_updates_a_query_counts_for_the_audio_it_stands_for(hops):
     assert r.steps == len(queries[hops - 1::hops]) * hops // 4  # a step per cell of music, as without skipping
     assert tempo == pytest.approx(1.0, rel=0.2)
     assert position_s == pytest.approx(truth_s[-1], abs=0.6)
+
+
+def test_z_scores_of_the_float32_product_are_those_of_float64():
+    index = make_index()
+    r = reranker(index)
+    rng = np.random.default_rng(4)
+    q, bias = rng.standard_normal((30, DIM)) * 8.0, rng.uniform(0.0, 2.0, 30)  # scaled queries, as the steps hold
+    z = r._z(2, q, bias)
+    exact = q @ index.embeddings[index.rows(2)].astype(np.float64).T - bias[:, None]
+    assert z.dtype == np.float64 and z.shape == (30, 150)
+    np.testing.assert_allclose(z, exact, atol=1e-4)
