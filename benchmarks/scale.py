@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from follower.index import NOTE_ARRAYS
+
 K = 25
 HNSW_TRIES = [dict(hnsw_m=16, ef_search=ef) for ef in (32, 64, 128, 256)]  # M=32: no better at 100k rows
 BUILD_THREADS = 1  # on a shared machine, OpenMP threads that wait for a busy core make faiss builds far slower
@@ -79,11 +81,16 @@ def sized_index(real, n: int, seed: int = 0):
         p = int(np.searchsorted(real.piece_start, n, side="right")) - 1
         p = max(p, 1)
         end = int(real.piece_start[p])
+        notes = {}
+        if real.has_notes:  # the first pieces' notes only: the rest would be carried for nothing
+            last = int(real.note_start[p])
+            notes = dict(note_start=real.note_start[:p + 1], note_onset_s=real.note_onset_s[:last],
+                         note_end_s=real.note_end_s[:last], note_pitch=real.note_pitch[:last])
         sub = dataclasses.replace(real, header=dict(real.header), embeddings=real.embeddings[:end],
                                   piece=real.piece[:end], position_s=real.position_s[:end],
                                   position_beats=real.position_beats[:end], piece_ids=real.piece_ids[:p],
                                   titles=real.titles[:p], piece_start=real.piece_start[:p + 1],
-                                  duration_s=real.duration_s[:p], ann=None)
+                                  duration_s=real.duration_s[:p], ann=None, **notes)
         sub.header.update(n_pieces=p, n_snippets=end)
         return sub
     extra = random_index(n - real.n_snippets, real.embeddings.shape[1], real.fingerprint, seed=seed)
@@ -188,7 +195,8 @@ def cost_row(bundle, real, n, audio, rate, queries, embed_rate: float, tmp: Path
     truth, exact_ms = exact_truth(matrix, queries)
     row["exact_query_p50_ms"] = float(np.percentile(exact_ms, 50))
     stored = sum(getattr(index, a).nbytes for a in ("embeddings", "piece", "position_s", "position_beats",
-                                                     "piece_start", "duration_s"))
+                                                     "piece_start", "duration_s") + NOTE_ARRAYS
+                 if getattr(index, a) is not None)
     row["disk_exact_mib"] = stored / 2**20
     row["mem_exact_mib"] = (stored + matrix.nbytes) / 2**20
     for kind in kinds:

@@ -46,6 +46,23 @@ def test_sized_indexes_cut_whole_pieces_or_add_random_rows():
     np.testing.assert_allclose(np.linalg.norm(big.embeddings[200:].astype(np.float32), axis=1), 1, atol=2e-3)
 
 
+def test_a_sized_index_keeps_the_notes_of_its_own_pieces_only():
+    import dataclasses
+
+    from benchmarks.scale import sized_index
+    from tests.benchmarks.test_bench_index_growth import tiny_index
+
+    real = tiny_index([f"p{i}" for i in range(10)], 20)
+    per = 5  # notes per piece, piece k's pitches 40 + k
+    real = dataclasses.replace(real, note_start=np.arange(11) * per,
+                               note_onset_s=np.tile(np.arange(per, dtype=np.float32), 10),
+                               note_end_s=np.tile(np.arange(1, per + 1, dtype=np.float32), 10),
+                               note_pitch=np.repeat(np.arange(40, 50, dtype=np.uint8), per))
+    small = sized_index(real, 70)
+    assert small.n_pieces == 3 and len(small.note_start) == 4 and len(small.note_pitch) == 3 * per
+    assert set(small.notes(2)[2]) == {42}
+
+
 def test_copies_of_one_piece_are_the_same_music_and_other_pieces_or_keys_are_not(tmp_path):
     from benchmarks.same_music import find_piece, overlap, same_music
 
