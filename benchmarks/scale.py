@@ -240,7 +240,7 @@ def ann_table(res: dict) -> str:
 
 
 def cost_table(rows: list, embed_rate: float) -> str:
-    lines = ["| snippets | of them real | embedding (2 cores) | exact: disk | memory | search p50 | update p50 / p99 | "
+    lines = ["| snippets | of them real | embedding (one process) | exact: disk | memory | search p50 | update p50 / p99 | "
              "faiss: build (1 thread) | disk | memory | search p50 | update p50 / p99 | recall@25 |",
              "|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---:|"]
     for r in rows:
@@ -257,7 +257,7 @@ def cost_table(rows: list, embed_rate: float) -> str:
             f"{r['disk_exact_mib']:.0f} MiB | {r['mem_exact_mib']:.0f} MiB | {r['exact_query_p50_ms']:.3f} ms | "
             f"{r['exact']['p50_ms']:.1f} / {r['exact']['p99_ms']:.1f} ms | {ann_cols} |")
     return "\n".join(lines) + (
-        f"\n\nEmbedding rate {embed_rate:,.0f} snippets/s: the big-corpus shards' own (one process, nice'd, on the shared machine); "
+        f"\n\nEmbedding rate {embed_rate:,.0f} snippets/s: the big-corpus shards' own, per process; "
         "\"est.\" = that rate times the size. Memory = the stored arrays + the engine's float32 search "
         "matrix (+ the faiss structure). Disk = the index file (above 1M: the arrays' bytes, not written).")
 
@@ -458,11 +458,11 @@ def main(argv=None) -> int:
     n_queries = json.loads((out / "ann.json").read_text())["queries"] if (out / "ann.json").exists() else len(queries)
     h = real.header
     doc = replace_block(doc, "scale-setup", "\n".join(
-        [f"- Machine: {machine_description()}; shared with other jobs (1-min load 17-26 during these runs).",
+        [f"- Machine: {machine_description()} (the 1-minute load at the end of each command below).",
          f"- Bundle `{bundle_dir.name}` ({bundle.config.fingerprint}). Big real index: {real.n_pieces:,} pieces, "
          f"{real.n_snippets:,} snippets every {h['hop_frames']} frames, from {len(h.get('merged_from', [])) or 1} "
          f"shards of `python -m benchmarks.big_corpus` (embedding rate {embed_rate:,.0f} snippets/s over "
-         f"{len(recs)} shards, nice'd on the loaded machine).",
+         f"{len(recs)} shards, per process).",
          f"- Queries: {n_queries:,} audio windows (every 0.5 s of the {len(all_items)} chorale and Bach10 items, "
          "sounding windows only), embedded by the bundle's audio encoder.",
          "- Commands (each part writes its results under `data/bench/scale/`; any run rewrites this section "
