@@ -20,7 +20,10 @@ import numpy as np
 from .noise import silent_lead, sounding
 from .snippets import audio_input
 
-BATCH = 64
+# windows per encoder call: the int8 audio encoder costs 1.12 ms a window in batches of 8 and 1.43 ms
+# in batches of 64 (one core, CPU time, median of 5 passes over 512 windows; docs/improvements.md (ee)):
+# the larger batches' activations no longer stay in the cache
+BATCH = 8
 
 
 def batches_exact(encoder, width: int, n_bins: int, n: int = 8) -> bool:

@@ -107,4 +107,4 @@ def test_an_encoder_whose_batches_differ_is_called_window_by_window(chroma_bundl
     live = run_engine(bundle, index, audio, rate, 1024)
     fast = run_engine(bundle, index, audio, rate, 128 * 1024)
     assert fast == live
-    assert (max(counting.batches) > 8) == exact
+    assert (max(counting.batches) > 1) == exact  # batches (of up to follower.ahead.BATCH) only where exact
