@@ -346,4 +346,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from follower.cliutil import module_main
+
+    raise SystemExit(module_main(main))

@@ -377,6 +377,15 @@ def run(args) -> dict:
     from follower.paths import resolve_bundle
 
     corpus = Path(args.corpus)
+    # what the follower will be given is checked before an hour of programme is rendered for it
+    if args.index is not None and not Path(args.index).is_file():
+        sys.exit(f"error: --index {args.index}: no such index file; build one with `follower index build`")
+    if not Path(args.soundfont).is_file():
+        sys.exit(f"error: --soundfont {args.soundfont}: no such file; install musescore-general-soundfont-small "
+                 "or give another .sf2/.sf3")
+    if not (Path(resolve_bundle(args.bundle)) / "config.json").is_file():
+        sys.exit(f"error: --bundle {args.bundle}: not a model bundle (no config.json); give the folder "
+                 "written by `training export`")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     pieces = args.pieces.split(",") if args.pieces else default_pieces(corpus, args.n_pieces, args.seed)
@@ -612,4 +621,6 @@ def write_doc(summary: dict, body: str) -> Path:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from follower.cliutil import module_main
+
+    raise SystemExit(module_main(main))

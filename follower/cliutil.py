@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from .errors import FollowerError
+
+# the benchmark and study modules have no --debug of their own: this variable shows their tracebacks
+DEBUG_ENV = "SCOREFOLLOW_DEBUG"
 
 
 def run_main(func, args) -> int:
@@ -30,6 +34,34 @@ def run_main(func, args) -> int:
         if debug:
             raise
         print(f"error: unexpected {type(e).__name__}: {e} (rerun with --debug for details)", file=sys.stderr)
+        return 3
+
+
+def module_main(main, argv=None) -> int:
+    """Run a ``python -m`` module's ``main(argv)`` as a command: project errors and missing or
+    unreadable files become one line on stderr and exit 2, anything else one line and exit 3
+    (``SCOREFOLLOW_DEBUG=1`` shows the traceback). Only for the ``__main__`` entry: code that calls
+    ``main`` itself keeps its exceptions."""
+    debug = bool(os.environ.get(DEBUG_ENV))
+    try:
+        return int(main(argv) or 0)
+    except BrokenPipeError:  # output piped into head and the like
+        return 0
+    except (FollowerError, OSError) as e:
+        if debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the user gets one line, never a traceback
+        if debug:
+            raise
+        if type(e).__name__ == "LibsndfileError":  # soundfile's: a missing or unreadable recording
+            print(f"error: {e}; give a readable audio file (wav, flac, ogg)", file=sys.stderr)
+            return 2
+        print(f"error: unexpected {type(e).__name__}: {e} ({DEBUG_ENV}=1 shows the traceback)", file=sys.stderr)
         return 3
 
 

@@ -97,4 +97,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from follower.cliutil import module_main
+
+    raise SystemExit(module_main(main))
