@@ -138,7 +138,11 @@ def sized(index, n: int, ann: str | None, cache: Path):
 
 
 def main(argv=None) -> int:
-    from follower.paths import DEFAULT_BUNDLE
+    import soundfile as sf
+
+    from follower.bundle import load_bundle
+    from follower.index import load_index
+    from follower.paths import DEFAULT_BUNDLE, resolve_bundle, resolve_index
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("audio", nargs="+")
@@ -152,22 +156,6 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None)
     p.add_argument("--dump", default=None, help="also write every update's stage times to this .npz")
     args = p.parse_args(argv)
-    from follower.cliutil import run_main
-
-    return run_main(_measure, args)
-
-
-def _measure(args) -> int:
-    import soundfile as sf
-
-    from follower.bundle import load_bundle
-    from follower.errors import BadAudioError
-    from follower.index import load_index
-    from follower.paths import resolve_bundle, resolve_index
-
-    missing = [f for f in args.audio if not Path(f).is_file()]
-    if missing:
-        raise BadAudioError(f"{missing[0]}: no such audio file; give recordings to replay (wav, flac, ogg)")
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
     bundle_dir = resolve_bundle(args.bundle)
@@ -205,4 +193,6 @@ def _measure(args) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from follower.cliutil import module_main
+
+    raise SystemExit(module_main(main))

@@ -17,24 +17,8 @@ def run_main(func, args) -> int:
     Library errors that escape (a bug, or a case not yet wrapped) still become one
     line, with the hint to rerun with ``--debug`` for the traceback.
     """
-    debug = getattr(args, "debug", False)
-    try:
-        return int(func(args) or 0)
-    except FollowerError as e:
-        if debug:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 0
-    except Exception as e:  # noqa: BLE001 - the user gets one line, never a traceback
-        if debug:
-            raise
-        print(f"error: unexpected {type(e).__name__}: {e} (rerun with --debug for details)", file=sys.stderr)
-        return 3
+    return _one_line(lambda: func(args), getattr(args, "debug", False), "rerun with --debug for details",
+                     (FollowerError,))
 
 
 def module_main(main, argv=None) -> int:
@@ -42,26 +26,31 @@ def module_main(main, argv=None) -> int:
     unreadable files become one line on stderr and exit 2, anything else one line and exit 3
     (``SCOREFOLLOW_DEBUG=1`` shows the traceback). Only for the ``__main__`` entry: code that calls
     ``main`` itself keeps its exceptions."""
-    debug = bool(os.environ.get(DEBUG_ENV))
+    return _one_line(lambda: main(argv), bool(os.environ.get(DEBUG_ENV)), f"{DEBUG_ENV}=1 shows the traceback",
+                     (FollowerError, OSError), audio_errors=True)
+
+
+def _one_line(call, debug: bool, hint: str, expected: tuple, audio_errors: bool = False) -> int:
+    """``call()``'s exit code; ``expected`` errors one line and 2, anything else one line and 3 (with
+    ``hint``), unless ``debug``. ``audio_errors``: soundfile's error for a missing or unreadable
+    recording counts as expected."""
     try:
-        return int(main(argv) or 0)
+        return int(call() or 0)
     except BrokenPipeError:  # output piped into head and the like
         return 0
-    except (FollowerError, OSError) as e:
-        if debug:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 - the user gets one line, never a traceback
         if debug:
             raise
-        if type(e).__name__ == "LibsndfileError":  # soundfile's: a missing or unreadable recording
+        if isinstance(e, expected):
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if audio_errors and type(e).__name__ == "LibsndfileError":
             print(f"error: {e}; give a readable audio file (wav, flac, ogg)", file=sys.stderr)
             return 2
-        print(f"error: unexpected {type(e).__name__}: {e} ({DEBUG_ENV}=1 shows the traceback)", file=sys.stderr)
+        print(f"error: unexpected {type(e).__name__}: {e} ({hint})", file=sys.stderr)
         return 3
 
 
