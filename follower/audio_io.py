@@ -248,6 +248,9 @@ class DeviceSource:
         self._stream = None
         self._blocks = None
         self._generation = 0  # which stream the callbacks belong to: a closed one's are ignored
+        # PortAudio's calls on one stream must not overlap (two aborts join its thread twice and can
+        # hang): the worker's reopen and the main thread's stop both close it, so they take turns
+        self._lock = threading.RLock()
 
     def _callback(self, generation, indata, status) -> None:
         if generation != self._generation:
@@ -262,6 +265,10 @@ class DeviceSource:
             self._blocks.put_last(EOF)
 
     def _open(self) -> None:
+        with self._lock:
+            self._open_locked()
+
+    def _open_locked(self) -> None:
         self._generation += 1
         generation = self._generation
         self._stream = self._sd.InputStream(
@@ -284,19 +291,20 @@ class DeviceSource:
         settings. True once audio flows again; False if ``stop`` was set first."""
         self._blocks = blocks
         while not stop.is_set():
-            self._close()
-            try:
-                # PortAudio lists the devices when it is initialised: only a fresh start sees one
-                # that came back (no stream of ours is open now)
-                self._sd._terminate()
-                self._sd._initialize()
-                names = [d for d in input_devices() if d["name"] == self.device_name]
-                self.device = names[0]["id"] if names else resolve_device(self._asked)
-                self._open()
-                blocks.stamp = time.monotonic()  # the stall clock starts now
-                return True
-            except Exception:  # noqa: BLE001 - not back yet (absent, busy, half-initialised): try again
-                pass
+            with self._lock:
+                self._close()
+                try:
+                    # PortAudio lists the devices when it is initialised: only a fresh start sees one
+                    # that came back (no stream of ours is open now)
+                    self._sd._terminate()
+                    self._sd._initialize()
+                    names = [d for d in input_devices() if d["name"] == self.device_name]
+                    self.device = names[0]["id"] if names else resolve_device(self._asked)
+                    self._open_locked()
+                    blocks.stamp = time.monotonic()  # the stall clock starts now
+                    return True
+                except Exception:  # noqa: BLE001 - not back yet (absent, busy, half-initialised): try again
+                    pass
             stop.wait(self.RETRY_S)
         return False
 
@@ -305,14 +313,15 @@ class DeviceSource:
         return self._stream is not None and self._stream.active
 
     def _close(self) -> None:
-        stream, self._stream = self._stream, None
-        self._generation += 1  # whatever the old stream still calls back is ignored
-        if stream is not None:
-            try:
-                stream.abort()
-                stream.close()
-            except Exception:  # noqa: BLE001 - the device may already be gone
-                pass
+        with self._lock:
+            stream, self._stream = self._stream, None
+            self._generation += 1  # whatever the old stream still calls back is ignored
+            if stream is not None:
+                try:
+                    stream.abort()
+                    stream.close()
+                except Exception:  # noqa: BLE001 - the device may already be gone
+                    pass
 
     def stop(self) -> None:
         self._close()

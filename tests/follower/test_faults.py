@@ -347,8 +347,12 @@ def test_a_vanished_device_is_reported_lost_then_stopped(chroma_bundle, corpus_i
 
             def start_then_vanish(blocks, stop):
                 start(blocks, stop)
-                # what an unplugged interface does to PortAudio: the stream ends by itself
-                threading.Timer(1.0, source._stream.abort).start()
+                # what an unplugged interface does to PortAudio: the stream ends by itself (taking
+                # the source's turn, as PortAudio's own thread would not race its reopen or stop)
+                def vanish():
+                    with source._lock:
+                        source._stream.abort()
+                threading.Timer(1.0, vanish).start()
 
             source.start = start_then_vanish
             return runner.run(source, make_engine, a)

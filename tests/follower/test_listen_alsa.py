@@ -106,8 +106,12 @@ def test_a_device_that_disappears_ends_the_run_with_one_line(alsa_home, chroma_b
 
             def start_then_vanish(blocks, stop):
                 start(blocks, stop)
-                # what an unplugged interface does to PortAudio: the stream ends by itself
-                threading.Timer(1.0, source._stream.abort).start()
+                # what an unplugged interface does to PortAudio: the stream ends by itself (taking
+                # the source's turn, as PortAudio's own thread would not race its reopen or stop)
+                def vanish():
+                    with source._lock:
+                        source._stream.abort()
+                threading.Timer(1.0, vanish).start()
 
             source.start = start_then_vanish
             return runner.run(source, make_engine, a)
@@ -160,7 +164,8 @@ def test_with_reconnect_a_device_that_disappears_and_comes_back_is_followed_agai
                 threading.Thread(target=play, daemon=True).start()
                 def unplug():
                     os.rename(fifo, away)     # the device cannot be opened any more ...
-                    source._stream.abort()    # ... and its stream ends by itself, as when unplugged
+                    with source._lock:        # ... and its stream ends by itself, as when unplugged
+                        source._stream.abort()
                     time.sleep(2.0)
                     os.rename(away, fifo)     # plugged in again
                 threading.Timer(7.0, unplug).start()
