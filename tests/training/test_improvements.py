@@ -231,11 +231,14 @@ def test_training_train_trains_a_variant_on_a_built_dataset(tmp_path, capsys):
     table = tmp_path / "compare.md"
     assert main(["evaluate", str(run), str(other), "--pairs", "8", "--bach10", str(tmp_path / "none"),
                  "-o", str(table)]) == 0, capsys.readouterr().err
-    rows = table.read_text().splitlines()[2:]  # below the header and its rule
+    rows = table.read_text().split("\n\n")[0].splitlines()[2:]  # below the header and its rule
     assert [r.split("|")[1].strip() for r in rows] == ["run", "other"]
     assert len(rows) == 2 and rows[0].split("|")[3] == rows[1].split("|")[3]  # same weights, same test MRR
     assert json.loads((run / "compare_metrics.json").read_text())["snippet"]["test"]["audio2score"]["n"] == 8
     assert set(json.loads(table.with_suffix(".json").read_text())) == {str(run), str(other)}
+    # ... and the per-pair difference against the first run: the same weights are a tie at zero
+    paired = [r for r in table.read_text().splitlines() if r.startswith("| other | test |")]
+    assert len(paired) == 2 and all(r.endswith("+0.000 [+0.000, +0.000] tie |") for r in paired)
 
 
 # -- tempo stretch of the training audio --------------------------------------------------

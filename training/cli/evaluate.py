@@ -9,7 +9,9 @@ One RUN: the full evaluation of the learned model beside the chroma baseline,
 written to RUN/metrics.json and RUN/figures/ (what `training export` ships in
 metrics.json). Several RUNs (or --compare): the learned-model part only, on the
 same pair subsets for every run, each split loaded once; one row per run in a
-markdown table (docs/improvements.md), RUN/compare_metrics.json per run.
+markdown table (docs/improvements.md), RUN/compare_metrics.json per run; with two or
+more runs also each later run's per-pair MRR difference against the first, with a 95 %
+bootstrap interval (what the rule for shipping a bundle reads: better, worse or a tie).
 
 examples:
   training evaluate runs/default_infonce_tempo --figures docs/figures/shipped
@@ -89,6 +91,7 @@ def _compare(args) -> int:
     from follower.errors import ConfigError
 
     from ..evaluate.compare import compare_runs, comparison_table
+    from ..evaluate.paired import paired_table
 
     dataset = args.dataset or _run_dataset(args.runs[0])
     if not dataset or not Path(dataset, "dataset.json").is_file():
@@ -101,6 +104,9 @@ def _compare(args) -> int:
     results = compare_runs(args.runs, dataset=dataset, bach10=args.bach10, chorales=args.chorales,
                            n_pairs=args.pairs, seed=args.seed, bach10_scales=scales, reuse=args.reuse)
     table = comparison_table(results)
+    paired = paired_table(results)  # empty for one run, or runs evaluated on other pairs
+    if paired:
+        table += "\n\n" + paired
     print(table)
     if args.out:
         Path(args.out).write_text(table + "\n")

@@ -9,7 +9,9 @@ against the full chorale corpus at written tempo and with the 0.7x database too.
 What it leaves out to fit several runs into the CPU budget: the chroma baseline
 (it does not change between variants), the post-hoc CCA and performance retrieval
 on the synthesized splits. Each split is loaded once for all runs that share its
-roll channels. Writes RUN/compare_metrics.json (``training evaluate``'s keys) per run.
+roll channels. Writes RUN/compare_metrics.json (``training evaluate``'s keys, and the
+per-pair ranks of each retrieval under ``pair_ranks`` for :mod:`training.evaluate.paired`)
+per run.
 """
 
 from __future__ import annotations
@@ -60,13 +62,19 @@ def evaluate_runs(runs, *, dataset, bach10, chorales, n_pairs: int, seed: int, p
                    "variant": info.get("variant"), "roll_channels": list(snip.roll_channels),
                    "protocol": {"n_pairs": n_pairs, "seed": seed, "n_excerpts": ev.N_EXCERPTS,
                                 "k_neighbours": ev.K_NEIGHBOURS, "bach10_tempo_scales": list(scales_all)}}
+        def retrieval(name, data):
+            # the per-pair ranks stay for the paired comparison (training.evaluate.paired)
+            metrics, ranks = ev.snippet_retrieval(emb, data, n_pairs=n_pairs, seed=seed)
+            m.setdefault("snippet", {})[name] = metrics
+            m.setdefault("pair_ranks", {})[name] = {k: v.tolist() for k, v in ranks.items()}
+
         for name, split in d["splits"].items():
-            m.setdefault("snippet", {})[name] = ev.snippet_retrieval(emb, split, n_pairs=n_pairs, seed=seed)[0]
+            retrieval(name, split)
             if name in piece_splits:
                 res = ev.synthesized_piece_eval(emb, split, snip, mirrored=False)
                 m.setdefault("piece_identification", {})[name] = res["piece_identification"]
         if "pieces" in d:
-            m["snippet"]["bach10"] = ev.snippet_retrieval(emb, d["pairs"], n_pairs=n_pairs, seed=seed)[0]
+            retrieval("bach10", d["pairs"])
             embs = [ev.embed_roll_at(emb, roll, c, snip)
                     for _, _, roll, c in tqdm(d["rolls"], desc="corpus DB", unit="roll", disable=not progress)]
             groups = [("bach10", (1.0,))] + ([("bach10_multitempo", scales_all)] if len(scales_all) > 1 else [])
