@@ -431,3 +431,23 @@ def test_comparing_runs_leaves_out_test_tempi_the_dataset_did_not_render(bundle,
     assert training_main(["import", str(bundle[1]), "-o", str(run)]) == 0
     m = evaluate_runs([run], dataset=ds, bach10=None, chorales=None, n_pairs=40, seed=0, progress=False)[str(run)]
     assert set(m["snippet"]) == {"test"} and 0 < m["snippet"]["test"]["audio2score"]["mrr"] <= 1
+
+
+def test_the_full_evaluation_of_a_test_only_build_leaves_out_the_cca(bundle, tmp_path, capsys):
+    # `training dataset build --max-per-split 0,0,N` (the v2 test sets) has no training pairs to fit
+    # the post-hoc CCA on: the evaluation says so and measures everything else
+    from training.evaluate.run import evaluate_run
+
+    ds = _fake_dataset(tmp_path / "ds", n_renders=4)
+    (ds / "valid.npz").rename(ds / "test.npz")
+    with np.load(ds / "test.npz", allow_pickle=False) as z:
+        empty = {k: z[k][:0] if z[k].ndim else z[k] for k in z.files}
+    empty.update(spec_offsets=np.zeros(1, np.int64), roll_offsets=np.zeros(1, np.int64),
+                 roll_channels=np.array(["sustain", "onset"]), frame_rate_hz=np.array(FeatureConfig().frame_rate_hz))
+    for split in ("train", "test_slow", "test_fast"):
+        np.savez(ds / f"{split}.npz", **empty)
+    run = tmp_path / "run"
+    assert training_main(["import", str(bundle[1]), "-o", str(run)]) == 0
+    m = evaluate_run(run, dataset=ds, n_pairs=40, piece_eval=False, progress=False)
+    assert "cca_posthoc" not in m and 0 < m["snippet"]["test"]["audio2score"]["mrr"] <= 1
+    assert "post-hoc CCA left out" in capsys.readouterr().out

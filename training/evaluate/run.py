@@ -100,7 +100,11 @@ def evaluate_run(run_dir, *, dataset=None, bach10=None, chorales=None, n_pairs: 
             metrics["cca_posthoc"] = _cca_switch(embedders["learned"], dataset, snip, test_embeddings,
                                                  n_pairs, seed, info.get("cca", {}))
         elif cca and test_embeddings is not None:
-            metrics["cca_posthoc"] = _cca_measurement(embedders["learned"], dataset, snip, test_embeddings, seed)
+            measured = _cca_measurement(embedders["learned"], dataset, snip, test_embeddings, seed)
+            if measured is None:  # a test-only build (--max-per-split 0,0,N): nothing to fit the CCA on
+                print(f"post-hoc CCA left out: {dataset} has no training pairs", flush=True)
+            else:
+                metrics["cca_posthoc"] = measured
 
     # --- real recordings: Bach10 -------------------------------------------------------
     if bach10 and Path(bach10).is_dir():
@@ -177,8 +181,11 @@ def _cca_switch(embedder, dataset, snip, test_embeddings, n_pairs, seed, cca_inf
 
 
 def _cca_measurement(embedder, dataset, snip, test_embeddings, seed, n_fit: int = 3000) -> dict:
-    """Retrieval on the test pairs with and without a linear CCA fitted on training pairs."""
+    """Retrieval on the test pairs with and without a linear CCA fitted on training pairs (None
+    when the dataset has none)."""
     train = load_split(dataset, "train", snip)
+    if not len(train.pairs):
+        return None
     a, s = ev.embed_pairs(embedder, train, ev.choose_pairs(len(train.pairs), n_fit, seed + 7))
     del train
     fit = ev.posthoc_cca(a, s)
