@@ -415,18 +415,25 @@ def test_a_quantised_bundle_reads_back_from_its_float_audio_encoder():
     assert np.abs(_embed(model, x, "audio") - want).max() < 1e-4
 
 
+def _test_dataset(root, empty=()):
+    """A dataset whose only pairs are in ``test`` (as a ``--max-per-split 0,0,N`` or ``--test-tempi``
+    build writes it), the splits in ``empty`` written with no renders."""
+    ds = _fake_dataset(root, n_renders=4)
+    (ds / "valid.npz").rename(ds / "test.npz")
+    with np.load(ds / "test.npz", allow_pickle=False) as z:
+        none = {k: z[k][:0] if z[k].ndim else z[k] for k in z.files}
+    none.update(spec_offsets=np.zeros(1, np.int64), roll_offsets=np.zeros(1, np.int64),
+                roll_channels=np.array(["sustain", "onset"]), frame_rate_hz=np.array(FeatureConfig().frame_rate_hz))
+    for split in empty:
+        np.savez(ds / f"{split}.npz", **none)
+    return ds
+
+
 def test_comparing_runs_leaves_out_test_tempi_the_dataset_did_not_render(bundle, tmp_path):
     # `training dataset build --test-tempi 1.0` writes empty test_slow / test_fast splits
     from training.evaluate.compare import evaluate_runs
 
-    ds = _fake_dataset(tmp_path / "ds", n_renders=4)
-    (ds / "valid.npz").rename(ds / "test.npz")
-    with np.load(ds / "test.npz", allow_pickle=False) as z:
-        empty = {k: z[k][:0] if z[k].ndim else z[k] for k in z.files}
-    empty.update(spec_offsets=np.zeros(1, np.int64), roll_offsets=np.zeros(1, np.int64),
-                 roll_channels=np.array(["sustain", "onset"]), frame_rate_hz=np.array(FeatureConfig().frame_rate_hz))
-    for split in ("test_slow", "test_fast"):
-        np.savez(ds / f"{split}.npz", **empty)
+    ds = _test_dataset(tmp_path / "ds", empty=("test_slow", "test_fast"))
     run = tmp_path / "run"
     assert training_main(["import", str(bundle[1]), "-o", str(run)]) == 0
     m = evaluate_runs([run], dataset=ds, bach10=None, chorales=None, n_pairs=40, seed=0, progress=False)[str(run)]
@@ -438,14 +445,7 @@ def test_the_full_evaluation_of_a_test_only_build_leaves_out_the_cca(bundle, tmp
     # the post-hoc CCA on: the evaluation says so and measures everything else
     from training.evaluate.run import evaluate_run
 
-    ds = _fake_dataset(tmp_path / "ds", n_renders=4)
-    (ds / "valid.npz").rename(ds / "test.npz")
-    with np.load(ds / "test.npz", allow_pickle=False) as z:
-        empty = {k: z[k][:0] if z[k].ndim else z[k] for k in z.files}
-    empty.update(spec_offsets=np.zeros(1, np.int64), roll_offsets=np.zeros(1, np.int64),
-                 roll_channels=np.array(["sustain", "onset"]), frame_rate_hz=np.array(FeatureConfig().frame_rate_hz))
-    for split in ("train", "test_slow", "test_fast"):
-        np.savez(ds / f"{split}.npz", **empty)
+    ds = _test_dataset(tmp_path / "ds", empty=("train", "test_slow", "test_fast"))
     run = tmp_path / "run"
     assert training_main(["import", str(bundle[1]), "-o", str(run)]) == 0
     m = evaluate_run(run, dataset=ds, n_pairs=40, piece_eval=False, progress=False)
