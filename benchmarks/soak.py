@@ -374,18 +374,19 @@ def summarise(rec: Recorder, segments, programme_s, pieces, minutes, warmup_s, b
 # -- the run ---------------------------------------------------------------------------
 
 def run(args) -> dict:
+    from follower.bundle import read_config
+    from follower.errors import BundleError, MissingToolError
     from follower.paths import resolve_bundle
 
     corpus = Path(args.corpus)
-    # what the follower will be given is checked before an hour of programme is rendered for it
+    # what the follower will be given is checked before an hour of programme is rendered for it; the
+    # project's errors, so that module_main says them in one line with the usual exit code
     if args.index is not None and not Path(args.index).is_file():
-        sys.exit(f"error: --index {args.index}: no such index file; build one with `follower index build`")
+        raise BundleError(f"--index {args.index}: no such index file; build one with `follower index build`")
     if not Path(args.soundfont).is_file():
-        sys.exit(f"error: --soundfont {args.soundfont}: no such file; install musescore-general-soundfont-small "
-                 "or give another .sf2/.sf3")
-    if not (Path(resolve_bundle(args.bundle)) / "config.json").is_file():
-        sys.exit(f"error: --bundle {args.bundle}: not a model bundle (no config.json); give the folder "
-                 "written by `training export`")
+        raise MissingToolError(f"--soundfont {args.soundfont}: no such file; install "
+                               "musescore-general-soundfont-small or give another .sf2/.sf3")
+    read_config(resolve_bundle(args.bundle))  # "not a model bundle (no config.json)" when it is not one
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     pieces = args.pieces.split(",") if args.pieces else default_pieces(corpus, args.n_pieces, args.seed)

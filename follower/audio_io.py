@@ -265,17 +265,14 @@ class DeviceSource:
             self._blocks.put_last(EOF)
 
     def _open(self) -> None:
-        with self._lock:
-            self._open_locked()
-
-    def _open_locked(self) -> None:
-        self._generation += 1
-        generation = self._generation
-        self._stream = self._sd.InputStream(
-            device=self.device, channels=self.channels, samplerate=self.rate_hz, blocksize=self.block_frames,
-            dtype="float32", callback=lambda indata, frames, t, status: self._callback(generation, indata, status),
-            finished_callback=lambda: self._finished(generation))
-        self._stream.start()
+        with self._lock:  # reentrant: reopen calls it holding the lock
+            self._generation += 1
+            generation = self._generation
+            self._stream = self._sd.InputStream(
+                device=self.device, channels=self.channels, samplerate=self.rate_hz, blocksize=self.block_frames,
+                dtype="float32", callback=lambda indata, frames, t, status: self._callback(generation, indata, status),
+                finished_callback=lambda: self._finished(generation))
+            self._stream.start()
 
     def start(self, blocks: BlockQueue, stop: threading.Event) -> None:
         self._blocks = blocks
@@ -300,7 +297,7 @@ class DeviceSource:
                     self._sd._initialize()
                     names = [d for d in input_devices() if d["name"] == self.device_name]
                     self.device = names[0]["id"] if names else resolve_device(self._asked)
-                    self._open_locked()
+                    self._open()
                     blocks.stamp = time.monotonic()  # the stall clock starts now
                     return True
                 except Exception:  # noqa: BLE001 - not back yet (absent, busy, half-initialised): try again
