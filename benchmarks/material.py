@@ -75,10 +75,10 @@ PIANO_PROGRAMS = {"acoustic grand": 0, "bright acoustic": 1}
 @dataclass(frozen=True)
 class Item:
     name: str
-    kind: str            # "chorale", "piano" or "bach10"
+    kind: str            # "chorale", "piano", "bach10" (tuning material also "outside")
     audio: str           # path
     truth: str           # path of the truth JSON
-    corpus: str          # "chorales" or "piano"
+    corpus: str          # "chorales" or "piano" ("outside": in no index)
     piece: str           # id as the follower's index names it: MIDI path relative to the corpus folder, no extension
     midi: str            # the corpus MIDI the truth refers to
     tune_family: str     # chorales: splits.csv tune family; else the piece id
@@ -286,8 +286,22 @@ def piano_validation(n: int, seed: int) -> list[Path]:
     return [fitting[i] for i in sorted(rng.choice(len(fitting), size=min(n, len(fitting)), replace=False))]
 
 
+def tune_validation(n: int, seed: int) -> list[Path]:
+    """``n`` Nottingham tunes of the validation split (the training's hash split), drawn with ``seed``.
+
+    Folk tunes are music the chorale index does not hold: renders of them are what the
+    lock calibration learns "no piece of the corpus is playing" from.
+    """
+    from training.data.corpus import midi_corpus
+
+    valid = sorted(Path(p.source) for p in midi_corpus(paths.data_root() / "midi" / "nottingham")
+                   if p.split == "valid")
+    rng = np.random.default_rng([seed, 2000])
+    return [valid[i] for i in sorted(rng.choice(len(valid), size=min(n, len(valid)), replace=False))]
+
+
 def build_tuning(out_dir: Path, *, force: bool = False, seed: int = TUNING_SEED, piano: int = 0,
-                 from_start: bool = False) -> list[Item]:
+                 from_start: bool = False, outside: int = 0) -> list[Item]:
     """Validation-split chorale excerpts for choosing thresholds (never the test pieces).
 
     ``seed`` other than TUNING_SEED draws other excerpts and renditions (for more
@@ -297,6 +311,9 @@ def build_tuning(out_dir: Path, *, force: bool = False, seed: int = TUNING_SEED,
     as the test piano excerpts are), for rules that must hold on the piano corpus too.
     ``from_start``: the chorale excerpts begin at the piece's first note, as a concert
     performance (and Bach10) does, instead of mid-piece (``tune_start_s<seed>_NN_<id>``).
+    ``outside`` adds that many excerpts of validation-split Nottingham tunes
+    (``tune_outside_s<seed>_NN_<id>``, corpus ``outside``): music that belongs to no piece
+    of the chorale index, on the chorale excerpts' ensembles or a piano.
     """
     from tqdm import tqdm
 
@@ -331,6 +348,19 @@ def build_tuning(out_dir: Path, *, force: bool = False, seed: int = TUNING_SEED,
         pid = piece_id(midi, paths.piano_dir())
         items.append(Item(name, "piano", str(audio), str(truth), "piano", pid, str(midi), pid,
                           float(sf.info(audio).duration)))
+    ensembles = {**CHORALE_ENSEMBLES, "acoustic grand": [0]}
+    for k, midi in enumerate(tqdm(tune_validation(outside, seed) if outside else [],
+                                  desc="rendering outside tuning material", unit="excerpt")):
+        rng = np.random.default_rng([seed, 2000 + k])  # apart from the other streams
+        instruments = list(ensembles)[rng.integers(len(ensembles))]
+        name = f"tune_outside_s{seed}_{k:02d}_{midi.stem}"
+        audio, truth = out_dir / f"{name}.flac", out_dir / f"{name}.truth.json"
+        if force or not (audio.exists() and truth.exists()):
+            render_item(midi, audio, truth, rng, programs=ensembles[instruments], instruments=instruments,
+                        start_frac=(0.0, 0.3), length_s=(25.0, 40.0), base_tempo=(0.65, 1.15))
+        tid = f"nottingham/{midi.stem}"
+        items.append(Item(name, "outside", str(audio), str(truth), "outside", tid, str(midi), tid,
+                          float(sf.info(audio).duration)))
     (out_dir / "manifest.json").write_text(json.dumps([asdict(i) for i in items], indent=1))
     return items
 
@@ -361,16 +391,21 @@ def main(argv=None) -> int:
                         help="tuning set only: also this many validation-split piano excerpts (default 0)")
     parser.add_argument("--from-start", action="store_true",
                         help="tuning set only: chorale excerpts that begin at the piece's first note")
+    parser.add_argument("--outside", type=int, default=0,
+                        help="tuning set only: also this many excerpts of validation-split Nottingham tunes, "
+                             "music outside the chorale index (default 0)")
     args = parser.parse_args(argv)
-    if (args.seed != TUNING_SEED or args.piano or args.from_start) and args.set != "tuning":
-        print("--seed, --piano, --from-start: only for --set tuning (the test material is fixed)", file=sys.stderr)
+    if (args.seed != TUNING_SEED or args.piano or args.from_start or args.outside) and args.set != "tuning":
+        print("--seed, --piano, --from-start, --outside: only for --set tuning (the test material is fixed)",
+              file=sys.stderr)
         return 2
-    if args.piano < 0:
-        print("--piano: a number of excerpts, >= 0", file=sys.stderr)
+    if args.piano < 0 or args.outside < 0:
+        print("--piano, --outside: a number of excerpts, >= 0", file=sys.stderr)
         return 2
     if args.set == "tuning":
         out = args.out or paths.work_dir() / "tuning"
-        items = build_tuning(out, force=args.force, seed=args.seed, piano=args.piano, from_start=args.from_start)
+        items = build_tuning(out, force=args.force, seed=args.seed, piano=args.piano, from_start=args.from_start,
+                             outside=args.outside)
     else:
         out = args.out or paths.work_dir() / "material"
         items = build(out, force=args.force)

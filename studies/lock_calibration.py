@@ -17,6 +17,11 @@
     python -m studies.lock_calibration --material TUNING[,TUNING2...] --index INDEX \\
         [--piano-index PIANO_INDEX] --traces TRACES.json -o OUT.json
 
+Material of music outside the corpus (``benchmarks.material --set tuning --outside N``:
+folk tunes the chorale index does not hold) is replayed against the chorale index; every
+update of it that names a piece is a sample of a wrong piece, and any lock on it is a
+wrong lock (reported apart, as ``outside_locked``).
+
 Never give it the benchmark's test material: what it fits is shipped.
 """
 
@@ -31,6 +36,16 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+
+OUTSIDE = "outside"  # the corpus of material that is in no index
+
+
+def _study_tunes() -> set:
+    """The outside tunes of ``studies.outside_follow``'s default programme, as piece ids."""
+    from . import outside_follow
+
+    return {f"nottingham/{t.stem}" for t in outside_follow.default_outside_tunes()}
 
 
 class _Recorder:
@@ -72,10 +87,12 @@ def record(bundle, indexes: dict, items, traces: Path, config=None) -> dict:
     for item in items:
         if item["name"] in done:
             continue
-        index = indexes[item["corpus"]]
+        index = indexes["chorales" if item["corpus"] == OUTSIDE else item["corpus"]]
         ids = {str(p): i for i, p in enumerate(index.piece_ids)}
         steps = record_item(bundle, index, item["audio"], config)
-        done[item["name"]] = {"piece": ids[item["piece"]], "piece_id": item["piece"], "steps": steps,
+        # music outside the corpus plays no piece of the index: None, which no piece is the same as
+        piece = None if item["corpus"] == OUTSIDE else ids[item["piece"]]
+        done[item["name"]] = {"piece": piece, "piece_id": item["piece"], "steps": steps,
                               "partial_encoder": bundle.audio_partial is not None}
         traces.parent.mkdir(parents=True, exist_ok=True)
         save_traces(done, traces)
@@ -193,7 +210,29 @@ def first_lock(trace, config) -> tuple[float, bool, str]:
     return float("inf"), False, ""
 
 
-def summary_of(locks) -> dict:
+def summary_of(locks, outside=()) -> dict:
+    """Lock times of the items of corpus pieces (``locks``) and, apart, how many of the items of
+    music outside the corpus (``outside``, their first locks) were locked at all."""
+    summary = _summary_inside(locks)
+    summary["outside_items"] = len(outside)
+    summary["outside_locked"] = int(sum(np.isfinite(t) for t, _, _ in outside))
+    summary["rules"] = sorted(set(summary["rules"]) | {r for _, _, r in outside if r})
+    return summary
+
+
+def _summary(traces: dict, names, locks) -> dict:
+    """:func:`summary_of` with the items split by whether they play a piece of the index."""
+    inside = [lk for n, lk in zip(names, locks) if traces[n]["piece"] is not None]
+    return summary_of(inside, [lk for n, lk in zip(names, locks) if traces[n]["piece"] is None])
+
+
+def _outside_text(row: dict) -> str:
+    return f" outside locked {row['outside_locked']}/{row['outside_items']}" if row["outside_items"] else ""
+
+
+def _summary_inside(locks) -> dict:
+    if not locks:
+        return {"median_s": float("nan"), "p90_s": float("nan"), "wrong": 0, "never": 0, "rules": []}
     times = np.array([t for t, _, _ in locks])
     right = [ok for t, ok, _ in locks if np.isfinite(t)]
     ok_times = np.array([t if ok else np.inf for t, ok, _ in locks])
@@ -257,6 +296,13 @@ def _run(args) -> int:
         indexes["piano"] = load_index(args.piano_index)
     for item in items:
         index = indexes.get(item["corpus"])
+        if item["corpus"] == OUTSIDE:
+            if "chorales" in indexes and item["piece"] in set(map(str, indexes["chorales"].piece_ids)):
+                raise ConfigError(f"{item['name']}: {item['piece']} is in the chorale index, not outside it")
+            if item["piece"] in _study_tunes():
+                raise ConfigError(f"{item['name']}: {item['piece']} is one of studies.outside_follow's tunes; "
+                                  "the calibration must not learn the tunes that study measures")
+            continue
         if index is None or item["piece"] not in set(map(str, index.piece_ids)):
             raise ConfigError(f"{item['name']}: no index given holds {item['piece']} (--index, --piano-index)")
     config = shipped_config(args.template_weight)
@@ -300,11 +346,16 @@ def evaluate(traces: dict, shipped=None) -> dict:
     out = {"reliability": table}
     for label, config in (("without", dataclasses.replace(shipped, calibration=None)), ("with", shipped)):
         locks = [first_lock(traces[n], config) for n in names]
-        out[label] = {**summary_of(locks), "items": {n: [round(t, 2), ok, r] for n, (t, ok, r) in zip(names, locks)}}
+        out[label] = {**_summary(traces, names, locks),
+                      "items": {n: [round(t, 2), ok, r] for n, (t, ok, r) in zip(names, locks)}}
         print(f"{label} the calibrated rule: median {out[label]['median_s']:.2f} p90 {out[label]['p90_s']:.2f} "
-              f"wrong {out[label]['wrong']} never {out[label]['never']} {out[label]['rules']}")
+              f"wrong {out[label]['wrong']} never {out[label]['never']}{_outside_text(out[label])} "
+              f"{out[label]['rules']}")
         for n, (t, ok, r) in zip(names, locks):
-            if not ok:
+            if traces[n]["piece"] is None:  # music outside the corpus: any lock is wrong, none is right
+                if np.isfinite(t):
+                    print(f"   {n}: outside the corpus, locked at {t:.2f} s ({r})")
+            elif not ok:
                 print(f"   {n}: {'wrong piece' if np.isfinite(t) else 'no lock'} at {t:.2f} s ({r})")
     return out
 
@@ -340,28 +391,28 @@ def study(traces: dict, shipped=None, *, thresholds=(0.9, 0.95, 0.97, 0.98, 0.99
         print(f"  {row['bin']:>14} {row['updates']:6d} predicted {row['predicted']:.3f} observed {row['observed']:.3f}")
 
     shipped = shipped or shipped_config()
-    baseline = summary_of([first_lock(traces[n], dataclasses.replace(shipped, calibration=None, rerank_min_p=0.0))
-                           for n in names])
+    baseline = _summary(traces, names, [first_lock(traces[n], dataclasses.replace(
+        shipped, calibration=None, rerank_min_p=0.0)) for n in names])
     print("the other rules alone:", {k: v for k, v in baseline.items() if k != "items"})
     grid = []
     for thr in thresholds:
         for hold in holds:
             locks = [first_lock(traces[n], dataclasses.replace(
                 shipped, calibration=held[_group(traces[n])], calibrated_p=thr, calibrated_s=hold)) for n in names]
-            row = {"p": thr, "hold_s": hold, **summary_of(locks),
+            row = {"p": thr, "hold_s": hold, **_summary(traces, names, locks),
                    "items": {n: [round(t, 2), ok, r] for n, (t, ok, r) in zip(names, locks)}}
             grid.append(row)
             print(f"p >= {thr} for {hold} s: median {row['median_s']:.2f} p90 {row['p90_s']:.2f} "
-                  f"wrong {row['wrong']} never {row['never']} {row['rules']}", flush=True)
+                  f"wrong {row['wrong']} never {row['never']}{_outside_text(row)} {row['rules']}", flush=True)
     gate = []
     for p_min in rerank_min_p:  # the re-rank rule backed by the held-out P, the calibrated rule as shipped
         locks = [first_lock(traces[n], dataclasses.replace(
             shipped, calibration=held[_group(traces[n])], rerank_min_p=p_min)) for n in names]
-        row = {"rerank_min_p": p_min, **summary_of(locks),
+        row = {"rerank_min_p": p_min, **_summary(traces, names, locks),
                "items": {n: [round(t, 2), ok, r] for n, (t, ok, r) in zip(names, locks)}}
         gate.append(row)
         print(f"re-rank rule needs P >= {p_min}: median {row['median_s']:.2f} p90 {row['p90_s']:.2f} "
-              f"wrong {row['wrong']} never {row['never']} {row['rules']}", flush=True)
+              f"wrong {row['wrong']} never {row['never']}{_outside_text(row)} {row['rules']}", flush=True)
     return {"features": list(__import__("follower.confidence", fromlist=["FEATURES"]).FEATURES),
             "bias": bias, "weights": weights, "items": names, "samples": int(len(y)),
             "reliability_held_out": table, "without": baseline, "grid": grid, "rerank_gate": gate}

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 PIECE_S = 60.0
+DEFAULTS = {"seed": 3, "pieces": 6, "outside": 4}  # the programme the study reports
 
 
 TAKEN: list = []  # (t_s, kind, rule, piece) of every lock and switch the policy took, in order
@@ -99,15 +100,31 @@ def replay(make_engine, audio: np.ndarray, rate: float) -> list[dict]:
     return out
 
 
-def build(corpus: Path, tunes: Path, soundfont: str, seed: int, n_pieces: int, n_outside: int):
-    from benchmarks.soak import RATE, Segment, _render, room_tone
-
+def draw(corpus: Path, tunes: Path, seed: int, n_pieces: int, n_outside: int, rng=None):
+    """(chorale ids, outside tune paths) of the programme of ``seed``."""
+    rng = rng if rng is not None else np.random.default_rng(seed)
     rows = list(csv.DictReader(open(corpus / "splits.csv")))
     valid = sorted(Path(r["file"]).stem for r in rows if r["split"] == "valid")
-    rng = np.random.default_rng(seed)
     pieces = [valid[i] for i in rng.choice(len(valid), n_pieces, replace=False)]
     others = sorted(p for p in tunes.glob("*.mid") if not p.name.startswith("ashover1."))  # not the soak's
     outside = [others[i] for i in rng.choice(len(others), n_outside, replace=False)]
+    return pieces, outside
+
+
+def default_outside_tunes() -> list[Path]:
+    """The outside tunes of the default programme (what the lock calibration must never learn)."""
+    from benchmarks import paths
+
+    _, outside = draw(paths.chorale_dir(), paths.data_root() / "midi" / "nottingham", DEFAULTS["seed"],
+                      DEFAULTS["pieces"], DEFAULTS["outside"])
+    return outside
+
+
+def build(corpus: Path, tunes: Path, soundfont: str, seed: int, n_pieces: int, n_outside: int):
+    from benchmarks.soak import RATE, Segment, _render, room_tone
+
+    rng = np.random.default_rng(seed)
+    pieces, outside = draw(corpus, tunes, seed, n_pieces, n_outside, rng)
     ensembles = [[0, 0, 0, 0], [73, 71, 41, 70], [52, 52, 52, 52], [40, 41, 42, 43], [19, 19, 19, 19]]
     parts, segments, t = [], [], 0.0
 
@@ -180,9 +197,9 @@ def main(argv=None) -> int:
     p.add_argument("--corpus", default=str(paths.chorale_dir()))
     p.add_argument("--tunes", default=str(paths.data_root() / "midi" / "nottingham"))
     p.add_argument("--soundfont", default="/usr/share/sounds/sf3/MuseScore_General_Lite.sf3")
-    p.add_argument("--seed", type=int, default=3)
-    p.add_argument("--pieces", type=int, default=6)
-    p.add_argument("--outside", type=int, default=4)
+    p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    p.add_argument("--pieces", type=int, default=DEFAULTS["pieces"])
+    p.add_argument("--outside", type=int, default=DEFAULTS["outside"])
     p.add_argument("--cache", default=str(paths.work_dir() / "outside_follow"), help="the rendered programme")
     p.add_argument("--tuning", default=None, help="also run this tuning manifest (benchmarks.material --set tuning)")
     p.add_argument("--items-only", action="store_true", help="only the --tuning manifest's items, not the programme")

@@ -146,6 +146,8 @@ def test_a_jump_rendition_plays_its_two_segments_and_says_where_it_jumps(tmp_pat
     (["--set", "test", "--piano", "2"], "only for --set tuning"),
     (["--set", "tuning", "--piano", "-1"], "--piano"),
     (["--set", "test", "--from-start"], "only for --set tuning"),
+    (["--set", "test", "--outside", "4"], "only for --set tuning"),
+    (["--set", "tuning", "--outside", "-2"], "--outside"),
 ])
 def test_tuning_options_refuse_what_they_cannot_do_in_one_line(args, message, tmp_path, capsys):
     from benchmarks.material import main
@@ -185,3 +187,19 @@ def test_tuning_excerpts_from_the_start_begin_at_the_first_note(tmp_path):
     render_item(midi, tmp_path / "t.flac", truth_path, np.random.default_rng(3), programs=[0], instruments="piano",
                 start_frac=(0.0, 0.0), length_s=(10.0, 10.0), base_tempo=(0.8, 1.0))
     assert load_truth(truth_path).audio_to_midi(0.0) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_outside_tuning_tunes_are_validation_tunes_the_outside_study_never_plays():
+    from benchmarks import paths
+    from benchmarks.material import tune_validation
+
+    tunes = paths.data_root() / "midi" / "nottingham"
+    if not tunes.is_dir() or not (paths.chorale_dir() / "splits.csv").is_file():
+        pytest.skip("the Nottingham or chorale corpus is absent")
+    from studies.outside_follow import default_outside_tunes
+    from training.data.corpus import midi_corpus
+
+    valid = {str(p.source) for p in midi_corpus(tunes) if p.split == "valid"}
+    picked = tune_validation(24, 8)
+    assert len(picked) == 24 and {str(m) for m in picked} <= valid
+    assert not {m.name for m in picked} & {m.name for m in default_outside_tunes()}

@@ -63,3 +63,22 @@ def test_traces_round_trip_through_json(tmp_path):
     assert s2 == Scores(state="searching", piece=None, ranked=(3, 7), support={3: 2.5, 7: 1.0},
                         where={3: (12.0, 0.9), 7: (1.5, 1.1)}, history_s=2.2, last_sound_t_s=4.0,
                         reranked=((3, 9.1, 12.0, 0.9),), same_as={7: 3})
+
+
+def test_music_outside_the_corpus_is_a_wrong_piece_in_every_update_and_its_locks_are_counted_apart():
+    from follower.policy import Scores
+    from studies.lock_calibration import _summary, samples
+
+    s = Scores(state="searching", piece=None, ranked=(3, 7), support={3: 2.5, 7: 1.0},
+               where={3: (12.0, 0.9), 7: (1.5, 1.1)}, history_s=2.2, last_sound_t_s=4.0,
+               reranked=((3, 9.1, 12.0, 0.9),), same_as={})
+    outside = {"piece": None, "piece_id": "nottingham/jigs1", "steps": [(t, s, (3, 2.0, t)) for t in (4.0, 4.05)]}
+    inside = {"piece": 3, "piece_id": "bwv1", "steps": outside["steps"]}
+    assert list(samples(outside)[2]) == [False, False]
+    assert list(samples(inside)[2]) == [True, True]
+    traces = {"a": inside, "b": outside, "c": dict(outside, piece_id="nottingham/jigs2")}
+    locks = [(4.0, True, "calibrated"), (6.0, False, "rerank"), (float("inf"), False, "")]
+    row = _summary(traces, ["a", "b", "c"], locks)
+    # the outside items neither count as wrong corpus locks nor as corpus items never locked
+    assert row["wrong"] == 0 and row["never"] == 0 and row["median_s"] == 4.0
+    assert row["outside_items"] == 2 and row["outside_locked"] == 1 and row["rules"] == ["calibrated", "rerank"]
