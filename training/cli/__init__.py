@@ -4,8 +4,8 @@ import sys
 
 from follower.cliutil import main_for
 
-from . import (corpus, dataset, distill, evaluate, export, partial_audio, quantize, quantize_shared, shared_head,
-               train)
+from . import (blend, corpus, dataset, distill, evaluate, export, partial_audio, quantize, quantize_shared,
+               shared_head, train)
 
 DESCRIPTION = """\
 Offline pipeline of the score follower (Dorfer et al. 2018, with MIDI piano rolls),
@@ -18,6 +18,7 @@ from a MIDI corpus to the model bundle the follower loads:
   training cca RUN -o RUN_CCA               (optional: the paper's CCA layer, fitted post hoc)
   training evaluate RUN                  4. snippet retrieval and piece identification, synthesized + Bach10
   training evaluate RUN RUN ...             (compare runs in one table)
+  training blend RUN_A RUN_B -o RUN        (average a fine-tune with its starting point)
   training export RUN -o exported/NAME   5. ONNX encoders + config.json + metrics.json
   training quantize BUNDLE -o OUT --audio FILE...  (optional: int8 audio encoder, faster updates)
   training distill BUNDLE -o OUT --corpus DIR...    (optional: small score encoder, faster index builds)
@@ -29,7 +30,7 @@ then: follower index build CORPUS -o exported/NAME/NAME.index.npz --bundle expor
 """
 
 COMMAND_MODULES = [corpus, dataset, train, evaluate, export, quantize, distill, shared_head, quantize_shared,
-                   partial_audio]
+                   partial_audio, blend]
 
 
 def main(argv=None) -> int:
