@@ -178,10 +178,12 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-2, weight=None,
     return float(bias), tuple(float(v) for v in weights)
 
 
-def _item_weights(groups: np.ndarray) -> np.ndarray:
-    """Every item weighs the same in the fit, however long it is."""
+def _item_weights(groups: np.ndarray, outside: np.ndarray | None = None, outside_weight: float = 1.0) -> np.ndarray:
+    """Every piece weighs the same in the fit, however many items and updates it has; a piece
+    outside the corpus (``outside``: a mask of the samples) weighs ``outside_weight`` of that."""
     _, inv, counts = np.unique(groups, return_inverse=True, return_counts=True)
-    return 1.0 / counts[inv]
+    w = 1.0 / counts[inv]
+    return w if outside is None else np.where(outside, w * outside_weight, w)
 
 
 def reliability(p: np.ndarray, y: np.ndarray, edges=(0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 0.97, 0.99, 1.0001)) -> list:
@@ -261,6 +263,10 @@ def main(argv=None) -> int:
                    help="replay with this EngineConfig.rerank_template_weight (note-template evidence in the "
                         "re-ranking, docs/improvements.md (n); default: the engine's); 0 replays and judges the "
                         "engine of the embeddings alone (follower.engine.templates_off); give each its own --traces")
+    p.add_argument("--outside-weight", type=float, default=1.0,
+                   help="weight of a piece outside the corpus in the fit, relative to a corpus piece (default 1); "
+                        "lower trades fewer early locks on music outside the corpus for later locks on the "
+                        "corpus (docs/improvements.md (hh))")
     p.add_argument("--engine", default=None,
                    help="EngineConfig fields to replace for the replay, as JSON (e.g. '{\"rerank_offered\": 8}')")
     p.add_argument("--debug", action="store_true")
@@ -312,7 +318,9 @@ def _run(args) -> int:
     if args.record_only:
         return 0
     chosen = {it["name"]: traces[it["name"]] for it in items}
-    result = evaluate(chosen, config) if args.evaluate else study(chosen, config)
+    if not 0.0 <= args.outside_weight:
+        raise ConfigError(f"--outside-weight {args.outside_weight}: give a weight of 0 or more")
+    result = evaluate(chosen, config) if args.evaluate else study(chosen, config, outside_weight=args.outside_weight)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=1, default=float) + "\n")
@@ -366,9 +374,10 @@ def _group(trace) -> str:
 
 
 def study(traces: dict, shipped=None, *, thresholds=(0.9, 0.95, 0.97, 0.98, 0.99, 0.995),
-          holds=(0.0, 0.25, 0.5, 1.0), rerank_min_p=(0.0, 0.8, 0.85, 0.9, 0.95)) -> dict:
+          holds=(0.0, 0.25, 0.5, 1.0), rerank_min_p=(0.0, 0.8, 0.85, 0.9, 0.95), outside_weight: float = 1.0) -> dict:
     """Fit on all items; held out by piece: reliability, and the first locks under each calibrated
-    threshold and hold, and under each P the re-rank rule's leader needs (``rerank_min_p``)."""
+    threshold and hold, and under each P the re-rank rule's leader needs (``rerank_min_p``).
+    Pieces outside the corpus weigh ``outside_weight`` of a corpus piece in the fit."""
     from follower.confidence import Calibration
 
     names = sorted(traces)
@@ -376,14 +385,20 @@ def study(traces: dict, shipped=None, *, thresholds=(0.9, 0.95, 0.97, 0.98, 0.99
     x = np.concatenate([data[n][1] for n in names])
     y = np.concatenate([data[n][2] for n in names])
     groups = np.concatenate([[_group(traces[n])] * len(data[n][2]) for n in names])
-    bias, weights = fit_logistic(x, y, weight=_item_weights(groups))
+    outside = np.concatenate([[traces[n]["piece"] is None] * len(data[n][2]) for n in names]).astype(bool)
+
+    def weight(m):
+        return _item_weights(groups[m], outside[m], outside_weight)
+
+    everything = np.ones(len(y), bool)
+    bias, weights = fit_logistic(x, y, weight=weight(everything))
     print("fit on all:", round(bias, 4), [round(w, 4) for w in weights])
 
     # held out: each piece scored by a model fitted without it
     held = {}
     for piece in np.unique(groups):
         m = groups != piece
-        held[piece] = Calibration(*fit_logistic(x[m], y[m], weight=_item_weights(groups[m])))
+        held[piece] = Calibration(*fit_logistic(x[m], y[m], weight=weight(m)))
     p_held = np.concatenate([[held[_group(traces[n])].probability(f) for f in data[n][1]] for n in names])
     table = reliability(p_held, y)
     print("reliability (held-out pieces):")
@@ -414,7 +429,7 @@ def study(traces: dict, shipped=None, *, thresholds=(0.9, 0.95, 0.97, 0.98, 0.99
         print(f"re-rank rule needs P >= {p_min}: median {row['median_s']:.2f} p90 {row['p90_s']:.2f} "
               f"wrong {row['wrong']} never {row['never']}{_outside_text(row)} {row['rules']}", flush=True)
     return {"features": list(__import__("follower.confidence", fromlist=["FEATURES"]).FEATURES),
-            "bias": bias, "weights": weights, "items": names, "samples": int(len(y)),
+            "bias": bias, "weights": weights, "outside_weight": outside_weight, "items": names, "samples": int(len(y)),
             "reliability_held_out": table, "without": baseline, "grid": grid, "rerank_gate": gate}
 
 

@@ -76,14 +76,15 @@ def patch() -> None:
     P.LockPolicy._locked = _recorded
 
 
-def engine_factory(bundle_dir: str, variant: str):
-    """``make_engine(rate)`` of the shipped bundle and index, with ``variant``'s settings."""
+def engine_factory(bundle_dir: str, variant: str, open_programme: bool = False):
+    """``make_engine(rate)`` of the shipped bundle and index, with ``variant``'s settings (and the
+    lock of ``--open-programme``)."""
     from dataclasses import replace
 
     from follower import runner
     from follower.engine import Engine
 
-    base = runner.load(runner.RunOptions(bundle_dir=bundle_dir, console=False))
+    base = runner.load(runner.RunOptions(bundle_dir=bundle_dir, console=False, open_programme=open_programme))
     probe = base(22050.0)
     config = replace(probe.config, **SETTINGS[variant])
     return lambda rate: Engine(probe.bundle, probe.index, input_rate_hz=rate, config=config)
@@ -202,6 +203,8 @@ def main(argv=None) -> int:
     p.add_argument("--outside", type=int, default=DEFAULTS["outside"])
     p.add_argument("--cache", default=str(paths.work_dir() / "outside_follow"), help="the rendered programme")
     p.add_argument("--tuning", default=None, help="also run this tuning manifest (benchmarks.material --set tuning)")
+    p.add_argument("--open-programme", action="store_true",
+                   help="the engine as `follower replay --open-programme` runs it")
     p.add_argument("--items-only", action="store_true", help="only the --tuning manifest's items, not the programme")
     args = p.parse_args(argv)
 
@@ -218,9 +221,9 @@ def main(argv=None) -> int:
     audio = np.load(cache / "audio.npy", allow_pickle=False)
     segments = [Segment(**s) for s in json.loads((cache / "segments.json").read_text())]
     patch()
-    make_engine = engine_factory(args.bundle, args.variant)
+    make_engine = engine_factory(args.bundle, args.variant, args.open_programme)
     t0 = time.process_time()
-    result = {"variant": args.variant}
+    result = {"variant": args.variant, "open_programme": args.open_programme}
     if not args.items_only:
         records = replay(make_engine, audio, RATE)
         result.update(segments=[s.__dict__ for s in segments], **programme_figures(records, segments))

@@ -87,3 +87,14 @@ def test_run_stops_at_duration_and_writes_json_lines_and_the_console(chroma_bund
     out, err = capsys.readouterr()
     assert out.splitlines() == ["    0.0s  searching", "    1.1s  searching"]  # a line a second off a terminal
     assert err.startswith("stats: 40 updates over 2.0 s of audio") and "OSC sent" in err
+
+
+def test_open_programme_locks_with_the_calibration_fitted_on_music_outside_the_index(chroma_bundle,
+                                                                                    corpus_index):
+    from follower.confidence import FITTED_OPEN
+
+    assert options("--open-programme").open_programme and not options().open_programme
+    o = dataclasses.replace(options("--open-programme"), bundle_dir=str(chroma_bundle),
+                            index_path=str(corpus_index))
+    assert load(o)(22050.0).config.calibration == FITTED_OPEN
+    assert load(dataclasses.replace(o, open_programme=False))(22050.0).config.calibration != FITTED_OPEN

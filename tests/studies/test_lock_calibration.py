@@ -27,6 +27,14 @@ def test_every_item_weighs_the_same():
     assert np.allclose(w, [0.25] * 4 + [1.0])
 
 
+def test_a_piece_outside_the_corpus_weighs_its_share():
+    groups = np.array(["bwv1", "bwv1", "jig", "jig", "reel"])
+    outside = np.array([False, False, True, True, True])
+    w = _item_weights(groups, outside, 0.1)
+    assert np.allclose(w, [0.5, 0.5, 0.05, 0.05, 0.1])
+    assert np.allclose(_item_weights(groups, outside), _item_weights(groups))  # weight 1: as any piece
+
+
 def test_reliability_bins_predicted_against_observed():
     p = np.array([0.05, 0.05, 0.95, 0.95, 0.995])
     y = np.array([False, True, True, True, True])
