@@ -41,3 +41,20 @@ def load_best(run_dir, *, file_name: str = BEST):
         raise ConfigError(f"{path}: not a readable training checkpoint ({e}); retrain or pick another run") from e
     return (model.eval(), SnippetConfig.from_dict(state["snippet_config"]),
             FeatureConfig.from_dict(state["feature_config"]), dict(state.get("training_info", {})))
+
+
+def write_run(out, model, snippets: SnippetConfig, features: FeatureConfig, info: dict, state=None) -> Path:
+    """RUN/best.pt and RUN/run.json of weights made outside the training loop (an imported bundle,
+    a blend): ``model``'s settings with ``state`` (default: its own weights)."""
+    import json
+
+    import torch
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {"model_config": model.config.to_dict(), "snippet_config": snippets.to_dict(),
+                "feature_config": features.to_dict()}
+    torch.save({**settings, "model_state": model.state_dict() if state is None else state, "training_info": info},
+               out / BEST)
+    (out / RUN_JSON).write_text(json.dumps({**settings, "info": info}, indent=2, default=str) + "\n")
+    return out / BEST

@@ -45,14 +45,9 @@ def blend_states(a: dict, b: dict, weight: float) -> dict:
 
 
 def run(args) -> int:
-    import json
-    from pathlib import Path
-
-    import torch
-
     from follower.errors import ConfigError
 
-    from ..run_dir import BEST, RUN_JSON, load_best
+    from ..run_dir import load_best, write_run
 
     if not 0.0 <= args.weight <= 1.0:
         raise ConfigError(f"--weight {args.weight}: give a share of B between 0 and 1")
@@ -65,12 +60,6 @@ def run(args) -> int:
     except ValueError as e:
         raise ConfigError(f"{args.a} and {args.b} cannot be blended: {e}") from e
     info = dict(ib, blend={"a": str(args.a), "b": str(args.b), "weight_b": args.weight, "a_info": ia})
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save({"model_config": mb.config.to_dict(), "model_state": state, "snippet_config": sb.to_dict(),
-                "feature_config": fb.to_dict(), "training_info": info}, out / BEST)
-    (out / RUN_JSON).write_text(json.dumps({"model_config": mb.config.to_dict(), "snippet_config": sb.to_dict(),
-                                            "feature_config": fb.to_dict(), "info": info}, indent=2,
-                                           default=str) + "\n")
-    print(f"wrote {out}/{BEST}: {1 - args.weight:g} x {args.a} + {args.weight:g} x {args.b}")
+    best = write_run(args.out, mb, sb, fb, info, state=state)
+    print(f"wrote {best}: {1 - args.weight:g} x {args.a} + {args.weight:g} x {args.b}")
     return 0

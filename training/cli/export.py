@@ -35,25 +35,16 @@ def register(subparsers) -> None:
 
 
 def run_import(args) -> int:
-    import json
     from pathlib import Path
 
-    import torch
-
     from ..model.from_onnx import model_from_bundle
-    from ..run_dir import BEST, RUN_JSON
+    from ..run_dir import write_run
 
     model, snippets, features, info = model_from_bundle(args.bundle)
     if args.dataset:
         info["dataset"] = str(Path(args.dataset).resolve())
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save({"model_config": model.config.to_dict(), "model_state": model.state_dict(),
-                "snippet_config": snippets.to_dict(), "feature_config": features.to_dict(),
-                "training_info": info}, out / BEST)
-    (out / RUN_JSON).write_text(json.dumps({"model_config": model.config.to_dict(), "snippet_config": snippets.to_dict(),
-                                            "feature_config": features.to_dict(), "info": info}, indent=2) + "\n")
-    print(f"wrote {out}/{BEST} from {args.bundle} (fingerprint {info['from_bundle']['fingerprint']}, "
+    best = write_run(args.out, model, snippets, features, info)
+    print(f"wrote {best} from {args.bundle} (fingerprint {info['from_bundle']['fingerprint']}, "
           f"torch vs onnx max diff {max(info['from_bundle']['max_abs_diff_vs_onnx'].values()):.1e})")
     return 0
 
