@@ -20,6 +20,9 @@ that part of the engine buys:
 * ``no note templates``: the re-ranking of the embeddings alone, with the lock rules as
   fitted for it (``follower.engine.templates_off``: the engine as it shipped before the
   note templates, docs/improvements.md (n));
+* ``open programme``: not a part turned off but the option ``--open-programme``: the lock
+  calibrated on music outside the index too (``follower.confidence.FITTED_OPEN``), which
+  names indexed pieces later (docs/improvements.md (hh));
 * ``order-free voting``: the paper's piece identification run online (every window's
   neighbours vote for their piece, no time order; ``studies.decoders.run_voting``).
 
@@ -38,7 +41,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from follower.confidence import FITTED_EMBEDDINGS
+from follower.confidence import FITTED_EMBEDDINGS, FITTED_OPEN
 
 from . import paths
 from .material import Item
@@ -55,6 +58,7 @@ VARIANTS = {
     # as follower.engine.templates_off(): the lock rules as fitted for the embeddings alone
     "no note templates": {"rerank_template_weight": 0.0, "calibration": FITTED_EMBEDDINGS, "rerank_min_p": 0.0,
                           "rerank_lock_s": 0.25, "rerank_offered": 4},
+    "open programme": {"calibration": FITTED_OPEN},  # follower replay --open-programme
     "order-free voting": None,
 }
 

@@ -45,3 +45,12 @@ def test_the_no_templates_variant_is_the_engine_templates_off_gives():
 
     assert replace(EngineConfig(), **VARIANTS["no note templates"]) == templates_off()
     assert EngineConfig().rerank_template_weight > 0  # (the shipped engine has them on)
+
+
+
+def test_the_open_programme_variant_differs_from_the_shipped_engine_by_its_lock_alone():
+    from follower.confidence import FITTED, FITTED_OPEN
+
+    open_engine = replace(EngineConfig(), **VARIANTS["open programme"])
+    assert open_engine.calibration == FITTED_OPEN != FITTED == EngineConfig().calibration  # (runner: --open-programme)
+    assert replace(open_engine, calibration=FITTED) == EngineConfig()
