@@ -20,9 +20,9 @@ that part of the engine buys:
 * ``no note templates``: the re-ranking of the embeddings alone, with the lock rules as
   fitted for it (``follower.engine.templates_off``: the engine as it shipped before the
   note templates, docs/improvements.md (n));
-* ``open programme``: not a part turned off but the option ``--open-programme``: the lock
-  calibrated on music outside the index too (``follower.confidence.FITTED_OPEN``), which
-  names indexed pieces later (docs/improvements.md (hh));
+* ``open programme``: not a part turned off but the option ``--open-programme``
+  (``follower.engine.open_programme``): the lock calibrated on music outside the index too,
+  every lock rule backed by its P, which names indexed pieces later (docs/improvements.md (hh));
 * ``order-free voting``: the paper's piece identification run online (every window's
   neighbours vote for their piece, no time order; ``studies.decoders.run_voting``).
 
@@ -58,7 +58,7 @@ VARIANTS = {
     # as follower.engine.templates_off(): the lock rules as fitted for the embeddings alone
     "no note templates": {"rerank_template_weight": 0.0, "calibration": FITTED_EMBEDDINGS, "rerank_min_p": 0.0,
                           "rerank_lock_s": 0.25, "rerank_offered": 4},
-    "open programme": {"calibration": FITTED_OPEN},  # follower replay --open-programme
+    "open programme": {"calibration": FITTED_OPEN, "rules_min_p": 0.9},  # = follower.engine.open_programme()
     "order-free voting": None,
 }
 

@@ -59,6 +59,7 @@ lags the newest sample by half a frame (46 ms).
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -84,6 +85,12 @@ __all__ = ["Engine", "EngineConfig", "Update", "templates_off", "SEARCHING", "FO
 # by every piece it ever locked (0.22 MB each, traced, for the chorales; an hour's soak whose music outside
 # the corpus was "followed" as 17 new pieces after its warm-up grew 6.3 MB).
 PIECES_KEPT = 8
+
+# How well the music heard matches anything in the index at all: the mean best cosine of the sounding
+# updates of the last this many seconds (Scores.match_cos). Every other view of the lock is relative
+# (one candidate against the others); music outside the index scores low here (bundle v3: about 0.68
+# for folk tunes against the chorale index, 0.87-0.90 for the real Bach10 recordings; docs/improvements.md (ii)).
+MATCH_WINDOW_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -156,6 +163,9 @@ class EngineConfig:
     # the fused scores reach rerank_min_zs sooner, on piano also for wrong pieces (5 of 8 validation
     # excerpts locked wrong by this rule alone); chosen on validation renders (docs/improvements.md (n))
     rerank_min_p: float = 0.9
+    # ... and the path and votes rules the same, where > 0: the calibrated P must name their piece at this
+    # level (0: not asked, as shipped; --open-programme asks it, docs/improvements.md (hh))
+    rules_min_p: float = 0.0
     # note-template evidence in the re-ranking (follower.note_evidence): score = embedding alignment +
     # weight * template alignment; 0 = off. It changes the scores the calibrated lock reads: the
     # calibration is fitted with it on (follower.confidence.FITTED); templates_off() below gives
@@ -184,6 +194,16 @@ def for_bundle(config: EngineConfig, has_partial_encoder: bool) -> EngineConfig:
     if config.calibration == FITTED and not has_partial_encoder:
         return replace(config, calibration=FITTED_FULL_WINDOWS)
     return config
+
+
+def open_programme(config: EngineConfig | None = None) -> EngineConfig:
+    """``config`` (default: the shipped one) for a programme that may hold music outside the index
+    (``--open-programme``): the lock calibrated on such music too, and the path and votes rules backed by
+    its P as the re-rank rule is (docs/improvements.md (hh))."""
+    from .confidence import FITTED_OPEN
+
+    config = config or EngineConfig()
+    return replace(config, calibration=FITTED_OPEN, rules_min_p=config.rerank_min_p)
 
 
 def templates_off(config: EngineConfig | None = None) -> EngineConfig:
@@ -314,6 +334,7 @@ class Engine:
         self._fine_fresh = True
         self._fine_moved = False
         self._last_sound_t = None
+        self._match: deque = deque()  # (t_s, best cosine in the index) of the recent sounding updates
         self._updated_n = 0          # frame count at the last update (the tracker steps by the audio since)
         self.skipped_updates = 0
 
@@ -436,6 +457,7 @@ class Engine:
         standard = None
         if q is not None:
             rows, scores = self._topk(q, c.k)
+            self._match.append((t_s, float(scores.max())))
             pieces = self.index.piece[rows]
             offsets = self.index.position_s[rows] - centre_s
             w = np.maximum(scores, 0.0)
@@ -474,13 +496,17 @@ class Engine:
             if self._reranker is not None:
                 self._reranker.reset()
                 self._reranked = []
+        while self._match and self._match[0][0] < t_s - MATCH_WINDOW_S:
+            self._match.popleft()
+        match_cos = sum(m for _, m in self._match) / len(self._match) if self._match else None
         old_state, old_piece = self.state, self.piece
         scores = Scores(state=self.state, piece=self.piece, ranked=ranked, support=support, where=where,
                         history_s=self._verifier.history_s(centre_s), last_sound_t_s=self._last_sound_t,
                         tracker_score=tracker_score,
                         tracker_position_s=self.tracker.position_s if self.tracker is not None else None,
                         reranked=tuple(self._reranked),
-                        same_as=dict(self._reranker.duplicates) if self._reranker is not None else {})
+                        same_as=dict(self._reranker.duplicates) if self._reranker is not None else {},
+                        match_cos=match_cos)
         self._apply(self._policy.step(scores, evidence, t_s))
         position = self._track(q, standard, centre_s, centre_silent)
         mine = self.piece if self.piece is not None else (ranked[0] if ranked else None)

@@ -160,6 +160,9 @@ class Scores:
     # piece -> the piece whose music it duplicates (the same notes under two names in the
     # corpus, follower.rerank): neither is a rival of the other, or their tie would never end
     same_as: Mapping[int, int] = field(default_factory=dict)
+    # mean best cosine of the audio against the whole index over the last 2 s (None: nothing sounding yet):
+    # how well the music matches anything indexed, the one absolute view (follower.engine.MATCH_WINDOW_S)
+    match_cos: float | None = None
 
     def same(self, a, b) -> bool:
         """Are pieces ``a`` and ``b`` the same music (the same piece, or duplicates)?"""
@@ -225,14 +228,14 @@ class LockPolicy:
             s2 = max((support[p] for p in ranked[1:] if not s.same(p, best)), default=0.0)
             enough = s.history_s >= c.min_history_s
             lead = self.evidence_lead(ranked, support, evidence)
-            if best is not None and self.lock.held(enough and s1 >= c.lock_score and s1 - s2 >= c.lock_margin,
-                                                   t_s):
+            sure = self.calibrated_lead(s, evidence)  # (sets self.probability, which the other rules may read)
+            if best is not None and self.lock.held(enough and s1 >= c.lock_score and s1 - s2 >= c.lock_margin
+                                                   and self.backed(s, best), t_s):
                 return self._locked(LOCK, best, s.where[best], t_s, "path")
             if lead is not None and self.rerank_below(s, lead):
                 lead = None  # the re-ranking, over everything heard, names another piece clearly
-            if self.evidence.held(lead is not None, t_s):  # the votes name it clearly
+            if self.evidence.held(lead is not None and self.backed(s, lead), t_s):  # the votes name it clearly
                 return self._locked(LOCK, lead, s.where[lead], t_s, "votes")
-            sure = self.calibrated_lead(s, evidence)  # (sets self.probability, which the rerank rule reads)
             clear = self.rerank_lead(s.reranked)
             if self.rerank.held(clear is not None, t_s):  # everything heard names it clearly
                 return self._locked(LOCK, clear[0], s.where.get(clear[0], clear[2:]), t_s, "rerank")
@@ -348,6 +351,14 @@ class LockPolicy:
                 and self.probability < c.rerank_min_p):
             return None  # the other views do not back the leader enough (P is of the same leader)
         return lead if lead[1] >= c.rerank_min_zs and lead[1] - second >= c.rerank_margin_zs else None
+
+    def backed(self, s: Scores, piece: int) -> bool:
+        """May the path or votes rule lock ``piece``: with ``rules_min_p`` > 0 (and a calibration) only
+        where the calibrated P names the same piece at that level or above."""
+        c = self.config
+        if c.rules_min_p <= 0 or c.calibration is None:
+            return True
+        return self.probability >= c.rules_min_p and s.same(self._calibrated_leader, piece)
 
     def calibrated_lead(self, s: Scores, evidence) -> int | None:
         """The piece the calibrated confidence names, if its P reaches ``calibrated_p``

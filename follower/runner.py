@@ -92,7 +92,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--open-programme", action="store_true",
                    help="the programme may hold music that is not in the index: lock with the confidence fitted "
                         "on such music too, so that it is taken for an indexed piece less often, at the cost of "
-                        "locking indexed pieces later (on the benchmark sets median +0-0.2 s, p90 +0.1-1.7 s)")
+                        "locking indexed pieces later (on the benchmark sets median +0-0.2 s, p90 +0.1-0.6 s)")
     p.add_argument("--max-lag", type=float, default=BEHIND_S, metavar="S",
                    help=f"live or real-time audio that may wait for processing before updates are skipped to catch "
                         f"up (default {BEHIND_S}; the output then stays within about S of the audio); inf = never "
@@ -168,9 +168,9 @@ def load(options: RunOptions) -> Callable[[float], Engine]:
     index.check_bundle(bundle.config, index_path=index_path, bundle_path=bundle_dir)
     config = EngineConfig(stride_frames=options.stride_frames, search=options.search)
     if options.open_programme:
-        from .confidence import FITTED_OPEN
+        from .engine import open_programme
 
-        config = dataclasses.replace(config, calibration=FITTED_OPEN)
+        config = open_programme(config)
     from .ann import make_search
 
     make_search(index, index.embeddings[:0], options.search, index_path=str(index_path))  # refuse early, one line

@@ -48,9 +48,11 @@ def test_the_no_templates_variant_is_the_engine_templates_off_gives():
 
 
 
-def test_the_open_programme_variant_differs_from_the_shipped_engine_by_its_lock_alone():
-    from follower.confidence import FITTED, FITTED_OPEN
 
-    open_engine = replace(EngineConfig(), **VARIANTS["open programme"])
-    assert open_engine.calibration == FITTED_OPEN != FITTED == EngineConfig().calibration  # (runner: --open-programme)
-    assert replace(open_engine, calibration=FITTED) == EngineConfig()
+def test_the_open_programme_variant_is_the_engine_the_option_gives():
+    from follower.confidence import FITTED_OPEN
+    from follower.engine import open_programme
+
+    assert replace(EngineConfig(), **VARIANTS["open programme"]) == open_programme()  # (runner: --open-programme)
+    assert open_programme().calibration == FITTED_OPEN != EngineConfig().calibration
+    assert open_programme().rules_min_p == EngineConfig().rerank_min_p > EngineConfig().rules_min_p == 0.0

@@ -656,6 +656,16 @@ def test_calibrated_features_read_every_view_of_the_named_piece():
     assert dict(zip(FEATURES, x))["votes_log_ratio"] == pytest.approx(-math.log(2.0))
     assert dict(zip(FEATURES, x))["all_agree"] == 0.0
     assert features(dataclasses.replace(s, ranked=[], support={}, reranked=()), (None, 0.0, 0.0))[0] is None
+    # how well the music matches the index at all: the engine's mean best cosine, 0 before any
+    assert dict(zip(FEATURES, x))["match_cos"] == 0.0
+    assert dict(zip(FEATURES, features(dataclasses.replace(s, match_cos=0.86), (2, 2.0, 3.5))[1]))["match_cos"] == 0.86
+
+
+def test_a_fit_made_before_the_last_feature_reads_as_it_was_fitted():
+    old = Calibration(bias=-1.0, weights=(0.5,) * (len(FEATURES) - 1))
+    x = (1.0,) * (len(FEATURES) - 1)
+    assert old.probability(x + (0.9,)) == old.probability(x + (0.1,)) == pytest.approx(1 / (1 + math.exp(-(
+        -1.0 + 0.5 * (len(FEATURES) - 1)))))
 
 
 def test_calibration_probability_is_the_logistic_and_never_overflows():
@@ -663,3 +673,21 @@ def test_calibration_probability_is_the_logistic_and_never_overflows():
     assert cal.probability((0.5,) + (0.0,) * (len(FEATURES) - 1)) == pytest.approx(1 / (1 + math.exp(-2.0)))
     assert cal.probability((1e6,) + (0.0,) * (len(FEATURES) - 1)) == 1.0
     assert cal.probability((-1e6,) + (0.0,) * (len(FEATURES) - 1)) == 0.0
+
+
+# -- rules_min_p: the path and votes rules backed by the calibrated P (--open-programme) -----------
+
+BACKED = dataclasses.replace(CAL, calibrated_p=1.1, rules_min_p=0.9)  # (the calibrated rule itself never locks)
+
+
+def test_a_clear_path_waits_for_the_calibrated_p_of_its_piece_when_rules_min_p_asks_it():
+    # a clear path of 1, but the re-ranking's leader is 1 only weakly: no lock
+    assert Sim(BACKED).run(5.0, CLEAR, reranked=rerank(1, 12.0, UNSURE)) == []
+    # ... nor when P is high for another piece
+    assert Sim(BACKED).run(5.0, CLEAR, reranked=rerank(2, 12.0, SURE)) == []
+    # P high for the path's own piece: the path rule locks as it always did
+    acts = Sim(BACKED).run(5.0, CLEAR, reranked=rerank(1, 12.0, SURE))
+    assert [(a.kind, a.piece) for _, a in acts] == [(LOCK, 1)]
+    # and without the setting (as shipped) the weak re-ranking does not hold the path back
+    acts = Sim(dataclasses.replace(BACKED, rules_min_p=0.0)).run(5.0, CLEAR, reranked=rerank(1, 12.0, UNSURE))
+    assert [(a.kind, a.piece) for _, a in acts] == [(LOCK, 1)]
