@@ -89,7 +89,7 @@ PIECES_KEPT = 8
 # How well the music heard matches anything in the index at all: the mean best cosine of the sounding
 # updates of the last this many seconds (Scores.match_cos). Every other view of the lock is relative
 # (one candidate against the others); music outside the index scores low here (bundle v3: about 0.68
-# for folk tunes against the chorale index, 0.87-0.90 for the real Bach10 recordings; docs/improvements.md (ii)).
+# for folk tunes against the chorale index, 0.87-0.90 for the real Bach10 recordings; docs/improvements.md (hh)).
 MATCH_WINDOW_S = 2.0
 
 

@@ -295,6 +295,8 @@ def _run(args) -> int:
 
     from follower.errors import ConfigError
 
+    if not 0.0 <= args.outside_weight:  # before any replay: a bad weight must not cost the recording
+        raise ConfigError(f"--outside-weight {args.outside_weight}: give a weight of 0 or more")
     items = [it for it in _items(args.material) if args.corpus in (None, it["corpus"])]
     bundle = load_bundle(args.bundle, threads=1)
     indexes = {"chorales": load_index(args.index)}
@@ -318,8 +320,6 @@ def _run(args) -> int:
     if args.record_only:
         return 0
     chosen = {it["name"]: traces[it["name"]] for it in items}
-    if not 0.0 <= args.outside_weight:
-        raise ConfigError(f"--outside-weight {args.outside_weight}: give a weight of 0 or more")
     result = evaluate(chosen, config) if args.evaluate else study(chosen, config, outside_weight=args.outside_weight)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

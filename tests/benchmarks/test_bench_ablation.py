@@ -47,8 +47,6 @@ def test_the_no_templates_variant_is_the_engine_templates_off_gives():
     assert EngineConfig().rerank_template_weight > 0  # (the shipped engine has them on)
 
 
-
-
 def test_the_open_programme_variant_is_the_engine_the_option_gives():
     from follower.confidence import FITTED_OPEN
     from follower.engine import open_programme
