@@ -1,0 +1,156 @@
+"""The engine with other settings, replayed on validation renders and scored like the benchmark.
+
+A threshold of the engine is chosen here, on renders of validation-split pieces
+(``python -m benchmarks.material --set tuning [--seed S] [--piano N] [--from-start]``),
+never on the benchmark's test items. Each named configuration (``EngineConfig``
+fields to replace, as JSON; ``{"open": true}`` applies ``follower.engine.open_programme``
+on top) replays every item of the given tuning folders through the real engine,
+and the benchmark's metrics (:mod:`benchmarks.metrics`) score the records: time to a
+stable right piece, right piece at the end, updates within 0.25 / 0.5 s once locked,
+and every item followed on a wrong piece for more than 1 s. Items of music outside
+the indexes (``--outside``) are left out; ``studies.outside_follow`` measures those.
+
+    python -m studies.validation_replay --material T1,T2 --index CHORALES [--piano-index PIANO] \\
+        --configs '{"shipped": {}, "zs6": {"rerank_min_zs": 6}}' -o OUT.json [--part K/N]
+    python -m studies.validation_replay --report OUT0.json,OUT1.json
+
+``--part K/N`` replays every N-th item from the K-th, so N processes share the cores;
+``--report`` merges their outputs and prints the table, with the paired change of the
+time to a stable identification of every configuration against the first.
+"""
+
+from __future__ import annotations
+
+from follower import blas  # noqa: F401  (before numpy: one BLAS thread, as the follower runs)
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+WRONG_LIMIT_S = 1.0
+
+
+def engine_config(overrides: dict):
+    from follower.engine import EngineConfig, open_programme
+
+    overrides = dict(overrides)
+    open_ = overrides.pop("open", False)
+    config = dataclasses.replace(EngineConfig(), **overrides)
+    return open_programme(config) if open_ else config
+
+
+def item_scores(records: list[dict], item: dict) -> dict:
+    from benchmarks.metrics import score_item
+    from benchmarks.warp import load_truth
+
+    from .wrong_follow import longest_wrong_s
+
+    s = score_item(records, item["piece"], load_truth(Path(item["truth"])))
+    e = s.position_errors_s
+    return {"kind": item["kind"], "stable_s": s.time_to_stable_s, "end": s.correct_at["end"],
+            "wrong_s": longest_wrong_s(records, item["piece"]), "updates": int(e.size),
+            "within_0.25": int((e <= 0.25).sum()), "within_0.5": int((e <= 0.5).sum())}
+
+
+def replay(args) -> dict:
+    from follower.bundle import load_bundle
+    from follower.errors import ConfigError
+    from follower.index import load_index
+
+    from .decoders import read_audio, run_engine
+
+    configs = json.loads(args.configs)
+    items = []
+    for folder in args.material.split(","):
+        manifest = Path(folder) / "manifest.json"
+        if not manifest.is_file():
+            raise ConfigError(f"{manifest}: no material; render it with `python -m benchmarks.material --set tuning`")
+        items += [it for it in json.loads(manifest.read_text()) if it.get("corpus") in ("chorales", "piano")]
+    k, n = (int(x) for x in args.part.split("/"))
+    items = items[k::n]
+    bundle = load_bundle(args.bundle, threads=1)
+    indexes = {"chorales": load_index(args.index)}
+    if args.piano_index:
+        indexes["piano"] = load_index(args.piano_index)
+    items = [it for it in items if it["corpus"] in indexes and args.corpus in (None, it["corpus"])]
+    out = {}
+    for name, overrides in configs.items():
+        config = engine_config(overrides)
+        for it in items:
+            signal, rate = read_audio(it["audio"])
+            records = run_engine(bundle, indexes[it["corpus"]], signal, rate, config=config)
+            out.setdefault(name, {})[it["name"]] = item_scores(records, it)
+            print(f"{name} {it['name']}: {out[name][it['name']]}", flush=True)
+    return out
+
+
+def merge(paths) -> dict:
+    out = {}
+    for p in paths:
+        for name, rows in json.loads(Path(p).read_text()).items():
+            out.setdefault(name, {}).update(rows)
+    return out
+
+
+def _q(values) -> str:
+    v = np.asarray(values, float)
+    return f"{np.median(v):.2f} / {np.quantile(v, 0.9, method='higher'):.2f} s"
+
+
+def report(results: dict) -> str:
+    lines = ["| configuration | items | stable id. median / p90 | right at end | within 0.25 / 0.5 s | "
+             "wrong follows > 1 s |", "|---|---|---|---|---|---|"]
+    for name, rows in results.items():
+        for kind in sorted({r["kind"] for r in rows.values()}) + [None]:
+            sel = {n: r for n, r in rows.items() if kind is None or r["kind"] == kind}
+            updates = sum(r["updates"] for r in sel.values()) or 1
+            wrong = sorted((n, round(r["wrong_s"], 2)) for n, r in sel.items() if r["wrong_s"] > WRONG_LIMIT_S)
+            lines.append(f"| {name} | {kind or 'all'} ({len(sel)}) | {_q([r['stable_s'] for r in sel.values()])} | "
+                         f"{sum(r['end'] for r in sel.values())} / {len(sel)} | "
+                         f"{100 * sum(r['within_0.25'] for r in sel.values()) / updates:.1f} / "
+                         f"{100 * sum(r['within_0.5'] for r in sel.values()) / updates:.1f} % | "
+                         f"{len(wrong)} {wrong if wrong else ''} |")
+    names = list(results)
+    for name in names[1:]:
+        base, rows = results[names[0]], results[name]
+        d = np.array([rows[n]["stable_s"] - base[n]["stable_s"] for n in rows
+                      if n in base and np.isfinite(rows[n]["stable_s"]) and np.isfinite(base[n]["stable_s"])])
+        if d.size:
+            lines.append(f"\n{name} against {names[0]}, time to a stable identification per item: median "
+                         f"{np.median(d):+.2f} s; sooner on {(d < -1e-6).sum()}, later on {(d > 1e-6).sum()} "
+                         f"of {d.size}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m studies.validation_replay", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--material", help="comma-separated tuning folders (benchmarks.material --set tuning)")
+    p.add_argument("--index", help="chorale index built with the bundle")
+    p.add_argument("--piano-index", default=None, help="piano index, for the piano items (left out without)")
+    p.add_argument("--bundle", default="exported/default")
+    p.add_argument("--configs", default='{"shipped": {}}', help="JSON: name -> EngineConfig fields to replace")
+    p.add_argument("--corpus", default=None, choices=("chorales", "piano"), help="only the items of this corpus")
+    p.add_argument("--part", default="0/1", help="K/N: every N-th item from the K-th")
+    p.add_argument("-o", "--out", default=None, help="JSON of the per-item scores")
+    p.add_argument("--report", default=None, help="comma-separated outputs to merge and print; nothing replayed")
+    args = p.parse_args(argv)
+    if args.report:
+        print(report(merge(args.report.split(","))))
+        return 0
+    if not args.material or not args.index:
+        p.error("--material and --index are needed to replay (or --report to print)")
+    results = replay(args)
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=1, default=float) + "\n")
+    print(report(results))
+    return 0
+
+
+if __name__ == "__main__":
+    from follower.cliutil import module_main
+
+    raise SystemExit(module_main(main))

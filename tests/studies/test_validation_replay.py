@@ -1,0 +1,32 @@
+import math
+
+from follower.confidence import FITTED_OPEN
+from follower.engine import EngineConfig
+from studies.validation_replay import engine_config, merge, report
+
+
+def test_a_named_configuration_replaces_engine_fields_and_may_open_the_programme():
+    assert engine_config({}) == EngineConfig()
+    assert engine_config({"rerank_min_zs": 5.0}).rerank_min_zs == 5.0
+    opened = engine_config({"open": True, "rerank_min_zs": 5.0})
+    assert (opened.calibration, opened.rerank_min_zs) == (FITTED_OPEN, 5.0) and opened.rules_min_p > 0
+
+
+def row(kind, stable_s, wrong_s=0.0, end=True):
+    return {"kind": kind, "stable_s": stable_s, "end": end, "wrong_s": wrong_s, "updates": 10,
+            "within_0.25": 8, "within_0.5": 9}
+
+
+def test_the_report_counts_wrong_follows_and_pairs_every_configuration_with_the_first(tmp_path):
+    a = {"base": {"x": row("chorale", 3.0), "y": row("piano", 2.5)}}
+    b = {"base": {"z": row("chorale", 4.0, wrong_s=1.5)},
+         "new": {"x": row("chorale", 2.5), "y": row("piano", 2.5), "z": row("chorale", math.inf, end=False)}}
+    (tmp_path / "a.json").write_text(__import__("json").dumps(a))
+    (tmp_path / "b.json").write_text(__import__("json").dumps(b))
+    merged = merge([tmp_path / "a.json", tmp_path / "b.json"])
+    assert sorted(merged["base"]) == ["x", "y", "z"]
+    text = report(merged)
+    assert "| base | all (3) | 3.00 / 4.00 s | 3 / 3 | 80.0 / 90.0 % | 1 [('z', 1.5)] |" in text
+    assert "| new | chorale (2) | " in text and "| 1 / 2 |" in text
+    # the paired change leaves out the item the new configuration never named
+    assert "median -0.25 s; sooner on 1, later on 0 of 2" in text
