@@ -57,7 +57,7 @@ VARIANTS = {
     "paths only": {"rerank_candidates": 0, "evidence_ratio": float("inf"), "calibration": None},
     # as follower.engine.templates_off(): the lock rules as fitted for the embeddings alone
     "no note templates": {"rerank_template_weight": 0.0, "calibration": FITTED_EMBEDDINGS, "rerank_min_p": 0.0,
-                          "rerank_lock_s": 0.25, "rerank_offered": 4},
+                          "rerank_lock_s": 0.25, "rerank_offered": 4, "rerank_min_zs": 8.0},
     "open programme": {"calibration": FITTED_OPEN, "rules_min_p": 0.9},  # = follower.engine.open_programme()
     "order-free voting": None,
 }

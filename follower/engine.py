@@ -153,7 +153,10 @@ class EngineConfig:
     rerank_offered: int = 8
     rerank_offset_z: float = 1.0      # subtracted from each step's z-score: random alignments drift down
     rerank_history_s: float = 30.0    # voting audio a newly considered piece is aligned over
-    rerank_min_zs: float = 8.0        # the leader's alignment score needed to lock (z-seconds) ...
+    # the leader's alignment score needed to lock (z-seconds) ... 8 until 2026-12-04: with bundle v3 and
+    # the recheck below, 6 names 116 of 152 validation renders sooner (none later) and follows no wrong
+    # piece for over 1 s (docs/improvements.md (ii))
+    rerank_min_zs: float = 6.0
     rerank_margin_zs: float = 0.5     # ... above the runner-up's; inf turns the rule off
     # ... held this long: 0 since the rule asks the calibrated P (rerank_min_p), which already
     # stands for a lasting lead; the 0.25 s hold cost 0.3 s on every validation set and kept no
@@ -181,6 +184,10 @@ class EngineConfig:
     # also after a switch (True); False: only after a lock from searching, because the re-ranking still
     # remembers the piece just left and would switch back to it (ping-pong at a change of piece)
     recheck_after_switch: bool = False
+    # the recheck also takes the re-rank rule's evidence (its leader at rerank_min_zs and rerank_margin_zs,
+    # backed by the calibrated P at rerank_min_p): what would have locked the other piece undoes a wrong
+    # lock as soon, not only P >= calibrated_p (docs/improvements.md (ii))
+    recheck_rerank: bool = True
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     # top-k search: "auto" = the index's approximate structure where it has one (follower.ann), else exact
     search: str = "auto"
@@ -213,9 +220,9 @@ def templates_off(config: EngineConfig | None = None) -> EngineConfig:
     config = config or EngineConfig()
     if config.calibration != FITTED:
         return replace(config, rerank_template_weight=0.0)
-    # the re-rank rule is then not backed by P: it holds its lead 0.25 s, offered the top 4, as it shipped
+    # the re-rank rule is then not backed by P: it holds its lead 0.25 s at 8 z-s, offered the top 4, as it shipped
     return replace(config, rerank_template_weight=0.0, calibration=FITTED_EMBEDDINGS, rerank_min_p=0.0,
-                   rerank_lock_s=0.25, rerank_offered=4)
+                   rerank_lock_s=0.25, rerank_offered=4, rerank_min_zs=8.0)
 
 
 @dataclass

@@ -43,9 +43,10 @@ searching
       On real recordings this is what names a piece first: the evidence of the whole
       performance adds up where a few seconds' paths stay close.
 
-      The re-ranking names the piece only while searching: its scores remember the
-      whole performance, so once a piece is locked the paths of the last seconds
-      (below) say better whether the music still is that piece.
+      The re-ranking names the piece only while searching (and in the recheck shortly
+      after a lock, below): its scores remember the whole performance, so once a piece
+      is locked the paths of the last seconds say better whether the music still is
+      that piece.
 
     * **calibrated lock**: the rules above each wait until one view alone is sure; a
       logistic model (:mod:`follower.confidence`, ``calibration``) fitted on
@@ -61,9 +62,11 @@ following or lost
       ``switch_s`` -> SWITCH to it.
     * **recheck** (following, within ``calibrated_recheck_s`` of a lock, or of a switch
       while ``recheck_after_switch``): the calibrated
-      confidence names another piece at ``calibrated_p`` for ``calibrated_s`` -> SWITCH
-      to it. An early lock can be wrong; the evidence that would have locked the right
-      piece then undoes it at once, instead of the path switch's ``switch_s``. Only
+      confidence names another piece at ``calibrated_p`` for ``calibrated_s``, or (with
+      ``recheck_rerank``) the re-rank rule, backed by the calibrated P at ``rerank_min_p``,
+      names another piece -> SWITCH to it. An early lock can be wrong; the evidence that
+      would have locked the right piece then undoes it at once, instead of the path
+      switch's ``switch_s``. Only
       shortly after a lock: later, the re-ranking's memory of the whole performance
       would resist a real change of piece rather than follow it.
 
@@ -255,6 +258,12 @@ class LockPolicy:
             other = self.calibrated_lead(s, evidence)
             if self.calibrated.held(other is not None and not s.same(other, s.piece), t_s):
                 return self._locked(SWITCH, other, self._where(s, other), t_s, "recheck")
+            # the re-rank rule's evidence too, where the calibrated P backs it (unbacked, a leader
+            # this early could take the piece back and forth)
+            backed = c.recheck_rerank and c.calibration is not None and c.rerank_min_p > 0
+            clear = self.rerank_lead(s.reranked) if backed else None
+            if self.rerank.held(clear is not None and not s.same(clear[0], s.piece), t_s):
+                return self._locked(SWITCH, clear[0], s.where.get(clear[0], clear[2:]), t_s, "recheck")
         paused = s.last_sound_t_s is None or t_s - s.last_sound_t_s > c.pause_hold_s
         held = self.rerank_holds(s, t_s)
         if s.state == FOLLOWING:

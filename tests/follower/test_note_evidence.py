@@ -137,7 +137,7 @@ def test_templates_off_restores_the_lock_rules_fitted_without_them_unless_the_co
     off = templates_off()
     assert (off.rerank_template_weight, off.calibration, off.rerank_min_p) == (0.0, FITTED_EMBEDDINGS, 0.0)
     # the re-rank rule not backed by P holds its lead, among the top 4 offered, as it shipped then
-    assert (off.rerank_lock_s, off.rerank_offered) == (0.25, 4)
+    assert (off.rerank_lock_s, off.rerank_offered, off.rerank_min_zs) == (0.25, 4, 8.0)
     own = templates_off(EngineConfig(calibration=None, rerank_min_p=0.5))
     assert (own.rerank_template_weight, own.calibration, own.rerank_min_p) == (0.0, None, 0.5)
 

@@ -640,6 +640,46 @@ def test_no_recheck_onto_a_duplicate_of_our_piece():
     assert acts == [] and sim.piece == 1
 
 
+# the recheck may also take the re-rank rule's evidence: its leader backed by P >= rerank_min_p (0.9), which
+# a margin of 8 z-s gives (P 0.95) while staying below the calibrated rule's own 0.99
+CAL_RERANK = dataclasses.replace(CAL, rerank_min_zs=C.rerank_min_zs, rerank_min_p=0.9, recheck_rerank=True)
+P95_MARGIN, P73_MARGIN = 8.0, 6.0  # re-ranking margins: P 0.95, P 0.73
+
+
+def test_a_wrong_lock_is_switched_away_from_when_the_backed_rerank_rule_names_another_piece():
+    sim = Sim(CAL_RERANK)
+    sim.follow(piece=1)
+    start = sim.t
+    acts = sim.run(3.0, {1: 2.0, 2: 1.0, 5: 2.0}, where={1: (31.0, 1.0), 2: (5.0, 1.0), 5: (8.0, 0.9)},
+                   reranked=rerank(5, C.rerank_min_zs + 1, P95_MARGIN))
+    assert [(a.kind, a.piece, a.position_s, a.tempo) for _, a in acts] == [(SWITCH, 5, 8.0, 0.9)]
+    assert acts[0][0] - start == pytest.approx(DT + C.rerank_lock_s)  # as soon as it would have locked it
+    assert sim.policy.last_rule == "recheck" and sim.piece == 5
+    # off, only the calibrated rule rechecks: P 0.95 < 0.99, so nothing moves us before switch_s
+    off = Sim(dataclasses.replace(CAL_RERANK, recheck_rerank=False))
+    off.follow(piece=1)
+    assert off.run(1.0, {1: 2.0, 2: 1.0, 5: 2.0}, reranked=rerank(5, C.rerank_min_zs + 1, P95_MARGIN)) == []
+
+
+@pytest.mark.parametrize("why, config, score, margin", [
+    ("P below rerank_min_p", CAL_RERANK, C.rerank_min_zs + 1, P73_MARGIN),
+    ("below rerank_min_zs", CAL_RERANK, C.rerank_min_zs - 0.5, P95_MARGIN),
+    ("no calibration to back it", dataclasses.replace(CAL_RERANK, calibration=None), C.rerank_min_zs + 1, P95_MARGIN),
+    ("rerank_min_p 0: not backed", dataclasses.replace(CAL_RERANK, rerank_min_p=0.0), C.rerank_min_zs + 1, P95_MARGIN),
+])
+def test_the_rerank_recheck_needs_the_rule_backed(why, config, score, margin):
+    sim = Sim(config)
+    sim.follow(piece=1)
+    assert sim.run(1.0, {1: 2.0, 2: 1.0, 5: 2.0}, reranked=rerank(5, score, margin)) == [], why
+
+
+def test_no_rerank_recheck_once_calibrated_recheck_s_has_passed():
+    sim = Sim(CAL_RERANK)
+    sim.follow(piece=1)
+    assert sim.run(CAL_RERANK.calibrated_recheck_s, {1: 2.0, 2: 1.0}) == []
+    assert sim.run(1.0, {1: 2.0, 2: 1.0}, reranked=rerank(5, C.rerank_min_zs + 1, P95_MARGIN)) == [] and sim.piece == 1
+
+
 def test_calibrated_features_read_every_view_of_the_named_piece():
     s = Scores(state=SEARCHING, piece=None, ranked=[2, 3], support={2: 2.5, 3: 2.0},
                where={2: (1.0, 1.0), 3: (2.0, 1.0)}, history_s=3.0, last_sound_t_s=3.0,
