@@ -1,6 +1,6 @@
 """Where the position error after lock comes from, and what the repeat hold changes (a study)
 
-    python -m studies.fine_position jumps --out DIR          # jump renditions of validation-split pieces
+    python -m studies.fine_position jumps --out DIR [--seed S --chorales N --piano M]  # jump renditions of validation-split pieces
     python -m studies.fine_position held --out DIR           # validation chorales with held chords (fermatas)
     python -m studies.fine_position trace --material DIR --index INDEX --out DIR \\
         [--kinds chorale,piano,chorales] [--set fine.hold_evidence=0]
@@ -133,15 +133,16 @@ def run_jumps(args) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(m, f, "chorales") for m, f in chorale_selection("valid", args.chorales, JUMP_SEED)]
-    jobs += [(m, None, "piano") for m in piano_validation(args.piano, JUMP_SEED)]
+    seed = args.seed
+    jobs = [(m, f, "chorales") for m, f in chorale_selection("valid", args.chorales, seed)]
+    jobs += [(m, None, "piano") for m in piano_validation(args.piano, seed)]
     items = []
     for k, (midi, family, corpus) in enumerate(jobs):
-        rng = np.random.default_rng([JUMP_SEED, k])
+        rng = np.random.default_rng([seed, k])
         ensembles = CHORALE_ENSEMBLES if corpus == "chorales" else {n: [p] for n, p in PIANO_PROGRAMS.items()}
         instruments = list(ensembles)[rng.integers(len(ensembles))]
         root = paths.chorale_dir() if corpus == "chorales" else paths.piano_dir()
-        name = f"vjump_{k:02d}_{midi.stem}"
+        name = f"vjump_{k:02d}_{midi.stem}" if seed == JUMP_SEED else f"vjump_s{seed}_{k:02d}_{midi.stem}"
         audio, truth = out / f"{name}.flac", out / f"{name}.truth.json"
         if not (audio.exists() and truth.exists()):
             render_jump_item(midi, audio, truth, rng, programs=ensembles[instruments], instruments=instruments)
@@ -229,6 +230,7 @@ def main(argv=None) -> int:
     j.add_argument("--out", required=True)
     j.add_argument("--chorales", type=int, default=6)
     j.add_argument("--piano", type=int, default=4)
+    j.add_argument("--seed", type=int, default=JUMP_SEED, help="another seed draws other pieces and jumps")
     h = sub.add_parser("held", help="render validation-split chorales with held chords (fermatas)")
     h.add_argument("--out", required=True)
     h.add_argument("--chorales", type=int, default=10)

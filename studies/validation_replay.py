@@ -3,7 +3,7 @@
 A threshold of the engine is chosen here, on renders of validation-split pieces
 (``python -m benchmarks.material --set tuning [--seed S] [--piano N] [--from-start]``),
 never on the benchmark's test items. Each named configuration (``EngineConfig``
-fields to replace, as JSON; ``{"open": true}`` applies ``follower.engine.open_programme``
+fields to replace, as JSON, ``"tracker.kappa"`` for a field of a nested config; ``{"open": true}`` applies ``follower.engine.open_programme``
 on top) replays every item of the given tuning folders through the real engine,
 and the benchmark's metrics (:mod:`benchmarks.metrics`) score the records: time to a
 stable right piece, right piece at the end, updates within 0.25 / 0.5 s once locked,
@@ -38,7 +38,11 @@ def engine_config(overrides: dict):
 
     overrides = dict(overrides)
     open_ = overrides.pop("open", False)
+    nested = {k: overrides.pop(k) for k in [k for k in overrides if "." in k]}
     config = dataclasses.replace(EngineConfig(), **overrides)
+    for key, value in nested.items():  # "tracker.jump_local_s": a field of a nested config
+        part, name = key.split(".", 1)
+        config = dataclasses.replace(config, **{part: dataclasses.replace(getattr(config, part), **{name: value})})
     return open_programme(config) if open_ else config
 
 

@@ -95,3 +95,30 @@ def test_the_tracker_does_not_run_ahead_of_the_music():
             errors.append(position - truth)
     assert abs(np.mean(errors)) < 0.03, np.mean(errors)
     assert np.mean(np.abs(errors) <= 0.1) > 0.8
+
+
+def repeat_similarities(positions, at_s):
+    """The audio matches two places of the piece equally (a literal repeat 18 s apart), nowhere else."""
+    return np.where((np.abs(positions - at_s) < 0.4) | (np.abs(positions - (at_s - 18.0)) < 0.4), 3.0, -1.0)
+
+
+def after_a_jump(local_s, start_s):
+    """Where a tracker following at ``start_s`` is after 2 s of music that sounds at 44 s and at 26 s alike."""
+    from follower.tracker import TrackerConfig
+
+    positions = np.arange(0.0, 100.0, 0.2)
+    tracker = PieceTracker(positions, TrackerConfig(jump_local_s=local_s), cell_s=0.2)
+    tracker.reset(start_s)
+    for k in range(40):  # 2 s at the written tempo
+        tracker.step(repeat_similarities(positions, 44.0 + 0.05 * k), 0.05, 0.05 * k)
+    return tracker.position_s
+
+
+@pytest.mark.parametrize("start_s, expected_s", [(60.0, 44.0), (10.0, 26.0)])
+def test_after_a_jump_the_nearer_of_two_places_that_sound_alike_wins(start_s, expected_s):
+    assert after_a_jump(30.0, start_s) == pytest.approx(expected_s + 2.0, abs=0.5)
+
+
+def test_uniform_jump_mass_knows_no_distance():
+    # the same tie from either side ends at the same place
+    assert after_a_jump(0.0, 60.0) == pytest.approx(after_a_jump(0.0, 10.0), abs=0.5)

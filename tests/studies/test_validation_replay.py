@@ -8,6 +8,8 @@ from studies.validation_replay import engine_config, merge, report
 def test_a_named_configuration_replaces_engine_fields_and_may_open_the_programme():
     assert engine_config({}) == EngineConfig()
     assert engine_config({"rerank_min_zs": 5.0}).rerank_min_zs == 5.0
+    nested = engine_config({"tracker.jump_local_s": 0.0, "k": 30})
+    assert (nested.tracker.jump_local_s, nested.k, nested.tracker.kappa) == (0.0, 30, EngineConfig().tracker.kappa)
     opened = engine_config({"open": True, "rerank_min_zs": 5.0})
     assert (opened.calibration, opened.rerank_min_zs) == (FITTED_OPEN, 5.0) and opened.rules_min_p > 0
 
