@@ -259,6 +259,44 @@ def machine_description() -> str:
             f"onnxruntime {onnxruntime.__version__}")
 
 
+def block_body(text: str, name: str) -> str:
+    """The body of the generated block ``name`` of a document ('' where it has none)."""
+    m = re.search(re.escape(f"<!-- generated:{name} -->") + r"\n(.*?)\n" + re.escape(f"<!-- /generated:{name} -->"),
+                  text, flags=re.S)
+    return m.group(1) if m else ""
+
+
+def _row_key(line: str) -> tuple[str, ...] | None:
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    return tuple(cells[:2]) if len(cells) > 2 and not set(cells[0]) <= set("-") else None
+
+
+def keep_absent_rows(old: str, new: str, absent: set[str]) -> str:
+    """The table ``new`` with the rows of the systems in ``absent`` (no logs on this machine) carried
+    over from ``old``, the same table as the document had it, in their old places.
+
+    A table row's system is one of its first two cells (material and system, or system and corpus).
+    The rows of present systems come from ``new``; rows of ``new`` the old table lacked go at its end.
+    So rerunning some systems on a machine without the others' logs does not drop the others' rows.
+    """
+    new_lines = new.splitlines()
+    fresh = {_row_key(line): line for line in new_lines[2:]}
+    if not old.strip() or not absent:
+        return new
+    out, used = new_lines[:2], set()
+    for line in old.splitlines()[2:]:
+        key = _row_key(line)
+        if key is None:
+            continue
+        if absent & set(key):
+            out.append(line)
+        elif key in fresh:
+            out.append(fresh[key])
+            used.add(key)
+    out += [line for key, line in fresh.items() if key not in used]
+    return "\n".join(out)
+
+
 def replace_block(text: str, name: str, body: str) -> str:
     start, end = f"<!-- generated:{name} -->", f"<!-- /generated:{name} -->"
     block = f"{start}\n{body.strip()}\n{end}"

@@ -31,13 +31,25 @@ from follower.paths import REPO_ROOT
 from . import ablation, paths
 from .material import build as build_material
 from .metrics import summarise
-from .report import (following_table, growth_table, latency_table, identification_table, load_run, machine_description, plot_accuracy,
-                     plot_positions, replace_block, speed_table)
+from .report import (block_body, following_table, growth_table, identification_table, keep_absent_rows,
+                     latency_table, load_run, machine_description, plot_accuracy, plot_positions, replace_block,
+                     speed_table)
 from .index_growth import index_summary, merge_indexes
 from .runners import (MATCHMAKER_METHODS, bundle_fingerprint, ensure_index, follower_run_dir, index_path,
                       run_chroma, run_follower, run_latency, run_matchmaker)
 
 GROWTH_SUFFIX = "-chorales+piano-index"
+KEPT_MARK = "Rows and figures kept from the page as it was (no logs of theirs on this machine):"
+
+
+def kept_setup(old_setup: str) -> list[str]:
+    """The setup lines of the run the kept rows come from, indented: the page's own setup, or, where
+    that already kept rows, the part it kept (so reruns do not nest)."""
+    lines = old_setup.splitlines()
+    mark = next((i for i, line in enumerate(lines) if KEPT_MARK in line), None)
+    if mark is not None:
+        return lines[mark + 1:]
+    return ["  " + line for line in lines if line.strip()]
 
 
 def growth_base_suffix(hop_frames: int) -> str:
@@ -148,13 +160,17 @@ def main(argv=None) -> int:
     family_of = {Path(r["file"]).stem: r["tune_family"]
                  for r in csv.DictReader(open(paths.chorale_dir() / "splits.csv"))}
 
+    # systems without logs here (a rerun of some systems on another machine) keep their rows, and the
+    # figures, which show every system, are left as they are
+    absent = {r.name for r in runs if not r.scores}
     figures = paths.docs_dir() / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    plot_accuracy(runs, items, figures / "bench_accuracy_vs_time.png")
-    mm_runs = [r for r in runs if r.name.startswith("matchmaker") and r.scores]
-    # the figure shows matchmaker's strongest method: most updates within 0.5 s over all items
-    best_mm = sorted(mm_runs, key=lambda r: -summarise(list(r.scores.values()))["within_0.5"])[:1]
-    plot_positions(runs[:1] + best_mm, items, list(POSITION_EXAMPLES), figures / "bench_positions.png")
+    if not absent:
+        figures.mkdir(parents=True, exist_ok=True)
+        plot_accuracy(runs, items, figures / "bench_accuracy_vs_time.png")
+        mm_runs = [r for r in runs if r.name.startswith("matchmaker") and r.scores]
+        # the figure shows matchmaker's strongest method: most updates within 0.5 s over all items
+        best_mm = sorted(mm_runs, key=lambda r: -summarise(list(r.scores.values()))["within_0.5"])[:1]
+        plot_positions(runs[:1] + best_mm, items, list(POSITION_EXAMPLES), figures / "bench_positions.png")
 
     doc = args.doc.read_text() if args.doc.exists() else DOC_SKELETON
     setup = [f"- Machine: {machine_description()}.",
@@ -165,11 +181,15 @@ def main(argv=None) -> int:
              f"- Material: {len(items)} items, {sum(i.duration_s for i in items) / 60:.1f} min of audio."]
     for corpus, st in index_stats.items():
         setup.append(f"- Index {corpus}: {st.get('summary', '?')} (peak memory {st.get('peak_rss_mib', 0):.0f} MiB).")
+    old_setup = block_body(doc, "setup")
     doc = replace_block(doc, "setup", "\n".join(setup))
     doc = replace_block(doc, "material", material_table(items))
-    doc = replace_block(doc, "identification", identification_table(runs, items, family_of))
-    doc = replace_block(doc, "following", following_table(runs, items))
-    doc = replace_block(doc, "speed", speed_table(runs, items))
+    if absent:
+        setup += [f"- {KEPT_MARK} {', '.join(sorted(absent))}. As the page had them:"] + kept_setup(old_setup)
+        doc = replace_block(doc, "setup", "\n".join(setup))
+    for name, table in (("identification", identification_table(runs, items, family_of)),
+                        ("following", following_table(runs, items)), ("speed", speed_table(runs, items))):
+        doc = replace_block(doc, name, keep_absent_rows(block_body(doc, name), table, absent))
     merged = merged_index_path(work, fp, args.piano_hop_frames)
     chorale_index = index_path("chorales", args.bundle, work / "index", args.piano_hop_frames)
     base = runs[0] if not args.piano_hop_frames else load_run(
@@ -189,7 +209,8 @@ def main(argv=None) -> int:
     if latency_json.exists():
         doc = replace_block(doc, "latency", latency_table(json.loads(latency_json.read_text())))
     args.doc.write_text(doc)
-    print(f"wrote {args.doc} and {figures}/bench_*.png in {(time.perf_counter() - t_start) / 60:.1f} min")
+    wrote = f"{args.doc}" + ("" if absent else f" and {figures}/bench_*.png")
+    print(f"wrote {wrote} in {(time.perf_counter() - t_start) / 60:.1f} min")
     return 0
 
 

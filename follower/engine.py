@@ -154,8 +154,8 @@ class EngineConfig:
     rerank_offset_z: float = 1.0      # subtracted from each step's z-score: random alignments drift down
     rerank_history_s: float = 30.0    # voting audio a newly considered piece is aligned over
     # the leader's alignment score needed to lock (z-seconds) ... 8 until 2026-12-04: with bundle v3 and
-    # the recheck below, 6 names 116 of 152 validation renders sooner (none later) and follows no wrong
-    # piece for over 1 s (docs/improvements.md (ii))
+    # the recheck below, 6 names 116 of 152 validation renders sooner (none later) and adds no wrong
+    # follow over 1 s (one render is followed wrong for 1.0 s before the recheck; docs/improvements.md (ii))
     rerank_min_zs: float = 6.0
     rerank_margin_zs: float = 0.5     # ... above the runner-up's; inf turns the rule off
     # ... held this long: 0 since the rule asks the calibrated P (rerank_min_p), which already

@@ -1,0 +1,29 @@
+from benchmarks.report import block_body, keep_absent_rows, replace_block
+from benchmarks.run_all import KEPT_MARK, kept_setup
+
+HEAD = "| material | system | x |\n|---|---|---|"
+
+
+def test_rows_of_systems_without_logs_here_are_kept_in_their_places():
+    old = "\n".join([HEAD, "| A | ours | 1 |", "| A | peer | 2 |", "| B | ours | 3 |", "| B | peer | 4 |",
+                     "| B | gone | 5 |"])
+    new = "\n".join([HEAD, "| A | ours | 10 |", "| B | ours | 30 |", "| C | ours | 50 |"])
+    out = keep_absent_rows(old, new, {"peer"})
+    assert out.splitlines() == HEAD.splitlines() + ["| A | ours | 10 |", "| A | peer | 2 |", "| B | ours | 30 |",
+                                                    "| B | peer | 4 |", "| C | ours | 50 |"]
+    # nothing absent, or no table before: the new table as it is
+    assert keep_absent_rows(old, new, set()) == new and keep_absent_rows("", new, {"peer"}) == new
+
+
+def test_a_system_named_in_the_first_cell_is_kept_too():
+    old = "| system | corpus | x |\n|---|---|---|\n| ours | c | 1 |\n| peer | c | 2 |"
+    new = "| system | corpus | x |\n|---|---|---|\n| ours | c | 9 |"
+    assert keep_absent_rows(old, new, {"peer"}).splitlines()[2:] == ["| ours | c | 9 |", "| peer | c | 2 |"]
+
+
+def test_the_kept_rows_setup_does_not_nest_over_reruns():
+    page = replace_block("text", "setup", "- Machine: M1\n- Run: R1")
+    first = kept_setup(block_body(page, "setup"))
+    assert first == ["  - Machine: M1", "  - Run: R1"]
+    rerun = "\n".join(["- Machine: M2", f"- {KEPT_MARK} peer. As the page had them:"] + first)
+    assert kept_setup(rerun) == first
