@@ -92,7 +92,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--open-programme", action="store_true",
                    help="the programme may hold music that is not in the index: lock with the confidence fitted "
                         "on such music too, so that it is taken for an indexed piece less often, at the cost of "
-                        "locking indexed pieces later (on the benchmark sets median +0-0.2 s, p90 +0.1-0.6 s)")
+                        "locking indexed pieces later (on the benchmark sets median +0-0.3 s, p90 +0-1.0 s)")
     p.add_argument("--max-lag", type=float, default=BEHIND_S, metavar="S",
                    help=f"live or real-time audio that may wait for processing before updates are skipped to catch "
                         f"up (default {BEHIND_S}; the output then stays within about S of the audio); inf = never "
