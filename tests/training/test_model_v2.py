@@ -319,6 +319,24 @@ def test_pack_unpack_round_trip_trains_from_the_restored_folder(tmp_path):
     assert (run / "best.pt").is_file()
 
 
+def test_model_size_options_train_a_wider_model_and_refuse_to_resume_another(tmp_path, capsys):
+    import json
+
+    src = _fake_dataset(tmp_path / "ds")
+    run = tmp_path / "run"
+    base = ["train", str(src), "-o", str(run), "--batch-size", "8", "--epoch-pairs", "16", "--valid-pairs", "16",
+            "--max-epochs", "1", "--no-progress", "--device", "cpu"]
+    assert training_main(base + ["--base-filters", "8", "--embed-dim", "16"]) == 0
+    assert json.loads((run / "run.json").read_text())["model_config"]["base_filters"] == 8
+    state = torch.load(run / "best.pt", map_location="cpu", weights_only=False)["model_state"]
+    assert state["audio.features.0.weight"].shape[0] == 8                 # first block: N filters
+    assert state["audio.features.28.weight"].shape[0] == 16               # 1x1 conv to D dimensions
+    capsys.readouterr()
+    assert training_main(base + ["--max-epochs", "2", "--base-filters", "12", "--embed-dim", "16"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "other settings" in err
+
+
 def test_pack_leaves_out_training_renders_to_fit_and_keeps_validation_whole(tmp_path):
     from training.data.pack import pack
 

@@ -72,6 +72,12 @@ def register(subparsers) -> None:
                    help="wall-time cap; the run stops at an epoch boundary with the best weights kept "
                         "(default 0 = none)")
     g.add_argument("--seed", type=int, default=d.seed, help=f"default {d.seed}")
+    g = p.add_argument_group("model size (the paper's: 24 filters, 32 dimensions)")
+    g.add_argument("--base-filters", type=int, default=24, metavar="N",
+                   help="filters of the first block of both encoders; the later blocks have 2N, 4N, 4N "
+                        "(default 24; the audio encoder's cost per update grows about as N squared)")
+    g.add_argument("--embed-dim", type=int, default=32, metavar="D",
+                   help="embedding dimensions (default 32; the index grows with D)")
     g = p.add_argument_group("inputs and machine")
     g.add_argument("--roll-channels", default=",".join(SnippetConfig().roll_channels),
                    help="piano-roll channels the score encoder reads, comma-separated: sustain, onset "
@@ -149,6 +155,8 @@ def run(args) -> int:
         partial = PartialWindowConfig()
         train_split = PartialWindowSplit(train_split, partial, seed=cfg.seed + 4)
         variant["augment_partial"] = partial.to_dict()
+    model_config = ModelConfig.for_snippets(snippets, features, base_filters=args.base_filters,
+                                            embed_dim=args.embed_dim)
     init_model = None
     if args.init_from:
         import numpy as np
@@ -179,7 +187,7 @@ def run(args) -> int:
             "train_soundfonts": ds.get("config", {}).get("train_soundfonts"),
             "test_soundfont": ds.get("config", {}).get("test_soundfont")}
     train(train_split, valid_split, args.out, cfg, restart=args.restart,
-          model_config=ModelConfig.for_snippets(snippets, features), snippet_config=snippets,
+          model_config=model_config, snippet_config=snippets,
           feature_config=features, info=info, progress=not args.no_progress, init_model=init_model,
           device=args.device)
     return 0
