@@ -328,7 +328,7 @@ def test_model_size_options_train_a_wider_model_and_refuse_to_resume_another(tmp
             "--max-epochs", "1", "--no-progress", "--device", "cpu"]
     assert training_main(base + ["--base-filters", "8", "--embed-dim", "16"]) == 0
     assert json.loads((run / "run.json").read_text())["model_config"]["base_filters"] == 8
-    state = torch.load(run / "best.pt", map_location="cpu", weights_only=False)["model_state"]
+    state = torch.load(run / "best.pt", map_location="cpu", weights_only=True)["model_state"]
     assert state["audio.features.0.weight"].shape[0] == 8                 # first block: N filters
     assert state["audio.features.28.weight"].shape[0] == 16               # 1x1 conv to D dimensions
     capsys.readouterr()
