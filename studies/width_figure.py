@@ -15,14 +15,14 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 PANELS = (("chorales", "test", "rendered chorales"), ("chorales", "bach10", "Bach10 (real recordings)"),
           ("piano", "test", "rendered piano (held-out soundfont)"))
 
 
 def mrr(ranks) -> float:
-    return float(np.mean(1.0 / np.asarray(ranks, dtype=float)))
+    from training.evaluate.metrics import retrieval_metrics
+
+    return retrieval_metrics(ranks)["mrr"]
 
 
 def run_width(run: str) -> int:
