@@ -350,6 +350,25 @@ def test_pack_leaves_out_training_renders_to_fit_and_keeps_validation_whole(tmp_
         pack(src, tmp_path / "tiny.npz", max_mb=0.01)
 
 
+def test_a_second_pack_holds_the_training_renders_the_first_left_out(tmp_path):
+    from training.data.pack import pack, unpack
+
+    src = _fake_dataset(tmp_path / "ds", n_renders=12, frames=3000)
+    full = pack(src, tmp_path / "full.npz", max_mb=100)
+    first = pack(src, tmp_path / "a.npz", max_mb=full["bytes"] / 2 ** 20 * 0.6)
+    kept = first["renders"]["train"][0]
+    second = pack(src, tmp_path / "b.npz", max_mb=100, skip_renders=kept)
+    assert second["renders"]["train"] == (12 - kept, 12 - kept) and second["renders"]["valid"] == (12, 12)
+    ids = {}
+    for name in ("a", "b"):
+        unpack(tmp_path / f"{name}.npz", tmp_path / name)
+        with np.load(tmp_path / name / "train.npz", allow_pickle=False) as z:
+            ids[name] = set(z["render_ids"].tolist())
+    assert not ids["a"] & ids["b"] and len(ids["a"] | ids["b"]) == 12   # every render once
+    with pytest.raises(ConfigError, match="--skip-renders 12"):
+        pack(src, tmp_path / "c.npz", skip_renders=12)
+
+
 def test_an_unusable_device_is_one_line(tmp_path, capsys):
     src = _fake_dataset(tmp_path / "ds")
     if torch.cuda.is_available():

@@ -89,6 +89,9 @@ def register(subparsers) -> None:
     k.add_argument("dataset", help="a built dataset folder")
     k.add_argument("-o", "--out", required=True, help="packed file to write (.npz)")
     k.add_argument("--max-mb", type=float, default=60.0, help="size limit in MiB (default %(default)s)")
+    k.add_argument("--skip-renders", type=int, default=0, metavar="N",
+                   help="leave out the N training renders an earlier pack kept (it prints 'train renders N of "
+                        "...'): the next part of a dataset too large for one file (default %(default)s)")
     k.set_defaults(func=run_pack)
     u = sub.add_parser("unpack", help="restore a dataset folder (train + valid) from a packed file")
     u.add_argument("packed", help="file written by `training dataset pack`")
@@ -100,7 +103,7 @@ def register(subparsers) -> None:
 def run_pack(args) -> int:
     from ..data.pack import pack
 
-    r = pack(args.dataset, args.out, max_mb=args.max_mb)
+    r = pack(args.dataset, args.out, max_mb=args.max_mb, skip_renders=args.skip_renders)
     print(f"wrote {args.out}: {r['bytes'] / 2 ** 20:.1f} MiB; train renders {r['renders']['train'][0]} of "
           f"{r['renders']['train'][1]} ({r['pairs']['train']} pairs), valid {r['renders']['valid'][0]} "
           f"({r['pairs']['valid']} pairs)")

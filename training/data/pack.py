@@ -75,8 +75,13 @@ def _write(path: Path, arrays: dict) -> int:
     return path.stat().st_size
 
 
-def pack(dataset_dir, out_file, *, max_mb: float = 60.0) -> dict:
-    """Write ``out_file``; returns {"bytes", "renders": {split: (kept, total)}, "pairs": {...}}."""
+def pack(dataset_dir, out_file, *, max_mb: float = 60.0, skip_renders: int = 0) -> dict:
+    """Write ``out_file``; returns {"bytes", "renders": {split: (kept, total)}, "pairs": {...}}.
+
+    ``skip_renders``: leave out the first N training renders of the fixed order, i.e. those
+    an earlier pack of the same dataset kept when it reported "train renders N of ...": so a
+    dataset too large for one carry travels in parts with no render in two of them
+    (validation is in every part)."""
     dataset = Path(dataset_dir)
     info_path = dataset / "dataset.json"
     if not info_path.is_file():
@@ -90,8 +95,12 @@ def pack(dataset_dir, out_file, *, max_mb: float = 60.0) -> dict:
             splits[split] = {k: z[k] for k in z.files}
     scale = max(float(np.max(s["spectrograms"], initial=0.0)) for s in splits.values()) or 1.0
     train = splits["train"]
-    n_train = len(train["render_ids"])
     order = np.argsort([hash_unit(f"pack:{r}") for r in train["render_ids"]], kind="stable")
+    if not 0 <= skip_renders < len(order):
+        raise ConfigError(f"--skip-renders {skip_renders}: the dataset has {len(order)} training renders; "
+                          "give a number from 0 to one less than that")
+    order = order[skip_renders:]
+    n_train = len(order)
     out = Path(out_file)
     out.parent.mkdir(parents=True, exist_ok=True)
     keep_n = n_train
@@ -99,7 +108,7 @@ def pack(dataset_dir, out_file, *, max_mb: float = 60.0) -> dict:
         keep = np.sort(order[:keep_n])
         arrays = {"format": np.array(FORMAT), "scale": np.array(scale, np.float64),
                   "dataset_json": np.array(info_path.read_text())}
-        arrays.update(_encode("train", _subset(train, keep) if keep_n < n_train else train, scale))
+        arrays.update(_encode("train", _subset(train, keep) if keep_n < len(train["render_ids"]) else train, scale))
         arrays.update(_encode("valid", splits["valid"], scale))
         size = _write(out, arrays)
         if size <= max_mb * 2 ** 20 or keep_n == 0:
