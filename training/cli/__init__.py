@@ -5,7 +5,7 @@ import sys
 from follower.cliutil import main_for
 
 from . import (blend, corpus, dataset, distill, evaluate, export, partial_audio, quantize, quantize_shared,
-               shared_head, train)
+               shared_head, student_audio, train)
 
 DESCRIPTION = """\
 Offline pipeline of the score follower (Dorfer et al. 2018, with MIDI piano rolls),
@@ -25,12 +25,13 @@ from a MIDI corpus to the model bundle the follower loads:
   training shared-head BUNDLE -o OUT --corpus DIR... (optional: shared-trunk head, faster index builds)
   training quantize-shared BUNDLE -o OUT --midi PATH... (optional: int8 shared trunk, cheaper index builds)
   training partial-audio BUNDLE -o OUT --dataset DATA (optional: audio encoder for the music starting)
+  training student-audio BUNDLE -o RUN --dataset DATA  (optional: narrower audio encoder, cheaper updates)
 
 then: follower index build CORPUS -o exported/NAME/NAME.index.npz --bundle exported/NAME
 """
 
 COMMAND_MODULES = [corpus, dataset, train, evaluate, export, quantize, distill, shared_head, quantize_shared,
-                   partial_audio, blend]
+                   partial_audio, student_audio, blend]
 
 
 def main(argv=None) -> int:

@@ -195,7 +195,7 @@ def train(train_split, valid_split, run_dir, cfg: TrainConfig, *, model_config: 
         caps = ("max_minutes", "max_epochs")
         same = {k: v for k, v in _recorded_train_config(ck, run).items() if k not in caps} == \
             {k: v for k, v in cfg.to_dict().items() if k not in caps}
-        if not same or ck["model_config"] != model_config.to_dict():
+        if not same or ModelConfig.from_dict(ck["model_config"]) != model_config:
             raise ConfigError(f"{ckpt_path} was written with other settings; use the same options "
                               "to resume, or --restart to start over")
         model.load_state_dict(ck["model_state"])

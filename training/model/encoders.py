@@ -52,6 +52,8 @@ class ModelConfig(JsonConfig):
     embed_dim: int = 32
     base_filters: int = 24
     cca: bool = False   # a fixed CCA projection after the embedding (fitted post hoc)
+    # the audio path's own width where it is narrower (training student-audio); 0: base_filters
+    audio_base_filters: int = 0
 
     def __post_init__(self):
         for name in ("n_bins", "audio_frames", "n_pitches", "roll_frames"):
@@ -65,6 +67,13 @@ class ModelConfig(JsonConfig):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name}={value!r} must be a positive integer")
+        if not isinstance(self.audio_base_filters, int) or self.audio_base_filters < 0:
+            raise ConfigError(f"audio_base_filters={self.audio_base_filters!r} must be 0 (as base_filters) "
+                              "or a positive integer")
+
+    @property
+    def audio_filters(self) -> int:
+        return self.audio_base_filters or self.base_filters
 
     @property
     def audio_shape(self) -> tuple:
@@ -128,7 +137,7 @@ class DualEncoder(nn.Module):
         super().__init__()
         self.config = config or ModelConfig()
         c = self.config
-        self.audio = Encoder(1, c.audio_shape, c.embed_dim, c.base_filters, "audio", c.cca)
+        self.audio = Encoder(1, c.audio_shape, c.embed_dim, c.audio_filters, "audio", c.cca)
         self.score = Encoder(c.roll_channels, c.roll_shape, c.embed_dim, c.base_filters, "score", c.cca)
 
     def forward(self, audio: torch.Tensor, roll: torch.Tensor):

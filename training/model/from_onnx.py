@@ -127,6 +127,9 @@ def model_from_bundle(bundle_dir, *, calibration: dict | None = None, seed: int 
         raise BundleError(f"{bundle_dir}: the encoders end with a CCA layer; reading those back is not supported")
     mc = ModelConfig.for_snippets(config.snippets, config.features, embed_dim=config.embed_dim,
                                   base_filters=int(recorded.get("base_filters", ModelConfig().base_filters)))
+    audio_filters = int(recorded.get("audio_base_filters", mc.base_filters))
+    if audio_filters != mc.base_filters:   # a narrower audio encoder (training student-audio)
+        mc = ModelConfig.from_dict({**mc.to_dict(), "audio_base_filters": audio_filters})
     model = DualEncoder(mc)
     rng = np.random.default_rng(seed)
     checks = {}

@@ -13,13 +13,16 @@
 # Settings come from the environment: PACKED (default data/v2.packed.npz), RUN (runs/gpu_v2),
 # MINUTES (wall-time cap of this call's training, default 8), INIT (bundle to start from,
 # default exported/default; empty = random weights), TRAIN_ARGS (more `training train` options;
-# they must stay the same from call to call or the run refuses to resume), DEVICE (cuda).
+# they must stay the same from call to call or the run refuses to resume), DEVICE (cuda),
+# MODE (train, default; or student-audio: a narrower audio encoder trained against INIT's fixed
+# score encoder, `training student-audio INIT -o RUN --dataset ...`, with TRAIN_ARGS its options).
 set -euo pipefail
 PACKED=${PACKED:-data/v2.packed.npz}
 RUN=${RUN:-runs/gpu_v2}
 MINUTES=${MINUTES:-8}
 INIT=${INIT-exported/default}
 DEVICE=${DEVICE:-cuda}
+MODE=${MODE:-train}
 PY=${PYTHON:-python3}
 OUT=${OUT:-$RUN.out}
 TRAIN_ARGS=${TRAIN_ARGS:---loss infonce --lr 0.0002 --epoch-pairs 10000 --patience 4 --refinements 3}
@@ -51,9 +54,16 @@ training dataset unpack "$PACKED" -o "$data"
 init=()
 [ -n "$INIT" ] && init=(--init-from "$INIT")
 threads=$(( $(nproc) > 8 ? 8 : $(nproc) ))
-# shellcheck disable=SC2086
-training train "$data" -o "$RUN" "${init[@]}" --device "$DEVICE" --threads "$threads" \
-  --max-minutes "$MINUTES" --no-progress $TRAIN_ARGS
+if [ "$MODE" = student-audio ]; then
+  [ -n "$INIT" ] || { echo "error: MODE=student-audio needs INIT, the bundle to train against" >&2; exit 2; }
+  # shellcheck disable=SC2086
+  training student-audio "$INIT" -o "$RUN" --dataset "$data" --device "$DEVICE" --threads "$threads" \
+    --max-minutes "$MINUTES" --no-progress $TRAIN_ARGS
+else
+  # shellcheck disable=SC2086
+  training train "$data" -o "$RUN" "${init[@]}" --device "$DEVICE" --threads "$threads" \
+    --max-minutes "$MINUTES" --no-progress $TRAIN_ARGS
+fi
 
 mkdir -p "$OUT"
 for f in checkpoint.pt best.pt log.csv loss.png run.json; do
