@@ -35,8 +35,8 @@ from .report import (block_body, following_table, growth_table, identification_t
                      latency_table, load_run, machine_description, plot_accuracy, plot_positions, replace_block,
                      speed_table)
 from .index_growth import index_summary, merge_indexes
-from .runners import (MATCHMAKER_METHODS, bundle_fingerprint, ensure_index, follower_run_dir, index_path,
-                      run_chroma, run_follower, run_latency, run_matchmaker)
+from .runners import (MATCHMAKER_METHODS, bundle_fingerprint, ensure_index, follower_run_dir, index_fingerprint,
+                      index_path, run_chroma, run_follower, run_latency, run_matchmaker)
 
 GROWTH_SUFFIX = "-chorales+piano-index"
 KEPT_MARK = "Rows and figures kept from the page as it was (no logs of theirs on this machine):"
@@ -133,7 +133,7 @@ def main(argv=None) -> int:
                                        args.piano_hop_frames)
                 run_follower([i for i in items if i.corpus == "chorales"], args.bundle, {"chorales": base},
                              runs_dir, fresh=args.fresh, suffix=growth_base_suffix(args.piano_hop_frames))
-            merged = merged_index_path(work, fp, args.piano_hop_frames)
+            merged = merged_index_path(work, index_fingerprint(args.bundle), args.piano_hop_frames)
             if not merged.exists():
                 merge_indexes([base, indexes["piano"]], merged)
             run_follower([i for i in items if i.corpus == "chorales"], args.bundle, {"chorales": merged}, runs_dir,
@@ -190,7 +190,7 @@ def main(argv=None) -> int:
     for name, table in (("identification", identification_table(runs, items, family_of)),
                         ("following", following_table(runs, items)), ("speed", speed_table(runs, items))):
         doc = replace_block(doc, name, keep_absent_rows(block_body(doc, name), table, absent))
-    merged = merged_index_path(work, fp, args.piano_hop_frames)
+    merged = merged_index_path(work, index_fingerprint(args.bundle), args.piano_hop_frames)
     chorale_index = index_path("chorales", args.bundle, work / "index", args.piano_hop_frames)
     base = runs[0] if not args.piano_hop_frames else load_run(
         f"ours ({args.bundle.name}), chorale index at hop {args.piano_hop_frames}",

@@ -65,14 +65,22 @@ def bundle_fingerprint(bundle: Path) -> str:
     return read_config(bundle).fingerprint
 
 
+def index_fingerprint(bundle: Path) -> str:
+    """What a bundle's indexes depend on (score encoder and settings): bundles whose audio side alone
+    differs (int8, partial-window or narrower audio encoders) share their cached indexes."""
+    from follower.bundle import read_config
+
+    return read_config(bundle).index_fingerprint
+
+
 def index_path(name: str, bundle: Path, out_dir: Path, hop_frames: int | None = None) -> Path:
     hop = f"-hop{hop_frames}" if hop_frames else ""
-    return out_dir / f"{name}-{bundle_fingerprint(bundle)[:12]}{hop}.index.npz"
+    return out_dir / f"{name}-{index_fingerprint(bundle)[:12]}{hop}.index.npz"
 
 
 def ensure_index(corpus_dir: Path, name: str, bundle: Path, out_dir: Path,
                  hop_frames: int | None = None) -> tuple[Path, dict]:
-    """``follower index build`` of a whole corpus, once per bundle (and hop)."""
+    """``follower index build`` of a whole corpus, once per score encoder (and hop)."""
     path = index_path(name, bundle, out_dir, hop_frames)
     stats_path = Path(str(path) + ".stats.json")
     if path.exists() and stats_path.exists():
