@@ -488,3 +488,52 @@ def test_the_full_evaluation_of_a_test_only_build_leaves_out_the_cca(bundle, tmp
     m = evaluate_run(run, dataset=ds, n_pairs=40, piece_eval=False, progress=False)
     assert "cca_posthoc" not in m and 0 < m["snippet"]["test"]["audio2score"]["mrr"] <= 1
     assert "post-hoc CCA left out" in capsys.readouterr().out
+
+
+def test_test_renders_are_identified_against_every_piece_of_a_follower_index(bundle, tmp_path):
+    # --piece-index: the test renders against a whole corpus's index (e.g. all of piano-midi.de).
+    # Here the index rows of each test piece are its own audio excerpts' embeddings, in another
+    # order than the dataset's and among distractors: every render must be found at rank 1,
+    # which holds only if each render is matched to its own index piece.
+    import json
+
+    from follower.index import FORMAT, FORMAT_VERSION, Index, save_index
+    from training.data.split import load_split
+    from training.evaluate import protocols as ev
+    from training.evaluate.compare import comparison_table, evaluate_runs
+
+    ds = _test_dataset(tmp_path / "ds", empty=("test_slow", "test_fast"))
+    with np.load(ds / "test.npz", allow_pickle=False) as z:   # datasets name pieces by corpus folder + path
+        arrays = {k: z[k] for k in z.files}
+    arrays["piece_ids"] = np.array([f"piano-midi/sub/{p}" for p in arrays["piece_ids"]])
+    np.savez(ds / "test.npz", **arrays)
+    run = tmp_path / "run"
+    assert training_main(["import", str(bundle[1]), "-o", str(run)]) == 0
+    split = load_split(ds, "test")
+    emb = ev.TorchEmbedder(bundle[0])
+    own = {str(split.piece_ids[split.render_piece[r]]): ev.embed_audio_at(
+        emb, split.spectrogram(r), ev.excerpt_centres(len(split.spectrogram(r)), 42), 42) for r in range(4)}
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(300, 32)).astype(np.float32)
+    rows = [("x/other", noise[:150])] + [(pid.split("/", 1)[1], e) for pid, e in reversed(own.items())] + \
+        [("x/more", noise[150:])]
+    counts = [len(e) for _, e in rows]
+    index = Index(header={"format": FORMAT, "format_version": FORMAT_VERSION, "hop_frames": 4, "frame_rate_hz": 20.0},
+                  embeddings=np.concatenate([e / np.linalg.norm(e, axis=1, keepdims=True) for _, e in rows]),
+                  piece=np.repeat(np.arange(len(rows), dtype=np.int32), counts),
+                  position_s=np.zeros(sum(counts), np.float32), position_beats=np.zeros(sum(counts), np.float32),
+                  piece_ids=np.array([p for p, _ in rows]), titles=np.array([p for p, _ in rows]),
+                  piece_start=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+                  duration_s=np.ones(len(rows), np.float32))
+    save_index(index, tmp_path / "all.index.npz")
+    got = evaluate_runs([run], dataset=ds, bach10=None, chorales=None, n_pairs=40, seed=0, progress=False,
+                        piece_index=tmp_path / "all.index.npz")
+    pid = got[str(run)]["piece_identification"]["test_vs_index"]
+    assert pid["n"] == 4 and pid["rank_1"]["count"] == 4 and pid["index_pieces"] == 6
+    assert "4/4 of 6" in comparison_table(got) and "test pieces @1 vs index" in comparison_table(got)
+    json.dumps(got)                                                     # what -o writes
+    index.piece_ids[1] = "x/renamed"
+    save_index(index, tmp_path / "short.index.npz")
+    with pytest.raises(ConfigError, match="is not in the index"):
+        evaluate_runs([run], dataset=ds, bach10=None, chorales=None, n_pairs=40, seed=0, progress=False,
+                      piece_index=tmp_path / "short.index.npz")

@@ -51,6 +51,10 @@ def register(subparsers) -> None:
     g = p.add_argument_group("several runs")
     g.add_argument("--compare", action="store_true", help="the comparison table even for a single RUN")
     g.add_argument("--reuse", action="store_true", help="take RUN/compare_metrics.json where it exists")
+    g.add_argument("--piece-index", metavar="INDEX",
+                   help="also identify the test renders against every piece of this follower index (e.g. "
+                        "`follower index build ../shared/data/midi/piano-midi` for all of piano-midi.de), built "
+                        "with the runs' score encoder")
     g.add_argument("--bach10-scales", default=",".join(map(str, BACH10_SCALES)),
                    help="tempo scales of the chorale database for Bach10 piece identification, 1.0 first "
                         "(default: %(default)s)")
@@ -102,7 +106,8 @@ def _compare(args) -> int:
     except ValueError:
         raise ConfigError(f"--bach10-scales {args.bach10_scales!r}; expected numbers such as 1.0,0.7") from None
     results = compare_runs(args.runs, dataset=dataset, bach10=args.bach10, chorales=args.chorales,
-                           n_pairs=args.pairs, seed=args.seed, bach10_scales=scales, reuse=args.reuse)
+                           n_pairs=args.pairs, seed=args.seed, bach10_scales=scales, reuse=args.reuse,
+                           piece_index=args.piece_index)
     table = comparison_table(results)
     paired = paired_table(results)  # empty for one run, or runs evaluated on other pairs
     if paired:

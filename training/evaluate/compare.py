@@ -20,12 +20,39 @@ import json
 import time
 from pathlib import Path
 
+from follower.errors import ConfigError
+
 from ..run_dir import COMPARE_METRICS_JSON, load_best
 from .run import BACH10_SCALES, TEST_SPLITS
 
 
+def index_database(index_path, split) -> tuple:
+    """(Database of a follower index's snippets, per render of ``split`` its piece's number there).
+
+    A test render's piece is the index piece whose id ends the dataset's id (the dataset names
+    pieces by corpus folder + path, the index by the path under the folder it was built from)."""
+    import numpy as np
+
+    from follower.index import load_index
+
+    from .protocols import Database
+
+    index = load_index(index_path)
+    number = {pid: i for i, pid in enumerate(index.piece_ids)}
+    where = []
+    for r in range(split.n_renders):
+        pid = str(split.piece_ids[split.render_piece[r]])
+        hits = [number[k] for k in number if pid == k or pid.endswith("/" + k)]
+        if len(hits) != 1:
+            raise ConfigError(f"{index_path}: test piece {pid} is {'not' if not hits else 'more than once'} in "
+                              "the index; give an index built from the corpus the dataset's test pieces come from")
+        where.append(hits[0])
+    db = Database(np.asarray(index.embeddings, np.float32), np.asarray(index.piece, np.int64), index.n_pieces)
+    return db, where
+
+
 def evaluate_runs(runs, *, dataset, bach10, chorales, n_pairs: int, seed: int, piece_splits=("test",),
-                  bach10_scales=None, progress: bool = True) -> dict:
+                  bach10_scales=None, piece_index=None, progress: bool = True) -> dict:
     from tqdm import tqdm
 
     from ..data.bach10 import RealPairs, bwv_of, load_bach10
@@ -73,6 +100,21 @@ def evaluate_runs(runs, *, dataset, bach10, chorales, n_pairs: int, seed: int, p
             if name in piece_splits:
                 res = ev.synthesized_piece_eval(emb, split, snip, mirrored=False)
                 m.setdefault("piece_identification", {})[name] = res["piece_identification"]
+            if name == "test" and piece_index:
+                # the test renders against every piece of a follower index (e.g. all of piano-midi.de);
+                # the index holds the score encoder's embeddings of the bundle it was built with
+                if "index_db" not in d:
+                    d["index_db"] = index_database(piece_index, split)
+                db, where = d["index_db"]
+                if db.embeddings.shape[1] != model.config.embed_dim:
+                    raise ConfigError(f"{piece_index}: {db.embeddings.shape[1]}-d embeddings, {run} makes "
+                                      f"{model.config.embed_dim}-d ones; build the index with this run's bundle")
+                queries = [(where[r], ev.embed_audio_at(emb, split.spectrogram(r),
+                                                        ev.excerpt_centres(len(split.spectrogram(r)),
+                                                                           snip.audio_frames), snip.audio_frames))
+                           for r in range(split.n_renders)]
+                m.setdefault("piece_identification", {})["test_vs_index"] = {
+                    **ev.identify(queries, db)[0], "index": str(piece_index), "index_pieces": int(db.n_pieces)}
         if "pieces" in d:
             retrieval("bach10", d["pairs"])
             embs = [ev.embed_roll_at(emb, roll, c, snip)
@@ -102,6 +144,9 @@ def comparison_table(results: dict) -> str:
     """One row per run: snippet MRR (mean of both directions) and R@1, piece identification at rank 1."""
     head = ["run", "valid MRR", "test MRR", "slow MRR", "fast MRR", "Bach10 MRR", "test R@1", "Bach10 R@1",
             "test pieces @1", "Bach10 @1", "Bach10 @1 (+0.7x)", "Bach10 piece MRR"]
+    with_index = any("test_vs_index" in m.get("piece_identification", {}) for m in results.values())
+    if with_index:
+        head.insert(9, "test pieces @1 vs index")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for run, m in results.items():
         pid = m.get("piece_identification", {})
@@ -113,17 +158,19 @@ def comparison_table(results: dict) -> str:
             p = pid.get(key)
             return "–" if p is None else f"{p['rank_1']['count']}/{p['n']}"
 
-        lines.append("| " + " | ".join([
-            Path(run).name, f(m["model"].get("best_valid_mrr")),
-            *(f(_mean_dir(m, s, "mrr")) for s in ("test", "test_slow", "test_fast", "bach10")),
-            f(_mean_dir(m, "test", "r@1")), f(_mean_dir(m, "bach10", "r@1")),
-            pc("test"), pc("bach10"), pc("bach10_multitempo"),
-            f(pid.get("bach10", {}).get("mrr"))]) + " |")
+        cells = [Path(run).name, f(m["model"].get("best_valid_mrr")),
+                 *(f(_mean_dir(m, s, "mrr")) for s in ("test", "test_slow", "test_fast", "bach10")),
+                 f(_mean_dir(m, "test", "r@1")), f(_mean_dir(m, "bach10", "r@1")),
+                 pc("test"), pc("bach10"), pc("bach10_multitempo"), f(pid.get("bach10", {}).get("mrr"))]
+        if with_index:
+            x = pid.get("test_vs_index")
+            cells.insert(9, "–" if x is None else f"{pc('test_vs_index')} of {x['index_pieces']}")
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def compare_runs(runs, *, dataset, bach10, chorales, n_pairs: int, seed: int, bach10_scales=None,
-                 reuse: bool = False, progress: bool = True) -> dict:
+                 reuse: bool = False, piece_index=None, progress: bool = True) -> dict:
     """{run: metrics} for every run, best read back from RUN/compare_metrics.json with ``reuse``."""
     results, todo = {}, []
     for run in runs:
@@ -133,5 +180,6 @@ def compare_runs(runs, *, dataset, bach10, chorales, n_pairs: int, seed: int, ba
         else:
             todo.append(run)
     results.update(evaluate_runs(todo, dataset=dataset, bach10=bach10, chorales=chorales, n_pairs=n_pairs,
-                                 seed=seed, bach10_scales=bach10_scales, progress=progress))
+                                 seed=seed, bach10_scales=bach10_scales, piece_index=piece_index,
+                                 progress=progress))
     return {str(r): results[str(r)] for r in runs}
