@@ -60,6 +60,21 @@ def check_onnx(path: Path, encoder: torch.nn.Module, inputs: np.ndarray, *, atol
     return err
 
 
+def replace_audio_encoder(encoder: torch.nn.Module, check: np.ndarray, out_dir: Path, live: str, float_name: str,
+                          sha: dict) -> tuple:
+    """Write ``encoder`` as ``out_dir/live`` (float ONNX, checked against onnxruntime on ``check``) and
+    remove ``float_name``, the float original of an earlier encoder's int8 copy, which `training quantize`
+    would start from. Returns (max |onnxruntime - torch|, the bundle's checksums updated)."""
+    tmp = out_dir / (live + ".tmp.onnx")
+    _export_one(encoder, torch.from_numpy(check[:1]), "audio", tmp)
+    err = check_onnx(tmp, encoder, check)
+    tmp.replace(out_dir / live)
+    (out_dir / float_name).unlink(missing_ok=True)
+    sha = {k: v for k, v in sha.items() if k != float_name}
+    sha[live] = sha256_file(out_dir / live)
+    return err, sha
+
+
 def _check_shapes(model: DualEncoder, snippets: SnippetConfig, features: FeatureConfig) -> None:
     c = model.config
     want = ModelConfig.for_snippets(snippets, features, embed_dim=c.embed_dim, base_filters=c.base_filters,

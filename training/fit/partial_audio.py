@@ -29,6 +29,7 @@ import numpy as np
 from follower.config import JsonConfig
 from follower.errors import ConfigError
 
+from ..augment import AugmentsTrainingAudio, checked_tempo_range
 from ..augment.partial import keep_last as fixed_partial  # (the name the trainer and its tests use)
 from ..model.losses import TEMPERATURE
 
@@ -37,7 +38,7 @@ START_SHARES = (0.5, 0.7)        # ... and at a piece's start (the score snippet
 
 
 @dataclass(frozen=True)
-class PartialAudioConfig(JsonConfig):
+class PartialAudioConfig(AugmentsTrainingAudio, JsonConfig):
     min_sounding: float = 0.3       # the engine's min_sound_fraction: emptier windows never vote
     # share of the windows that are a piece's start: the score snippet is silent where the audio is (the
     # index's first snippets of a piece are zero-padded so); the rest enter the music mid-piece
@@ -63,23 +64,7 @@ class PartialAudioConfig(JsonConfig):
         if not 0 <= self.p_piece_start <= 1:
             raise ConfigError(f"p_piece_start={self.p_piece_start!r} must be a probability in [0, 1]")
         if self.tempo_range is not None:
-            lo, hi = self.tempo_range
-            if not 0 < lo <= hi:
-                raise ConfigError(f"tempo_range={self.tempo_range!r} must satisfy 0 < low <= high")
-            object.__setattr__(self, "tempo_range", (float(lo), float(hi)))
-
-    def augmented(self, split, frame_rate_hz: float):
-        """The training ``split`` as this config augments it: stretched first, then the room and
-        microphone (as ``training train`` does); partial windows are cut from the result."""
-        if self.tempo_range is not None:
-            from ..augment.tempo import TempoAugmentConfig, TempoStretchedSplit
-
-            split = TempoStretchedSplit(split, TempoAugmentConfig(scale_range=self.tempo_range), seed=self.seed + 3)
-        if self.augment_audio:
-            from ..augment.acoustic import AudioAugmentConfig, AugmentedSplit
-
-            split = AugmentedSplit(split, AudioAugmentConfig(frame_rate_hz=frame_rate_hz), seed=self.seed + 2)
-        return split
+            object.__setattr__(self, "tempo_range", checked_tempo_range(self.tempo_range))
 
 
 def silent_frames(x: np.ndarray) -> np.ndarray:
@@ -217,25 +202,17 @@ def add_to_bundle(bundle_dir, out_dir, result: dict) -> dict:
     """Write ``out_dir``: ``bundle_dir`` plus ``audio_encoder.partial.onnx`` (``out_dir`` may be
     ``bundle_dir``). The score encoder is untouched, so the bundle's indexes stay valid; the
     bundle's fingerprint changes, since the follower's decisions do."""
-    import torch
+    from follower.bundle import AUDIO_PARTIAL_FLOAT_ONNX, AUDIO_PARTIAL_ONNX, copy_bundle, write_config
 
-    from follower.bundle import AUDIO_PARTIAL_FLOAT_ONNX, AUDIO_PARTIAL_ONNX, copy_bundle, sha256_file, write_config
-
-    from ..export import _export_one, check_onnx
+    from ..export import replace_audio_encoder
 
     out_dir = Path(out_dir)
     cfg = copy_bundle(bundle_dir, out_dir)
     measured = dict(result["measured"])
     check = measured.pop("check")
     encoder = result["encoder"].eval()
-    tmp = out_dir / (AUDIO_PARTIAL_ONNX + ".tmp.onnx")
-    _export_one(encoder, torch.from_numpy(check[:1]), "audio", tmp)
-    err = check_onnx(tmp, encoder, check)
-    tmp.replace(out_dir / AUDIO_PARTIAL_ONNX)
     # the float original of an earlier encoder's int8 copy is stale now (training quantize starts from it)
-    (out_dir / AUDIO_PARTIAL_FLOAT_ONNX).unlink(missing_ok=True)
-    sha = {k: v for k, v in cfg.sha256.items() if k != AUDIO_PARTIAL_FLOAT_ONNX}
-    sha[AUDIO_PARTIAL_ONNX] = sha256_file(out_dir / AUDIO_PARTIAL_ONNX)
+    err, sha = replace_audio_encoder(encoder, check, out_dir, AUDIO_PARTIAL_ONNX, AUDIO_PARTIAL_FLOAT_ONNX, cfg.sha256)
     new = type(cfg).from_dict({**cfg.to_dict(), "sha256": sha, "score_from": cfg.score_from or cfg.fingerprint,
                                "training": {**cfg.training, "audio_partial": {**measured,
                                                                               "max_abs_diff_onnx_vs_torch": err,

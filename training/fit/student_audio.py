@@ -29,6 +29,7 @@ import numpy as np
 from follower.config import JsonConfig
 from follower.errors import ConfigError
 
+from ..augment import AugmentsTrainingAudio, checked_tempo_range
 from ..model.losses import TEMPERATURE
 
 LOG_FIELDS = ["epoch", "round", "lr", "train_loss", "valid_loss", "valid_mrr", "valid_a2s_mrr", "cos_to_teacher",
@@ -36,7 +37,7 @@ LOG_FIELDS = ["epoch", "round", "lr", "train_loss", "valid_loss", "valid_mrr", "
 
 
 @dataclass(frozen=True)
-class StudentAudioConfig(JsonConfig):
+class StudentAudioConfig(AugmentsTrainingAudio, JsonConfig):
     base_filters: int = 16          # first block's filters; later blocks 2x, 4x, 4x (the bundle's: 32)
     distill_weight: float = 1.0     # of 1 - cos(student, bundle's audio embedding), beside the InfoNCE
     lr: float = 0.002
@@ -62,22 +63,7 @@ class StudentAudioConfig(JsonConfig):
         if not (self.lr > 0 and self.temperature > 0):
             raise ConfigError("lr and temperature must be positive")
         if self.tempo_range is not None:
-            lo, hi = self.tempo_range
-            if not 0 < lo <= hi:
-                raise ConfigError(f"tempo_range={self.tempo_range!r} must satisfy 0 < low <= high")
-            object.__setattr__(self, "tempo_range", (float(lo), float(hi)))
-
-    def augmented(self, split, frame_rate_hz: float):
-        """The training split as ``training train`` augments it: stretched first, then rooms."""
-        if self.tempo_range is not None:
-            from ..augment.tempo import TempoAugmentConfig, TempoStretchedSplit
-
-            split = TempoStretchedSplit(split, TempoAugmentConfig(scale_range=self.tempo_range), seed=self.seed + 3)
-        if self.augment_audio:
-            from ..augment.acoustic import AudioAugmentConfig, AugmentedSplit
-
-            split = AugmentedSplit(split, AudioAugmentConfig(frame_rate_hz=frame_rate_hz), seed=self.seed + 2)
-        return split
+            object.__setattr__(self, "tempo_range", checked_tempo_range(self.tempo_range))
 
 
 def _embed(encoder, x: np.ndarray, device, batch: int = 500) -> np.ndarray:
@@ -288,10 +274,10 @@ def write_bundle(bundle_dir, run_dir, out_dir) -> dict:
     with ``training quantize``). Score encoder, indexes and partial-window encoder unchanged."""
     import torch
 
-    from follower.bundle import AUDIO_FLOAT_ONNX, AUDIO_ONNX, copy_bundle, read_config, sha256_file, write_config
+    from follower.bundle import AUDIO_FLOAT_ONNX, AUDIO_ONNX, copy_bundle, read_config, write_config
     from follower.errors import BundleError
 
-    from ..export import _export_one, check_onnx
+    from ..export import replace_audio_encoder
     from ..model.encoders import Encoder
 
     src = read_config(bundle_dir)
@@ -311,14 +297,8 @@ def write_bundle(bundle_dir, run_dir, out_dir) -> dict:
     out_dir = Path(out_dir)
     copy_bundle(bundle_dir, out_dir)
     check = np.random.default_rng(0).gamma(1.0, 0.5, (16,) + shape).astype(np.float32)
-    tmp = out_dir / (AUDIO_ONNX + ".tmp.onnx")
-    _export_one(student, torch.from_numpy(check[:1]), "audio", tmp)
-    err = check_onnx(tmp, student, check)
-    tmp.replace(out_dir / AUDIO_ONNX)
     # the wide encoder's float original would be what `training quantize` starts from: not this model's
-    (out_dir / AUDIO_FLOAT_ONNX).unlink(missing_ok=True)
-    sha = {k: v for k, v in src.sha256.items() if k != AUDIO_FLOAT_ONNX}
-    sha[AUDIO_ONNX] = sha256_file(out_dir / AUDIO_ONNX)
+    err, sha = replace_audio_encoder(student, check, out_dir, AUDIO_ONNX, AUDIO_FLOAT_ONNX, src.sha256)
     measured = {**best["measured"], "teacher": best["teacher"], "config": cfg.to_dict(),
                 "source_bundle": src.fingerprint, "max_abs_diff_onnx_vs_torch": err}
     model = {**(src.training.get("model") or {}), "audio_base_filters": cfg.base_filters}
