@@ -27,3 +27,28 @@ def test_the_kept_rows_setup_does_not_nest_over_reruns():
     assert first == ["  - Machine: M1", "  - Run: R1"]
     rerun = "\n".join(["- Machine: M2", f"- {KEPT_MARK} peer. As the page had them:"] + first)
     assert kept_setup(rerun) == first
+
+
+def test_bundles_that_differ_in_their_audio_side_alone_share_the_cached_indexes(tmp_path):
+    # the benchmark's index cache is keyed by the score side: a new audio encoder (int8, partial,
+    # a narrower student) must not rebuild the piano index (minutes), a new score encoder must
+    import json
+    import shutil
+    from pathlib import Path
+
+    from benchmarks.runners import bundle_fingerprint, index_path
+
+    shipped = Path(__file__).resolve().parents[2] / "exported" / "default"
+    bundles = {}
+    for name, key in (("audio", "audio_encoder.onnx"), ("score", "score_encoder.onnx")):
+        b = tmp_path / name
+        b.mkdir()
+        shutil.copy(shipped / "config.json", b / "config.json")
+        cfg = json.loads((b / "config.json").read_text())
+        cfg["sha256"][key] = "0" * 64
+        (b / "config.json").write_text(json.dumps(cfg))
+        bundles[name] = b
+    assert bundle_fingerprint(bundles["audio"]) != bundle_fingerprint(shipped)
+    same = index_path("piano", bundles["audio"], tmp_path, 8)
+    assert same == index_path("piano", shipped, tmp_path, 8) and same.name.endswith("-hop8.index.npz")
+    assert index_path("piano", bundles["score"], tmp_path, 8) != same

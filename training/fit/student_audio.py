@@ -260,10 +260,14 @@ def _plot(run: Path, rows: list, best_epoch, teacher_mrr: float) -> None:
     ax2.set_ylabel("validation MRR")
     if best_epoch is not None:
         ax.axvline(best_epoch, color="grey", ls=":", label=f"best epoch {best_epoch}")
+    for prev, row in zip(rows, rows[1:]):   # a refinement round starts where the round number changes
+        if int(row["round"]) != int(prev["round"]):
+            ax.axvline(int(row["epoch"]) - 0.5, color="tab:red", alpha=0.3)
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, loc="upper right", fontsize=8)
-    ax.set_title("student audio encoder against the bundle's fixed score encoder", fontsize=9)
+    ax.legend(h1 + h2, l1 + l2, loc="center right", fontsize=8)
+    ax.set_title("student audio encoder against the bundle's fixed score encoder\n"
+                 "(red lines: learning rate halved from the best weights)", fontsize=9)
     fig.tight_layout()
     fig.savefig(run / "loss.png", dpi=110)
     plt.close(fig)
