@@ -36,7 +36,8 @@ def test_module_main_turns_errors_into_one_line_and_an_exit_code(capsys, monkeyp
                                   ["studies.early_id", "--traces", "missing.json"],
                                   ["studies.validation_replay", "--report", "missing.json"],
                                   ["studies.validation_replay", "--material", "missing", "--index", "i.npz"],
-                                  ["studies.width_figure", "missing.json", "missing.json", "-o", "w.png"]])
+                                  ["studies.width_figure", "missing.json", "missing.json", "-o", "w.png"],
+                                  ["studies.repeat_positions", "missing"]])
 def test_a_module_given_a_missing_file_says_so_in_one_line(args):
     r = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
