@@ -37,13 +37,13 @@ def test_training_resumes_and_the_encoder_joins_the_bundle(splits, tmp_path):
     logs = []
     first = train_partial_audio(cfg, SHIPPED, train, valid, ckpt, log=logs.append, progress=False)
     assert ckpt.is_file() and first["measured"]["curve"][0]["epoch"] == 0 and len(first["measured"]["curve"]) == 2
-    # the same settings with more epochs go on from the checkpoint
-    more = PartialAudioConfig(epochs=2, batch=40, lr=1e-3)
-    with pytest.raises(ConfigError, match="other settings"):
-        train_partial_audio(more, SHIPPED, train, valid, ckpt, log=logs.append, progress=False)
+    # the same settings resume (nothing left to do); another learning rate is another run
     logs.clear()
     again = train_partial_audio(cfg, SHIPPED, train, valid, ckpt, log=logs.append, progress=False)
     assert logs[0].startswith("resuming after epoch 1") and len(again["measured"]["curve"]) == 2
+    with pytest.raises(ConfigError, match="other settings"):
+        train_partial_audio(PartialAudioConfig(epochs=1, batch=40, lr=2e-3), SHIPPED, train, valid, ckpt,
+                            log=logs.append, progress=False)
 
     info = add_to_bundle(SHIPPED, tmp_path / "b", first)
     old, new = read_config(SHIPPED), read_config(tmp_path / "b")
@@ -58,6 +58,11 @@ def test_training_resumes_and_the_encoder_joins_the_bundle(splits, tmp_path):
     x = silence_start(valid.audio_batch(np.arange(4)), np.random.default_rng(0), PartialWindowConfig(p_partial=1))
     e = bundle.audio_partial(x)
     assert e.shape == (4, new.embed_dim) and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-4)
+    # a stopped run given more epochs goes on from its checkpoint
+    logs.clear()
+    more = train_partial_audio(PartialAudioConfig(epochs=2, batch=40, lr=1e-3), SHIPPED, train, valid, ckpt,
+                               log=logs.append, progress=False)
+    assert logs[0].startswith("resuming after epoch 1") and len(more["measured"]["curve"]) == 3
 
 
 def test_too_few_pairs_is_one_clear_error(splits, tmp_path):

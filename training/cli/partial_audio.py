@@ -36,7 +36,8 @@ def register(subparsers) -> None:
     p.add_argument("--dataset", required=True, help="dataset folder of `training dataset build` (train and valid)")
     p.add_argument("--checkpoint", default=None,
                    help="checkpoint file, written after every epoch (default runs/partial-audio/checkpoint.pt)")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="default %(default)s")
+    p.add_argument("--epochs", type=int, default=d.epochs,
+                   help="default %(default)s; a stopped run given more goes on from --checkpoint")
     p.add_argument("--patience", type=int, default=d.patience, help="default %(default)s")
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (default %(default)s)")
     p.add_argument("--augment-tempo", nargs=2, type=float, default=None, metavar=("LOW", "HIGH"),

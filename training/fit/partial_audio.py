@@ -141,9 +141,11 @@ def train_partial_audio(cfg: PartialAudioConfig, bundle_dir, train, valid, check
     state = {"epoch": 0, "best": None, "best_epoch": 0, "bad": 0, "curve": []}
     if checkpoint.is_file():
         ck = torch.load(checkpoint, map_location="cpu", weights_only=True)  # tensors, numbers and names only
-        if ck["config"] != cfg.to_dict() or ck["bundle"] != config.fingerprint:
+        cap = ("epochs",)   # a stopped run may be given more epochs; any other change is another run
+        if {k: v for k, v in ck["config"].items() if k not in cap} != \
+                {k: v for k, v in cfg.to_dict().items() if k not in cap} or ck["bundle"] != config.fingerprint:
             raise ConfigError(f"{checkpoint} was written for other settings or another bundle; remove it "
-                              "to start over")
+                              "to start over (only --epochs may change)")
         audio.load_state_dict(ck["audio_state"])
         opt.load_state_dict(ck["optimizer_state"])
         state = ck["state"]
