@@ -28,14 +28,22 @@ BANDS = ((0.0, 0.5), (0.5, 0.8), (0.8, 1.25), (1.25, np.inf))
 AROUND_S = 0.5  # the local tempo is measured over [t - AROUND_S, t + AROUND_S]
 
 
-def locked_errors(records: list[dict], piece: str, truth) -> tuple[np.ndarray, np.ndarray]:
-    """(signed error, local truth tempo) of the records following ``piece`` where the truth is defined."""
+def locked_positions(records: list[dict], piece: str, truth) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(audio time, reported position, true position) of the records following ``piece`` where the
+    position and the truth are defined."""
     t = np.array([r["t"] for r in records], float)
     pos = np.array([np.nan if r.get("position_s") is None else r["position_s"] for r in records], float)
-    ok = np.array([r.get("state") == "following" and r.get("piece") == piece for r in records])
-    true_s = truth.audio_to_midi(t)
+    ok = np.array([r.get("state") == "following" and r.get("piece") == piece for r in records], bool)
+    true_s = truth.audio_to_midi(t) if len(t) else np.empty(0)
+    use = ok & np.isfinite(pos) & np.isfinite(true_s)
+    return t[use], pos[use], true_s[use]
+
+
+def locked_errors(records: list[dict], piece: str, truth) -> tuple[np.ndarray, np.ndarray]:
+    """(signed error, local truth tempo) of the records following ``piece`` where the truth is defined."""
+    t, pos, true_s = locked_positions(records, piece, truth)
     tempo = (truth.audio_to_midi(t + AROUND_S) - truth.audio_to_midi(t - AROUND_S)) / (2 * AROUND_S)
-    use = ok & np.isfinite(pos) & np.isfinite(true_s) & np.isfinite(tempo)
+    use = np.isfinite(tempo)
     return (pos - true_s)[use], tempo[use]
 
 

@@ -30,12 +30,10 @@ OFF_S = 0.5      # updates further than this from the truth are examined
 
 def locked_positions(records: list[dict], piece: str, truth) -> tuple[np.ndarray, np.ndarray]:
     """(reported position, true position) of the records following ``piece`` where the truth is defined."""
-    t = np.array([r["t"] for r in records], float)
-    pos = np.array([np.nan if r.get("position_s") is None else r["position_s"] for r in records], float)
-    ok = np.array([r.get("state") == "following" and r.get("piece") == piece for r in records])
-    true_s = truth.audio_to_midi(t) if len(t) else np.empty(0)
-    use = ok & np.isfinite(pos) & np.isfinite(true_s)
-    return pos[use], true_s[use]
+    from studies.position_by_tempo import locked_positions as locked
+
+    _, pos, true_s = locked(records, piece, truth)
+    return pos, true_s
 
 
 def same_music(notes, a_s: float, b_s: float, span_s: float = SPAN_S) -> bool:

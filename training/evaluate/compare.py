@@ -97,9 +97,11 @@ def evaluate_runs(runs, *, dataset, bach10, chorales, n_pairs: int, seed: int, p
 
         for name, split in d["splits"].items():
             retrieval(name, split)
+            queries = None
             if name in piece_splits:
                 res = ev.synthesized_piece_eval(emb, split, snip, mirrored=False)
                 m.setdefault("piece_identification", {})[name] = res["piece_identification"]
+                queries = [e for _, e in res["_queries"]]
             if name == "test" and piece_index:
                 # the test renders against every piece of a follower index (e.g. all of piano-midi.de);
                 # the index holds the score encoder's embeddings of the bundle it was built with
@@ -109,12 +111,13 @@ def evaluate_runs(runs, *, dataset, bach10, chorales, n_pairs: int, seed: int, p
                 if db.embeddings.shape[1] != model.config.embed_dim:
                     raise ConfigError(f"{piece_index}: {db.embeddings.shape[1]}-d embeddings, {run} makes "
                                       f"{model.config.embed_dim}-d ones; build the index with this run's bundle")
-                queries = [(where[r], ev.embed_audio_at(emb, split.spectrogram(r),
-                                                        ev.excerpt_centres(len(split.spectrogram(r)),
-                                                                           snip.audio_frames), snip.audio_frames))
-                           for r in range(split.n_renders)]
+                if queries is None:   # the same 100 excerpts per render that the test pieces' vote uses
+                    queries = [ev.embed_audio_at(emb, split.spectrogram(r), ev.excerpt_centres(
+                        len(split.spectrogram(r)), snip.audio_frames), snip.audio_frames)
+                        for r in range(split.n_renders)]
                 m.setdefault("piece_identification", {})["test_vs_index"] = {
-                    **ev.identify(queries, db)[0], "index": str(piece_index), "index_pieces": int(db.n_pieces)}
+                    **ev.identify(list(zip(where, queries)), db)[0], "index": str(piece_index),
+                    "index_pieces": int(db.n_pieces)}
         if "pieces" in d:
             retrieval("bach10", d["pairs"])
             embs = [ev.embed_roll_at(emb, roll, c, snip)

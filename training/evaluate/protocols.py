@@ -162,7 +162,8 @@ def synthesized_piece_eval(embedder, split, snippet_config: SnippetConfig, *, mi
     queries = [(t["piece"], embed_audio_at(embedder, t["spectrogram"],
                                            excerpt_centres(len(t["spectrogram"]), width_a), width_a))
                for t in table]
-    out = {"piece_identification": identify(queries, score_db)[0], "_score_db": score_db}
+    out = {"piece_identification": identify(queries, score_db)[0], "_score_db": score_db,
+           "_queries": queries}   # per render (piece, excerpt embeddings), for another database
     if mirrored:
         audio_db = Database.build([(t["piece"], embed_audio_at(embedder, t["spectrogram"], t["audio_centres"],
                                                                width_a)) for t in table], n)

@@ -140,10 +140,10 @@ def _read_log(run: Path) -> list:
         return list(csv.DictReader(f))
 
 
-def _write_log(run: Path, rows: list) -> None:
+def _write_log(run: Path, rows: list, fields=LOG_FIELDS) -> None:
     tmp = run / (LOG_CSV + ".tmp")
     with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+        w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
     os.replace(tmp, run / LOG_CSV)

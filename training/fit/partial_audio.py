@@ -81,11 +81,13 @@ def silence_rolls(roll: np.ndarray, lead: np.ndarray) -> np.ndarray:
     return out
 
 
-def _embed(encoder, x: np.ndarray, batch: int = 500) -> np.ndarray:
+def embed_batches(encoder, x: np.ndarray, device="cpu", batch: int = 500) -> np.ndarray:
+    """``encoder``'s embeddings of ``x`` (numpy), in batches, on ``device``."""
     import torch
 
     with torch.no_grad():
-        return np.concatenate([encoder(torch.from_numpy(x[i:i + batch])).numpy() for i in range(0, len(x), batch)])
+        return np.concatenate([encoder(torch.from_numpy(x[i:i + batch]).to(device)).cpu().numpy()
+                               for i in range(0, len(x), batch)])
 
 
 def valid_mrr(encoder, sets: dict) -> dict:
@@ -93,7 +95,7 @@ def valid_mrr(encoder, sets: dict) -> dict:
     from ..evaluate.metrics import two_way_retrieval
 
     encoder.eval()
-    out = {label: two_way_retrieval(_embed(encoder, a), s)[0]["audio2score"]["mrr"] for label, (a, s) in sets.items()}
+    out = {label: two_way_retrieval(embed_batches(encoder, a), s)[0]["audio2score"]["mrr"] for label, (a, s) in sets.items()}
     out["mean"] = float(np.mean(list(out.values())))
     return out
 

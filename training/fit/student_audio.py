@@ -18,8 +18,6 @@ the best weights. Resumable: RUN/checkpoint.pt after every epoch, on any device.
 
 from __future__ import annotations
 
-import csv
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +29,7 @@ from follower.errors import ConfigError
 
 from ..augment import AugmentsTrainingAudio, checked_tempo_range
 from ..model.losses import TEMPERATURE
+from .partial_audio import embed_batches as _embed
 
 LOG_FIELDS = ["epoch", "round", "lr", "train_loss", "valid_loss", "valid_mrr", "valid_a2s_mrr", "cos_to_teacher",
               "seconds", "best"]
@@ -66,14 +65,7 @@ class StudentAudioConfig(AugmentsTrainingAudio, JsonConfig):
             object.__setattr__(self, "tempo_range", checked_tempo_range(self.tempo_range))
 
 
-def _embed(encoder, x: np.ndarray, device, batch: int = 500) -> np.ndarray:
-    import torch
 
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(x), batch):
-            out.append(encoder(torch.from_numpy(x[i:i + batch]).to(device)).cpu().numpy())
-    return np.concatenate(out)
 
 
 def _validate(student, audio: np.ndarray, score_emb: np.ndarray, teacher_emb: np.ndarray, cfg, device) -> dict:
@@ -95,15 +87,6 @@ def _validate(student, audio: np.ndarray, score_emb: np.ndarray, teacher_emb: np
             "cos_to_teacher": float(np.mean(np.sum(a * teacher_emb, axis=1)))}
 
 
-def _write_log(run: Path, rows: list) -> None:
-    tmp = run / "log.csv.tmp"
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=LOG_FIELDS)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, run / "log.csv")
-
-
 def train_student_audio(cfg: StudentAudioConfig, bundle_dir, train, valid, run_dir, *, device: str = "cpu",
                         max_minutes: float = 0.0, progress: bool = True, log=print) -> dict:
     """Train (or resume) RUN; returns {"best_epoch", "best", "teacher", "epochs", "stopped"}.
@@ -118,7 +101,7 @@ def train_student_audio(cfg: StudentAudioConfig, bundle_dir, train, valid, run_d
     from ..model.encoders import Encoder
     from ..model.from_onnx import model_from_bundle
     from ..model.losses import make_loss
-    from .loop import _atomic_save, _cl
+    from .loop import _atomic_save, _cl, _write_log
 
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
@@ -232,7 +215,7 @@ def train_student_audio(cfg: StudentAudioConfig, bundle_dir, train, valid, run_d
                 log(f"no better validation MRR for {cfg.patience} epochs: back to epoch {state['best_epoch']}, "
                     f"learning rate {state['lr']:.2g}")
         state["rng"] = rng.bit_generator.state
-        _write_log(run, state["rows"])
+        _write_log(run, state["rows"], LOG_FIELDS)
         _plot(run, state["rows"], state["best_epoch"], teacher_v["valid_mrr"])
         save(ckpt, {"config": cfg.to_dict(), "bundle": config.fingerprint, "student_state": student.state_dict(),
                     "optimizer_state": opt.state_dict(), "state": state})
@@ -285,11 +268,11 @@ def write_bundle(bundle_dir, run_dir, out_dir) -> dict:
     from ..model.encoders import Encoder
 
     src = read_config(bundle_dir)
-    best = torch.load(Path(run_dir) / "best.pt", map_location="cpu", weights_only=True) \
-        if (Path(run_dir) / "best.pt").is_file() else None
-    if best is None:
-        raise BundleError(f"{Path(run_dir) / 'best.pt'} does not exist; train the student first "
+    path = Path(run_dir) / "best.pt"
+    if not path.is_file():
+        raise BundleError(f"{path} does not exist; train the student first "
                           "(training student-audio BUNDLE -o RUN --dataset DATA)")
+    best = torch.load(path, map_location="cpu", weights_only=True)
     if best["bundle"] != src.fingerprint:
         raise BundleError(f"{run_dir} was trained against bundle {best['bundle']}, not {bundle_dir} "
                           f"({src.fingerprint}); give the bundle it was trained against")
