@@ -18,6 +18,8 @@
 12 excerpts of *validation-split* chorales rendered the same way (other seed, starts
 anywhere in the first 40 %, base tempo 0.65-1.15x): the material on which the
 follower's thresholds are chosen, so that the test material above only measures.
+``--tempo 0.35,0.5`` plays them far from the written tempo instead (players far slower
+than a MIDI file's tempo are common: a file's tempo is often a default, not the music's).
 
 Renditions: the held-out soundfont TimGM6mb with instruments drawn per excerpt,
 a smooth tempo curve (0.75-1.3x written tempo with rubato), a synthetic room
@@ -43,7 +45,7 @@ from follower.midi import load_midi
 from . import paths
 from .bach10 import BACH10_PIECES, bach10_truth
 from .render import excerpt_events, put_in_room, read_events, synthesize
-from .warp import JumpMap, TimeMap, tempo_curve, warp_from_ratio
+from .warp import TEMPO_RATIO_MAX, TEMPO_RATIO_MIN, JumpMap, TimeMap, tempo_curve, warp_from_ratio
 
 SEED = 20181105  # TISMIR 2018
 SAMPLE_RATE_HZ = 44100
@@ -115,14 +117,19 @@ def piano_selection() -> list[Path]:
 
 def render_item(midi: Path, out_audio: Path, out_truth: Path, rng: np.random.Generator, *,
                 programs: list[int], instruments: str, start_frac: tuple[float, float],
-                length_s: tuple[float, float], base_tempo: tuple[float, float]) -> float:
-    """Render one mid-piece excerpt; returns its duration in audio seconds."""
+                length_s: tuple[float, float], base_tempo: tuple[float, float],
+                tempo_clip: tuple[float, float] = (TEMPO_RATIO_MIN, TEMPO_RATIO_MAX)) -> float:
+    """Render one mid-piece excerpt; returns its duration in audio seconds.
+
+    The tempo curve is ``base_tempo`` with rubato, clipped to ``tempo_clip`` (ratios to the
+    written tempo)."""
     import soundfile as sf
 
     events, n_voices = read_events(midi)
     midi_end_s = max(e.time_s for e in events)
     start_s = rng.uniform(*start_frac) * midi_end_s
-    ratio = tempo_curve(rng, rng.uniform(*length_s), base_lo=base_tempo[0], base_hi=base_tempo[1])
+    ratio = tempo_curve(rng, rng.uniform(*length_s), base_lo=base_tempo[0], base_hi=base_tempo[1],
+                        lo=tempo_clip[0], hi=tempo_clip[1])
     time_map = warp_from_ratio(ratio, start_s, midi_end_s)
     duration_s = float(time_map.audio_s[-1])
     dry = synthesize(excerpt_events(events, time_map), [programs[v % len(programs)] for v in range(n_voices)],
@@ -301,7 +308,8 @@ def tune_validation(n: int, seed: int) -> list[Path]:
 
 
 def build_tuning(out_dir: Path, *, force: bool = False, seed: int = TUNING_SEED, piano: int = 0,
-                 from_start: bool = False, outside: int = 0) -> list[Item]:
+                 from_start: bool = False, outside: int = 0,
+                 tempo: tuple[float, float] | None = None) -> list[Item]:
     """Validation-split chorale excerpts for choosing thresholds (never the test pieces).
 
     ``seed`` other than TUNING_SEED draws other excerpts and renditions (for more
@@ -314,12 +322,21 @@ def build_tuning(out_dir: Path, *, force: bool = False, seed: int = TUNING_SEED,
     ``outside`` adds that many excerpts of validation-split Nottingham tunes
     (``tune_outside_s<seed>_NN_<id>``, corpus ``outside``): music that belongs to no piece
     of the chorale index, on the chorale excerpts' ensembles or a piano.
+    ``tempo`` (lo, hi): the chorale and piano excerpts are played at a base tempo drawn from
+    [lo, hi] of the written tempo, rubato kept within it (``tune_t<lo>-<hi>_...``), for players
+    far from the MIDI's tempo; default: the usual renditions' tempi.
     """
     from tqdm import tqdm
 
     import soundfile as sf
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    chorale_tempo = {"base_tempo": (0.65, 1.15)}
+    piano_tempo = {"base_tempo": PIANO_BASE_TEMPO}
+    tag = ""
+    if tempo is not None:
+        chorale_tempo = piano_tempo = {"base_tempo": tempo, "tempo_clip": tempo}
+        tag = f"t{tempo[0]:g}-{tempo[1]:g}_"
     items = []
     for k, (midi, family) in enumerate(tqdm(chorale_selection("valid", N_TUNING, seed),
                                             desc="rendering tuning material", unit="excerpt")):
@@ -328,11 +345,12 @@ def build_tuning(out_dir: Path, *, force: bool = False, seed: int = TUNING_SEED,
         name = f"tune_{k:02d}_{midi.stem}" if seed == TUNING_SEED else f"tune_s{seed}_{k:02d}_{midi.stem}"
         if from_start:
             name = name.replace("tune_", "tune_start_", 1)
+        name = name.replace("tune_", f"tune_{tag}", 1)
         audio, truth = out_dir / f"{name}.flac", out_dir / f"{name}.truth.json"
         if force or not (audio.exists() and truth.exists()):
             render_item(midi, audio, truth, rng, programs=CHORALE_ENSEMBLES[instruments], instruments=instruments,
                         start_frac=(0.0, 0.0) if from_start else (0.0, 0.4), length_s=(25.0, 40.0),
-                        base_tempo=(0.65, 1.15))
+                        **chorale_tempo)
         items.append(Item(name, "chorale", str(audio), str(truth), "chorales", piece_id(midi, paths.chorale_dir()),
                           str(midi), family, float(sf.info(audio).duration)))
     for k, midi in enumerate(tqdm(piano_validation(piano, seed) if piano else [],
@@ -340,11 +358,11 @@ def build_tuning(out_dir: Path, *, force: bool = False, seed: int = TUNING_SEED,
         rng = np.random.default_rng([seed, 1000 + k])  # apart from the chorales' streams
         instruments = list(PIANO_PROGRAMS)[rng.integers(len(PIANO_PROGRAMS))]
         prefix = "tune_piano" if seed == TUNING_SEED else f"tune_s{seed}_piano"
-        name = f"{prefix}_{k:02d}_{midi.stem}"
+        name = f"{prefix}_{k:02d}_{midi.stem}".replace("tune_", f"tune_{tag}", 1)
         audio, truth = out_dir / f"{name}.flac", out_dir / f"{name}.truth.json"
         if force or not (audio.exists() and truth.exists()):
             render_item(midi, audio, truth, rng, programs=[PIANO_PROGRAMS[instruments]], instruments=instruments,
-                        start_frac=(0.1, 0.5), length_s=(45.0, 45.0), base_tempo=PIANO_BASE_TEMPO)
+                        start_frac=(0.1, 0.5), length_s=(45.0, 45.0), **piano_tempo)
         pid = piece_id(midi, paths.piano_dir())
         items.append(Item(name, "piano", str(audio), str(truth), "piano", pid, str(midi), pid,
                           float(sf.info(audio).duration)))
@@ -377,6 +395,15 @@ def load_manifest(material_dir: Path) -> list[Item]:
     return [Item(**d) for d in json.loads(path.read_text())]
 
 
+def _tempo_range(text: str) -> tuple[float, float] | None:
+    """``"LO,HI"`` as two tempo ratios, or None where it is not 0.1 <= LO <= HI <= 4."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        return None
+    return (lo, hi) if 0.1 <= lo <= hi <= 4.0 else None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.material", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -394,18 +421,30 @@ def main(argv=None) -> int:
     parser.add_argument("--outside", type=int, default=0,
                         help="tuning set only: also this many excerpts of validation-split Nottingham tunes, "
                              "music outside the chorale index (default 0)")
+    parser.add_argument("--tempo", default=None, metavar="LO,HI",
+                        help="tuning set only: chorale and piano excerpts at a base tempo of LO-HI times the "
+                             "written tempo, rubato kept within it (e.g. 0.35,0.5 for players far slower than "
+                             "the MIDI); default: the tempi of the other excerpts (within 0.75-1.3)")
     args = parser.parse_args(argv)
-    if (args.seed != TUNING_SEED or args.piano or args.from_start or args.outside) and args.set != "tuning":
-        print("--seed, --piano, --from-start, --outside: only for --set tuning (the test material is fixed)",
-              file=sys.stderr)
+    if ((args.seed != TUNING_SEED or args.piano or args.from_start or args.outside or args.tempo)
+            and args.set != "tuning"):
+        print("--seed, --piano, --from-start, --outside, --tempo: only for --set tuning (the test material is "
+              "fixed)", file=sys.stderr)
         return 2
     if args.piano < 0 or args.outside < 0:
         print("--piano, --outside: a number of excerpts, >= 0", file=sys.stderr)
         return 2
+    if args.tempo is not None:
+        tempo = _tempo_range(args.tempo)
+        if tempo is None:
+            print(f"--tempo {args.tempo}: give two ratios to the written tempo, LO,HI with 0.1 <= LO <= HI <= 4 "
+                  "(e.g. 0.35,0.5)", file=sys.stderr)
+            return 2
+        args.tempo = tempo
     if args.set == "tuning":
         out = args.out or paths.work_dir() / "tuning"
         items = build_tuning(out, force=args.force, seed=args.seed, piano=args.piano, from_start=args.from_start,
-                             outside=args.outside)
+                             outside=args.outside, tempo=args.tempo)
     else:
         out = args.out or paths.work_dir() / "material"
         items = build(out, force=args.force)

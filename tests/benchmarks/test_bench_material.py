@@ -148,6 +148,9 @@ def test_a_jump_rendition_plays_its_two_segments_and_says_where_it_jumps(tmp_pat
     (["--set", "test", "--from-start"], "only for --set tuning"),
     (["--set", "test", "--outside", "4"], "only for --set tuning"),
     (["--set", "tuning", "--outside", "-2"], "--outside"),
+    (["--set", "test", "--tempo", "0.35,0.5"], "only for --set tuning"),
+    (["--set", "tuning", "--tempo", "0.5"], "--tempo"),
+    (["--set", "tuning", "--tempo", "0.6,0.4"], "--tempo"),
 ])
 def test_tuning_options_refuse_what_they_cannot_do_in_one_line(args, message, tmp_path, capsys):
     from benchmarks.material import main
@@ -187,6 +190,21 @@ def test_tuning_excerpts_from_the_start_begin_at_the_first_note(tmp_path):
     render_item(midi, tmp_path / "t.flac", truth_path, np.random.default_rng(3), programs=[0], instruments="piano",
                 start_frac=(0.0, 0.0), length_s=(10.0, 10.0), base_tempo=(0.8, 1.0))
     assert load_truth(truth_path).audio_to_midi(0.0) == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.skipif(not HELD_OUT_SOUNDFONT.exists(), reason=f"{HELD_OUT_SOUNDFONT} missing (timgm6mb-soundfont)")
+def test_tuning_excerpts_at_a_far_tempo_stay_within_it(tmp_path):
+    pytest.importorskip("fluidsynth", reason="pyfluidsynth not installed")
+    import json
+
+    from benchmarks.material import render_item
+
+    midi = write_midi(tmp_path / "scale.mid", [(b, 0.9, 48 + b % 36, 0) for b in range(80)])
+    truth_path = tmp_path / "t.truth.json"
+    render_item(midi, tmp_path / "t.flac", truth_path, np.random.default_rng(3), programs=[0], instruments="piano",
+                start_frac=(0.1, 0.2), length_s=(12.0, 12.0), base_tempo=(0.35, 0.5), tempo_clip=(0.35, 0.5))
+    meta = json.loads(truth_path.read_text())
+    assert 0.35 - 1e-6 <= meta["tempo_ratio_min"] <= meta["tempo_ratio_max"] <= 0.5 + 1e-6
 
 
 def test_outside_tuning_tunes_are_validation_tunes_the_outside_study_never_plays():
