@@ -9,7 +9,11 @@ own metrics (:mod:`benchmarks.metrics`). The variants differ only in their
 :class:`follower.engine.EngineConfig`, so a row's difference to the shipped row is what
 that part of the engine buys:
 
-* ``shipped``: the engine as it ships;
+* ``shipped``: the follower as it ships: the engine and, beside it, the engine that hears
+  the audio twice as fast, heard where the player is far below the written tempo
+  (``follower.two_speeds``);
+* ``one engine``: the engine alone (``follower replay --no-slow-players``). The variants
+  below are each this one engine with one part turned off;
 * ``no calibrated lock``: no lock on the calibrated confidence of the re-ranking's
   leader, and no quick recheck after a lock (``calibration=None``);
 * ``no fine aligner``: the tracker's snippet-grid position alone (``fine=None``);
@@ -51,6 +55,7 @@ from .warp import load_truth
 # name -> EngineConfig overrides (None: the order-free voting decoder)
 VARIANTS = {
     "shipped": {},
+    "one engine": {},
     "no calibrated lock": {"calibration": None},
     "no fine aligner": {"fine": None},
     "no re-ranking": {"rerank_candidates": 0},
@@ -82,7 +87,7 @@ def run_variant(name: str, bundle, index, item: Item) -> list[dict]:
     # whole seconds per push: the engine embeds a block's windows in one batch (follower.ahead),
     # with the same updates as 1024-sample blocks (tests/follower/test_fast_replay.py)
     return run_engine(bundle, index, signal, rate, config=replace(EngineConfig(), **overrides),
-                      block=BLOCK_SAMPLES)
+                      block=BLOCK_SAMPLES, two_speeds=name == "shipped")
 
 
 def run(items: list[Item], bundle_dir: Path, indexes: dict, run_dir: Path, *, fresh: bool = False,

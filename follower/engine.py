@@ -253,7 +253,12 @@ class Update:
 class Engine:
     """Feed audio with :meth:`push`; get :class:`Update` objects back."""
 
-    def __init__(self, bundle, index, *, input_rate_hz: float, config: EngineConfig | None = None):
+    def __init__(self, bundle, index, *, input_rate_hz: float, config: EngineConfig | None = None,
+                 speed: int = 1):
+        """``speed`` > 1: the engine hears the audio that many times faster, each run of ``speed``
+        spectrogram frames averaged into one (follower.two_speeds): a player at 0.4x of the written
+        tempo then sounds at 0.8x, within what the encoders and the decoder's tempo range know.
+        Its updates come every ``speed`` frames of audio, stamped and with tempo in real time."""
         from . import knn
 
         self.config = for_bundle(config or EngineConfig(), bundle.audio_partial is not None)
@@ -261,6 +266,9 @@ class Engine:
         self.index = index
         fc, sc = bundle.config.features, bundle.config.snippets
         self.fps = fc.frame_rate_hz
+        if int(speed) != speed or speed < 1:
+            raise ValueError(f"speed={speed!r}: a whole number of frames averaged into one, >= 1")
+        self.speed = int(speed)
         self.width = sc.audio_frames
         self.n_bins = fc.n_bins
         self._partial_min_frames = max(1, round(self.config.partial_min_silent_s * self.fps))
@@ -324,6 +332,7 @@ class Engine:
         # each frame is written twice, so the newest `width` frames are always one slice
         self._ring = np.zeros((2 * self.width, self.n_bins), np.float32)
         self._loud = np.zeros(2 * self.width, bool)
+        self._pooling = np.zeros((0, self.n_bins), np.float32)  # frames waiting for a full run of `speed`
         self._n = 0
         self._ahead: dict = {}  # frame count -> audio embedding computed ahead (follower.ahead)
         self._votes.reset()
@@ -376,6 +385,8 @@ class Engine:
                                      for i in range(0, len(block), p)])
         else:
             frames = self._spec.push(block, last=last)
+        if self.speed > 1:
+            frames = self._pool(frames)
         if len(frames) == 0:
             return []
         # (not when catching up: only the newest window will be needed)
@@ -400,6 +411,13 @@ class Engine:
                 u.latency_ms = front_ms * self.config.stride_frames + (time.perf_counter() - t1) * 1e3
                 out.append(u)
         return out
+
+    def _pool(self, frames: np.ndarray) -> np.ndarray:
+        """Each run of ``speed`` frames (with those left from the last block) averaged into one."""
+        frames = np.concatenate([self._pooling, frames]) if len(self._pooling) else frames
+        n = len(frames) // self.speed * self.speed
+        self._pooling = frames[n:]
+        return frames[:n].reshape(-1, self.speed, frames.shape[1]).mean(axis=1, dtype=np.float32)
 
     def _write(self, frame: np.ndarray) -> None:
         i = self._n % self.width
@@ -649,6 +667,7 @@ class Engine:
         ids = self.index.piece_ids
         cands = [(str(ids[p]), round(float(s), 4)) for p, s in candidates]
         reranked = [(str(ids[p]), round(s, 3)) for p, s, _, _ in self._reranked[:5]]
+        t_s *= self.speed  # (the audio's own clock; the engine's runs `speed` times faster)
         if self.piece is None or centre_pos_s is None:
             return Update(t=t_s, piece=None, title=None, position_s=None, position_beats=None, tempo=None,
                           bpm=None, confidence=float(confidence), state=self.state, latency_ms=0.0,
@@ -666,6 +685,7 @@ class Engine:
         position_beats = float(np.interp(position_s, pos, beats))
         j = min(max(int(np.searchsorted(pos, position_s)), 1), len(pos) - 1) if len(pos) > 1 else 0
         written_bpm = (60.0 * (beats[j] - beats[j - 1]) / (pos[j] - pos[j - 1])) if len(pos) > 1 else 120.0
+        tempo /= self.speed
         return Update(t=t_s, piece=str(ids[self.piece]), title=str(self.index.titles[self.piece]),
                       position_s=position_s, position_beats=position_beats, tempo=tempo,
                       bpm=float(tempo * written_bpm), confidence=float(confidence), state=self.state,

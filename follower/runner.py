@@ -93,6 +93,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the programme may hold music that is not in the index: lock with the confidence fitted "
                         "on such music too, so that it is taken for an indexed piece less often, at the cost of "
                         "locking indexed pieces later (on the benchmark sets median +0-0.3 s, p90 +0-1.0 s)")
+    p.add_argument("--slow-players", action=argparse.BooleanOptionalAction, default=True,
+                   help="also follow with a second engine that hears the audio twice as fast, and report it where "
+                        "the player is far slower than the MIDI's written tempo (below about 0.6x; a file's tempo "
+                        "is often a default); about 1.5x the processing of one engine (default: on; "
+                        "--no-slow-players: the one engine)")
     p.add_argument("--max-lag", type=float, default=BEHIND_S, metavar="S",
                    help=f"live or real-time audio that may wait for processing before updates are skipped to catch "
                         f"up (default {BEHIND_S}; the output then stays within about S of the audio); inf = never "
@@ -120,6 +125,7 @@ class RunOptions:
     osc_prefix: str = DEFAULT_PREFIX      # replaces /follower in every OSC address
     reconnect: bool = False               # live audio input: wait for a vanished device to come back (listen)
     open_programme: bool = False          # music outside the index may be played: the lock fitted for that
+    slow_players: bool = True             # a second engine at twice the speed for players far below the written tempo
 
     def __post_init__(self):
         from .osc import check_prefix
@@ -144,6 +150,7 @@ class RunOptions:
                    osc_prefix=getattr(args, "osc_prefix", DEFAULT_PREFIX),
                    reconnect=getattr(args, "reconnect", False),
                    open_programme=getattr(args, "open_programme", False),
+                   slow_players=getattr(args, "slow_players", True),
                    view=ViewOptions(host=args.view_host, port=args.view_port, midi_dirs=tuple(args.view_midi),
                                     linger_s=args.view_linger) if getattr(args, "view", False) else None,
                    midi_out=getattr(args, "midi_out", None),
@@ -180,6 +187,10 @@ def load(options: RunOptions) -> Callable[[float], Engine]:
             from .midi_engine import MidiEngine
 
             return MidiEngine(bundle, index, config=config)
+        if options.slow_players:  # (follower.two_speeds)
+            from .two_speeds import TwoSpeedEngine
+
+            return TwoSpeedEngine(bundle, index, input_rate_hz=input_rate_hz, config=config)
         return Engine(bundle, index, input_rate_hz=input_rate_hz, config=config)
 
     return make_engine

@@ -56,10 +56,14 @@ def read_audio(path) -> tuple[np.ndarray, float]:
     return signal.mean(axis=1), float(rate)
 
 
-def run_engine(bundle, index, signal, rate_hz, *, config=None, block: int = 1024) -> list[dict]:
+def run_engine(bundle, index, signal, rate_hz, *, config=None, block: int = 1024, two_speeds: bool = False
+               ) -> list[dict]:
+    """``two_speeds``: the engine the follower runs by default, with a second one for slow players
+    (follower.two_speeds); otherwise the one engine."""
     from follower.engine import Engine
+    from follower.two_speeds import TwoSpeedEngine
 
-    engine = Engine(bundle, index, input_rate_hz=rate_hz, config=config)
+    engine = (TwoSpeedEngine if two_speeds else Engine)(bundle, index, input_rate_hz=rate_hz, config=config)
     engine.warm_up()
     out = []
     for start in range(0, len(signal), block):

@@ -98,3 +98,17 @@ def test_open_programme_locks_with_the_calibration_fitted_on_music_outside_the_i
                             index_path=str(corpus_index))
     assert load(o)(22050.0).config.calibration == FITTED_OPEN
     assert load(dataclasses.replace(o, open_programme=False))(22050.0).config.calibration != FITTED_OPEN
+
+
+def test_slow_players_are_followed_by_two_engines_unless_turned_off(chroma_bundle, corpus_index):
+    from follower.engine import Engine
+    from follower.two_speeds import TwoSpeedEngine
+
+    assert options().slow_players and not options("--no-slow-players").slow_players
+    o = dataclasses.replace(options(), bundle_dir=str(chroma_bundle), index_path=str(corpus_index))
+    two = load(o)(22050.0)
+    assert isinstance(two, TwoSpeedEngine) and two.slow.speed == 2 and two.main.speed == 1
+    one = load(dataclasses.replace(o, slow_players=False))(22050.0)
+    assert type(one) is Engine
+    midi = load(o)(22050.0, midi=True)  # MIDI input: the one engine, as before
+    assert not isinstance(midi, TwoSpeedEngine)

@@ -1,0 +1,159 @@
+"""Players far slower than the MIDI's written tempo: a second engine that hears them twice as fast.
+
+A MIDI file's tempo is often a sequencer's default rather than the music's, and players
+take a piece at 0.35x of it as readily as at 1x. The encoders were trained on tempi
+of about 0.6-1.25x of the written one (training.augment.tempo) and the decoder
+follows 0.5-2x (``TrackerConfig.tempo_min``, the re-ranking's path): below that the
+2.1 s audio window holds less than a second of written music, single snippets are
+retrieved poorly, and the engine either waits long or locks onto a piece that shares a
+bar with it (on validation renders at 0.35-0.5x, `python -m benchmarks.material --set
+tuning --tempo 0.35,0.5`: a median of 3.6 s to a stable name, p90 9 s, four of 18
+followed on a wrong piece for 3-8 s).
+
+:class:`TwoSpeedEngine` runs the engine twice on the same audio: as it is, and with
+each pair of spectrogram frames averaged into one (``Engine(speed=2)``), so that a
+player at 0.4x sounds at 0.8x, well within what both know. The second engine updates
+every other frame, about half the first one's cost. Which of the two the outputs hear:
+
+* the engine at the written tempo, unless
+* it is not following, or follows at a tempo of ``handover_tempo`` or below (the
+  bottom of its range: where its tempo estimate sits when the player is slower
+  still), *and* the slow engine has followed one piece for ``settle_s`` and does so at
+  below ``slow_tempo_max`` (its own tempo estimate, in real time: it hears the player
+  in its range). From then on
+* the slow engine is heard for as long as it follows at below ``slow_tempo_max``;
+  a lock of the first engine meanwhile does not take over. On those renders the
+  first engine, its tempo pinned at the bottom of its range, switched to a wrong piece
+  twice *after* both had named the right one.
+
+At the written tempo and above, the slow engine hears the music at 1.5-4x, far outside
+its range: it may lock wrong there, but then at a tempo far above ``slow_tempo_max``,
+and it is never heard (on renders at 1.6-2x it locks wrong on 12 of 18; the outputs are
+the first engine's, update for update).
+
+Its updates come every 100 ms; the one heard between two of them is the newer one
+restamped (at 0.7x or slower, 50 ms of audio is 35 ms or less of the score).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .config import JsonConfig
+from .engine import FOLLOWING, Engine, Update
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TwoSpeedConfig(JsonConfig):
+    # chosen on validation renders at 0.35-0.5x, 0.5-0.7x, 0.75-1.3x and 1.6-2x of the written tempo (seed 21
+    # of `benchmarks.material --set tuning --tempo`; docs/improvements.md (mm))
+    speed: int = 2                # frames averaged into one by the slow engine
+    # the first engine at or below this tempo (or not following) hands over ... Its tempo is smoothed and
+    # kept >= 0.5 (TrackerConfig.tempo_min): for a player below that it sits at 0.50-0.53, while 0.55-0.6
+    # is a player it follows well (0.6 handed a 0.57x passage to the slow engine, which sat on the other
+    # copy of a repeated line; at 0.55 the validation sets score the same or better)
+    handover_tempo: float = 0.55
+    slow_tempo_max: float = 0.7   # ... to the slow engine following below this tempo (real time), until it no longer does
+    # ... once it has followed that piece this long: it locks at one of seven fixed tempi, all <= 0.7x
+    # in real time, whatever the player's tempo; its estimate needs a second to move from there
+    settle_s: float = 1.0
+
+    def __post_init__(self):
+        if self.speed < 2 or not 0 < self.handover_tempo <= self.slow_tempo_max or self.settle_s < 0:
+            raise ConfigError("two_speeds: speed >= 2, 0 < handover_tempo <= slow_tempo_max, settle_s >= 0")
+
+
+class TwoSpeedEngine:
+    """The engine's interface (:meth:`push`, :meth:`warm_up`, :meth:`reset`, ...) over two engines."""
+
+    def __init__(self, bundle, index, *, input_rate_hz: float, config=None, two_speeds: TwoSpeedConfig | None = None):
+        self.two_speeds = two_speeds or TwoSpeedConfig()
+        self.main = Engine(bundle, index, input_rate_hz=input_rate_hz, config=config)
+        self.slow = Engine(bundle, index, input_rate_hz=input_rate_hz, config=config, speed=self.two_speeds.speed)
+        self.bundle, self.index, self.config = bundle, index, self.main.config
+        self.fps, self.update_s = self.main.fps, self.main.update_s
+        self._reset_choice()
+
+    def _reset_choice(self) -> None:
+        self.heard = "main"        # whose updates the outputs hear: "main" or "slow"
+        self._slow_last: Update | None = None
+        self._slow_since: tuple | None = None  # (t, piece) since which the slow engine follows that piece
+        self._last: Update | None = None
+        self._last_heard = "main"
+
+    def warm_up(self) -> None:
+        self.main.warm_up()
+        self.slow.warm_up()
+
+    def reset(self) -> None:
+        self.main.reset()
+        self.slow.reset()
+        self._reset_choice()
+
+    def restart(self) -> None:
+        self.main.restart()
+        self.slow.restart()
+        self._reset_choice()
+
+    @property
+    def skipped_updates(self) -> int:
+        return self.main.skipped_updates
+
+    @property
+    def state(self) -> str:
+        return self._last.state if self._last is not None else self.main.state
+
+    @property
+    def evidence_on(self) -> bool:
+        return self.main.evidence_on
+
+    def evidence(self):
+        return self.main.evidence()
+
+    def push(self, block, *, last: bool = False, max_updates: int | None = None) -> list[Update]:
+        """As :meth:`follower.engine.Engine.push`: one update per update of the first engine."""
+        ups = self.main.push(block, last=last, max_updates=max_updates)
+        slow_max = None if max_updates is None else max(1, max_updates // self.two_speeds.speed)
+        slow = self.slow.push(block, last=last, max_updates=slow_max)
+        out, j = [], 0
+        for u in ups:
+            while j < len(slow) and slow[j].t <= u.t + 1e-9:
+                self._see_slow(slow[j])
+                j += 1
+            out.append(self._choose(u))
+        for s in slow[j:]:
+            self._see_slow(s)
+        return out
+
+    def _see_slow(self, s: Update) -> None:
+        self._slow_last = s
+        if s.state != FOLLOWING:
+            self._slow_since = None
+        elif self._slow_since is None or self._slow_since[1] != s.piece:
+            self._slow_since = (s.t, s.piece)
+
+    def _choose(self, u: Update) -> Update:
+        c, s = self.two_speeds, self._slow_last
+        slow_in_range = (s is not None and s.state == FOLLOWING and s.tempo is not None
+                         and s.tempo < c.slow_tempo_max and s.t - self._slow_since[0] >= c.settle_s)
+        if self.heard == "main":
+            main_in_range = u.state == FOLLOWING and u.tempo is not None and u.tempo > c.handover_tempo
+            if slow_in_range and not main_in_range:
+                self.heard = "slow"
+        elif not slow_in_range:
+            self.heard = "main"
+        chosen = u
+        if self.heard == "slow":
+            # the slow engine's newest update, restamped now; the cost is the first engine's update
+            # and, where it updated too, its own
+            chosen = dataclasses.replace(s, t=u.t, latency_ms=u.latency_ms + (s.latency_ms if s.t == u.t else 0.0))
+        prev = self._last
+        # the flags say what changed since the last update the outputs heard: the first engine's own
+        # say so while it alone is heard; the slow engine's are 100 ms old and come twice
+        if prev is not None and (chosen is not u or self._last_heard != "main"):
+            chosen = dataclasses.replace(chosen, piece_changed=prev.piece != chosen.piece,
+                                         state_changed=prev.state != chosen.state)
+        self._last, self._last_heard = chosen, self.heard
+        return chosen

@@ -1,0 +1,92 @@
+"""Players far slower than the written tempo: the engine at twice the speed, and the choice between two."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import have_fluidsynth, render
+from follower.bundle import load_bundle
+from follower.engine import FOLLOWING, Engine
+from follower.errors import ConfigError
+from follower.index import load_index
+from follower.two_speeds import TwoSpeedConfig, TwoSpeedEngine
+
+SLOW = 0.4  # times the written tempo: below the one engine's tempo range (0.5-2)
+RATE = 22050
+
+
+def push_all(engine, audio, block=700):
+    engine.warm_up()
+    updates = []
+    for i in range(0, len(audio), block):
+        updates += engine.push(audio[i:i + block], last=i + block >= len(audio))
+    return updates
+
+
+@pytest.fixture(scope="module")
+def slow_render(corpus):
+    if not have_fluidsynth():
+        pytest.skip("FluidSynth or the TimGM6mb soundfont is absent (apt-get install fluidsynth timgm6mb-soundfont)")
+    start_s = 4.0  # of the piece's timeline
+    audio = render(corpus / "piece5.mid", tempo_ratio=SLOW, rate_hz=RATE)
+    return audio[int(start_s / SLOW * RATE):int((start_s + 12.0) / SLOW * RATE)], start_s
+
+
+def test_an_engine_at_twice_the_speed_reports_on_the_audio_clock(chroma_bundle, corpus_index, slow_render):
+    audio, start_s = slow_render
+    engine = Engine(load_bundle(chroma_bundle), load_index(corpus_index), input_rate_hz=RATE, speed=2)
+    updates = push_all(engine, audio)
+    # one update per two 50 ms frames, stamped in seconds of the audio
+    assert len(updates) == pytest.approx(len(audio) / RATE * engine.fps / 2, abs=2)
+    assert np.allclose(np.diff([u.t for u in updates]), 2 / engine.fps, atol=1e-6)
+    locked = [u for u in updates if u.state == FOLLOWING]
+    assert locked and {u.piece for u in locked} == {"piece5"}
+    late = [u for u in locked if u.t > locked[0].t + 4.0]
+    assert late, "locked too late to be measured"
+    assert np.median([u.tempo for u in late]) == pytest.approx(SLOW, abs=0.08)  # the player's, not the engine's
+    err = np.array([u.position_s - (start_s + u.t * SLOW) for u in late])
+    assert np.mean(np.abs(err) < 0.5) >= 0.9, np.round(err[::5], 2)
+
+
+def test_a_slow_player_is_followed_by_the_slow_engine(chroma_bundle, corpus_index, slow_render):
+    audio, start_s = slow_render
+    engine = TwoSpeedEngine(load_bundle(chroma_bundle), load_index(corpus_index), input_rate_hz=RATE)
+    updates = push_all(engine, audio)
+    assert np.allclose(np.diff([u.t for u in updates]), 1 / engine.fps, atol=1e-6)  # the first engine's clock
+    assert engine.heard == "slow"
+    locked = [u for u in updates if u.state == FOLLOWING]
+    assert {u.piece for u in locked[-40:]} == {"piece5"}
+    assert locked[-1].tempo < TwoSpeedConfig().slow_tempo_max
+    err = np.array([u.position_s - (start_s + u.t * SLOW) for u in locked[-40:]])
+    assert np.mean(np.abs(err) < 0.5) >= 0.9, np.round(err[::5], 2)
+    # a change is announced once, though the slow engine's updates are heard twice each
+    pairs = list(zip(updates, updates[1:]))
+    assert not any(a.piece_changed and b.piece_changed and a.piece == b.piece for a, b in pairs)
+    assert not any(a.state_changed and b.state_changed and a.state == b.state for a, b in pairs)
+    assert all(b.piece_changed for a, b in pairs if a.piece != b.piece)
+
+
+def test_at_the_written_tempo_the_outputs_are_the_one_engines(chroma_bundle, corpus_index, rendered):
+    audio, rate = sf.read(rendered["path"], dtype="float32")  # piece3 at 1.1x
+    bundle, index = load_bundle(chroma_bundle), load_index(corpus_index)
+    one = push_all(Engine(bundle, index, input_rate_hz=rate), audio)
+    two_engine = TwoSpeedEngine(bundle, index, input_rate_hz=rate)
+    two = push_all(two_engine, audio)
+    assert len(one) == len(two)
+    key = lambda u: (u.t, u.piece, u.state, u.position_s, u.tempo, u.piece_changed, u.state_changed)  # noqa: E731
+    assert [key(u) for u in one] == [key(u) for u in two]
+    assert two_engine.heard == "main"
+
+
+def test_configs_refuse_what_cannot_work():
+    with pytest.raises(ConfigError, match="speed"):
+        TwoSpeedConfig(speed=1)
+    with pytest.raises(ConfigError, match="handover_tempo"):
+        TwoSpeedConfig(handover_tempo=0.8, slow_tempo_max=0.7)
+    with pytest.raises(ConfigError, match="settle_s"):
+        TwoSpeedConfig(settle_s=-1.0)
+
+
+def test_an_engine_speed_is_a_whole_number_of_frames(chroma_bundle, corpus_index):
+    with pytest.raises(ValueError, match="speed"):
+        Engine(load_bundle(chroma_bundle), load_index(corpus_index), input_rate_hz=RATE, speed=1.5)
