@@ -167,10 +167,13 @@ def tune(index, queries, out: Path) -> dict:
     return res
 
 
-def engine_latency(bundle, index, audio, rate, search: str) -> dict:
+def engine_latency(bundle, index, audio, rate, search: str, two_speeds: bool = True) -> dict:
+    """``two_speeds``: the follower's default pair of engines (follower.two_speeds), else the one engine."""
     from follower.engine import Engine, EngineConfig
+    from follower.two_speeds import TwoSpeedEngine
 
-    engine = Engine(bundle, index, input_rate_hz=rate, config=EngineConfig(search=search))
+    engine = (TwoSpeedEngine if two_speeds else Engine)(bundle, index, input_rate_hz=rate,
+                                                         config=EngineConfig(search=search))
     engine.warm_up()
     lat = []
     for i in range(0, len(audio), 512):
@@ -183,7 +186,7 @@ def engine_latency(bundle, index, audio, rate, search: str) -> dict:
 
 
 def cost_row(bundle, real, n, audio, rate, queries, embed_rate: float, tmp: Path, kinds=("hnsw",),
-             max_ann: int = 10**6) -> dict:
+             max_ann: int = 10**6, two_speeds: bool = True) -> dict:
     from follower import knn
     from follower.ann import AnnConfig, attach_ann
     from follower.index import save_index
@@ -192,7 +195,7 @@ def cost_row(bundle, real, n, audio, rate, queries, embed_rate: float, tmp: Path
     real_rows = min(index.n_snippets, real.n_snippets)
     row = {"snippets": index.n_snippets, "pieces": index.n_pieces, "real_snippets": real_rows,
            "embed_s": index.n_snippets / embed_rate, "embed_measured": index.n_snippets <= real.n_snippets}
-    row["exact"] = engine_latency(bundle, index, audio, rate, "exact")
+    row["exact"] = engine_latency(bundle, index, audio, rate, "exact", two_speeds)
     matrix = knn.as_search_matrix(index.embeddings)
     truth, exact_ms = exact_truth(matrix, queries)
     row["exact_query_p50_ms"] = float(np.percentile(exact_ms, 50))
@@ -212,7 +215,7 @@ def cost_row(bundle, real, n, audio, rate, queries, embed_rate: float, tmp: Path
         make_search(index, matrix, "ann")
         r = measure_search(index._ann_search, queries, truth)
         row[kind] = {"build_s": build_s, "ann_mib": len(index.ann) / 2**20, "recall": r["recall"],
-                     "query_p50_ms": r["p50_ms"], **engine_latency(bundle, index, audio, rate, "ann")}
+                     "query_p50_ms": r["p50_ms"], **engine_latency(bundle, index, audio, rate, "ann", two_speeds)}
         if n <= 1_000_000:  # written for real: the file as the follower loads it
             path = save_index(index, tmp / f"cost-{n}-{kind}.index.npz")
             row[kind]["disk_mib"] = path.stat().st_size / 2**20
@@ -365,6 +368,9 @@ def main(argv=None) -> int:
     p.add_argument("--small-index", default=None, help="the chorale index (default: run_all's, built if missing)")
     p.add_argument("--score-only", action="store_true", help="recognition: score the logs there are, replay nothing")
     p.add_argument("--fresh", action="store_true", help="replay again even where logs exist")
+    p.add_argument("--slow-players", action=argparse.BooleanOptionalAction, default=True,
+                   help="cost table: the follower's default pair of engines (follower.two_speeds); "
+                        "--no-slow-players: the one engine")
     p.add_argument("--doc", type=Path, default=paths.docs_dir() / "benchmarks.md")
     args = p.parse_args(argv)
     parts = set(args.parts.split(","))
@@ -414,7 +420,8 @@ def main(argv=None) -> int:
         rows = []
         for n in [int(float(s)) for s in args.sizes.split(",")]:
             rows.append(cost_row(bundle, real, n, audio, rate, queries, embed_rate, out,
-                                 kinds=tuple(args.cost_kinds.split(",")), max_ann=int(float(args.max_ann_size))))
+                                 kinds=tuple(args.cost_kinds.split(",")), max_ann=int(float(args.max_ann_size)),
+                                 two_speeds=args.slow_players))
             (out / args.cost_out).write_text(json.dumps(rows, indent=1))
     if "recognition" in parts:
         small = Path(args.small_index) if args.small_index else \

@@ -353,6 +353,7 @@ class Engine:
         self._match: deque = deque()  # (t_s, best cosine in the index) of the recent sounding updates
         self._updated_n = 0          # frame count at the last update (the tracker steps by the audio since)
         self.skipped_updates = 0
+        self.idle_updates = 0
 
     def restart(self) -> None:
         """Forget everything heard, as :meth:`reset` does, but keep the audio clock (``Update.t`` goes
@@ -371,12 +372,15 @@ class Engine:
         return self._evidence.leader()
 
     # -- audio in --------------------------------------------------------------------
-    def push(self, block, *, last: bool = False, max_updates: int | None = None) -> list[Update]:
+    def push(self, block, *, last: bool = False, max_updates: int | None = None, wanted=None) -> list[Update]:
         """Add an audio block (any length, mono or (n, channels)); return the updates it completes.
 
         ``max_updates``: compute at most this many of the updates the block completes, the
         newest ones (the others' frames still enter the window). The runner asks for this
         when it has fallen behind the audio; :attr:`skipped_updates` counts what was left out.
+        ``wanted``: ``wanted(t_s)`` False leaves out the update due at ``t_s`` of audio (its frames
+        still enter the window), as catching up does; :attr:`idle_updates` counts those. A second
+        engine beside the first one updates only while it may be heard (follower.two_speeds).
         """
         t0 = time.perf_counter()
         p = self.PIECE_SAMPLES
@@ -390,7 +394,8 @@ class Engine:
         if len(frames) == 0:
             return []
         # (not when catching up: only the newest window will be needed)
-        if max_updates is None and len(frames) >= self.AHEAD_MIN_FRAMES and self._batches_exact():
+        if (max_updates is None and wanted is None and len(frames) >= self.AHEAD_MIN_FRAMES
+                and self._batches_exact()):
             self._ahead = ahead.embed_ahead(self.bundle.audio, *self._window(), frames, self._n, self.config,
                                             self.bundle.audio_partial, self._partial_min_frames,
                                             self.config.partial_blend)
@@ -405,6 +410,9 @@ class Engine:
             if self._n % stride == 0:
                 if skip:
                     skip -= 1
+                    continue
+                if wanted is not None and not wanted(self._n * self.speed / self.fps):
+                    self.idle_updates += 1
                     continue
                 t1 = time.perf_counter()
                 u = self._update()

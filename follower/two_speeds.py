@@ -7,13 +7,15 @@ follows 0.5-2x (``TrackerConfig.tempo_min``, the re-ranking's path): below that 
 2.1 s audio window holds less than a second of written music, single snippets are
 retrieved poorly, and the engine either waits long or locks onto a piece that shares a
 bar with it (on validation renders at 0.35-0.5x, `python -m benchmarks.material --set
-tuning --tempo 0.35,0.5`: a median of 3.6 s to a stable name, p90 9 s, four of 18
-followed on a wrong piece for 3-8 s).
+tuning --tempo 0.35,0.5`: a median of 3.6 s to a stable name, p90 26 s, one of 18 wrong
+at the end, four followed on a wrong piece for 3-8 s).
 
 :class:`TwoSpeedEngine` runs the engine twice on the same audio: as it is, and with
 each pair of spectrogram frames averaged into one (``Engine(speed=2)``), so that a
 player at 0.4x sounds at 0.8x, well within what both know. The second engine updates
-every other frame, about half the first one's cost. Which of the two the outputs hear:
+every other frame, about half the first one's cost, and only while it may come to be heard
+(``active_tempo``); otherwise its frames still enter its window. Which of the two the outputs
+hear:
 
 * the engine at the written tempo, unless
 * it is not following, or follows at a tempo of ``handover_tempo`` or below (the
@@ -28,8 +30,8 @@ every other frame, about half the first one's cost. Which of the two the outputs
 
 At the written tempo and above, the slow engine hears the music at 1.5-4x, far outside
 its range: it may lock wrong there, but then at a tempo far above ``slow_tempo_max``,
-and it is never heard (on renders at 1.6-2x it locks wrong on 12 of 18; the outputs are
-the first engine's, update for update).
+and it is not heard (on renders at 1.6-2x it locks wrong on 12 of 18 alone; with the pair
+the outputs scored exactly as the first engine's).
 
 Its updates come every 100 ms; the one heard between two of them is the newer one
 restamped (at 0.7x or slower, 50 ms of audio is 35 ms or less of the score).
@@ -37,6 +39,7 @@ restamped (at 0.7x or slower, 50 ms of audio is 35 ms or less of the score).
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 from dataclasses import dataclass
 
@@ -59,10 +62,16 @@ class TwoSpeedConfig(JsonConfig):
     # ... once it has followed that piece this long: it locks at one of seven fixed tempi, all <= 0.7x
     # in real time, whatever the player's tempo; its estimate needs a second to move from there
     settle_s: float = 1.0
+    # the slow engine updates only while it may come to be heard: the first engine is not following,
+    # or follows below this tempo, or the slow engine itself follows below slow_tempo_max. Otherwise
+    # its frames still enter its window (and its re-ranking's history) and it waits
+    active_tempo: float = 0.8
 
     def __post_init__(self):
-        if self.speed < 2 or not 0 < self.handover_tempo <= self.slow_tempo_max or self.settle_s < 0:
-            raise ConfigError("two_speeds: speed >= 2, 0 < handover_tempo <= slow_tempo_max, settle_s >= 0")
+        if (self.speed < 2 or not 0 < self.handover_tempo <= self.slow_tempo_max or self.settle_s < 0
+                or self.active_tempo < self.handover_tempo):
+            raise ConfigError("two_speeds: speed >= 2, 0 < handover_tempo <= slow_tempo_max, settle_s >= 0, "
+                              "active_tempo >= handover_tempo")
 
 
 class TwoSpeedEngine:
@@ -80,6 +89,7 @@ class TwoSpeedEngine:
         self.heard = "main"        # whose updates the outputs hear: "main" or "slow"
         self._slow_last: Update | None = None
         self._slow_since: tuple | None = None  # (t, piece) since which the slow engine follows that piece
+        self._main_last: Update | None = None  # the first engine's newest update before this block
         self._last: Update | None = None
         self._last_heard = "main"
 
@@ -116,16 +126,37 @@ class TwoSpeedEngine:
         """As :meth:`follower.engine.Engine.push`: one update per update of the first engine."""
         ups = self.main.push(block, last=last, max_updates=max_updates)
         slow_max = None if max_updates is None else max(1, max_updates // self.two_speeds.speed)
-        slow = self.slow.push(block, last=last, max_updates=slow_max)
+        slow = self.slow.push(block, last=last, max_updates=slow_max, wanted=self._slow_wanted(ups))
         out, j = [], 0
         for u in ups:
+            cost_ms = u.latency_ms
             while j < len(slow) and slow[j].t <= u.t + 1e-9:
                 self._see_slow(slow[j])
+                if abs(slow[j].t - u.t) < 1e-9:
+                    cost_ms += slow[j].latency_ms  # both engines' work in this update, whichever is heard
                 j += 1
-            out.append(self._choose(u))
+            out.append(self._choose(u, cost_ms))
         for s in slow[j:]:
             self._see_slow(s)
         return out
+
+    def _slow_wanted(self, ups: list[Update]):
+        """``wanted(t)`` for the slow engine's updates: from the first engine's updates up to ``t`` (this
+        block's, computed before) and the slow engine's own state, so the same whatever the blocks."""
+        c, slow, main_last = self.two_speeds, self.slow, self._main_last
+        times = [u.t for u in ups]
+
+        def wanted(t_s: float) -> bool:
+            k = bisect.bisect_right(times, t_s + 1e-9)
+            m = ups[k - 1] if k else main_last
+            if m is None or m.state != FOLLOWING or m.tempo is None or m.tempo < c.active_tempo:
+                return True
+            return (slow.state == FOLLOWING and slow.tracker is not None
+                    and slow.tracker.tempo / slow.speed < c.slow_tempo_max)
+
+        if ups:
+            self._main_last = ups[-1]
+        return wanted
 
     def _see_slow(self, s: Update) -> None:
         self._slow_last = s
@@ -134,7 +165,7 @@ class TwoSpeedEngine:
         elif self._slow_since is None or self._slow_since[1] != s.piece:
             self._slow_since = (s.t, s.piece)
 
-    def _choose(self, u: Update) -> Update:
+    def _choose(self, u: Update, cost_ms: float) -> Update:
         c, s = self.two_speeds, self._slow_last
         slow_in_range = (s is not None and s.state == FOLLOWING and s.tempo is not None
                          and s.tempo < c.slow_tempo_max and s.t - self._slow_since[0] >= c.settle_s)
@@ -144,15 +175,13 @@ class TwoSpeedEngine:
                 self.heard = "slow"
         elif not slow_in_range:
             self.heard = "main"
-        chosen = u
-        if self.heard == "slow":
-            # the slow engine's newest update, restamped now; the cost is the first engine's update
-            # and, where it updated too, its own
-            chosen = dataclasses.replace(s, t=u.t, latency_ms=u.latency_ms + (s.latency_ms if s.t == u.t else 0.0))
+        chosen = dataclasses.replace(u, latency_ms=cost_ms) if cost_ms != u.latency_ms else u
+        if self.heard == "slow":  # the slow engine's newest update, restamped now
+            chosen = dataclasses.replace(s, t=u.t, latency_ms=cost_ms)
         prev = self._last
         # the flags say what changed since the last update the outputs heard: the first engine's own
         # say so while it alone is heard; the slow engine's are 100 ms old and come twice
-        if prev is not None and (chosen is not u or self._last_heard != "main"):
+        if prev is not None and (self.heard != "main" or self._last_heard != "main"):
             chosen = dataclasses.replace(chosen, piece_changed=prev.piece != chosen.piece,
                                          state_changed=prev.state != chosen.state)
         self._last, self._last_heard = chosen, self.heard

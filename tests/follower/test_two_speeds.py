@@ -90,3 +90,18 @@ def test_configs_refuse_what_cannot_work():
 def test_an_engine_speed_is_a_whole_number_of_frames(chroma_bundle, corpus_index):
     with pytest.raises(ValueError, match="speed"):
         Engine(load_bundle(chroma_bundle), load_index(corpus_index), input_rate_hz=RATE, speed=1.5)
+
+
+def test_updates_not_wanted_are_left_out_and_counted(chroma_bundle, corpus_index, rendered):
+    audio, rate = sf.read(rendered["path"], dtype="float32")
+    audio = audio[: int(6 * rate)]
+    bundle, index = load_bundle(chroma_bundle), load_index(corpus_index)
+    every = push_all(Engine(bundle, index, input_rate_hz=rate), audio)
+    engine = Engine(bundle, index, input_rate_hz=rate)
+    engine.warm_up()
+    some = []
+    for i in range(0, len(audio), 700):
+        some += engine.push(audio[i:i + 700], last=i + 700 >= len(audio), wanted=lambda t: t >= 3.0)
+    assert some and min(u.t for u in some) >= 3.0
+    assert engine.idle_updates == len(every) - len(some) and engine.skipped_updates == 0
+    assert [u.t for u in some] == [u.t for u in every if u.t >= 3.0]  # the window kept filling meanwhile
