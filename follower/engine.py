@@ -383,12 +383,24 @@ class Engine:
         engine beside the first one updates only while it may be heard (follower.two_speeds).
         """
         t0 = time.perf_counter()
+        return self.push_frames(self.frames_of(block, last=last), max_updates=max_updates, wanted=wanted,
+                                since=t0)
+
+    def frames_of(self, block, *, last: bool = False) -> np.ndarray:
+        """The spectrogram frames an audio block completes (the engine's front end; nothing else moves)."""
         p = self.PIECE_SAMPLES
         if len(block) > p:  # the resampler's last bits depend on how the audio is cut: as paced replay cuts it
-            frames = np.concatenate([self._spec.push(block[i:i + p], last=last and i + p >= len(block))
-                                     for i in range(0, len(block), p)])
-        else:
-            frames = self._spec.push(block, last=last)
+            return np.concatenate([self._spec.push(block[i:i + p], last=last and i + p >= len(block))
+                                   for i in range(0, len(block), p)])
+        return self._spec.push(block, last=last)
+
+    def push_frames(self, frames: np.ndarray, *, max_updates: int | None = None, wanted=None,
+                    since: float | None = None) -> list[Update]:
+        """:meth:`push` from spectrogram frames (of :meth:`frames_of`, this engine's or another's with the
+        same front end: follower.two_speeds feeds its slow engine the first one's). ``since``: the
+        :func:`time.perf_counter` at which the frames' block arrived (their front end's time is then
+        counted in the updates' ``latency_ms``)."""
+        t0 = time.perf_counter() if since is None else since
         if self.speed > 1:
             frames = self._pool(frames)
         if len(frames) == 0:

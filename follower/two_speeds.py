@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import time
 from dataclasses import dataclass
 
 from .config import JsonConfig
@@ -124,9 +125,11 @@ class TwoSpeedEngine:
 
     def push(self, block, *, last: bool = False, max_updates: int | None = None) -> list[Update]:
         """As :meth:`follower.engine.Engine.push`: one update per update of the first engine."""
-        ups = self.main.push(block, last=last, max_updates=max_updates)
+        t0 = time.perf_counter()
+        frames = self.main.frames_of(block, last=last)  # one front end for both: the same frames
+        ups = self.main.push_frames(frames, max_updates=max_updates, since=t0)
         slow_max = None if max_updates is None else max(1, max_updates // self.two_speeds.speed)
-        slow = self.slow.push(block, last=last, max_updates=slow_max, wanted=self._slow_wanted(ups))
+        slow = self.slow.push_frames(frames, max_updates=slow_max, wanted=self._slow_wanted(ups))
         out, j = [], 0
         for u in ups:
             cost_ms = u.latency_ms
