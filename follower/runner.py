@@ -95,9 +95,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "locking indexed pieces later (on the benchmark sets median +0-0.3 s, p90 +0-1.0 s)")
     p.add_argument("--slow-players", action=argparse.BooleanOptionalAction, default=True,
                    help="also follow with a second engine that hears the audio twice as fast, and report it where "
-                        "the player is far slower than the MIDI's written tempo (below about 0.6x; a file's tempo "
-                        "is often a default); about 1.5x the processing of one engine (default: on; "
-                        "--no-slow-players: the one engine)")
+                        "the player is far slower than the MIDI's written tempo (below about 0.55x; a file's tempo "
+                        "is often a default); about 1.25x the processing of one engine on the benchmark sets "
+                        "(default: on; --no-slow-players: the one engine)")
     p.add_argument("--max-lag", type=float, default=BEHIND_S, metavar="S",
                    help=f"live or real-time audio that may wait for processing before updates are skipped to catch "
                         f"up (default {BEHIND_S}; the output then stays within about S of the audio); inf = never "
