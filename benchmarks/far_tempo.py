@@ -20,7 +20,6 @@ from __future__ import annotations
 from follower import blas  # noqa: F401  (before numpy: one BLAS thread, as the follower runs)
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -28,11 +27,10 @@ import numpy as np
 
 from . import paths
 from .material import (CHORALE_ENSEMBLES, PIANO_PROGRAMS, SEED, Item, chorale_selection, piano_selection, piece_id,
-                       render_item)
-from .metrics import load_jsonl, score_item, summarise
-from .warp import load_truth
+                       render_item, tempo_range_ok)
+from .metrics import summarise
 
-CONFIGS = {"shipped (two speeds)": True, "one engine": False}
+CONFIGS = {"shipped (two speeds)": "shipped", "one engine": "one engine"}  # label -> benchmarks.ablation variant
 FAR_SEED = 4411  # apart from the test material's streams: other starts, ensembles and rooms
 
 
@@ -44,7 +42,7 @@ def parse_tempos(text: str) -> list[tuple[float, float]]:
             lo, hi = (float(v) for v in part.split("-"))
         except ValueError:
             raise ValueError(f"--tempos: {part!r} is not LO-HI (e.g. 0.35-0.5)") from None
-        if not 0.1 <= lo <= hi <= 4.0:
+        if not tempo_range_ok(lo, hi):
             raise ValueError(f"--tempos: {part!r} needs 0.1 <= LO <= HI <= 4 (ratios to the written tempo)")
         out.append((lo, hi))
     return out
@@ -78,29 +76,12 @@ def build(out_dir: Path, tempo: tuple[float, float], *, force: bool = False) -> 
 
 
 def replay(items: list[Item], bundle_dir: Path, indexes: dict, run_dir: Path, *, fresh: bool = False) -> dict:
-    """{config: {item name: ItemScores}}; records cached as JSON lines per config and item."""
-    from tqdm import tqdm
+    """{config: {item name: ItemScores}}: the ablation's replay of its two variants (records cached as
+    JSON lines per variant and item under ``run_dir``)."""
+    from .ablation import run
 
-    from follower.bundle import load_bundle
-    from follower.index import load_index
-    from studies.decoders import read_audio, run_engine
-
-    bundle = load_bundle(bundle_dir, threads=1)
-    loaded = {}
-    scores = {c: {} for c in CONFIGS}
-    for config, two_speeds in CONFIGS.items():
-        for item in tqdm(items, desc=config, unit="item"):
-            log = run_dir / config.split(" ")[0].replace("-", "_") / f"{item.name}.jsonl"
-            if fresh or not log.exists():
-                if item.corpus not in loaded:
-                    loaded[item.corpus] = load_index(indexes[item.corpus])
-                signal, rate = read_audio(item.audio)
-                records = run_engine(bundle, loaded[item.corpus], signal, rate, two_speeds=two_speeds,
-                                     block=131072)
-                log.parent.mkdir(parents=True, exist_ok=True)
-                log.write_text("".join(json.dumps(r) + "\n" for r in records))
-            scores[config][item.name] = score_item(load_jsonl(log), item.piece, load_truth(Path(item.truth)))
-    return scores
+    scores = run(items, bundle_dir, indexes, run_dir, fresh=fresh, variants=tuple(CONFIGS.values()))
+    return {config: scores[variant] for config, variant in CONFIGS.items()}
 
 
 def far_tempo_table(results: list[tuple[tuple[float, float], dict, list[Item]]]) -> str:

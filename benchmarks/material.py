@@ -395,13 +395,18 @@ def load_manifest(material_dir: Path) -> list[Item]:
     return [Item(**d) for d in json.loads(path.read_text())]
 
 
+def tempo_range_ok(lo: float, hi: float) -> bool:
+    """Whether [lo, hi] is a range of tempo ratios renditions are made at: 0.1 <= LO <= HI <= 4."""
+    return 0.1 <= lo <= hi <= 4.0
+
+
 def _tempo_range(text: str) -> tuple[float, float] | None:
-    """``"LO,HI"`` as two tempo ratios, or None where it is not 0.1 <= LO <= HI <= 4."""
+    """``"LO,HI"`` as two tempo ratios, or None where it is not a :func:`tempo_range_ok` range."""
     try:
         lo, hi = (float(v) for v in text.split(","))
     except ValueError:
         return None
-    return (lo, hi) if 0.1 <= lo <= hi <= 4.0 else None
+    return (lo, hi) if tempo_range_ok(lo, hi) else None
 
 
 def main(argv=None) -> int:

@@ -178,8 +178,9 @@ class TwoSpeedEngine:
                 self.heard = "slow"
         elif not slow_in_range:
             self.heard = "main"
-        chosen = dataclasses.replace(u, latency_ms=cost_ms) if cost_ms != u.latency_ms else u
-        if self.heard == "slow":  # the slow engine's newest update, restamped now
+        u.latency_ms = cost_ms  # (the engine's own update, as the engine sets it)
+        chosen = u
+        if self.heard == "slow":  # the slow engine's newest update, restamped now (it may be heard twice)
             chosen = dataclasses.replace(s, t=u.t, latency_ms=cost_ms)
         prev = self._last
         # the flags say what changed since the last update the outputs heard: the first engine's own
