@@ -43,7 +43,6 @@ ROLL_SETS = ("JSB_Chorales", "Nottingham", "Piano_midi", "MuseData")
 ROLL_STEP_S = 0.25
 COMPLETE = ".complete"
 SOURCES = ("bach-chorales", "nottingham", "piano-midi", "rolls", "music21")
-MUSIC21_SKIP = ("bach", "nottingham-dataset", "demos", "theoryExercises", "leadSheet", "_metadataCache")
 
 
 def work(args=None) -> Path:
@@ -120,40 +119,16 @@ def rolls_to_midi(out: Path) -> int:
 
 
 def music21_to_midi(out: Path, minutes: float) -> int:
-    """music21's corpora (minus what the real folders hold) written as MIDI, until ``minutes`` pass."""
-    import music21
+    """music21's corpora (minus what the real folders hold) written as MIDI, until ``minutes`` pass:
+    the files of ``training corpus music21`` (training.data.music21_corpus), resumable."""
+    from training.data.music21_corpus import convert
 
-    root = Path(music21.__file__).parent / "corpus"
-    t0, n = time.time(), 0
-    files = sorted(f for f in root.rglob("*") if f.suffix in (".krn", ".mxl", ".xml", ".abc", ".mus")
-                   and f.relative_to(root).parts[0] not in MUSIC21_SKIP)
-    from tqdm import tqdm
-
-    for f in tqdm(files, desc="music21 -> MIDI", unit="file"):
-        if time.time() - t0 > minutes * 60:
-            print(f"music21: stopped after {minutes} min at {f.relative_to(root)}", file=sys.stderr)
-            break
-        rel = f.relative_to(root).with_suffix("")
-        done = out / rel
-        if done.with_suffix(".mid").exists() or (done / ".done").exists():
-            n += len(list(done.glob("*.mid"))) if done.is_dir() else 1
-            continue
-        try:
-            parsed = music21.converter.parse(f)
-        except Exception:  # noqa: BLE001 - a corpus file music21 cannot read is left out
-            continue
-        scores = list(parsed.scores) if isinstance(parsed, music21.stream.Opus) else [parsed]
-        for k, score in enumerate(scores):
-            target = (done / f"{k:04d}.mid") if len(scores) > 1 else done.with_suffix(".mid")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                score.write("midi", fp=str(target))
-                n += 1
-            except Exception:  # noqa: BLE001
-                continue
-        if len(scores) > 1:
-            (done / ".done").touch()
-    return n
+    res = convert(out, minutes=minutes)
+    if res.stopped_at:
+        print(f"music21: stopped after {minutes} min at {res.stopped_at}", file=sys.stderr)
+    if res.failed:
+        print(f"music21: {len(res.failed)} unreadable files or tunes left out ({out / 'report.csv'})", file=sys.stderr)
+    return res.written + res.kept
 
 
 def transpose_midi(src: Path, dst: Path, semitones: int) -> bool:

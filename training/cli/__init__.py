@@ -12,6 +12,7 @@ Offline pipeline of the score follower (Dorfer et al. 2018, with MIDI piano roll
 from a MIDI corpus to the model bundle the follower loads:
 
   training corpus bach -o DIR            1. write the Bach chorales (music21) as MIDI, if you have no corpus
+  training corpus music21 -o DIR            (music21's other composers and folk tunes, split by work)
   training dataset build [-o DATASET]    2. render corpora with FluidSynth, cut aligned snippet pairs
   training dataset figure DATASET -o PNG    (look at one aligned pair)
   training train DATASET -o RUN          3. train the audio and score encoders (resumable)

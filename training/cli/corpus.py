@@ -1,10 +1,14 @@
-"""``training corpus bach -o DIR``: the built-in corpus for users without MIDI data.
+"""``training corpus bach|music21 -o DIR``: built-in corpora for users without MIDI data.
 
 Writes the Bach chorales of the ``music21`` corpus (``corpus.chorales.Iterator``,
 the Riemenschneider set) as type-1 MIDI files, one track per voice, at 120 bpm
 where the score gives no tempo: the same material as the shared
 ``midi/bach-chorales`` folder. There is no ``splits.csv`` (tune families come
 from our own table), so a build over this folder uses the hash split by file.
+
+``training corpus music21 -o DIR`` writes the rest of music21's corpus (composers from
+Palestrina to Schoenberg, the abc folk collections; not its Bach) one MIDI file per score or
+tune, with a ``splits.csv`` by work (training/data/music21_corpus.py, docs/dataset.md).
 """
 
 from __future__ import annotations
@@ -31,28 +35,26 @@ def register(subparsers) -> None:
     b.add_argument("--limit", type=int, default=None, help="write only the first N chorales")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=run_bach)
+    m = sub.add_parser("music21", help="music21's other corpora (composers, folk collections; not Bach), split by work",
+                       description="Write music21's corpus, minus its Bach chorales (`training corpus bach`) and "
+                                   "its Nottingham copy, as MIDI: one file per score, one per tune of an abc "
+                                   "collection, a quarter = 120 bpm where the score sets no tempo. splits.csv "
+                                   "splits by work (movements, numbers and parts of one work, and tunes of one "
+                                   "title, stay on one side); Bach10's tunes are held out. Resumable: rerun to "
+                                   "continue; unreadable files are listed in DIR/report.csv.")
+    m.add_argument("-o", "--out", required=True, help="folder for the .mid files (one subfolder per collection)")
+    m.add_argument("--minutes", type=float, default=None,
+                   help="stop starting new source files after this long (rerun to continue)")
+    m.add_argument("--composers", default=None, metavar="NAME[,NAME]",
+                   help="only these composer or collection folders of music21's corpus (e.g. haydn,mozart)")
+    m.add_argument("--quiet", action="store_true", help="no progress bar")
+    m.set_defaults(func=run_music21)
     p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
 
 
 def chorale_name(corpus_name: str) -> str:
     """``bach_bwv10.7`` for music21's ``bach/bwv10.7`` (the shared folder's naming)."""
     return "bach_" + os.path.basename(corpus_name)
-
-
-def write_chorale(score, path: str) -> None:
-    """One track per part (voice), tempo 120 bpm unless the score sets one; atomic write."""
-    from music21 import midi, tempo
-
-    if not score.recurse().getElementsByClass(tempo.MetronomeMark):
-        score.parts[0].insert(0, tempo.MetronomeMark(number=120))
-    mf = midi.translate.music21ObjectToMidiFile(score)
-    tmp = f"{path}.tmp"
-    mf.open(tmp, "wb")
-    try:
-        mf.write()
-    finally:
-        mf.close()
-    os.replace(tmp, path)
 
 
 def write_held_out(out_dir) -> None:
@@ -70,6 +72,8 @@ def run_bach(args) -> int:
     from music21 import corpus
     from tqdm import tqdm
 
+    from ..data.music21_corpus import write_score
+
     os.makedirs(args.out, exist_ok=True)
     names = list(corpus.chorales.Iterator(returnType="filename"))
     names = names if args.limit is None else names[:args.limit]
@@ -77,8 +81,24 @@ def run_bach(args) -> int:
     for name in tqdm(names, unit="chorale", disable=args.quiet):
         path = os.path.join(args.out, chorale_name(name) + ".mid")
         if not os.path.exists(path):  # a rerun continues where it stopped
-            write_chorale(corpus.parse(name), path)
+            write_score(corpus.parse(name), path)  # one track per voice, 120 bpm unless set
         written += 1
     write_held_out(args.out)
     print(f"{written} chorales in {args.out} (Bach10 tunes held out in splits.csv)")
+    return 0
+
+
+def run_music21(args) -> int:
+    from ..data.music21_corpus import convert, split_rows
+
+    composers = [c.strip() for c in args.composers.split(",") if c.strip()] if args.composers else None
+    res = convert(args.out, composers=composers, minutes=args.minutes, progress=not args.quiet)
+    rows = split_rows(args.out)
+    counts = {s: sum(1 for r in rows if r[1] == s) for s in ("train", "valid", "test", "bach10")}
+    print(f"{len(rows)} MIDI files in {args.out} ({res.written} written now, {res.kept} kept); "
+          f"splits.csv by work: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    if res.failed:
+        print(f"{len(res.failed)} unreadable files or tunes skipped, listed in {os.path.join(args.out, 'report.csv')}")
+    if res.stopped_at:
+        print(f"stopped after {args.minutes:g} min before {res.stopped_at}; run the same command again to continue")
     return 0
