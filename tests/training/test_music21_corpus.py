@@ -113,3 +113,31 @@ def test_bach10_tunes_are_held_out():
     assert not m21.is_bach10_tune(m21corpus.parse("bach/bwv10.7"))
     assert not m21.is_bach10_tune(converter.parse(ROOT / MASS_A[0]))
 
+
+def test_preset_v3_adds_each_collection_with_its_ensemble(tmp_path, monkeypatch, capsys):
+    from tests.training.test_corpus import SCALE, write_midi
+    from training.data.build import DatasetConfig, ensemble_of, plan_renders, v3_settings
+    from training.data.synth import PIANO_FAMILIES, STRING_FAMILIES
+
+    monkeypatch.setenv("SCOREFOLLOW_DATA", str(tmp_path))
+    with pytest.raises(ConfigError, match="training corpus music21 -o"):
+        v3_settings()
+    assert cli(["dataset", "build", "--preset", "v3", "-o", str(tmp_path / "d")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"training corpus music21 -o {tmp_path / 'midi' / 'music21'}" in err[0]
+    music = tmp_path / "midi" / "music21"
+    for rel in ("mozart/k545/movement1.mid", "mozart/k80/movement1.mid", "essenFolksong/testd/0000.mid"):
+        write_midi(music / rel, SCALE)
+    for folder in (music, music / "mozart", music / "essenFolksong"):
+        (folder / "splits.csv").write_text("file,split,tune_family\n")
+    kw = v3_settings()
+    specs = {c.name: c for c in kw["corpora"]}
+    assert {"bach-chorales", "piano-midi", "mozart", "essenFolksong"} <= set(specs)
+    assert specs["mozart"].ensemble == "strings" and specs["essenFolksong"].max_pieces == 60
+    cfg = DatasetConfig(corpora=(specs["mozart"],))
+    pieces = {p.piece_id: p for p in corpus.iter_corpus(specs["mozart"].path)}
+    assert ensemble_of(pieces["mozart/k545/movement1"], cfg) == "piano"
+    assert ensemble_of(pieces["mozart/k80/movement1"], cfg) == "strings"
+    sonata, quartet = (plan_renders(pieces[f"mozart/{w}/movement1"], cfg)[0] for w in ("k545", "k80"))
+    assert sonata.families == PIANO_FAMILIES and sonata.pedal and quartet.families == STRING_FAMILIES
+

@@ -16,6 +16,13 @@ pieces; five training soundfonts, tempo 0.5-1.6x, one excerpt of at most 60 writ
 seconds per render, synthetic rooms, microphone colouring, noise and level drift on
 the training renders. Its test sets per corpus reuse its renders through --cache.
 
+Dataset v3 (--preset v3): v2 plus music21's own corpus (composers, Palestrina, Monteverdi,
+trecento, folk collections; not its Bach), one corpus per collection folder of
+DATA/midi/music21 with its splits.csv by work; write it first with
+`training corpus music21 -o DATA/midi/music21`. String quartets render on strings, keyboard
+works on a grand piano, the rest on the mixed families; 60 tunes per folk collection and
+150 Palestrina movements, every other piece.
+
 Examples:
   training dataset build                                   # default, into data/default
   training dataset build --preset v2 -o data/v2            # dataset v2
@@ -36,7 +43,7 @@ def register(subparsers) -> None:
     b = sub.add_parser("build", help="render corpora and cut aligned snippet pairs", epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     b.add_argument("-o", "--out", default=None, help="dataset folder (default: data/default in the checkout)")
-    b.add_argument("--preset", choices=("default", "v2"), default="default",
+    b.add_argument("--preset", choices=("default", "v2", "v3"), default="default",
                    help="corpora and render settings to start from (default: %(default)s)")
     b.add_argument("--only", action="append", default=None, metavar="NAME",
                    help="keep only the preset's corpora of this name (folder name or .mat stem; repeatable)")
@@ -123,14 +130,20 @@ def config_from_args(args):
 
     from follower.errors import ConfigError
 
-    from ..data.build import CorpusSpec, DatasetConfig, default_corpora, v2_settings
+    from ..data.build import CorpusSpec, DatasetConfig, default_corpora, v2_settings, v3_settings
 
     # options added with dataset v2 default to "not given" (callers may build the namespace themselves)
     for name in ("only", "piano_corpus", "excerpt_s", "tempo_range", "test_tempi", "max_pairs_per_render",
                  "max_valid_pairs_per_render"):
         if not hasattr(args, name):
             setattr(args, name, None)
-    kw = v2_settings() if getattr(args, "preset", "default") == "v2" else {"corpora": default_corpora()}
+    preset = getattr(args, "preset", "default")
+    if preset == "v3" and not (args.corpus or args.piano_corpus):
+        kw = v3_settings()  # needs the music21 corpus folder; one line says how to write it
+    elif preset in ("v2", "v3"):
+        kw = v2_settings()  # v3 renders as v2 does; --corpus replaces the corpora
+    else:
+        kw = {"corpora": default_corpora()}
     if args.corpus or args.piano_corpus:
         kw["corpora"] = tuple(dataclasses.replace(CorpusSpec.parse(c), split_file=args.split_file,
                                                   step_s=args.mat_step_s, ensemble=ensemble)

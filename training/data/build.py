@@ -41,7 +41,7 @@ from . import corpus as corpus_mod
 from ..augment.room import RoomConfig
 from .render import Augmentation, RenderSpec, read_cached, render_piece
 from .split import SPLITS
-from .synth import (DEFAULT_FAMILY_WEIGHTS, PIANO_FAMILIES, TEST_SOUNDFONT, TRAIN_SOUNDFONTS,
+from .synth import (DEFAULT_FAMILY_WEIGHTS, PIANO_FAMILIES, STRING_FAMILIES, TEST_SOUNDFONT, TRAIN_SOUNDFONTS,
                     V2_TRAIN_SOUNDFONTS, RenderSettings, find_soundfont, require_fluidsynth)
 
 TEST_TEMPI = (("test", 1.0), ("test_slow", 0.8), ("test_fast", 1.25))
@@ -55,7 +55,10 @@ class CorpusSpec:
     max_pieces: int | None = None
     split_file: str | None = None
     step_s: float | None = None   # seconds per row, .mat sets only
-    ensemble: str = "mixed"       # "mixed": instrument families per track; "piano": one grand, pedal
+    ensemble: str = "mixed"       # "mixed": instrument families per track; "piano": one grand, pedal;
+                                  # "strings": a bowed string per track
+    piano_works: tuple = ()       # pieces (path prefixes in the corpus) rendered as "piano" whatever the
+                                  # ensemble: Mozart's piano sonata among his quartets
 
     def __post_init__(self):
         if self.ensemble not in ENSEMBLES:
@@ -75,7 +78,7 @@ class CorpusSpec:
         return cls(path, int(limit) if limit else None)
 
 
-ENSEMBLES = ("mixed", "piano")
+ENSEMBLES = ("mixed", "piano", "strings")
 
 
 def default_corpora(data_root=None) -> tuple:
@@ -97,6 +100,39 @@ def v2_corpora(data_root=None) -> tuple:
                                     CorpusSpec(str(root / "rolls" / "MuseData.mat"), max_pieces=300))
 
 
+# music21's corpus in dataset v3 (``training corpus music21``; one corpus per collection folder,
+# each with its splits.csv by work). Ensembles that suit the music: the string quartets on
+# strings, the keyboard works on a grand piano with pedal, vocal polyphony (Palestrina,
+# Monteverdi, trecento, Josquin), songs and folk tunes on the mixed families like the chorales.
+# Subsets keep the folk tunes (about 13,000) from swamping the rest: 60 tunes per folk
+# collection (300 in all, as many as Nottingham), 150 Palestrina movements, every other piece.
+MUSIC21_ENSEMBLES = {"beethoven": "strings", "haydn": "strings", "mozart": "strings", "chopin": "piano",
+                     "joplin": "piano", "schoenberg": "piano", "cpebach": "piano"}
+MUSIC21_PIANO_WORKS = {"mozart": ("k545",), "schumann_clara": ("polonaise",)}
+MUSIC21_MAX_PIECES = {"essenFolksong": 60, "oneills1850": 60, "ryansMammoth": 60, "airdsAirs": 60,
+                      "miscFolk": 60, "palestrina": 150}
+
+
+def music21_corpora(folder) -> tuple:
+    """One CorpusSpec per collection folder that ``training corpus music21 -o FOLDER`` wrote."""
+    folder = Path(folder)
+    if not (folder / "splits.csv").is_file():
+        raise ConfigError(f"music21 corpus {folder} not found; write it first with "
+                          f"`training corpus music21 -o {folder}` (about 30 min, resumable)")
+    return tuple(CorpusSpec(str(d), max_pieces=MUSIC21_MAX_PIECES.get(d.name),
+                            ensemble=MUSIC21_ENSEMBLES.get(d.name, "mixed"),
+                            piano_works=MUSIC21_PIANO_WORKS.get(d.name, ()))
+                 for d in sorted(folder.iterdir()) if (d / "splits.csv").is_file())
+
+
+def v3_corpora(data_root=None) -> tuple:
+    """Dataset v3: v2's corpora and music21's own corpus (``midi/music21``), split by work."""
+    from ..paths import data_root as _data_root
+
+    root = Path(data_root or _data_root())
+    return v2_corpora(root) + music21_corpora(root / "midi" / "music21")
+
+
 # Renders of dataset v2 (docs/dataset.md): five training soundfonts, tempo 0.5-1.6x, one
 # excerpt of at most 60 written seconds per render (balances long piano pieces against
 # chorales and bounds the render cost), and concert acoustics on the training renders.
@@ -108,6 +144,11 @@ def v2_settings(data_root=None) -> dict:
     """DatasetConfig keyword arguments of dataset v2 (``training dataset build --preset v2``)."""
     return {"corpora": v2_corpora(data_root), "train_soundfonts": V2_TRAIN_SOUNDFONTS,
             "tempo_range": (0.5, 1.6), "excerpt_s": 60.0, "train_augmentation": V2_TRAIN_AUGMENTATION}
+
+
+def v3_settings(data_root=None) -> dict:
+    """Dataset v3 (``--preset v3``): v2's renders over v2's corpora and music21's."""
+    return {**v2_settings(data_root), "corpora": v3_corpora(data_root)}
 
 
 @dataclass(frozen=True)
@@ -171,7 +212,11 @@ def _log_uniform(rng, lo, hi) -> float:
 
 
 def ensemble_of(piece, cfg: DatasetConfig) -> str:
-    return next((c.ensemble for c in cfg.corpora if c.name == piece.corpus), "mixed")
+    spec = next((c for c in cfg.corpora if c.name == piece.corpus), None)
+    if spec is None:
+        return "mixed"
+    rel = piece.piece_id[len(piece.corpus) + 1:]
+    return "piano" if any(rel.startswith(w) for w in spec.piano_works) else spec.ensemble
 
 
 def plan_renders(piece, cfg: DatasetConfig) -> list:
@@ -179,13 +224,14 @@ def plan_renders(piece, cfg: DatasetConfig) -> list:
     rng = np.random.default_rng([cfg.seed, int(corpus_mod.hash_unit(piece.piece_id) * 2 ** 32)])
     start = int(rng.integers(len(cfg.train_soundfonts)))  # so one render per piece still uses every soundfont
     specs = []
-    piano = ensemble_of(piece, cfg) == "piano"
+    ensemble = ensemble_of(piece, cfg)
+    piano = ensemble == "piano"
+    families = {"piano": PIANO_FAMILIES, "strings": STRING_FAMILIES}.get(ensemble, cfg.families)
     extra = {"excerpt_s": cfg.excerpt_s, "one_instrument": piano, "pedal": piano}
 
     def add(split, k, soundfont, tempo, aug, seed):
         specs.append(RenderSpec(f"{piece.piece_id}@{split}:{k}", piece.piece_id, split, soundfont,
-                                round(float(tempo), 4), seed, aug, PIANO_FAMILIES if piano else cfg.families,
-                                **extra))
+                                round(float(tempo), 4), seed, aug, families, **extra))
 
     if piece.split in ("train", "valid"):
         n = cfg.train_renders if piece.split == "train" else cfg.valid_renders

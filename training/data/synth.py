@@ -45,6 +45,7 @@ PROGRAMS = {
 }
 DEFAULT_FAMILY_WEIGHTS = (("strings", 0.3), ("winds", 0.3), ("piano", 0.2), ("brass", 0.1), ("organ", 0.1))
 PIANO_FAMILIES = (("grand_piano", 1.0),)
+STRING_FAMILIES = (("strings", 1.0),)  # string quartets: every track a bowed string of its range
 SUSTAIN_CC = 64
 
 
