@@ -103,6 +103,8 @@ def test_a_bad_file_is_skipped_and_reported(tmp_path, monkeypatch, capsys):
         (row,) = list(csv.DictReader(f))
     assert row["source"] == "somebody/broken.xml" and row["reason"]
     assert [p.name for p in out.rglob("*.mid")] == ["good.mid"]
+    assert cli(["corpus", "music21", "-o", str(out), "--quiet"]) == 0  # a rerun tries it again, still listed
+    assert "1 unreadable" in capsys.readouterr().out and len((out / "report.csv").read_text().splitlines()) == 2
 
 
 def test_bach10_tunes_are_held_out():

@@ -229,7 +229,7 @@ class Conversion:
 
     written: int = 0
     kept: int = 0
-    failed: list = field(default_factory=list)    # (source, tune or "", reason)
+    failed: list = field(default_factory=list)    # (source, tune or "", reason), earlier runs' included
     stopped_at: str | None = None                 # source file the time limit stopped before
 
 
@@ -246,10 +246,8 @@ def convert(out, *, composers=None, minutes: float | None = None, root: Path | N
     """Write music21's corpus as MIDI under ``out``; resumable, bad files reported, not raised.
 
     A file whose MIDI files are all listed in ``out/index.csv`` is not parsed again; the
-    time limit is checked before each source file (an abc collection is parsed whole, about
-    60 tunes a second).
+    time limit is checked before each source file (an abc collection is parsed whole).
     """
-    from music21 import converter
     from tqdm import tqdm
 
     out = Path(out)
@@ -258,7 +256,7 @@ def convert(out, *, composers=None, minutes: float | None = None, root: Path | N
     files = source_files(root, composers) if files is None else [Path(f) for f in files]
     index = read_index(out)
     done_sources = {row["source"] for name, row in index.items() if name.startswith(DONE)}
-    result, t0 = Conversion(), time.time()
+    result, t0, attempted = Conversion(), time.time(), set()
     new_index = not (out / "index.csv").is_file()
     with open(out / "index.csv", "a", newline="") as fi:
         writer = csv.writer(fi)
@@ -273,34 +271,42 @@ def convert(out, *, composers=None, minutes: float | None = None, root: Path | N
             if minutes is not None and time.time() - t0 > minutes * 60:
                 result.stopped_at = str(rel)
                 break
-            try:
-                with warnings.catch_warnings():  # music21 warns of every overfull bar: noise under the bar
-                    warnings.simplefilter("ignore")
-                    parsed = converter.parse(source)
-                scores = scores_of(parsed, rel.parts[0])
-            except Exception as e:  # noqa: BLE001 - music21 raises many kinds on a file it cannot read
-                result.failed.append((str(rel), "", _reason(e)))
-                continue
-            for k, (score, path) in enumerate(zip(scores, targets(out, rel, len(scores)))):
-                name = path.relative_to(out).as_posix()
-                if name in index and path.is_file():
-                    result.kept += 1
-                    continue
-                row = _write_one(score, source, root, path, name, None if len(scores) == 1 else k)
-                if isinstance(row, str):
-                    result.failed.append((str(rel), "" if len(scores) == 1 else str(k), row))
-                    continue
-                writer.writerow(row)
-                index[name] = dict(zip(INDEX_COLUMNS, row))
-                result.written += 1
-            if len(scores) > 1:  # an Opus is done once all its tunes were tried
-                writer.writerow([DONE + rel.as_posix(), rel.as_posix(), "", "", "", ""])
+            attempted.add(rel.as_posix())
+            with warnings.catch_warnings():  # music21 warns of every overfull bar: noise under the bar
+                warnings.simplefilter("ignore")
+                _convert_file(source, rel, root, out, index, writer, result)
             fi.flush()
             bar.set_postfix(written=result.written, failed=len(result.failed))
         bar.close()
+    # failures of files not tried this time (a many-tune file's tunes are not retried) stay listed
+    result.failed = [r for r in _read_report(out) if r[0] not in attempted] + result.failed
     _write_report(out, result.failed)
     write_splits(out, root)
     return result
+
+
+def _convert_file(source: Path, rel: Path, root: Path, out: Path, index: dict, writer, result) -> None:
+    from music21 import converter
+
+    try:
+        scores = scores_of(converter.parse(source), rel.parts[0])
+    except Exception as e:  # noqa: BLE001 - music21 raises many kinds on a file it cannot read
+        result.failed.append((rel.as_posix(), "", _reason(e)))
+        return
+    for k, (score, path) in enumerate(zip(scores, targets(out, rel, len(scores)))):
+        name = path.relative_to(out).as_posix()
+        if name in index and path.is_file():
+            result.kept += 1
+            continue
+        row = _write_one(score, source, root, path, name, None if len(scores) == 1 else k)
+        if isinstance(row, str):
+            result.failed.append((rel.as_posix(), "" if len(scores) == 1 else str(k), row))
+            continue
+        writer.writerow(row)
+        index[name] = dict(zip(INDEX_COLUMNS, row))
+        result.written += 1
+    if len(scores) > 1:  # a many-tune file is done once all its tunes were tried
+        writer.writerow([DONE + rel.as_posix(), rel.as_posix(), "", "", "", ""])
 
 
 def _single_done(out: Path, rel: Path, index: dict) -> bool:
@@ -339,6 +345,13 @@ def _write_one(score, source: Path, root: Path, path: Path, name: str, number):
 def _reason(e: Exception) -> str:
     text = " ".join(str(e).split())[:200]
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _read_report(out: Path) -> list:
+    if not (out / "report.csv").is_file():
+        return []
+    with open(out / "report.csv", newline="") as f:
+        return [tuple(row) for row in list(csv.reader(f))[1:]]
 
 
 def _write_report(out: Path, failed) -> None:
