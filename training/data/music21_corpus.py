@@ -79,8 +79,9 @@ def collections(root: Path | None = None) -> list[str]:
 
 
 def source_files(root: Path | None = None, composers=None) -> list[Path]:
-    """The score files to convert, the smaller collections first (a run stopped by its time
-    limit then holds every composer and the big folk collections in part)."""
+    """The score files to convert: the composers first, then the folk collections, the smaller
+    first in each (a run stopped by its time limit then holds every composer, and the folk
+    tunes, about one a second with their repeats played out, in part)."""
     root = root or corpus_root()
     names = collections(root)
     if composers:
@@ -94,8 +95,8 @@ def source_files(root: Path | None = None, composers=None) -> list[Path]:
     for name in names:
         files = _one_format_each(f for f in (root / name).rglob("*") if f.suffix in SUFFIXES and f.is_file()
                                  and not f.stem.endswith("_old"))  # an older copy of the madrigal beside it
-        by_size.append((sum(f.stat().st_size for f in files), name, files))
-    return [f for _, _, files in sorted(by_size) for f in files]
+        by_size.append((name in FOLK, sum(f.stat().st_size for f in files), name, files))
+    return [f for *_, files in sorted(by_size) for f in files]
 
 
 def _one_format_each(files) -> list[Path]:
@@ -263,29 +264,30 @@ def convert(out, *, composers=None, minutes: float | None = None, root: Path | N
         if new_index:
             writer.writerow(INDEX_COLUMNS)
         bar = tqdm(files, unit="file", desc="music21 -> MIDI", disable=not progress)
-        for source in bar:
-            rel = source.relative_to(root)
-            if rel.as_posix() in done_sources or _single_done(out, rel, index):
-                result.kept += _count_kept(out, rel, index)
-                continue
-            if minutes is not None and time.time() - t0 > minutes * 60:
-                result.stopped_at = str(rel)
-                break
-            attempted.add(rel.as_posix())
-            with warnings.catch_warnings():  # music21 warns of every overfull bar: noise under the bar
-                warnings.simplefilter("ignore")
-                _convert_file(source, rel, root, out, index, writer, result)
-            fi.flush()
-            bar.set_postfix(written=result.written, failed=len(result.failed))
-        bar.close()
-    # failures of files not tried this time (a many-tune file's tunes are not retried) stay listed
-    result.failed = [r for r in _read_report(out) if r[0] not in attempted] + result.failed
-    _write_report(out, result.failed)
-    write_splits(out, root)
+        try:
+            for source in bar:
+                rel = source.relative_to(root)
+                if rel.as_posix() in done_sources or _single_done(out, rel, index):
+                    result.kept += _count_kept(out, rel, index)
+                    continue
+                if minutes is not None and time.time() - t0 > minutes * 60:
+                    result.stopped_at = str(rel)
+                    break
+                attempted.add(rel.as_posix())
+                with warnings.catch_warnings():  # music21 warns of every overfull bar: noise under the bar
+                    warnings.simplefilter("ignore")
+                    _convert_file(source, rel, root, out, index, writer, fi, result)
+                bar.set_postfix(written=result.written, failed=len(result.failed))
+        finally:  # an interrupted run still leaves its report and splits for what it wrote
+            bar.close()
+            # failures of files not tried this time (a many-tune file's tunes are not retried) stay listed
+            result.failed = [r for r in _read_report(out) if r[0] not in attempted] + result.failed
+            _write_report(out, result.failed)
+            write_splits(out, root)
     return result
 
 
-def _convert_file(source: Path, rel: Path, root: Path, out: Path, index: dict, writer, result) -> None:
+def _convert_file(source: Path, rel: Path, root: Path, out: Path, index: dict, writer, fi, result) -> None:
     from music21 import converter
 
     try:
@@ -303,10 +305,12 @@ def _convert_file(source: Path, rel: Path, root: Path, out: Path, index: dict, w
             result.failed.append((rel.as_posix(), "" if len(scores) == 1 else str(k), row))
             continue
         writer.writerow(row)
+        fi.flush()  # a file on disk is in the index: an interrupted run loses no work
         index[name] = dict(zip(INDEX_COLUMNS, row))
         result.written += 1
     if len(scores) > 1:  # a many-tune file is done once all its tunes were tried
         writer.writerow([DONE + rel.as_posix(), rel.as_posix(), "", "", "", ""])
+        fi.flush()
 
 
 def _single_done(out: Path, rel: Path, index: dict) -> bool:
