@@ -52,6 +52,14 @@ def test_no_bach_in_the_sources_and_asking_for_it_is_one_clear_error(capsys):
     assert "training corpus bach" in capsys.readouterr().err
 
 
+def test_file_names_keep_the_dots_of_the_source(tmp_path):
+    from pathlib import Path
+
+    one, two = (m21.targets(tmp_path, Path(f"monteverdi/madrigal.3.{k}.mxl"), 1)[0] for k in (1, 2))
+    assert one.name == "madrigal.3.1.mid" and two.name == "madrigal.3.2.mid"
+    assert m21.targets(tmp_path, Path("essenFolksong/erk20.abc"), 2)[1] == tmp_path / "essenFolksong/erk20/0001.mid"
+
+
 def test_works_group_movements_numbers_parts_and_tunes():
     w = lambda rel, title=None: m21.work_of(ROOT / rel, ROOT, title)  # noqa: E731
     assert w("beethoven/opus59no1/movement1.mxl") == w("beethoven/opus59no1/movement4.mxl")

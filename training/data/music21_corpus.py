@@ -220,8 +220,10 @@ def scores_of(parsed, collection: str = "") -> list:
 
 
 def targets(out: Path, rel: Path, n: int) -> list[Path]:
-    base = out / rel.with_suffix("")
-    return [base.with_suffix(".mid")] if n == 1 else [base / f"{k:04d}.mid" for k in range(n)]
+    """``rel.mid``, or ``rel/0000.mid``... for the tunes of a many-tune file (the name keeps its
+    dots: madrigal.3.1 and madrigal.3.2 are two files)."""
+    base = out / rel.parent / rel.stem
+    return [base.parent / (base.name + ".mid")] if n == 1 else [base / f"{k:04d}.mid" for k in range(n)]
 
 
 @dataclass
