@@ -46,6 +46,8 @@ def test_no_bach_in_the_sources_and_asking_for_it_is_one_clear_error(capsys):
     assert "bach" not in files and "nottingham-dataset" not in files and "palestrina" in files
     # one score in several formats is converted once
     assert not any(f.suffix == ".krn" for f in m21.source_files(composers=["beethoven"]))
+    assert [f.name for f in m21.source_files(composers=["schumann_robert"]) if "48" in f.name or "dichter" in f.name] \
+        == ["opus48no2.mxl"]  # Dichterliebe no. 2 is in the corpus twice
     with pytest.raises(ConfigError, match="training corpus bach"):
         m21.source_files(composers=["bach"])
     assert cli(["corpus", "music21", "-o", "/nonexistent/x", "--composers", "bach"]) != 0
@@ -83,7 +85,7 @@ def test_movements_of_one_work_share_a_split_that_adding_files_never_moves(tmp_p
     assert a[0] == corpus.hash_split("music21:palestrina/missa-ave-maria")  # a hash of the work alone
 
 
-def test_rerun_resumes_without_rewriting_and_minutes_stop_it(tmp_path, capsys):
+def test_rerun_resumes_without_rewriting_and_minutes_stop_it(tmp_path):
     files = [ROOT / "essenFolksong" / "testd.abc", ROOT / MASS_A[0]]
     first = m21.convert(tmp_path, files=files[:1], progress=False)
     tunes = sorted((tmp_path / "essenFolksong" / "testd").glob("*.mid"))

@@ -47,6 +47,9 @@ from .corpus import hash_split
 SUFFIXES = (".krn", ".mxl", ".xml", ".abc", ".mus")
 SUFFIXES_PREFERRED = (".mxl", ".xml", ".krn", ".abc", ".mus")
 SKIP = ("bach", "nottingham-dataset", "demos", "theoryExercises", "leadSheet", "_metadataCache")
+# the same score under a second name (Dichterliebe is op. 48: the same notes as opus48no2.mxl);
+# written twice it would be two pieces, possibly on two sides of the split
+DUPLICATES = ("schumann_robert/dichterliebe_no2.xml",)
 FOLK = ("essenFolksong", "oneills1850", "ryansMammoth", "airdsAirs", "miscFolk")
 VOICES_AS_TUNES = ("josquin",)  # abc files whose numbered "tunes" are the voices of one piece
 DEFAULT_BPM = 120.0
@@ -94,7 +97,8 @@ def source_files(root: Path | None = None, composers=None) -> list[Path]:
     by_size = []
     for name in names:
         files = _one_format_each(f for f in (root / name).rglob("*") if f.suffix in SUFFIXES and f.is_file()
-                                 and not f.stem.endswith("_old"))  # an older copy of the madrigal beside it
+                                 and not f.stem.endswith("_old")  # an older copy of the madrigal beside it
+                                 and f.relative_to(root).as_posix() not in DUPLICATES)
         by_size.append((name in FOLK, sum(f.stat().st_size for f in files), name, files))
     return [f for *_, files in sorted(by_size) for f in files]
 
