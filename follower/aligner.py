@@ -68,11 +68,16 @@ class FineConfig(JsonConfig):
     # (oldest first, along both places' paths at the tempo; at most the engine's 2.1 s window); 0 = only
     # the frames after the opening. Chosen on validation material (docs/improvements.md (s))
     hold_backfill_s: float = 2.0
+    # a lock within this long of the music starting after silence takes the piece's beginning instead,
+    # unless the frames heard since prove the locked place (follower.start_prior: an opening played twice
+    # sounds the same at both places, and players start at the top); 0 = off
+    start_prior_s: float = 8.0
 
     def __post_init__(self):
-        if self.hold_evidence < 0 or self.hold_leak_s <= 0 or self.match_window_s < 0 or self.hold_backfill_s < 0:
-            raise ConfigError("fine.hold_evidence, fine.match_window_s and fine.hold_backfill_s must be >= 0, "
-                              "fine.hold_leak_s > 0")
+        if (self.hold_evidence < 0 or self.hold_leak_s <= 0 or self.match_window_s < 0 or self.hold_backfill_s < 0
+                or self.start_prior_s < 0):
+            raise ConfigError("fine.hold_evidence, fine.match_window_s, fine.hold_backfill_s and fine.start_prior_s "
+                              "must be >= 0, fine.hold_leak_s > 0")
 
 
 _PITCH_CACHE: dict = {}

@@ -68,6 +68,7 @@ from .ann import make_search
 from . import ahead, policy
 from .aligner import FineAligner, FineConfig, score_templates
 from .repeat_hold import RepeatHold
+from .start_prior import StartPrior
 from .confidence import FITTED, FITTED_EMBEDDINGS, FITTED_FULL_WINDOWS, Calibration
 from .features import StreamingSpectrogram
 from .noise import silent_lead, sounding
@@ -289,6 +290,9 @@ class Engine:
         fine = self.config.fine
         self._hold = RepeatHold(margin=fine.hold_margin, evidence=fine.hold_evidence, leak_s=fine.hold_leak_s,
                                 fps=self.fps) if fine is not None else None
+        self._start = StartPrior(start_prior_s=fine.start_prior_s, pause_s=self.config.pause_hold_s, fps=self.fps,
+                                 margin=fine.hold_margin, evidence=fine.hold_evidence,
+                                 leak_s=fine.hold_leak_s) if self._fine_on else None
         self._noise_flatness = self.config.noise_flatness  # the MIDI engine's roll frames are never noise
         self._frame_lag_s = fc.frame_size_samples / 2 / fc.sample_rate_hz
         self._evidence = PieceEvidence(index.n_pieces, self.config.evidence_decay_s)
@@ -349,6 +353,8 @@ class Engine:
         self.aligner = None
         self._fine_fresh = True
         self._fine_moved = False
+        if self._start is not None:
+            self._start.reset()
         self._last_sound_t = None
         self._match: deque = deque()  # (t_s, best cosine in the index) of the recent sounding updates
         self._updated_n = 0          # frame count at the last update (the tracker steps by the audio since)
@@ -446,6 +452,8 @@ class Engine:
         loud = bool(sounding(frame, self.config.silence_level, self._noise_flatness))
         self._loud[i] = self._loud[i + self.width] = loud
         self._n += 1
+        if self._start is not None:
+            self._start.add(frame, loud)
         if self._reranker is not None:
             self._reranker.add_frame(frame, loud)
 
@@ -598,14 +606,27 @@ class Engine:
         rows = self.index.rows(piece)
         self.tracker = recently_used(self._trackers, piece, keep=PIECES_KEPT, make=lambda: PieceTracker(
             self.index.position_s[rows], self.config.tracker, cell_s=self.index.cell_s))
-        self.tracker.reset(position_s, tempo=tempo)
         if self._fine_on:
             fc = self.bundle.config.features
             self.aligner = recently_used(self._aligners, piece, keep=PIECES_KEPT, make=lambda: FineAligner(
                 score_templates(*self.index.notes(piece), fc, self.config.fine), self.fps, self.config.fine))
+            position_s = self._from_the_start(piece, position_s, tempo)
+        self.tracker.reset(position_s, tempo=tempo)
         self._fine_fresh = True
         self.piece = piece
         self.state = FOLLOWING
+
+    def _from_the_start(self, piece: int, centre_s: float, tempo: float) -> float:
+        """A lock's window-centre position, or the piece's beginning's where the music started moments ago
+        and the frames heard since do not prove the locked place (follower.start_prior)."""
+        if self._start is None or not self._start.enabled:
+            return centre_s
+        onsets = self.index.notes(piece)[0]
+        lag_s = tempo * self._frame_lag_s  # the aligner's coordinates: the newest frame's centre
+        now_s = centre_s + tempo * self.lag_s - lag_s
+        start_s = self._start.place(self.aligner, now_s, float(onsets.min()) if len(onsets) else 0.0, tempo,
+                                    self.config.fine.max_disagree_s)
+        return centre_s if start_s is None else max(start_s + lag_s - tempo * self.lag_s, 0.0)
 
     def _track(self, q, standard, centre_s: float, centre_silent: bool):
         # the audio since the last update: update_s, or more after updates were skipped

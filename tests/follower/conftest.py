@@ -76,8 +76,11 @@ def make_chroma_bundle(out_dir: Path, *, features: FeatureConfig | None = None) 
     return out_dir
 
 
-def write_piece(path: Path, seed: int, *, n_chords: int = 40, beat_s: float = 0.5, title: str | None = None):
-    """A four-voice piece of random diatonic chords, one per beat, with a moving melody."""
+def write_piece(path: Path, seed: int, *, n_chords: int = 40, beat_s: float = 0.5, title: str | None = None,
+                roots=None, melody=None):
+    """A four-voice piece of random diatonic chords, one per beat, with a moving melody; ``roots`` (scale
+    degrees 0-6) and ``melody`` (which chord note, 0-2, the top voice doubles), one per beat, instead of
+    random ones: a piece that repeats itself."""
     rng = np.random.default_rng(seed)
     tpb = 480
     mid = mido.MidiFile(ticks_per_beat=tpb)
@@ -88,15 +91,15 @@ def write_piece(path: Path, seed: int, *, n_chords: int = 40, beat_s: float = 0.
     mid.tracks.append(meta)
     scale = np.array([0, 2, 4, 5, 7, 9, 11])
     tonic = 48 + int(rng.integers(0, 12))
-    roots = rng.integers(0, 7, n_chords)
+    roots = rng.integers(0, 7, n_chords) if roots is None else np.asarray(roots)
     voices = [[], [], [], []]
-    for r in roots:
+    for i, r in enumerate(roots):
         degs = [r, r + 2, r + 4]
         pcs = [tonic + scale[d % 7] + 12 * (d // 7) for d in degs]
         voices[0].append(pcs[0] - 12)
         voices[1].append(pcs[1])
         voices[2].append(pcs[2])
-        voices[3].append(pcs[int(rng.integers(0, 3))] + 12)
+        voices[3].append(pcs[int(rng.integers(0, 3)) if melody is None else int(melody[i])] + 12)
     for v, notes in enumerate(voices):
         tr = mido.MidiTrack()
         for p in notes:
