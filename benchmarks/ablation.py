@@ -17,6 +17,8 @@ that part of the engine buys:
 * ``no calibrated lock``: no lock on the calibrated confidence of the re-ranking's
   leader, and no quick recheck after a lock (``calibration=None``);
 * ``no fine aligner``: the tracker's snippet-grid position alone (``fine=None``);
+* ``no start prior``: a lock soon after the music starts keeps its place even where the piece's
+  beginning sounds the same (``fine.start_prior_s=0``, follower.start_prior);
 * ``no re-ranking``: no alignment of the candidates over everything heard
   (``rerank_candidates=0``);
 * ``paths only``: neither re-ranking, votes nor calibrated lock: the verified paths of the last few
@@ -45,6 +47,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from follower.aligner import FineConfig
 from follower.confidence import FITTED_EMBEDDINGS, FITTED_OPEN
 
 from . import paths
@@ -58,6 +61,7 @@ VARIANTS = {
     "one engine": {},
     "no calibrated lock": {"calibration": None},
     "no fine aligner": {"fine": None},
+    "no start prior": {"fine": replace(FineConfig(), start_prior_s=0.0)},
     "no re-ranking": {"rerank_candidates": 0},
     "paths only": {"rerank_candidates": 0, "evidence_ratio": float("inf"), "calibration": None},
     # as follower.engine.templates_off(): the lock rules as fitted for the embeddings alone
