@@ -98,6 +98,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "the player is far slower than the MIDI's written tempo (below about 0.55x; a file's tempo "
                         "is often a default); about 1.25x the processing of one engine on the benchmark sets "
                         "(default: on; --no-slow-players: the one engine)")
+    p.add_argument("--from-the-top", action=argparse.BooleanOptionalAction, default=True,
+                   help="a lock within 8 s of the music starting takes the piece's beginning where the notes heard "
+                        "sound the same there (an opening played twice); --no-from-the-top for rehearsals that "
+                        "restart at the second statement of a repeated opening (default: on)")
     p.add_argument("--max-lag", type=float, default=BEHIND_S, metavar="S",
                    help=f"live or real-time audio that may wait for processing before updates are skipped to catch "
                         f"up (default {BEHIND_S}; the output then stays within about S of the audio); inf = never "
@@ -126,6 +130,7 @@ class RunOptions:
     reconnect: bool = False               # live audio input: wait for a vanished device to come back (listen)
     open_programme: bool = False          # music outside the index may be played: the lock fitted for that
     slow_players: bool = True             # a second engine at twice the speed for players far below the written tempo
+    from_the_top: bool = True             # a lock soon after the music starts weighs the piece's beginning
 
     def __post_init__(self):
         from .osc import check_prefix
@@ -151,6 +156,7 @@ class RunOptions:
                    reconnect=getattr(args, "reconnect", False),
                    open_programme=getattr(args, "open_programme", False),
                    slow_players=getattr(args, "slow_players", True),
+                   from_the_top=getattr(args, "from_the_top", True),
                    view=ViewOptions(host=args.view_host, port=args.view_port, midi_dirs=tuple(args.view_midi),
                                     linger_s=args.view_linger) if getattr(args, "view", False) else None,
                    midi_out=getattr(args, "midi_out", None),
@@ -178,6 +184,8 @@ def load(options: RunOptions) -> Callable[[float], Engine]:
         from .engine import open_programme
 
         config = open_programme(config)
+    if not options.from_the_top and config.fine is not None:  # (follower.start_prior)
+        config = dataclasses.replace(config, fine=dataclasses.replace(config.fine, start_prior_s=0.0))
     from .ann import make_search
 
     make_search(index, index.embeddings[:0], options.search, index_path=str(index_path))  # refuse early, one line

@@ -112,3 +112,11 @@ def test_slow_players_are_followed_by_two_engines_unless_turned_off(chroma_bundl
     assert type(one) is Engine
     midi = load(o)(22050.0, midi=True)  # MIDI input: the one engine, as before
     assert not isinstance(midi, TwoSpeedEngine)
+
+
+def test_the_start_prior_is_on_unless_turned_off(chroma_bundle, corpus_index):
+    assert options().from_the_top and not options("--no-from-the-top").from_the_top
+    o = dataclasses.replace(options(), bundle_dir=str(chroma_bundle), index_path=str(corpus_index))
+    assert load(o)(22050.0).config.fine.start_prior_s > 0
+    assert load(dataclasses.replace(o, from_the_top=False))(22050.0).config.fine.start_prior_s == 0
+    assert load(dataclasses.replace(o, from_the_top=False))(22050.0, midi=True).config.fine.start_prior_s == 0
