@@ -122,23 +122,37 @@ def run(items: list[Item], bundle_dir: Path, indexes: dict, run_dir: Path, *, fr
     return scores
 
 
+def variant_summaries(scores: dict, items: list[Item], groups=None):
+    """(material label, variant, :func:`benchmarks.metrics.summarise` of its items) for every group of
+    ``groups`` (default: the benchmark's, :data:`benchmarks.report.GROUPS`) and variant that has items."""
+    from .report import GROUPS
+
+    for kind, label in groups or GROUPS:
+        group = [i.name for i in items if i.kind == kind]
+        for variant, per_item in scores.items():
+            rows = [per_item[n] for n in group if n in per_item]
+            if rows:
+                yield label, variant, summarise(rows)
+
+
+def summary_cells(r: dict) -> str:
+    """The cells the variant tables share: time to stable id. (median / p90) | acc. end | longest wrong
+    follow | within 0.25 s | within 0.5 s."""
+    from .report import pct, secs
+
+    return (f"{secs(r['stable_median_s'])} / {secs(r['stable_p90_s'])} | {pct(r['acc_end'])} | "
+            f"{secs(r['wrong_follow_max_s'])} | {pct(r['within_0.25'])} | {pct(r['within_0.5'])}")
+
+
 def ablation_table(scores: dict, items: list[Item]) -> str:
-    from .report import GROUPS, pct, secs
+    from .report import secs
 
     lines = ["| material | variant | time to stable id. (median / p90) | acc. end | longest wrong follow | "
              "within 0.25 s | within 0.5 s | back after a jump (median) |",
              "|---|---|---|---|---|---|---|---|"]
-    for kind, label in GROUPS:
-        group = [i.name for i in items if i.kind == kind]
-        for variant, per_item in scores.items():
-            rows = [per_item[n] for n in group if n in per_item]
-            if not rows:
-                continue
-            r = summarise(rows)
-            lines.append(f"| {label} | {variant} | {secs(r['stable_median_s'])} / {secs(r['stable_p90_s'])} | "
-                         f"{pct(r['acc_end'])} | {secs(r['wrong_follow_max_s'])} | {pct(r['within_0.25'])} | "
-                         f"{pct(r['within_0.5'])} | "
-                         + (f"{secs(r['recovery_median_s'])} |" if r["jumps"] else "– |"))
+    for label, variant, r in variant_summaries(scores, items):
+        lines.append(f"| {label} | {variant} | {summary_cells(r)} | "
+                     + (f"{secs(r['recovery_median_s'])} |" if r["jumps"] else "– |"))
     return "\n".join(lines)
 
 

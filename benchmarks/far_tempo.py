@@ -28,7 +28,6 @@ import numpy as np
 from . import paths
 from .material import (CHORALE_ENSEMBLES, PIANO_PROGRAMS, SEED, Item, chorale_selection, piano_selection, piece_id,
                        render_item, tempo_range_ok)
-from .metrics import summarise
 
 CONFIGS = {"shipped (two speeds)": "shipped", "one engine": "one engine"}  # label -> benchmarks.ablation variant
 FAR_SEED = 4411  # apart from the test material's streams: other starts, ensembles and rooms
@@ -85,21 +84,14 @@ def replay(items: list[Item], bundle_dir: Path, indexes: dict, run_dir: Path, *,
 
 
 def far_tempo_table(results: list[tuple[tuple[float, float], dict, list[Item]]]) -> str:
-    from .report import pct, secs
+    from .ablation import summary_cells, variant_summaries
+    from .report import GROUPS
 
     lines = ["| tempo (x written) | material | follower | time to stable id. (median / p90) | acc. end | "
              "longest wrong follow | within 0.25 s | within 0.5 s |", "|---|---|---|---|---|---|---|---|"]
     for tempo, scores, items in results:
-        for kind, label in (("chorale", "Synthetic chorales"), ("piano", "Synthetic piano")):
-            names = [i.name for i in items if i.kind == kind]
-            for config, per_item in scores.items():
-                rows = [per_item[n] for n in names if n in per_item]
-                if not rows:
-                    continue
-                r = summarise(rows)
-                lines.append(f"| {tempo[0]:g}-{tempo[1]:g} | {label} | {config} | {secs(r['stable_median_s'])} / "
-                             f"{secs(r['stable_p90_s'])} | {pct(r['acc_end'])} | {secs(r['wrong_follow_max_s'])} | "
-                             f"{pct(r['within_0.25'])} | {pct(r['within_0.5'])} |")
+        for label, config, r in variant_summaries(scores, items, [g for g in GROUPS if g[0] in ("chorale", "piano")]):
+            lines.append(f"| {tempo[0]:g}-{tempo[1]:g} | {label} | {config} | {summary_cells(r)} |")
     return "\n".join(lines)
 
 

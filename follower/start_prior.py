@@ -45,7 +45,7 @@ class StartPrior:
         return self.max_frames > 0 and self._rule.enabled
 
     def reset(self) -> None:
-        self.heard = 0            # frames since the music started (None: no music yet)
+        self.heard = 0            # frames since the music started (0 before any)
         self._started = False
         self._quiet = 0           # sounding-free frames in a row
 
