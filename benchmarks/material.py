@@ -20,6 +20,8 @@ anywhere in the first 40 %, base tempo 0.65-1.15x): the material on which the
 follower's thresholds are chosen, so that the test material above only measures.
 ``--tempo 0.35,0.5`` plays them far from the written tempo instead (players far slower
 than a MIDI file's tempo are common: a file's tempo is often a default, not the music's).
+``--fermatas`` holds every fermata of their scores 1.5-3 times as long as written, as players
+do and the MIDI files do not (``--from-start --fermatas`` plays them as Bach10's players do).
 
 Renditions: the held-out soundfont TimGM6mb with instruments drawn per excerpt,
 a smooth tempo curve (0.75-1.3x written tempo with rubato), a synthetic room
@@ -45,7 +47,7 @@ from follower.midi import load_midi
 from . import paths
 from .bach10 import BACH10_PIECES, bach10_truth
 from .render import excerpt_events, put_in_room, read_events, synthesize
-from .warp import TEMPO_RATIO_MAX, TEMPO_RATIO_MIN, JumpMap, TimeMap, tempo_curve, warp_from_ratio
+from .warp import TEMPO_RATIO_MAX, TEMPO_RATIO_MIN, JumpMap, TimeMap, hold_spans, tempo_curve, warp_from_ratio
 
 SEED = 20181105  # TISMIR 2018
 SAMPLE_RATE_HZ = 44100
@@ -57,6 +59,9 @@ PIANO_DURATION_RANGE_S = (90.0, 600.0)
 # the Bach10 players take them at 0.78-0.91x, so chorale renditions lean slower.
 CHORALE_BASE_TEMPO = (0.75, 1.05)
 PIANO_BASE_TEMPO = (0.8, 1.2)
+# How much longer than written a player holds a fermata (performance practice in chorales: about one
+# and a half to three times the note; drawn per fermata, never fitted to the Bach10 recordings)
+FERMATA_HOLD = (1.5, 3.0)
 
 # Ensembles for the four chorale voices (GM programs, soprano..bass), all outside
 # the training's instrument families (training/synth.py PROGRAMS: piano 0-2,
@@ -115,14 +120,35 @@ def piano_selection() -> list[Path]:
     return [fitting[i] for i in sorted(rng.choice(len(fitting), size=N_PIANO, replace=False))]
 
 
+def fermata_spans(midi: Path, rng: np.random.Generator, hold: tuple[float, float] = FERMATA_HOLD) -> list:
+    """(start_s, end_s, factor) of every fermata of a corpus chorale, each held ``hold`` times as long.
+
+    The chorale MIDIs do not keep their fermatas; the music21 corpus they were written
+    from marks them on the soprano's notes (``bach_bwv10.7`` is ``bach/bwv10.7`` there).
+    Offsets are in quarter notes at the MIDI's one tempo.
+    """
+    import music21
+
+    score = music21.corpus.parse(Path(midi).stem.replace("_", "/", 1))
+    s_per_quarter = float(load_midi(midi).tempo_us_per_beat[0]) / 1e6
+    spans = []
+    for note in score.parts[0].flatten().notes:
+        if any(isinstance(e, music21.expressions.Fermata) for e in note.expressions):
+            start_s = float(note.offset) * s_per_quarter
+            spans.append((start_s, start_s + float(note.quarterLength) * s_per_quarter, float(rng.uniform(*hold))))
+    return spans
+
+
 def render_item(midi: Path, out_audio: Path, out_truth: Path, rng: np.random.Generator, *,
                 programs: list[int], instruments: str, start_frac: tuple[float, float],
                 length_s: tuple[float, float], base_tempo: tuple[float, float],
-                tempo_clip: tuple[float, float] = (TEMPO_RATIO_MIN, TEMPO_RATIO_MAX)) -> float:
+                tempo_clip: tuple[float, float] = (TEMPO_RATIO_MIN, TEMPO_RATIO_MAX),
+                fermatas: bool = False) -> float:
     """Render one mid-piece excerpt; returns its duration in audio seconds.
 
     The tempo curve is ``base_tempo`` with rubato, clipped to ``tempo_clip`` (ratios to the
-    written tempo)."""
+    written tempo). ``fermatas``: a chorale's fermatas are held (:func:`fermata_spans`), the
+    tempo curve going on after each."""
     import soundfile as sf
 
     events, n_voices = read_events(midi)
@@ -131,6 +157,8 @@ def render_item(midi: Path, out_audio: Path, out_truth: Path, rng: np.random.Gen
     ratio = tempo_curve(rng, rng.uniform(*length_s), base_lo=base_tempo[0], base_hi=base_tempo[1],
                         lo=tempo_clip[0], hi=tempo_clip[1])
     time_map = warp_from_ratio(ratio, start_s, midi_end_s)
+    holds = fermata_spans(midi, rng) if fermatas else []
+    time_map = hold_spans(time_map, holds)
     duration_s = float(time_map.audio_s[-1])
     dry = synthesize(excerpt_events(events, time_map), [programs[v % len(programs)] for v in range(n_voices)],
                      duration_s=duration_s, sample_rate_hz=SAMPLE_RATE_HZ, soundfont=paths.HELD_OUT_SOUNDFONT,
@@ -143,7 +171,7 @@ def render_item(midi: Path, out_audio: Path, out_truth: Path, rng: np.random.Gen
     slopes = np.diff(used) / np.diff(time_map.audio_s)
     time_map.save(out_truth, midi=str(midi), soundfont=str(paths.HELD_OUT_SOUNDFONT), instruments=instruments,
                   programs=programs, start_midi_s=start_s, tempo_ratio_min=float(slopes.min()),
-                  tempo_ratio_max=float(slopes.max()), **room)
+                  tempo_ratio_max=float(slopes.max()), fermata_holds=holds, **room)
     return duration_s
 
 
@@ -309,7 +337,7 @@ def tune_validation(n: int, seed: int) -> list[Path]:
 
 def build_tuning(out_dir: Path, *, force: bool = False, seed: int = TUNING_SEED, piano: int = 0,
                  from_start: bool = False, outside: int = 0,
-                 tempo: tuple[float, float] | None = None) -> list[Item]:
+                 tempo: tuple[float, float] | None = None, fermatas: bool = False) -> list[Item]:
     """Validation-split chorale excerpts for choosing thresholds (never the test pieces).
 
     ``seed`` other than TUNING_SEED draws other excerpts and renditions (for more
@@ -325,6 +353,8 @@ def build_tuning(out_dir: Path, *, force: bool = False, seed: int = TUNING_SEED,
     ``tempo`` (lo, hi): the chorale and piano excerpts are played at a base tempo drawn from
     [lo, hi] of the written tempo, rubato kept within it (``tune_t<lo>-<hi>_...``), for players
     far from the MIDI's tempo; default: the usual renditions' tempi.
+    ``fermatas``: the chorale excerpts hold every fermata of their score 1.5-3 times as long
+    (``tune_fermata_...``), as players do and the MIDI files do not.
     """
     from tqdm import tqdm
 
@@ -337,6 +367,8 @@ def build_tuning(out_dir: Path, *, force: bool = False, seed: int = TUNING_SEED,
     if tempo is not None:
         chorale_tempo = piano_tempo = {"base_tempo": tempo, "tempo_clip": tempo}
         tag = f"t{tempo[0]:g}-{tempo[1]:g}_"
+    if fermatas:
+        tag += "fermata_"
     items = []
     for k, (midi, family) in enumerate(tqdm(chorale_selection("valid", N_TUNING, seed),
                                             desc="rendering tuning material", unit="excerpt")):
@@ -350,7 +382,7 @@ def build_tuning(out_dir: Path, *, force: bool = False, seed: int = TUNING_SEED,
         if force or not (audio.exists() and truth.exists()):
             render_item(midi, audio, truth, rng, programs=CHORALE_ENSEMBLES[instruments], instruments=instruments,
                         start_frac=(0.0, 0.0) if from_start else (0.0, 0.4), length_s=(25.0, 40.0),
-                        **chorale_tempo)
+                        fermatas=fermatas, **chorale_tempo)
         items.append(Item(name, "chorale", str(audio), str(truth), "chorales", piece_id(midi, paths.chorale_dir()),
                           str(midi), family, float(sf.info(audio).duration)))
     for k, midi in enumerate(tqdm(piano_validation(piano, seed) if piano else [],
@@ -358,7 +390,7 @@ def build_tuning(out_dir: Path, *, force: bool = False, seed: int = TUNING_SEED,
         rng = np.random.default_rng([seed, 1000 + k])  # apart from the chorales' streams
         instruments = list(PIANO_PROGRAMS)[rng.integers(len(PIANO_PROGRAMS))]
         prefix = "tune_piano" if seed == TUNING_SEED else f"tune_s{seed}_piano"
-        name = f"{prefix}_{k:02d}_{midi.stem}".replace("tune_", f"tune_{tag}", 1)
+        name = f"{prefix}_{k:02d}_{midi.stem}".replace("tune_", f"tune_{tag.replace('fermata_', '')}", 1)
         audio, truth = out_dir / f"{name}.flac", out_dir / f"{name}.truth.json"
         if force or not (audio.exists() and truth.exists()):
             render_item(midi, audio, truth, rng, programs=[PIANO_PROGRAMS[instruments]], instruments=instruments,
@@ -430,10 +462,13 @@ def main(argv=None) -> int:
                         help="tuning set only: chorale and piano excerpts at a base tempo of LO-HI times the "
                              "written tempo, rubato kept within it (e.g. 0.35,0.5 for players far slower than "
                              "the MIDI); default: the tempi of the other excerpts (within 0.75-1.3)")
+    parser.add_argument("--fermatas", action="store_true",
+                        help="tuning set only: the chorale excerpts hold every fermata of their score 1.5-3 times "
+                             "as long, as players do (the scores' fermatas are read from the music21 corpus)")
     args = parser.parse_args(argv)
-    if ((args.seed != TUNING_SEED or args.piano or args.from_start or args.outside or args.tempo)
+    if ((args.seed != TUNING_SEED or args.piano or args.from_start or args.outside or args.tempo or args.fermatas)
             and args.set != "tuning"):
-        print("--seed, --piano, --from-start, --outside, --tempo: only for --set tuning (the test material is "
+        print("--seed, --piano, --from-start, --outside, --tempo, --fermatas: only for --set tuning (the test material is "
               "fixed)", file=sys.stderr)
         return 2
     if args.piano < 0 or args.outside < 0:
@@ -449,7 +484,7 @@ def main(argv=None) -> int:
     if args.set == "tuning":
         out = args.out or paths.work_dir() / "tuning"
         items = build_tuning(out, force=args.force, seed=args.seed, piano=args.piano, from_start=args.from_start,
-                             outside=args.outside, tempo=args.tempo)
+                             outside=args.outside, tempo=args.tempo, fermatas=args.fermatas)
     else:
         out = args.out or paths.work_dir() / "material"
         items = build(out, force=args.force)

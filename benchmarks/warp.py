@@ -122,6 +122,25 @@ def tempo_curve(rng: np.random.Generator, duration_s: float, *, base_lo: float =
     return np.clip(np.exp(log_r), lo, hi)
 
 
+def hold_spans(time_map: TimeMap, spans) -> TimeMap:
+    """``time_map`` with each MIDI span ``(start_s, end_s, factor)`` played ``factor`` times as long.
+
+    A player's fermata: the held chord takes longer in the audio, the music before and
+    after it keeps its tempo curve (only shifted later). Spans outside the map change nothing.
+    """
+    t, tau = time_map.audio_s, time_map.midi_s
+    cuts = [x for s, e, _ in spans for x in (s, e) if tau[0] < x < tau[-1]]
+    tau = np.union1d(tau, cuts)           # the spans' ends become points of the map: exact stretches
+    t = np.interp(tau, time_map.midi_s, time_map.audio_s)
+    extra = np.zeros_like(t)
+    for start_s, end_s, factor in spans:
+        if factor <= 0:
+            raise ValueError("a hold's factor must be positive")
+        inside = np.interp(np.clip(tau, start_s, end_s), tau, t) - np.interp(start_s, tau, t)
+        extra += (factor - 1.0) * inside
+    return TimeMap(t + extra, tau)
+
+
 def warp_from_ratio(ratio: np.ndarray, start_midi_s: float, end_midi_s: float | None = None) -> TimeMap:
     """Integrate a tempo ratio (at GRID_HZ) from ``start_midi_s``; stop at ``end_midi_s``."""
     if (ratio <= 0).any():

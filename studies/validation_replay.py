@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 WRONG_LIMIT_S = 1.0
+HELD_SLOWER = 0.6  # an update falls in a hold where the truth moves at under this share of its usual speed
 
 
 def engine_config(overrides: dict):
@@ -54,11 +55,33 @@ def item_scores(records: list[dict], item: dict) -> dict:
 
     from .wrong_follow import longest_wrong_s
 
-    s = score_item(records, item["piece"], load_truth(Path(item["truth"])))
+    truth = load_truth(Path(item["truth"]))
+    s = score_item(records, item["piece"], truth)
     e = s.position_errors_s
+    held = held_updates(records, item["piece"], truth)
     return {"kind": item["kind"], "stable_s": s.time_to_stable_s, "end": s.correct_at["end"],
             "wrong_s": longest_wrong_s(records, item["piece"]), "updates": int(e.size),
-            "within_0.25": int((e <= 0.25).sum()), "within_0.5": int((e <= 0.5).sum())}
+            "within_0.25": int((e <= 0.25).sum()), "within_0.5": int((e <= 0.5).sum()),
+            "held": int(held.sum()), "held_within_0.25": int((e[held] <= 0.25).sum()),
+            "held_within_0.5": int((e[held] <= 0.5).sum())}
+
+
+def held_updates(records: list[dict], piece: str, truth, slower: float = HELD_SLOWER) -> np.ndarray:
+    """Of the updates scored for position (locked on the right piece, truth defined), those where the
+    players hold: the truth moves at under ``slower`` of the item's own median speed (a fermata, a
+    breath), measured over 0.2 s."""
+    from benchmarks.metrics import normalise_piece
+
+    piece = normalise_piece(piece)
+    t = np.array([float(r["t"]) for r in records])
+    pos = np.array([np.nan if r.get("position_s") is None else float(r["position_s"]) for r in records])
+    locked = np.array([normalise_piece(r.get("piece")) == piece and r.get("state") == "following" for r in records],
+                      bool)
+    truth_s = truth.audio_to_midi(t)
+    usable = locked & np.isfinite(truth_s) & np.isfinite(pos)
+    speed = (truth.audio_to_midi(t + 0.1) - truth.audio_to_midi(t - 0.1)) / 0.2
+    typical = np.nanmedian(speed) if np.isfinite(speed).any() else np.nan
+    return (speed < slower * typical)[usable]
 
 
 def replay(args) -> dict:
@@ -107,9 +130,18 @@ def _q(values) -> str:
     return f"{np.median(v):.2f} / {np.quantile(v, 0.9, method='higher'):.2f} s"
 
 
+def _held_cell(rows) -> str:
+    rows = [r for r in rows if "held" in r]  # (outputs written before holds were counted have none)
+    n = sum(r["held"] for r in rows)
+    if not n:
+        return "-"
+    return (f"{n}, {100 * sum(r['held_within_0.25'] for r in rows) / n:.1f} / "
+            f"{100 * sum(r['held_within_0.5'] for r in rows) / n:.1f} %")
+
+
 def report(results: dict) -> str:
     lines = ["| configuration | items | stable id. median / p90 | right at end | within 0.25 / 0.5 s | "
-             "wrong follows > 1 s |", "|---|---|---|---|---|---|"]
+             "in holds: updates, within 0.25 / 0.5 s | wrong follows > 1 s |", "|---|---|---|---|---|---|---|"]
     for name, rows in results.items():
         for kind in sorted({r["kind"] for r in rows.values()}) + [None]:
             sel = {n: r for n, r in rows.items() if kind is None or r["kind"] == kind}
@@ -119,7 +151,7 @@ def report(results: dict) -> str:
                          f"{sum(r['end'] for r in sel.values())} / {len(sel)} | "
                          f"{100 * sum(r['within_0.25'] for r in sel.values()) / updates:.1f} / "
                          f"{100 * sum(r['within_0.5'] for r in sel.values()) / updates:.1f} % | "
-                         f"{len(wrong)} {wrong if wrong else ''} |")
+                         f"{_held_cell(sel.values())} | {len(wrong)} {wrong if wrong else ''} |")
     names = list(results)
     for name in names[1:]:
         base, rows = results[names[0]], results[name]

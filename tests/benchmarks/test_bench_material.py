@@ -151,6 +151,7 @@ def test_a_jump_rendition_plays_its_two_segments_and_says_where_it_jumps(tmp_pat
     (["--set", "test", "--tempo", "0.35,0.5"], "only for --set tuning"),
     (["--set", "tuning", "--tempo", "0.5"], "--tempo"),
     (["--set", "tuning", "--tempo", "0.6,0.4"], "--tempo"),
+    (["--set", "test", "--fermatas"], "only for --set tuning"),
 ])
 def test_tuning_options_refuse_what_they_cannot_do_in_one_line(args, message, tmp_path, capsys):
     from benchmarks.material import main
@@ -205,6 +206,23 @@ def test_tuning_excerpts_at_a_far_tempo_stay_within_it(tmp_path):
                 start_frac=(0.1, 0.2), length_s=(12.0, 12.0), base_tempo=(0.35, 0.5), tempo_clip=(0.35, 0.5))
     meta = json.loads(truth_path.read_text())
     assert 0.35 - 1e-6 <= meta["tempo_ratio_min"] <= meta["tempo_ratio_max"] <= 0.5 + 1e-6
+
+
+def test_fermata_spans_are_the_scores_fermatas_on_the_midi_timeline():
+    """The music21 score's fermatas land on onsets of the corpus MIDI, each held 1.5-3 times."""
+    pytest.importorskip("music21", reason="music21 not installed")
+    from benchmarks import paths
+    from benchmarks.material import FERMATA_HOLD, fermata_spans
+
+    midi = paths.chorale_dir() / "bach_bwv10.7.mid"
+    if not midi.is_file():
+        pytest.skip("the chorale corpus is absent")
+    spans = fermata_spans(midi, np.random.default_rng(0))
+    onsets = np.unique(load_midi(midi).notes["start_s"])
+    assert len(spans) >= 3
+    for start_s, end_s, factor in spans:
+        assert np.abs(onsets - start_s).min() < 1e-6 and end_s > start_s
+        assert FERMATA_HOLD[0] <= factor <= FERMATA_HOLD[1]
 
 
 def test_outside_tuning_tunes_are_validation_tunes_the_outside_study_never_plays():

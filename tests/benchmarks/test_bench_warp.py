@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 
-from benchmarks.warp import TEMPO_RATIO_MAX, TEMPO_RATIO_MIN, TimeMap, tempo_curve, warp_from_ratio
+from benchmarks.warp import TEMPO_RATIO_MAX, TEMPO_RATIO_MIN, TimeMap, hold_spans, tempo_curve, warp_from_ratio
 
 
 def test_constant_ratio_integrates_exactly():
@@ -37,3 +37,15 @@ def test_time_map_round_trip_and_validation(tmp_path):
     np.testing.assert_allclose(back.audio_to_midi([0.5, 2.0]), [2.5, 3.25])
     with pytest.raises(ValueError, match="strictly increasing"):
         TimeMap(np.array([0.0, 1.0, 1.0]), np.array([0.0, 1.0, 2.0]))
+
+
+def test_a_held_span_takes_longer_and_the_music_after_it_keeps_its_tempo():
+    tm = warp_from_ratio(np.full(1001, 1.0), 0.0)  # 10 s at the written tempo
+    held = hold_spans(tm, [(2.0, 3.0, 2.5), (20.0, 21.0, 2.0)])  # the second lies beyond the excerpt
+    assert held.midi_to_audio(2.0) == pytest.approx(2.0)
+    assert held.midi_to_audio(3.0) == pytest.approx(4.5)     # one written second held 2.5 s
+    assert held.midi_to_audio(2.5) == pytest.approx(3.25)    # evenly through the hold
+    assert held.midi_to_audio(8.0) - held.midi_to_audio(7.0) == pytest.approx(1.0)
+    assert held.audio_s[-1] == pytest.approx(11.5)
+    with pytest.raises(ValueError):
+        hold_spans(tm, [(2.0, 3.0, 0.0)])

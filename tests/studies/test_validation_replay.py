@@ -2,7 +2,7 @@ import math
 
 from follower.confidence import FITTED_OPEN
 from follower.engine import EngineConfig
-from studies.validation_replay import engine_config, merge, report
+from studies.validation_replay import engine_config, held_updates, merge, report
 
 
 def test_a_named_configuration_replaces_engine_fields_and_may_open_the_programme():
@@ -28,7 +28,29 @@ def test_the_report_counts_wrong_follows_and_pairs_every_configuration_with_the_
     merged = merge([tmp_path / "a.json", tmp_path / "b.json"])
     assert sorted(merged["base"]) == ["x", "y", "z"]
     text = report(merged)
-    assert "| base | all (3) | 3.00 / 4.00 s | 3 / 3 | 80.0 / 90.0 % | 1 [('z', 1.5)] |" in text
+    assert "| base | all (3) | 3.00 / 4.00 s | 3 / 3 | 80.0 / 90.0 % | - | 1 [('z', 1.5)] |" in text
     assert "| new | chorale (2) | " in text and "| 1 / 2 |" in text
     # the paired change leaves out the item the new configuration never named
     assert "median -0.25 s; sooner on 1, later on 0 of 2" in text
+
+
+def test_updates_in_a_hold_are_those_where_the_truth_slows_far_below_its_usual_speed():
+    import numpy as np
+
+    from benchmarks.warp import hold_spans, warp_from_ratio
+
+    truth = hold_spans(warp_from_ratio(np.full(1001, 1.0), 0.0), [(4.0, 5.0, 3.0)])  # 1 s held 3 s
+    t = np.arange(0.05, 11.0, 0.05)
+    records = [{"t": float(x), "piece": "p", "state": "following", "position_s": float(truth.audio_to_midi(x))}
+               for x in t]
+    records[0]["state"] = "searching"  # not scored for position, so not counted either
+    held = held_updates(records, "p", truth)
+    assert len(held) == len(t) - 1
+    in_hold = t[1:][held]
+    assert 3.9 < in_hold.min() and in_hold.max() < 7.1 and held.sum() >= 55  # the audio's 4-7 s
+
+
+def test_the_report_gives_the_updates_in_holds_where_there_are_any():
+    with_holds = {**row("chorale", 2.0), "held": 4, "held_within_0.25": 1, "held_within_0.5": 3}
+    text = report({"base": {"x": with_holds, "y": row("chorale", 2.0)}})
+    assert "| 4, 25.0 / 75.0 % |" in text
