@@ -17,6 +17,9 @@ feature frame rate (50 ms), in the spirit of online DTW / HMM score followers:
 * **belief** over the piece's score frames, advanced per audio frame by a kernel of
   0..``max_step`` frames centred on the tempo estimate (silent frames hold it), and
   sharpened by ``exp(sharpness * cosine)`` of the audio frame with each template;
+* **holds**: a share ``onset_wait`` of the belief that would step over the next onset waits
+  at the frame before it, so a chord held longer than written (a fermata, a breath) keeps
+  the aligner on it until the next chord is heard instead of running on at the tempo;
 * **anchoring**: a share ``anchor_weight`` of the belief is re-seeded around the
   embedding path's position every frame, and only ``band_s`` around that position is
   kept: the coarse path decides *where* (jumps, repeats, restarts, relocks), the
@@ -72,8 +75,17 @@ class FineConfig(JsonConfig):
     # unless the frames heard since prove the locked place (follower.start_prior: an opening played twice
     # sounds the same at both places, and players start at the top); 0 = off
     start_prior_s: float = 8.0
+    # players hold chords longer than written (fermatas, a breath at a phrase end) and no tempo
+    # foretells it: this share of the belief that would cross into the next onset's frames waits at
+    # the frame before it instead, so the aligner does not run on into notes nobody has played yet;
+    # within a chord it moves at the tempo as before. 0 = off. 0.3: the largest share that cost
+    # nothing on validation renders without holds, chosen with renders that hold their fermatas
+    # (`python -m benchmarks.material --set tuning --from-start --fermatas`; docs/improvements.md (oo))
+    onset_wait: float = 0.3
 
     def __post_init__(self):
+        if not 0.0 <= self.onset_wait < 1.0:
+            raise ConfigError("fine.onset_wait must be in [0, 1)")
         if (self.hold_evidence < 0 or self.hold_leak_s <= 0 or self.match_window_s < 0 or self.hold_backfill_s < 0
                 or self.start_prior_s < 0):
             raise ConfigError("fine.hold_evidence, fine.match_window_s, fine.hold_backfill_s and fine.start_prior_s "
@@ -139,11 +151,19 @@ class FineAligner:
     frame costs the same in a one-minute chorale and a half-hour sonata.
     """
 
-    def __init__(self, templates: np.ndarray, fps: float, config: FineConfig | None = None):
+    def __init__(self, templates: np.ndarray, fps: float, config: FineConfig | None = None, onsets_s=None):
         self.config = config or FineConfig()
         self.templates = templates
         self.fps = float(fps)
         self.n = len(templates)
+        # for each score frame, the frames to the next onset (gap) and the frame just before it (wait);
+        # without onsets (or with onset_wait 0) nothing waits
+        self._gap = self._wait = None
+        if onsets_s is not None and len(onsets_s) and self.config.onset_wait > 0:
+            starts = np.unique(np.clip(np.floor(np.asarray(onsets_s) * self.fps).astype(np.int64), 1, self.n))
+            nxt = starts[np.minimum(np.searchsorted(starts, np.arange(self.n), side="right"), len(starts) - 1)]
+            nxt = np.where(nxt > np.arange(self.n), nxt, self.n)  # after the last onset: the piece's end
+            self._gap, self._wait = nxt - np.arange(self.n), nxt - 1
         self._half_band = int(self.config.band_s * self.fps)
         self.position_s = 0.0
         self._lo = 0
@@ -186,16 +206,27 @@ class FineAligner:
         steps = np.arange(c.max_step + 1, dtype=np.float64)
         kernel = np.exp(-0.5 * ((steps - tempo) / c.step_sd_frames) ** 2)
         kernel /= kernel.sum()
+        waits = self._gap is not None
+        if waits:  # the share of a frame's belief whose step would reach the next onset, by frames to it
+            crossing = c.onset_wait * np.append(np.cumsum(kernel[::-1])[::-1], 0.0)
         b, b_lo = self._belief, self._lo
         for frame, is_loud, anchor_s in zip(frames, loud, coarse_s):
             if not is_loud:  # a pause or a held note's silence: nothing moves
                 continue
             lo, hi = self._band(anchor_s)
             moved = np.zeros(hi - lo)  # the old band's belief advanced into the new band
+            if waits:
+                gap = self._gap[b_lo:b_lo + len(b)]
+                held = b * crossing[np.minimum(gap, len(kernel))]
+                dest = np.clip(self._wait[b_lo:b_lo + len(b)], lo, hi - 1) - lo
+                moved += np.bincount(dest, held, minlength=hi - lo)
             for d, k in enumerate(kernel):
                 src_lo, src_hi = max(lo - d, b_lo), min(hi - d, b_lo + len(b))
                 if src_lo < src_hi:
-                    moved[src_lo + d - lo:src_hi + d - lo] += k * b[src_lo - b_lo:src_hi - b_lo]
+                    src = b[src_lo - b_lo:src_hi - b_lo]
+                    if waits:  # the steps that reach the next onset lose the share that waits
+                        src = src * np.where(gap[src_lo - b_lo:src_hi - b_lo] <= d, 1.0 - c.onset_wait, 1.0)
+                    moved[src_lo + d - lo:src_hi + d - lo] += k * src
             a = frame / max(float(np.linalg.norm(frame)), 1e-9)
             cos = self.templates[lo:hi] @ a
             banded = moved * np.exp(c.sharpness * (cos - cos.max()))

@@ -609,7 +609,8 @@ class Engine:
         if self._fine_on:
             fc = self.bundle.config.features
             self.aligner = recently_used(self._aligners, piece, keep=PIECES_KEPT, make=lambda: FineAligner(
-                score_templates(*self.index.notes(piece), fc, self.config.fine), self.fps, self.config.fine))
+                score_templates(*self.index.notes(piece), fc, self.config.fine), self.fps, self.config.fine,
+                onsets_s=self.index.notes(piece)[0]))
             position_s = self._from_the_start(piece, position_s, tempo)
         self.tracker.reset(position_s, tempo=tempo)
         self._fine_fresh = True
