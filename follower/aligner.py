@@ -19,7 +19,8 @@ feature frame rate (50 ms), in the spirit of online DTW / HMM score followers:
   sharpened by ``exp(sharpness * cosine)`` of the audio frame with each template;
 * **holds**: a share ``onset_wait`` of the belief that would step over the next onset waits
   at the frame before it, so a chord held longer than written (a fermata, a breath) keeps
-  the aligner on it until the next chord is heard instead of running on at the tempo;
+  the aligner on it instead of running on at the tempo; not where the newest frame already
+  matches the next onset's template better than the last frame before it (moved on);
 * **anchoring**: a share ``anchor_weight`` of the belief is re-seeded around the
   embedding path's position every frame, and only ``band_s`` around that position is
   kept: the coarse path decides *where* (jumps, repeats, restarts, relocks), the
@@ -77,10 +78,11 @@ class FineConfig(JsonConfig):
     start_prior_s: float = 8.0
     # players hold chords longer than written (fermatas, a breath at a phrase end) and no tempo
     # foretells it: this share of the belief that would cross into the next onset's frames waits at
-    # the frame before it instead, so the aligner does not run on into notes nobody has played yet;
-    # within a chord it moves at the tempo as before. 0 = off. 0.3: the largest share that cost
-    # nothing on validation renders without holds, chosen with renders that hold their fermatas
-    # (`python -m benchmarks.material --set tuning --from-start --fermatas`; docs/improvements.md (oo))
+    # the frame before it instead, unless the newest frame already sounds more like the next chord,
+    # so the aligner does not run on into notes nobody has played yet; within a chord it moves at
+    # the tempo as before. 0 = off. 0.3 chosen on validation renders, with renders that hold their
+    # fermatas (`python -m benchmarks.material --set tuning --from-start --fermatas`) and renders far
+    # faster than written (docs/improvements.md (oo))
     onset_wait: float = 0.3
 
     def __post_init__(self):
@@ -214,21 +216,29 @@ class FineAligner:
             if not is_loud:  # a pause or a held note's silence: nothing moves
                 continue
             lo, hi = self._band(anchor_s)
+            a = frame / max(float(np.linalg.norm(frame)), 1e-9)
+            cos = self.templates[lo:hi] @ a
             moved = np.zeros(hi - lo)  # the old band's belief advanced into the new band
             if waits:
                 gap = self._gap[b_lo:b_lo + len(b)]
-                held = b * crossing[np.minimum(gap, len(kernel))]
-                dest = np.clip(self._wait[b_lo:b_lo + len(b)], lo, hi - 1) - lo
+                wait_at = self._wait[b_lo:b_lo + len(b)]
+                # nothing waits where the frame already sounds more like the next onset's chord than
+                # like the one before it: the players have moved on, and a wait would only lag
+                i, j = wait_at - lo, wait_at + 1 - lo
+                inside = (i >= 0) & (j < hi - lo)
+                moved_on = np.zeros(len(b), bool)
+                moved_on[inside] = cos[j[inside]] > cos[i[inside]]
+                held = b * crossing[np.minimum(gap, len(kernel))] * ~moved_on
+                dest = np.clip(wait_at, lo, hi - 1) - lo
                 moved += np.bincount(dest, held, minlength=hi - lo)
             for d, k in enumerate(kernel):
                 src_lo, src_hi = max(lo - d, b_lo), min(hi - d, b_lo + len(b))
                 if src_lo < src_hi:
                     src = b[src_lo - b_lo:src_hi - b_lo]
                     if waits:  # the steps that reach the next onset lose the share that waits
-                        src = src * np.where(gap[src_lo - b_lo:src_hi - b_lo] <= d, 1.0 - c.onset_wait, 1.0)
+                        sl = slice(src_lo - b_lo, src_hi - b_lo)
+                        src = src * np.where((gap[sl] <= d) & ~moved_on[sl], 1.0 - c.onset_wait, 1.0)
                     moved[src_lo + d - lo:src_hi + d - lo] += k * src
-            a = frame / max(float(np.linalg.norm(frame)), 1e-9)
-            cos = self.templates[lo:hi] @ a
             banded = moved * np.exp(c.sharpness * (cos - cos.max()))
             total = banded.sum()
             anchor = self._gauss(anchor_s, lo, hi)
