@@ -66,6 +66,7 @@ class ItemScores:
     curve_correct: np.ndarray = field(repr=False)    # per record: names the true piece
     recovery_s: list = field(default_factory=list)   # per jump of the rendition: seconds to be back on it
     wrong_follow_s: float = 0.0                      # longest span following a wrong piece
+    position_t_s: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)  # the time of each error
 
 
 def score_item(records: list[dict], true_piece: str, truth: TimeMap) -> ItemScores:
@@ -105,7 +106,7 @@ def score_item(records: list[dict], true_piece: str, truth: TimeMap) -> ItemScor
         recovery.append(float(t[back[0]] - jump) if back.size else np.inf)
     following = np.array([r.get("state") == "following" for r in records])
     return ItemScores(correct_at, stable_s, errors, coverage, latency, t, correct, recovery,
-                      longest_span_s(t, following & ~correct))
+                      longest_span_s(t, following & ~correct), t[usable])
 
 
 def longest_span_s(t: np.ndarray, on: np.ndarray) -> float:

@@ -607,10 +607,9 @@ class Engine:
         self.tracker = recently_used(self._trackers, piece, keep=PIECES_KEPT, make=lambda: PieceTracker(
             self.index.position_s[rows], self.config.tracker, cell_s=self.index.cell_s))
         if self._fine_on:
-            fc = self.bundle.config.features
+            fc, notes = self.bundle.config.features, self.index.notes(piece)
             self.aligner = recently_used(self._aligners, piece, keep=PIECES_KEPT, make=lambda: FineAligner(
-                score_templates(*self.index.notes(piece), fc, self.config.fine), self.fps, self.config.fine,
-                onsets_s=self.index.notes(piece)[0]))
+                score_templates(*notes, fc, self.config.fine), self.fps, self.config.fine, onsets_s=notes[0]))
             position_s = self._from_the_start(piece, position_s, tempo)
         self.tracker.reset(position_s, tempo=tempo)
         self._fine_fresh = True

@@ -58,7 +58,7 @@ def item_scores(records: list[dict], item: dict) -> dict:
     truth = load_truth(Path(item["truth"]))
     s = score_item(records, item["piece"], truth)
     e = s.position_errors_s
-    held = held_updates(records, item["piece"], truth)
+    held = held_updates(s, truth)
     return {"kind": item["kind"], "stable_s": s.time_to_stable_s, "end": s.correct_at["end"],
             "wrong_s": longest_wrong_s(records, item["piece"]), "updates": int(e.size),
             "within_0.25": int((e <= 0.25).sum()), "within_0.5": int((e <= 0.5).sum()),
@@ -66,22 +66,16 @@ def item_scores(records: list[dict], item: dict) -> dict:
             "held_within_0.5": int((e[held] <= 0.5).sum())}
 
 
-def held_updates(records: list[dict], piece: str, truth, slower: float = HELD_SLOWER) -> np.ndarray:
-    """Of the updates scored for position (locked on the right piece, truth defined), those where the
-    players hold: the truth moves at under ``slower`` of the item's own median speed (a fermata, a
-    breath), measured over 0.2 s."""
-    from benchmarks.metrics import normalise_piece
+def held_updates(scores, truth, slower: float = HELD_SLOWER) -> np.ndarray:
+    """Of the updates ``scores`` (:class:`benchmarks.metrics.ItemScores`) scored for position, those where
+    the players hold: the truth moves at under ``slower`` of its median speed over the item's records
+    (a fermata, a breath), measured over 0.2 s."""
+    def speed(t_s):
+        return (truth.audio_to_midi(t_s + 0.1) - truth.audio_to_midi(t_s - 0.1)) / 0.2
 
-    piece = normalise_piece(piece)
-    t = np.array([float(r["t"]) for r in records])
-    pos = np.array([np.nan if r.get("position_s") is None else float(r["position_s"]) for r in records])
-    locked = np.array([normalise_piece(r.get("piece")) == piece and r.get("state") == "following" for r in records],
-                      bool)
-    truth_s = truth.audio_to_midi(t)
-    usable = locked & np.isfinite(truth_s) & np.isfinite(pos)
-    speed = (truth.audio_to_midi(t + 0.1) - truth.audio_to_midi(t - 0.1)) / 0.2
-    typical = np.nanmedian(speed) if np.isfinite(speed).any() else np.nan
-    return (speed < slower * typical)[usable]
+    typical = speed(scores.curve_t_s)
+    typical = np.nanmedian(typical) if np.isfinite(typical).any() else np.nan
+    return speed(scores.position_t_s) < slower * typical
 
 
 def replay(args) -> dict:

@@ -37,6 +37,7 @@ def test_the_report_counts_wrong_follows_and_pairs_every_configuration_with_the_
 def test_updates_in_a_hold_are_those_where_the_truth_slows_far_below_its_usual_speed():
     import numpy as np
 
+    from benchmarks.metrics import score_item
     from benchmarks.warp import hold_spans, warp_from_ratio
 
     truth = hold_spans(warp_from_ratio(np.full(1001, 1.0), 0.0), [(4.0, 5.0, 3.0)])  # 1 s held 3 s
@@ -44,7 +45,7 @@ def test_updates_in_a_hold_are_those_where_the_truth_slows_far_below_its_usual_s
     records = [{"t": float(x), "piece": "p", "state": "following", "position_s": float(truth.audio_to_midi(x))}
                for x in t]
     records[0]["state"] = "searching"  # not scored for position, so not counted either
-    held = held_updates(records, "p", truth)
+    held = held_updates(score_item(records, "p", truth), truth)
     assert len(held) == len(t) - 1
     in_hold = t[1:][held]
     assert 3.9 < in_hold.min() and in_hold.max() < 7.1 and held.sum() >= 55  # the audio's 4-7 s
