@@ -668,9 +668,10 @@ class Engine:
         else:
             anchors = coarse_s - lag_s - tempo * np.arange(stride - 1, -1, -1) / self.fps
         fine_s = self.aligner.step(window[-stride:], loud[-stride:], anchors, tempo) + lag_s
+        reported_s = self.aligner.reported_s + lag_s  # (eased into the next onset: FineConfig.ease_time)
         if abs(fine_s - coarse_s) <= fc.max_disagree_s:
             hold.clear()
-            return fine_s
+            return reported_s
         if hold.enabled:
             back = np.arange(stride - 1, -1, -1) * tempo / self.fps
             for frame, is_loud, d in zip(window[-stride:], loud[-stride:], back):
@@ -681,7 +682,7 @@ class Engine:
                     break
             else:
                 hold.active = True
-                return fine_s
+                return reported_s
         self.aligner.reset(coarse_s - lag_s)
         hold.clear()
         return coarse_s

@@ -120,6 +120,45 @@ def test_with_onset_wait_a_held_chord_keeps_the_aligner_before_the_next_onset():
         FineConfig(onset_wait=1.0)
 
 
+
+def test_the_report_eases_into_the_next_onset_and_never_runs_ahead_of_the_aligner():
+    """A chord held three times as long as written: the aligner reaches its end at the tempo and
+    waits there, the report eases towards it instead; the next chord, once heard, moves the report
+    on with the aligner. Played as written, the report trails the aligner by under a third of a chord."""
+    chords = [(48, 60, 64), (48, 60, 65), (48, 62, 65), (47, 62, 65), (47, 62, 67), (48, 64, 67), (48, 60, 67), (48, 60, 64)]
+    onsets = np.repeat(np.arange(8.0), 3)
+    t = score_templates(onsets, onsets + 1.0, np.array(chords).ravel(), FC, FineConfig())
+    fps = int(FC.frame_rate_hz)
+    noise = np.random.default_rng(0).uniform(0, 0.08, (7 * fps, t.shape[1])).astype(np.float32)
+    held = noise + np.concatenate([np.repeat(t[int((c + 0.5) * fps)][None], n * fps, 0)
+                                   for c, n in ((0, 1), (1, 1), (2, 3), (3, 2))])
+    steady = noise[:6 * fps] + np.concatenate([np.repeat(t[int((c + 0.5) * fps)][None], fps, 0) for c in range(6)])
+
+    def run(audio, ease_time):
+        al = FineAligner(t, FC.frame_rate_hz, FineConfig(ease_time=ease_time, ease_from=0.7), onsets_s=onsets)
+        al.reset(0.0)
+        own, reported = [], []
+        for i in range(0, len(audio), 2):  # two frames per step, as the engine's updates bring
+            own.append(al.step(audio[i:i + 2], np.ones(2, bool), np.full(2, al.position_s), 1.0))
+            reported.append(al.reported_s)
+        return np.array(own), np.array(reported)
+
+    own, reported = run(held, 0.5)
+    assert (reported <= own + 1e-9).all()
+    plain_own, plain_reported = run(held, 0.0)
+    assert np.array_equal(plain_own, own) and np.array_equal(plain_reported, own)  # off: the aligner's own
+    hold = slice(int(2.5 * fps) // 2, 5 * fps // 2)  # chord 2, written 2-3 s, sounds from 2 s to 5 s
+    past = slice(int(2.9 * fps) // 2, int(3.3 * fps) // 2)  # its written end comes and goes at the tempo
+    assert own[past].min() > 2.8                             # the aligner reaches the chord's end and waits
+    assert (own - reported)[past].min() > 0.05
+    assert np.all(np.diff(reported[past]) > 0) and reported[hold].max() < 3.0  # easing on, never over the onset
+    assert reported[-1] == pytest.approx(own[-1]) and reported[-1] > 3.9  # chord 3 heard: with the aligner again
+    own, reported = run(steady, 0.5)
+    trail = (own - reported)[fps:]
+    assert (trail >= -1e-9).all() and trail.max() < 0.25 and np.median(trail) < 0.05
+    with pytest.raises(Exception, match="ease_from"):
+        FineConfig(ease_from=1.5)
+
 def _replay(bundle_dir, index, path, fine):
     import soundfile as sf
 
