@@ -21,6 +21,10 @@ feature frame rate (50 ms), in the spirit of online DTW / HMM score followers:
   at the frame before it, so a chord held longer than written (a fermata, a breath) keeps
   the aligner on it instead of running on at the tempo; not where the newest frame already
   matches the next onset's template better than the last frame before it (moved on);
+* **report**: within a chord the belief moves at the tempo (every frame of the chord matches it
+  alike), so it would reach the chord's end as written even where the players slow or hold; the
+  position reported (``reported_s``) eases into the next onset instead (``ease_from``,
+  ``ease_time``) and rejoins the belief's own place once the next chord is heard;
 * **anchoring**: a share ``anchor_weight`` of the belief is re-seeded around the
   embedding path's position every frame, and only ``band_s`` around that position is
   kept: the coarse path decides *where* (jumps, repeats, restarts, relocks), the
