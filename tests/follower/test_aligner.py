@@ -189,6 +189,21 @@ def test_the_engine_reports_the_fine_position_and_it_is_sharper(chroma_bundle, c
     assert share["fine"] >= 0.7 and share["fine"] > share["coarse"], share
 
 
+
+def test_the_engine_reports_the_eased_position_and_decides_on_the_aligners_own(chroma_bundle, corpus_index, rendered):
+    """Only the report eases: the same updates, states and pieces as without it, never a position
+    further on, and behind it somewhere (the rendered piece has chords to ease into)."""
+    from follower.index import load_index
+
+    index = load_index(corpus_index)
+    eased = _replay(chroma_bundle, index, rendered["path"], FineConfig())
+    plain = _replay(chroma_bundle, index, rendered["path"], FineConfig(ease_time=0.0))
+    assert [(u.t, u.state, u.piece) for u in eased] == [(u.t, u.state, u.piece) for u in plain]
+    pairs = [(e.position_s, p.position_s) for e, p in zip(eased, plain) if e.state == "following"]
+    assert len(pairs) > 100
+    trail = np.array([p - e for e, p in pairs])
+    assert trail.min() >= -1e-9 and (trail > 0.01).sum() > 10
+
 def test_an_index_without_notes_still_loads_and_follows_coarsely(corpus_index, tmp_path):
     from follower.index import ARRAYS, load_index, save_index
 
