@@ -23,6 +23,9 @@ that part of the engine buys:
   players still hold the last one (``fine.onset_wait=0``);
 * ``no easing``: the position reported is the fine aligner's own, which reaches a chord's end at
   the tempo, held or not (``fine.ease_time=0``);
+* ``plain cosine emission``: the fine aligner compares the frame with its templates by plain cosine,
+  where a floor under every band (room, noise) makes neighbouring chords alike
+  (``fine.centre_emission=False``);
 * ``no re-ranking``: no alignment of the candidates over everything heard
   (``rerank_candidates=0``);
 * ``paths only``: neither re-ranking, votes nor calibrated lock: the verified paths of the last few
@@ -68,6 +71,7 @@ VARIANTS = {
     "no start prior": {"fine": replace(FineConfig(), start_prior_s=0.0)},
     "no onset wait": {"fine": replace(FineConfig(), onset_wait=0.0)},
     "no easing": {"fine": replace(FineConfig(), ease_time=0.0)},
+    "plain cosine emission": {"fine": replace(FineConfig(), centre_emission=False)},
     "no re-ranking": {"rerank_candidates": 0},
     "paths only": {"rerank_candidates": 0, "evidence_ratio": float("inf"), "calibration": None},
     # as follower.engine.templates_off(): the lock rules as fitted for the embeddings alone
