@@ -81,14 +81,18 @@ def test_a_silent_frame_holds_the_position():
     assert after == pytest.approx(before)
 
 
+def _voice_led_chords():
+    """Eight one-second chords of three notes, each sharing two with the next (as voice leading
+    does: only one band differs): their onsets (one per note) and 50 ms templates."""
+    chords = [(48, 60, 64), (48, 60, 65), (48, 62, 65), (47, 62, 65), (47, 62, 67), (48, 64, 67), (48, 60, 67), (48, 60, 64)]
+    onsets = np.repeat(np.arange(8.0), 3)
+    return onsets, score_templates(onsets, onsets + 1.0, np.array(chords).ravel(), FC, FineConfig())
+
+
 def test_with_onset_wait_a_held_chord_keeps_the_aligner_before_the_next_onset():
     """A chord held three times as long as written: without the wait the belief drifts on into the
     next chord at the tempo; with it, it waits at the chord's end until the next is heard."""
-    # neighbouring chords share two of their three notes, as voice leading does: only one band differs
-    chords = [(48, 60, 64), (48, 60, 65), (48, 62, 65), (47, 62, 65), (47, 62, 67), (48, 64, 67), (48, 60, 67), (48, 60, 64)]
-    onsets = np.repeat(np.arange(8.0), 3)
-    pitches = np.array(chords).ravel()
-    t = score_templates(onsets, onsets + 1.0, pitches, FC, FineConfig())
+    onsets, t = _voice_led_chords()
     fps = int(FC.frame_rate_hz)
     noise = np.random.default_rng(0).uniform(0, 0.08, (7 * fps, t.shape[1])).astype(np.float32)
     # the audio: chords 0-1 as written, chord 2 held for 3 s, then chord 3 (the templates stand for the audio)
@@ -128,9 +132,7 @@ def test_a_floor_under_the_audio_does_not_blur_neighbouring_chords_in_the_centre
     cosine with every template, so chords that share two of three notes become alike: in plain
     cosine the belief drifts into the next chord while the last is still held. Compared with
     each one's mean across the bands taken off, the held chord is still told from the next."""
-    chords = [(48, 60, 64), (48, 60, 65), (48, 62, 65), (47, 62, 65), (47, 62, 67), (48, 64, 67), (48, 60, 67), (48, 60, 64)]
-    onsets = np.repeat(np.arange(8.0), 3)
-    t = score_templates(onsets, onsets + 1.0, np.array(chords).ravel(), FC, FineConfig())
+    onsets, t = _voice_led_chords()
     fps = int(FC.frame_rate_hz)
     rng = np.random.default_rng(0)
     # chords 0-1 as written, chord 2 held for 3 s, then chord 3 (the templates stand for the audio)
@@ -162,9 +164,7 @@ def test_the_report_eases_into_the_next_onset_and_never_runs_ahead_of_the_aligne
     """A chord held three times as long as written: the aligner reaches its end at the tempo and
     waits there, the report eases towards it instead; the next chord, once heard, moves the report
     on with the aligner. Played as written, the report trails the aligner by under a third of a chord."""
-    chords = [(48, 60, 64), (48, 60, 65), (48, 62, 65), (47, 62, 65), (47, 62, 67), (48, 64, 67), (48, 60, 67), (48, 60, 64)]
-    onsets = np.repeat(np.arange(8.0), 3)
-    t = score_templates(onsets, onsets + 1.0, np.array(chords).ravel(), FC, FineConfig())
+    onsets, t = _voice_led_chords()
     fps = int(FC.frame_rate_hz)
     noise = np.random.default_rng(0).uniform(0, 0.08, (7 * fps, t.shape[1])).astype(np.float32)
     held = noise + np.concatenate([np.repeat(t[int((c + 0.5) * fps)][None], n * fps, 0)
