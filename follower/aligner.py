@@ -195,17 +195,17 @@ class FineAligner:
         self.n = len(templates)
         # the onsets' score frames; for each score frame, the frames to the next onset (gap) and the frame
         # just before it (wait); without onsets (or with onset_wait 0) nothing waits
-        frames = (np.unique(np.clip(np.floor(np.asarray(onsets_s) * self.fps).astype(np.int64), 0, self.n))
+        onset_frames = (np.unique(np.clip(np.floor(np.asarray(onsets_s) * self.fps).astype(np.int64), 0, self.n))
                   if onsets_s is not None and len(onsets_s) else None)
         self._gap = self._wait = None
-        if frames is not None and self.config.onset_wait > 0:
-            starts = np.unique(np.maximum(frames, 1))  # (nothing waits before the first frame)
+        if onset_frames is not None and self.config.onset_wait > 0:
+            starts = np.unique(np.maximum(onset_frames, 1))  # (nothing waits before the first frame)
             nxt = starts[np.minimum(np.searchsorted(starts, np.arange(self.n), side="right"), len(starts) - 1)]
             nxt = np.where(nxt > np.arange(self.n), nxt, self.n)  # after the last onset: the piece's end
             self._gap, self._wait = nxt - np.arange(self.n), nxt - 1
         # the spans the report eases through (onset to onset, the last to the piece's end), and where the
         # report is: its span's index and the score time covered at the tempo since it entered that span
-        self._onsets = np.union1d(frames, [self.n]) if frames is not None and self.config.ease_time > 0 else None
+        self._onsets = np.union1d(onset_frames, [self.n]) if onset_frames is not None and self.config.ease_time > 0 else None
         self._span, self._covered_s = -1, 0.0
         self.reported_s = 0.0
         self._half_band = int(self.config.band_s * self.fps)
