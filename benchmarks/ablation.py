@@ -26,6 +26,8 @@ that part of the engine buys:
 * ``plain cosine emission``: the fine aligner compares the frame with its templates by plain cosine,
   where a floor under every band (room, noise) makes neighbouring chords alike
   (``fine.centre_emission=False``);
+* ``no jump watch``: after a jump only the coarse path, once its window has heard the jump, moves
+  the fine aligner (``fine.watch_margin=0``);
 * ``no re-ranking``: no alignment of the candidates over everything heard
   (``rerank_candidates=0``);
 * ``paths only``: neither re-ranking, votes nor calibrated lock: the verified paths of the last few
@@ -72,6 +74,7 @@ VARIANTS = {
     "no onset wait": {"fine": replace(FineConfig(), onset_wait=0.0)},
     "no easing": {"fine": replace(FineConfig(), ease_time=0.0)},
     "plain cosine emission": {"fine": replace(FineConfig(), centre_emission=False)},
+    "no jump watch": {"fine": replace(FineConfig(), watch_margin=0.0)},
     "no re-ranking": {"rerank_candidates": 0},
     "paths only": {"rerank_candidates": 0, "evidence_ratio": float("inf"), "calibration": None},
     # as follower.engine.templates_off(): the lock rules as fitted for the embeddings alone

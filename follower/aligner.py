@@ -110,10 +110,23 @@ class FineConfig(JsonConfig):
     # the start (match()) stay plain cosines, their thresholds being in those units. Chosen on validation
     # renders, at the same sharpness: it gains in every group of them (docs/improvements.md (qq))
     centre_emission: bool = True
+    # a jump (a repeat taken, a skip back): the last watch_frames sounding frames aligned against the
+    # piece's templates within watch_span_s of the aligner's place (follower.jump_watch); a path ending
+    # further than max_disagree_s from it that beats the aligner's own by watch_margin summed cosine, for
+    # watch_updates updates in a row, moves the aligner there, about a second before the coarse path's
+    # window has heard the jump. Chosen on validation renders with jumps, never on benchmark items
+    # (docs/improvements.md (rr)). watch_margin 0 = off
+    watch_frames: int = 16
+    watch_margin: float = 2.0
+    watch_updates: int = 3
+    watch_span_s: float = 60.0
 
     def __post_init__(self):
         if not 0.0 <= self.onset_wait < 1.0:
             raise ConfigError("fine.onset_wait must be in [0, 1)")
+        if self.watch_frames < 2 or self.watch_margin < 0 or self.watch_updates < 1 or self.watch_span_s <= 0:
+            raise ConfigError("fine.watch_frames must be >= 2, fine.watch_margin >= 0, fine.watch_updates >= 1, "
+                              "fine.watch_span_s > 0")
         if not 0.0 <= self.ease_from <= 1.0 or self.ease_time < 0:
             raise ConfigError("fine.ease_from must be in [0, 1], fine.ease_time >= 0")
         if (self.hold_evidence < 0 or self.hold_leak_s <= 0 or self.match_window_s < 0 or self.hold_backfill_s < 0

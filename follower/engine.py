@@ -67,6 +67,7 @@ import numpy as np
 from .ann import make_search
 from . import ahead, policy
 from .aligner import FineAligner, FineConfig, score_templates
+from .jump_watch import JumpWatch
 from .repeat_hold import RepeatHold
 from .start_prior import StartPrior
 from .confidence import FITTED, FITTED_EMBEDDINGS, FITTED_FULL_WINDOWS, Calibration
@@ -351,8 +352,10 @@ class Engine:
         self.piece = None
         self.tracker = None
         self.aligner = None
+        self.watch = None
         self._fine_fresh = True
         self._fine_moved = False
+        self._provisional_n = -1  # up to this frame count, the aligner's place is the jump watch's guess
         if self._start is not None:
             self._start.reset()
         self._last_sound_t = None
@@ -597,7 +600,7 @@ class Engine:
             self.tracker.reset(action.position_s, tempo=action.tempo)
             self._fine_moved = True  # the fine aligner may dispute the move (follower.repeat_hold)
         elif kind == policy.SEARCH:
-            self.state, self.piece, self.tracker, self.aligner = SEARCHING, None, None, None
+            self.state, self.piece, self.tracker, self.aligner, self.watch = SEARCHING, None, None, None, None
             self._evidence.reset()  # a new search starts from nothing
             if self._reranker is not None:
                 self._reranker.reset()
@@ -610,9 +613,15 @@ class Engine:
             fc, notes = self.bundle.config.features, self.index.notes(piece)
             self.aligner = recently_used(self._aligners, piece, keep=PIECES_KEPT, make=lambda: FineAligner(
                 score_templates(*notes, fc, self.config.fine), self.fps, self.config.fine, onsets_s=notes[0]))
+            f = self.config.fine
+            # (the aligner keeps a watched move against the coarse path by the dispute rule: none without it)
+            self.watch = None if f.watch_margin <= 0 or not self._hold.enabled else JumpWatch(
+                self.aligner, frames=f.watch_frames, margin=f.watch_margin, far_s=f.max_disagree_s,
+                updates=f.watch_updates, span_s=f.watch_span_s)
             position_s = self._from_the_start(piece, position_s, tempo)
         self.tracker.reset(position_s, tempo=tempo)
         self._fine_fresh = True
+        self._provisional_n = -1
         self.piece = piece
         self.state = FOLLOWING
 
@@ -659,6 +668,8 @@ class Engine:
         proven = False  # the frames heard before the dispute opened may prove the coarse position already
         if hold.enabled and apart and fc.hold_backfill_s > 0 and (moved or not hold.active) and not self._fine_fresh:
             proven = self._backfill(window, loud, coarse_s - lag_s, tempo)
+        if apart and moved and self._n <= self._provisional_n:  # the coarse path moved off the watch's guess
+            proven, self._provisional_n = True, -1
         if self._fine_fresh or proven or (moved and not (hold.enabled and apart)):
             self.aligner.reset(coarse_s - lag_s)
             hold.clear()
@@ -668,6 +679,8 @@ class Engine:
         else:
             anchors = coarse_s - lag_s - tempo * np.arange(stride - 1, -1, -1) / self.fps
         fine_s = self.aligner.step(window[-stride:], loud[-stride:], anchors, tempo) + lag_s
+        if self.watch is not None and self._jumped_to(window[-stride:], loud[-stride:], tempo):
+            return self.aligner.reported_s + lag_s
         reported_s = self.aligner.reported_s + lag_s  # (eased into the next onset: FineConfig.ease_time)
         if abs(fine_s - coarse_s) <= fc.max_disagree_s:
             hold.clear()
@@ -686,6 +699,26 @@ class Engine:
         self.aligner.reset(coarse_s - lag_s)
         hold.clear()
         return coarse_s
+
+    def _jumped_to(self, frames, loud, tempo: float) -> bool:
+        """Whether the newest frames show the player elsewhere in the piece (follower.jump_watch); if so,
+        the aligner starts again there."""
+        for k, (frame, is_loud) in enumerate(zip(frames, loud)):  # (the aligner's place of each, at the tempo)
+            self.watch.listen(frame, bool(is_loud), self._n - len(frames) + 1 + k,
+                              self.aligner.position_s - tempo * (len(frames) - 1 - k) / self.fps)
+        to_s = self.watch.check(self.aligner.position_s, tempo, self._n)
+        if to_s is None:
+            return False
+        self.aligner.reset(to_s)
+        # the coarse path stays where it is, with its tempo, until its window has heard the move: the
+        # two disagree, and the dispute rule (follower.repeat_hold) weighs the frames heard from now on,
+        # not the older ones, which were played at the old place
+        self._hold.open()
+        # of places that sound alike (music written out twice) the watch took the nearest; until the coarse
+        # path's window has heard only the music since, a move of its own to another is not disputed (the
+        # dispute rule would keep the guess for good: copies never prove one another wrong)
+        self._provisional_n = self._n + self.width if self.watch.tied else -1
+        return True
 
     def _backfill(self, window, loud, coarse_s: float, tempo: float) -> bool:
         """A dispute opens: weigh the frames already heard (before the newest ``stride``), oldest first,

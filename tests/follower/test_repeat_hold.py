@@ -75,6 +75,7 @@ def _engine_fine(cfg: FineConfig):
     engine.tracker = SimpleNamespace(jumped=False, tempo=1.0)
     engine._hold = RepeatHold(margin=cfg.hold_margin, evidence=cfg.hold_evidence, leak_s=cfg.hold_leak_s, fps=FPS)
     engine._fine_fresh, engine._fine_moved = True, False
+    engine.watch, engine._provisional_n, engine._n = None, -1, 0  # the dispute rule alone (no jump watch)
     return engine
 
 

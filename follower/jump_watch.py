@@ -1,0 +1,145 @@
+"""Has the player jumped? The newest frames aligned against the locked piece's notes.
+
+The embedding path hears a jump (a repeat taken, a skip back) only once its 2.1 s window
+is mostly past it: its window centre crosses the jump a second after it, and its path
+needs most of another second to move (1.8 s after the jump, median, on validation renders).
+Meanwhile the fine aligner keeps following the old place, whose notes are no longer
+being played, and every update until the coarse path moves reports it.
+
+:class:`JumpWatch` compares, every update, the last ``frames`` sounding frames with the
+note templates of the piece within ``span_s`` of the aligner's place (centred cosines, as
+the fine aligner's emission), by a Viterbi at the tempo with the aligner's own step
+kernel. A path may begin at any of those frames, bringing what the aligner's own path
+(its place at each frame, as it went: waiting where a chord was held; each frame's best
+cosine within ``match_window_s`` of it) gained before: only the frames since a jump decide, however
+few. Where a path ending further than ``far_s`` from the aligner's place has beaten the
+aligner's own by ``margin`` summed cosine for ``updates`` updates in a row, at one place
+advancing with the music, the player is there, and the engine moves the aligner to it; not
+while the aligner has advanced less than ``moving`` times the tempo over those frames (a held
+chord matches every place the piece writes it long better than the aligner's own wait).
+Of places within ``tie`` of the best (music written out twice) the nearest is taken, as
+the tracker's jumps take it (follower.tracker, ``jump_local_s``), and :attr:`JumpWatch.tied`
+says so. A literal repeat of where the aligner is never moves it (both copies match
+alike: no margin).
+
+Cost per update: one (2 ``span_s`` of score frames x bands) product for the newest frame
+(the older frames' rows are kept) and ``frames`` x 5 vector maxima over those score frames,
+bounded by ``span_s``, not by the piece: a jump further than that is left to the coarse path.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+
+class JumpWatch:
+    """Watches one piece (the aligner's templates) for the player being elsewhere."""
+
+    def __init__(self, aligner, *, frames: int, margin: float, far_s: float, updates: int, span_s: float = 60.0,
+                 min_cos: float = 0.5, same_place_s: float = 0.5, tie: float = 0.5, moving: float = 0.5):
+        self.aligner = aligner
+        self.frames, self.margin, self.updates, self.tie = int(frames), float(margin), int(updates), float(tie)
+        self.far = int(round(far_s * aligner.fps))
+        self.span = int(round(span_s * aligner.fps))
+        self.moving, self.min_cos = moving, min_cos
+        self.near = int(round(aligner.config.match_window_s * aligner.fps))  # as the dispute rule's match()
+        self.same_place = int(round(same_place_s * aligner.fps))
+        self._rows: deque = deque(maxlen=self.frames)  # (engine frame number, aligner's frame, lo, cosines[lo:])
+        self._run, self._last = 0, None  # updates in a row the same far place has won, and that place
+        self.margin_seen = 0.0  # the newest update's margin of the far path (for traces)
+        self.tied = False  # whether the newest far place had others as good (music written out twice)
+
+    def clear(self) -> None:
+        self._rows.clear()
+        self._run, self._last = 0, None
+
+    def listen(self, frame: np.ndarray, loud: bool, frame_n: int, own_s: float) -> None:
+        """Keep the cosines of a sounding frame (``frame_n``: the engine's count of frames) with the score
+        frames within ``span_s`` of ``own_s``, the aligner's place for that frame."""
+        if loud:
+            own = min(max(int(own_s * self.aligner.fps), 0), self.aligner.n - 1)
+            lo, hi = max(own - self.span, 0), min(own + self.span + 1, self.aligner.n)
+            self._rows.append((frame_n, own, lo, self.aligner._emission_cosines(frame, lo, hi)))
+
+    def check(self, own_s: float, tempo: float, frame_n: int) -> float | None:
+        """The place (score seconds of the newest frame) the player has jumped to, or None.
+
+        ``own_s``: the aligner's place of the newest frame; ``frame_n``: the engine's count of
+        frames now (rows older than twice ``frames`` are not this passage's)."""
+        kept = [(own, lo, r) for n, own, lo, r in self._rows if n > frame_n - 2 * self.frames]
+        # the score frames every row has (they follow the aligner's place, which moves with the music)
+        base = max((lo for _, lo, _ in kept), default=0)
+        end = min((lo + len(r) for _, lo, r in kept), default=0)
+        own = int(own_s * self.aligner.fps) - base  # (score frames from base on)
+        if len(kept) < self.frames or end - base <= 2 * self.far or not 0 <= own < end - base:
+            self._run, self._last = 0, None
+            return None
+        rows = [r[base - lo:end - lo] for _, lo, r in kept]
+        owns = [own - base for own, _, _ in kept]
+        if owns[-1] - owns[0] < self.moving * tempo * (len(owns) - 1):
+            # the aligner has been waiting (a chord held longer than written, a breath): no decision. A
+            # held chord sounds like every place the piece has it, and the places it is written long
+            # match a hold better than the aligner's own, which waits at the onset after it
+            self._run, self._last = 0, None
+            return None
+        c, n = self.aligner.config, end - base
+        steps = np.arange(c.max_step + 1, dtype=np.float64)
+        log_k = -0.5 * ((steps - tempo) / c.step_sd_frames) ** 2
+        log_k -= log_k.max()  # a path at the tempo pays nothing
+        # the aligner's own path, as it went (waiting where a chord was held): each frame's best cosine near it
+        own_gain = 0.0
+        v = seg_gain = seg_n = None
+        cols = np.arange(n)
+        for row, at in zip(rows, owns):
+            lo, hi = max(at - self.near, 0), min(at + self.near + 1, n)
+            if v is None:
+                v, seg_gain, seg_n = row.astype(np.float64), row.astype(np.float64), np.ones(n)
+            else:
+                # each frame's best step (0 .. max_step frames) into it, and where that step came from
+                cand = np.full((len(log_k), n), -np.inf)
+                for d in range(len(log_k)):
+                    cand[d, d:] = v[:n - d] + log_k[d]
+                step = np.argmax(cand, axis=0)
+                best = cand[step, cols]
+                src = np.maximum(cols - step, 0)
+                # a far path may begin at any frame: the player jumped there, and what the own path
+                # gained before is what it brings; so only the frames since the jump decide
+                fresh = own_gain >= best
+                v = np.where(fresh, own_gain, best) + row
+                seg_gain = np.where(fresh, 0.0, seg_gain[src]) + row
+                seg_n = np.where(fresh, 0.0, seg_n[src]) + 1
+            own_gain += float(row[lo:hi].max()) if lo < hi else 0.0
+        own_score = own_gain
+        far = v.copy()
+        far[max(own - self.far, 0):min(own + self.far + 1, n)] = -np.inf
+        j = int(np.argmax(far))
+        self.margin_seen = float(far[j] - own_score) if np.isfinite(far[j]) else 0.0
+        if not np.isfinite(far[j]) or far[j] - own_score < self.margin:
+            self._run, self._last = 0, None
+            return None
+        # and the far path must sound like the music since it began, not merely less unlike it than the
+        # aligner's place: frames that match nothing (a breath, a bow change, noise) favour any place
+        far[seg_gain < self.min_cos * seg_n] = -np.inf
+        if not np.isfinite(far.max()) or far.max() - own_score < self.margin:
+            self._run, self._last = 0, None
+            return None
+        j = int(np.argmax(far))
+        # places the frames cannot tell apart (music written out twice) are told apart by distance, as
+        # the coarse path's jumps are (follower.tracker, jump_local_s): players skip back a few bars
+        # more often than across the piece; then the best frame around the nearest such place
+        tied = np.flatnonzero(far >= far[j] - self.tie)
+        self.tied = bool(np.ptp(tied) > 2 * self.same_place)
+        c_near = int(tied[np.argmin(np.abs(tied - own))])
+        lo, hi = max(c_near - self.same_place, 0), min(c_near + self.same_place + 1, n)
+        j = base + lo + int(np.argmax(far[lo:hi]))  # (a score frame)
+        same = self._last is not None and abs(j - self._last) <= self.same_place + c.max_step
+        self._run = self._run + 1 if same else 1
+        self._last = j
+        if self._run < self.updates:
+            return None
+        # the frames so far were heard before the move, along the aligner's old path: they would ask to
+        # move back
+        self.clear()
+        return (j + 0.5) / self.aligner.fps
