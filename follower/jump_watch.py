@@ -31,7 +31,51 @@ from __future__ import annotations
 
 from collections import deque
 
+import numba
 import numpy as np
+
+
+@numba.njit(cache=True, nogil=True)
+def _paths(rows, owns, log_k, near):
+    """The Viterbi of :meth:`JumpWatch.check` over ``rows`` (frames x score frames, oldest first).
+
+    Returns, for every score frame, the best path's score ending there (a path begins at any frame,
+    bringing the own path's gain before it), that path's own cosine sum and frame count since it
+    began, and the own path's score: each frame's best cosine within ``near`` of ``owns`` (the
+    aligner's place at that frame)."""
+    m, n = rows.shape
+    v = np.empty(n)
+    seg_gain = np.empty(n)
+    seg_n = np.empty(n)
+    nv = np.empty(n)
+    ng = np.empty(n)
+    nn = np.empty(n)
+    own_gain = 0.0
+    for k in range(m):
+        row = rows[k]
+        if k == 0:
+            for j in range(n):
+                v[j] = row[j]
+                seg_gain[j] = row[j]
+                seg_n[j] = 1.0
+        else:
+            for j in range(n):
+                best, src = -np.inf, j
+                for d in range(min(len(log_k), j + 1)):
+                    c = v[j - d] + log_k[d]
+                    if c > best:
+                        best, src = c, j - d
+                # a far path may begin at any frame: the player jumped there, and what the own path
+                # gained before is what it brings; so only the frames since the jump decide
+                if own_gain >= best:
+                    nv[j], ng[j], nn[j] = own_gain + row[j], row[j], 1.0
+                else:
+                    nv[j], ng[j], nn[j] = best + row[j], seg_gain[src] + row[j], seg_n[src] + 1.0
+            v[:], seg_gain[:], seg_n[:] = nv, ng, nn
+        lo, hi = max(owns[k] - near, 0), min(owns[k] + near + 1, n)
+        if lo < hi:
+            own_gain += row[lo:hi].max()
+    return v, seg_gain, seg_n, own_gain
 
 
 class JumpWatch:
@@ -88,30 +132,7 @@ class JumpWatch:
         steps = np.arange(c.max_step + 1, dtype=np.float64)
         log_k = -0.5 * ((steps - tempo) / c.step_sd_frames) ** 2
         log_k -= log_k.max()  # a path at the tempo pays nothing
-        # the aligner's own path, as it went (waiting where a chord was held): each frame's best cosine near it
-        own_gain = 0.0
-        v = seg_gain = seg_n = None
-        cols = np.arange(n)
-        for row, at in zip(rows, owns):
-            lo, hi = max(at - self.near, 0), min(at + self.near + 1, n)
-            if v is None:
-                v, seg_gain, seg_n = row.astype(np.float64), row.astype(np.float64), np.ones(n)
-            else:
-                # each frame's best step (0 .. max_step frames) into it, and where that step came from
-                cand = np.full((len(log_k), n), -np.inf)
-                for d in range(len(log_k)):
-                    cand[d, d:] = v[:n - d] + log_k[d]
-                step = np.argmax(cand, axis=0)
-                best = cand[step, cols]
-                src = np.maximum(cols - step, 0)
-                # a far path may begin at any frame: the player jumped there, and what the own path
-                # gained before is what it brings; so only the frames since the jump decide
-                fresh = own_gain >= best
-                v = np.where(fresh, own_gain, best) + row
-                seg_gain = np.where(fresh, 0.0, seg_gain[src]) + row
-                seg_n = np.where(fresh, 0.0, seg_n[src]) + 1
-            own_gain += float(row[lo:hi].max()) if lo < hi else 0.0
-        own_score = own_gain
+        v, seg_gain, seg_n, own_score = _paths(np.stack(rows), np.asarray(owns, np.int64), log_k, self.near)
         far = v.copy()
         far[max(own - self.far, 0):min(own + self.far + 1, n)] = -np.inf
         j = int(np.argmax(far))
