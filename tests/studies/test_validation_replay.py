@@ -28,8 +28,12 @@ def test_the_report_counts_wrong_follows_and_pairs_every_configuration_with_the_
     merged = merge([tmp_path / "a.json", tmp_path / "b.json"])
     assert sorted(merged["base"]) == ["x", "y", "z"]
     text = report(merged)
-    assert "| base | all (3) | 3.00 / 4.00 s | 3 / 3 | 80.0 / 90.0 % | - | 1 [('z', 1.5)] |" in text
+    assert "| base | all (3) | 3.00 / 4.00 s | 3 / 3 | 80.0 / 90.0 % | - | - | 1 [('z', 1.5)] |" in text
     assert "| new | chorale (2) | " in text and "| 1 / 2 |" in text
+    # the seconds until the position is back after each jump of the jump renditions (none elsewhere)
+    merged["new"]["x"]["recovery_s"] = [1.0, 3.0]
+    merged["new"]["z"]["recovery_s"] = [math.inf]
+    assert "| 1 / 2 | 80.0 / 90.0 % | - | 3.00 / inf s (3) | 0  |" in report(merged)
     # the paired change leaves out the item the new configuration never named
     assert "median -0.25 s; sooner on 1, later on 0 of 2" in text
 
