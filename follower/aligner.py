@@ -258,7 +258,7 @@ class FineAligner:
         a = frame / max(float(np.linalg.norm(frame)), 1e-9)
         return float((self.templates[lo:hi] @ a).max())
 
-    def _emission_cosines(self, frame: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    def emission_cosines(self, frame: np.ndarray, lo: int, hi: int) -> np.ndarray:
         """Cosines of ``frame`` with the templates of score frames [lo, hi): plain, or both centred."""
         if self._emit_scale is None:
             return self.templates[lo:hi] @ (frame / max(float(np.linalg.norm(frame)), 1e-9))
@@ -279,7 +279,7 @@ class FineAligner:
             if not is_loud:  # a pause or a held note's silence: nothing moves
                 continue
             lo, hi = self._band(anchor_s)
-            cos = self._emission_cosines(frame, lo, hi)
+            cos = self.emission_cosines(frame, lo, hi)
             moved = np.zeros(hi - lo)  # the old band's belief advanced into the new band
             if waits:
                 gap = self._gap[b_lo:b_lo + len(b)]

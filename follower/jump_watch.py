@@ -105,7 +105,7 @@ class JumpWatch:
         if loud:
             own = min(max(int(own_s * self.aligner.fps), 0), self.aligner.n - 1)
             lo, hi = max(own - self.span, 0), min(own + self.span + 1, self.aligner.n)
-            self._rows.append((frame_n, own, lo, self.aligner._emission_cosines(frame, lo, hi)))
+            self._rows.append((frame_n, own, lo, self.aligner.emission_cosines(frame, lo, hi)))
 
     def check(self, own_s: float, tempo: float, frame_n: int) -> float | None:
         """The place (score seconds of the newest frame) the player has jumped to, or None.
