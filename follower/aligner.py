@@ -209,7 +209,7 @@ class FineAligner:
         # the onsets' score frames; for each score frame, the frames to the next onset (gap) and the frame
         # just before it (wait); without onsets (or with onset_wait 0) nothing waits
         onset_frames = (np.unique(np.clip(np.floor(np.asarray(onsets_s) * self.fps).astype(np.int64), 0, self.n))
-                  if onsets_s is not None and len(onsets_s) else None)
+                        if onsets_s is not None and len(onsets_s) else None)
         self._gap = self._wait = None
         if onset_frames is not None and self.config.onset_wait > 0:
             starts = np.unique(np.maximum(onset_frames, 1))  # (nothing waits before the first frame)
@@ -218,7 +218,8 @@ class FineAligner:
             self._gap, self._wait = nxt - np.arange(self.n), nxt - 1
         # the spans the report eases through (onset to onset, the last to the piece's end), and where the
         # report is: its span's index and the score time covered at the tempo since it entered that span
-        self._onsets = np.union1d(onset_frames, [self.n]) if onset_frames is not None and self.config.ease_time > 0 else None
+        eases = onset_frames is not None and self.config.ease_time > 0
+        self._onsets = np.union1d(onset_frames, [self.n]) if eases else None
         self._span, self._covered_s = -1, 0.0
         self.reported_s = 0.0
         self._half_band = int(self.config.band_s * self.fps)

@@ -92,7 +92,6 @@ class JumpWatch:
         self.same_place = int(round(same_place_s * aligner.fps))
         self._rows: deque = deque(maxlen=self.frames)  # (engine frame number, aligner's frame, lo, cosines[lo:])
         self._run, self._last = 0, None  # updates in a row the same far place has won, and that place
-        self.margin_seen = 0.0  # the newest update's margin of the far path (for traces)
         self.tied = False  # whether the newest far place had others as good (music written out twice)
 
     def clear(self) -> None:
@@ -112,50 +111,11 @@ class JumpWatch:
 
         ``own_s``: the aligner's place of the newest frame; ``frame_n``: the engine's count of
         frames now (rows older than twice ``frames`` are not this passage's)."""
-        kept = [(own, lo, r) for n, own, lo, r in self._rows if n > frame_n - 2 * self.frames]
-        # the score frames every row has (they follow the aligner's place, which moves with the music)
-        base = max((lo for _, lo, _ in kept), default=0)
-        end = min((lo + len(r) for _, lo, r in kept), default=0)
-        own = int(own_s * self.aligner.fps) - base  # (score frames from base on)
-        if len(kept) < self.frames or end - base <= 2 * self.far or not 0 <= own < end - base:
+        j = self._far_place(own_s, tempo, frame_n)
+        if j is None:
             self._run, self._last = 0, None
             return None
-        rows = [r[base - lo:end - lo] for _, lo, r in kept]
-        owns = [own - base for own, _, _ in kept]
-        if owns[-1] - owns[0] < self.moving * tempo * (len(owns) - 1):
-            # the aligner has been waiting (a chord held longer than written, a breath): no decision. A
-            # held chord sounds like every place the piece has it, and the places it is written long
-            # match a hold better than the aligner's own, which waits at the onset after it
-            self._run, self._last = 0, None
-            return None
-        c, n = self.aligner.config, end - base
-        steps = np.arange(c.max_step + 1, dtype=np.float64)
-        log_k = -0.5 * ((steps - tempo) / c.step_sd_frames) ** 2
-        log_k -= log_k.max()  # a path at the tempo pays nothing
-        v, seg_gain, seg_n, own_score = _paths(np.stack(rows), np.asarray(owns, np.int64), log_k, self.near)
-        far = v.copy()
-        far[max(own - self.far, 0):min(own + self.far + 1, n)] = -np.inf
-        j = int(np.argmax(far))
-        self.margin_seen = float(far[j] - own_score) if np.isfinite(far[j]) else 0.0
-        if not np.isfinite(far[j]) or far[j] - own_score < self.margin:
-            self._run, self._last = 0, None
-            return None
-        # and the far path must sound like the music since it began, not merely less unlike it than the
-        # aligner's place: frames that match nothing (a breath, a bow change, noise) favour any place
-        far[seg_gain < self.min_cos * seg_n] = -np.inf
-        if not np.isfinite(far.max()) or far.max() - own_score < self.margin:
-            self._run, self._last = 0, None
-            return None
-        j = int(np.argmax(far))
-        # places the frames cannot tell apart (music written out twice) are told apart by distance, as
-        # the coarse path's jumps are (follower.tracker, jump_local_s): players skip back a few bars
-        # more often than across the piece; then the best frame around the nearest such place
-        tied = np.flatnonzero(far >= far[j] - self.tie)
-        self.tied = bool(np.ptp(tied) > 2 * self.same_place)
-        c_near = int(tied[np.argmin(np.abs(tied - own))])
-        lo, hi = max(c_near - self.same_place, 0), min(c_near + self.same_place + 1, n)
-        j = base + lo + int(np.argmax(far[lo:hi]))  # (a score frame)
-        same = self._last is not None and abs(j - self._last) <= self.same_place + c.max_step
+        same = self._last is not None and abs(j - self._last) <= self.same_place + self.aligner.config.max_step
         self._run = self._run + 1 if same else 1
         self._last = j
         if self._run < self.updates:
@@ -164,3 +124,41 @@ class JumpWatch:
         # move back
         self.clear()
         return (j + 0.5) / self.aligner.fps
+
+    def _far_place(self, own_s: float, tempo: float, frame_n: int) -> int | None:
+        """The score frame of this update's far place (see the module docstring), or None."""
+        kept = [(at, lo, r) for n, at, lo, r in self._rows if n > frame_n - 2 * self.frames]
+        # the score frames every row has (they follow the aligner's place, which moves with the music)
+        base = max((lo for _, lo, _ in kept), default=0)
+        end = min((lo + len(r) for _, lo, r in kept), default=0)
+        own = int(own_s * self.aligner.fps) - base  # (score frames from base on)
+        if len(kept) < self.frames or end - base <= 2 * self.far or not 0 <= own < end - base:
+            return None
+        rows = [r[base - lo:end - lo] for _, lo, r in kept]
+        owns = [at - base for at, _, _ in kept]  # (the aligner's place at each frame)
+        if owns[-1] - owns[0] < self.moving * tempo * (len(owns) - 1):
+            # the aligner has been waiting (a chord held longer than written, a breath): no decision. A
+            # held chord sounds like every place the piece has it, and the places it is written long
+            # match a hold better than the aligner's own, which waits at the onset after it
+            return None
+        c, n = self.aligner.config, end - base
+        steps = np.arange(c.max_step + 1, dtype=np.float64)
+        log_k = -0.5 * ((steps - tempo) / c.step_sd_frames) ** 2
+        log_k -= log_k.max()  # a path at the tempo pays nothing
+        v, seg_gain, seg_n, own_score = _paths(np.stack(rows), np.asarray(owns, np.int64), log_k, self.near)
+        far = v  # (a fresh array of the kernel's)
+        far[max(own - self.far, 0):min(own + self.far + 1, n)] = -np.inf
+        # and the far path must sound like the music since it began, not merely less unlike it than the
+        # aligner's place: frames that match nothing (a breath, a bow change, noise) favour any place
+        far[seg_gain < self.min_cos * seg_n] = -np.inf
+        j = int(np.argmax(far))
+        if not np.isfinite(far[j]) or far[j] - own_score < self.margin:
+            return None
+        # places the frames cannot tell apart (music written out twice) are told apart by distance, as
+        # the coarse path's jumps are (follower.tracker, jump_local_s): players skip back a few bars
+        # more often than across the piece; then the best frame around the nearest such place
+        tied = np.flatnonzero(far >= far[j] - self.tie)
+        self.tied = bool(np.ptp(tied) > 2 * self.same_place)
+        c_near = int(tied[np.argmin(np.abs(tied - own))])
+        lo, hi = max(c_near - self.same_place, 0), min(c_near + self.same_place + 1, n)
+        return base + lo + int(np.argmax(far[lo:hi]))
