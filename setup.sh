@@ -63,7 +63,7 @@ if ! .venv/bin/python -c "import torch, follower, training, ray, faiss" >/dev/nu
 fi
 
 case "$mode" in
-  test) exec .venv/bin/python -m pytest -q tests ;;
+  test) exec .venv/bin/python -X faulthandler -m pytest -q tests ;;  # a crash, even at exit, prints its stacks
   demo) exec bash examples/demo.sh ;;
   install) echo "== ready: source .venv/bin/activate, then run 'follower --help' or 'training --help'" ;;
   *) echo "usage: bash setup.sh [demo|test]" >&2; exit 2 ;;

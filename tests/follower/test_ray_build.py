@@ -1,6 +1,13 @@
-"""``follower index build --ray``: a real local Ray cluster of two workers builds the serial build's index."""
+"""``follower index build --ray``: a real local Ray cluster of two workers builds the serial build's index.
+
+The Ray builds run as the user runs them, in a process of their own: Ray's core keeps native threads
+(gRPC pollers, its event engine) alive after ``ray.shutdown()``, and in a process that goes on for
+minutes afterwards they can crash the interpreter as it exits.
+"""
 
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -11,15 +18,21 @@ pytest.importorskip("ray", reason="Ray is in the scale extra: pip install -e '.[
 
 from conftest import REPO  # noqa: E402
 from follower.bundle import load_bundle  # noqa: E402
-from follower.cli import main  # noqa: E402
 from follower.index import ARRAYS, NOTE_ARRAYS, build_index, load_index  # noqa: E402
 
 BUNDLE = REPO / "exported" / "default"
 
 
+def _follower(*args: str) -> str:
+    """Run ``follower ARGS`` in its own process; its standard output, after checking it exited 0."""
+    r = subprocess.run([sys.executable, "-m", "follower.cli", *args], capture_output=True, text=True, timeout=540)
+    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr[-2000:]}"
+    return r.stdout
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_ray_build_equals_the_serial_build(corpus, tmp_path, capsys):
+def test_ray_build_equals_the_serial_build(corpus, tmp_path):
     root = tmp_path / "corpus"
     shutil.copytree(corpus, root)
     (root / "broken.mid").write_bytes(b"MThd this is not midi")
@@ -27,9 +40,9 @@ def test_ray_build_equals_the_serial_build(corpus, tmp_path, capsys):
 
     out = tmp_path / "ray.index.npz"
     workers_tmp = set(Path(tempfile.gettempdir()).glob("follower-shard-*"))
-    assert main(["index", "build", str(root), "-o", str(out), "--bundle", str(BUNDLE), "--hop-frames", "8",
-                 "--ray", "--workers", "2", "--quiet"]) == 0
-    assert "8 pieces" in capsys.readouterr().out
+    stdout = _follower("index", "build", str(root), "-o", str(out), "--bundle", str(BUNDLE), "--hop-frames", "8",
+                       "--ray", "--workers", "2", "--quiet")
+    assert "8 pieces" in stdout
     # each worker removed its copy of the bundle (local workers share this machine's temp dir)
     assert set(Path(tempfile.gettempdir()).glob("follower-shard-*")) == workers_tmp
     ray_index = load_index(out)
@@ -46,13 +59,13 @@ def test_ray_build_equals_the_serial_build(corpus, tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_ray_build_with_the_shared_trunk_equals_its_serial_build(corpus, tmp_path, capsys):
+def test_ray_build_with_the_shared_trunk_equals_its_serial_build(corpus, tmp_path):
     bundle = load_bundle(BUNDLE, score_encoder="shared")  # the shipped bundle carries the pair
     serial = build_index([corpus], bundle, hop_frames=4, progress=False, workers=1)
     out = tmp_path / "ray.index.npz"
-    assert main(["index", "build", str(corpus), "-o", str(out), "--bundle", str(BUNDLE), "--score-encoder", "shared",
-                 "--ray", "--workers", "2", "--quiet"]) == 0
-    assert "shared score encoder" in capsys.readouterr().out
+    stdout = _follower("index", "build", str(corpus), "-o", str(out), "--bundle", str(BUNDLE), "--score-encoder",
+                       "shared", "--ray", "--workers", "2", "--quiet")
+    assert "shared score encoder" in stdout
     ray_index = load_index(out)
     assert ray_index.score_encoder == serial.score_encoder == "shared"
     assert ray_index.header["index_fingerprint"] == serial.header["index_fingerprint"]
