@@ -1,7 +1,7 @@
 """Run each system on the test material, caching one JSON-lines log per (system, item).
 
 Every system runs as a child process so that its peak memory (``ru_maxrss`` from
-``os.wait4``) and wall time are its own:
+``os.wait4``, read by a small launcher: see ``run_child``) and wall time are its own:
 
 * ``follower``: ``follower replay AUDIO --fast --jsonl ...``, one process per item
   (the numbers include loading the bundle and index and the warm-up);
@@ -42,16 +42,36 @@ CHILD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREA
              "PYTHONPATH": str(REPO_ROOT)}
 
 
+# The child is started by this small launcher, and its peak memory read there: Linux carries the
+# peak resident size of the process that forks into the child's ``ru_maxrss`` (exec records the
+# old address space's high-water mark), so a child of run_all, which holds hundreds of MiB after
+# rendering the material, would report at least that much. The launcher's own footprint (~13 MiB)
+# is the floor instead.
+_LAUNCHER = """import os, sys
+pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ)
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}")
+"""
+
+
 def run_child(cmd: list[str], log_path: Path) -> dict:
-    """Run ``cmd``; returns exit code, wall seconds and peak resident memory (MiB)."""
+    """Run ``cmd``; returns exit code, wall seconds and peak resident memory (MiB) of that command alone."""
     env = {**os.environ, **CHILD_ENV}
+    measured = Path(str(log_path) + ".rusage")
+    measured.unlink(missing_ok=True)
     t0 = time.perf_counter()
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return {"rc": proc.returncode, "wall_s": time.perf_counter() - t0, "peak_rss_mib": usage.ru_maxrss / 1024,
-            "loadavg_1min": os.getloadavg()[0]}
+        rc = subprocess.call([sys.executable, "-I", "-S", "-c", _LAUNCHER, str(measured), *map(str, cmd)],
+                             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+    wall_s = time.perf_counter() - t0
+    try:
+        rc_text, maxrss_kib = measured.read_text().split()
+        rc = int(rc_text)
+    except (OSError, ValueError):  # the launcher itself failed (e.g. the command does not exist): its rc stands
+        maxrss_kib = 0
+    measured.unlink(missing_ok=True)
+    return {"rc": rc, "wall_s": wall_s, "peak_rss_mib": int(maxrss_kib) / 1024, "loadavg_1min": os.getloadavg()[0]}
 
 
 def follower_exe() -> str:
