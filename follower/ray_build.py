@@ -91,7 +91,13 @@ def _bundle_files(bundle_dir: Path) -> dict:
 
 def build_index_ray(paths, bundle, *, hop_frames: int = 4, dtype=np.float16, address: str | None = None,
                     workers: int | None = None, progress: bool = True) -> Index:
-    """The index of every readable MIDI file under ``paths``, built on Ray; equal to ``build_index``'s."""
+    """The index of every readable MIDI file under ``paths``, built on Ray; equal to ``build_index``'s.
+
+    Meant for a process that ends after the build, as ``follower index build --ray`` does: Ray's core
+    keeps native threads (gRPC pollers, its event engine) alive after ``ray.shutdown()``, and a
+    long-lived process that goes on to other work has been seen to crash with SIGSEGV as it exits.
+    From a notebook or a service, run the CLI as a subprocess instead.
+    """
     from tqdm import tqdm
 
     from .merge import merge_indexes
