@@ -86,6 +86,20 @@ def git_commit() -> str:
     return out.stdout.strip() or "unknown"
 
 
+def recorded_args(argv: list[str]) -> list[str]:
+    """The arguments the page records for its rerun: without ``--report-only`` (said in words beside it)
+    and without ``--doc PATH`` (where this copy was written is not how to remake the page)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--doc":
+            skip = True
+        elif a != "--report-only" and not a.startswith("--doc="):
+            out.append(a)
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run_all", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -176,7 +190,7 @@ def main(argv=None) -> int:
     setup = [f"- Machine: {machine_description()}.",
              f"- Run: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {git_commit()}, "
              f"bundle `{args.bundle.name}` (fingerprint {fp}).",
-             f"- Command: `.venv/bin/python -m benchmarks.run_all {' '.join(a for a in (argv or sys.argv[1:]) if a != '--report-only')}`"
+             f"- Command: `.venv/bin/python -m benchmarks.run_all {' '.join(recorded_args(argv or sys.argv[1:]))}`"
              f" ({'report only' if args.report_only else f'{(time.perf_counter() - t_start) / 60:.1f} min this time'}).",
              f"- Material: {len(items)} items, {sum(i.duration_s for i in items) / 60:.1f} min of audio."]
     for corpus, st in index_stats.items():

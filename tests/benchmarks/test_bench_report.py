@@ -1,5 +1,5 @@
 from benchmarks.report import block_body, keep_absent_rows, replace_block
-from benchmarks.run_all import KEPT_MARK, kept_setup
+from benchmarks.run_all import KEPT_MARK, kept_setup, recorded_args
 
 HEAD = "| material | system | x |\n|---|---|---|"
 
@@ -52,3 +52,9 @@ def test_bundles_that_differ_in_their_audio_side_alone_share_the_cached_indexes(
     same = index_path("piano", bundles["audio"], tmp_path, 8)
     assert same == index_path("piano", shipped, tmp_path, 8) and same.name.endswith("-hop8.index.npz")
     assert index_path("piano", bundles["score"], tmp_path, 8) != same
+
+
+def test_the_recorded_command_remakes_the_page_not_the_copy():
+    argv = ["--systems", "follower", "--doc", "/tmp/copy.md", "--fresh", "--report-only", "--doc=/tmp/other.md",
+            "--piano-hop-frames", "8"]
+    assert recorded_args(argv) == ["--systems", "follower", "--fresh", "--piano-hop-frames", "8"]
