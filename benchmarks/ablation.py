@@ -19,6 +19,9 @@ that part of the engine buys:
 * ``no fine aligner``: the tracker's snippet-grid position alone (``fine=None``);
 * ``no start prior``: a lock soon after the music starts keeps its place even where the piece's
   beginning sounds the same (``fine.start_prior_s=0``, follower.start_prior);
+* ``beginning only``: the start prior weighs the piece's beginning only, not the earlier copies of
+  what the lock heard (``fine.earliest_copy=False``: music written out twice keeps the copy the lock
+  took);
 * ``no onset wait``: the fine aligner moves on at the tempo into the next chord even while the
   players still hold the last one (``fine.onset_wait=0``);
 * ``no easing``: the position reported is the fine aligner's own, which reaches a chord's end at
@@ -71,6 +74,7 @@ VARIANTS = {
     "no calibrated lock": {"calibration": None},
     "no fine aligner": {"fine": None},
     "no start prior": {"fine": replace(FineConfig(), start_prior_s=0.0)},
+    "beginning only": {"fine": replace(FineConfig(), earliest_copy=False)},
     "no onset wait": {"fine": replace(FineConfig(), onset_wait=0.0)},
     "no easing": {"fine": replace(FineConfig(), ease_time=0.0)},
     "plain cosine emission": {"fine": replace(FineConfig(), centre_emission=False)},

@@ -82,6 +82,12 @@ class FineConfig(JsonConfig):
     # unless the frames heard since prove the locked place (follower.start_prior: an opening played twice
     # sounds the same at both places, and players start at the top); 0 = off
     start_prior_s: float = 8.0
+    # ... and, within the same time, the earliest earlier place that plays the same notes as the lock has
+    # heard (music written out twice or more: a tune's strains, a repeated section), by the same evidence
+    # rule: no audio tells the copies apart, players start at the top of a passage's first statement more
+    # often than at a later one, and a lock on a later copy runs off the piece's end while the players
+    # go on (docs/improvements.md (ss)); False = the beginning only
+    earliest_copy: bool = True
     # players hold chords longer than written (fermatas, a breath at a phrase end) and no tempo
     # foretells it: this share of the belief that would cross into the next onset's frames waits at
     # the frame before it instead, unless the newest frame already sounds more like the next chord,

@@ -626,15 +626,18 @@ class Engine:
         self.state = FOLLOWING
 
     def _from_the_start(self, piece: int, centre_s: float, tempo: float) -> float:
-        """A lock's window-centre position, or the piece's beginning's where the music started moments ago
-        and the frames heard since do not prove the locked place (follower.start_prior)."""
+        """A lock's window-centre position, or the piece's beginning's (or an earlier copy's of the notes
+        heard) where the music started moments ago and the frames heard since do not prove the locked
+        place (follower.start_prior)."""
         if self._start is None or not self._start.enabled:
             return centre_s
-        onsets = self.index.notes(piece)[0]
+        notes = self.index.notes(piece)
+        onsets = notes[0]
         lag_s = tempo * self._frame_lag_s  # the aligner's coordinates: the newest frame's centre
         now_s = centre_s + tempo * self.lag_s - lag_s
         start_s = self._start.place(self.aligner, now_s, float(onsets.min()) if len(onsets) else 0.0, tempo,
-                                    self.config.fine.max_disagree_s)
+                                    self.config.fine.max_disagree_s,
+                                    notes=notes if self.config.fine.earliest_copy else None)
         return centre_s if start_s is None else max(start_s + lag_s - tempo * self.lag_s, 0.0)
 
     def _track(self, q, standard, centre_s: float, centre_silent: bool):

@@ -100,8 +100,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default: on; --no-slow-players: the one engine)")
     p.add_argument("--from-the-top", action=argparse.BooleanOptionalAction, default=True,
                    help="a lock within 8 s of the music starting takes the piece's beginning where the notes heard "
-                        "sound the same there (an opening played twice); --no-from-the-top for rehearsals that "
-                        "restart at the second statement of a repeated opening (default: on)")
+                        "sound the same there (an opening played twice), else the earliest earlier place that "
+                        "plays the same notes (a passage written out twice); --no-from-the-top for rehearsals "
+                        "that restart at a later statement of a repeated passage (default: on)")
     p.add_argument("--max-lag", type=float, default=BEHIND_S, metavar="S",
                    help=f"live or real-time audio that may wait for processing before updates are skipped to catch "
                         f"up (default {BEHIND_S}; the output then stays within about S of the audio); inf = never "

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from .repeat_hold import RepeatHold
+from .same_notes import copies_before
 
 
 class StartPrior:
@@ -65,19 +66,34 @@ class StartPrior:
                 self._loud[self.heard] = loud
             self.heard += 1
 
-    def place(self, aligner, lock_s: float, first_note_s: float, tempo: float, min_apart_s: float) -> float | None:
+    def place(self, aligner, lock_s: float, first_note_s: float, tempo: float, min_apart_s: float,
+              notes=None) -> float | None:
         """The place at the newest frame had the players started at ``first_note_s``, where a lock at
-        ``lock_s`` (the aligner's coordinates, newest frame) should take it instead; else None."""
+        ``lock_s`` (the aligner's coordinates, newest frame) should take it instead; else None.
+
+        ``notes`` (the piece's (onset, end, pitch)): also the earlier copies of what the lock has
+        heard (:func:`follower.same_notes.copies_before`), the earliest first, each taken unless the
+        frames prove the locked place, as the beginning is."""
         n = self.heard
         if not self.enabled or not self._started or n == 0 or n > self.max_frames:
             return None
         start_now_s = first_note_s + tempo * (n - 1) / self.fps
-        if abs(start_now_s - lock_s) <= min_apart_s:
-            return None
+        places = [start_now_s]
+        if notes is not None:
+            places += copies_before(notes, lock_s, tempo, n / self.fps, earliest_s=start_now_s + min_apart_s,
+                                    latest_s=lock_s - min_apart_s)
+        for place_s in places:
+            if abs(place_s - lock_s) > min_apart_s and not self._proves(aligner, lock_s, place_s, tempo, n):
+                return place_s
+        return None
+
+    def _proves(self, aligner, lock_s: float, other_s: float, tempo: float, n: int) -> bool:
+        """Do the ``n`` frames heard prove the locked place better than ``other_s`` (both at the newest
+        frame), by the evidence rule of a disputed move?"""
         self._rule.clear()
         for j in np.flatnonzero(self._loud[:n]):
             back_s = tempo * (n - 1 - j) / self.fps
             if self._rule.observe(aligner.match(self._frames[j], lock_s - back_s),
-                                  aligner.match(self._frames[j], start_now_s - back_s)):
-                return None  # the frames prove the locked place: the music started elsewhere
-        return start_now_s
+                                  aligner.match(self._frames[j], other_s - back_s)):
+                return True
+        return False

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from follower.same_notes import MIN_SPAN_S, SAME_NOTES, overlap, same_notes, span_roll
+from follower.same_notes import MIN_SPAN_S, SAME_NOTES, copies_before, overlap, same_notes, span_roll
 
 
 def chorale(seed=0, chords=64, beat_s=0.5):
@@ -80,3 +80,34 @@ def test_the_roll_spans_the_audio_at_the_path_tempo(tempo):
     chords = len({int(np.floor((20.0 - tempo * 4.0 + (k + 0.5) * tempo * 4.0 / 48) / 0.5)) for k in range(48)})
     assert chords == int(tempo * 4.0 / 0.5)
     assert roll.any(axis=1).all() and roll.sum(axis=1).max() <= 4
+
+
+def _sections(*parts, beat_s=0.5):
+    """Sections of chorale() material one after the other (each 16 chords): a piece with copies."""
+    onset, end, pitch = [], [], []
+    for k, seed in enumerate(parts):
+        on, off, p = chorale(seed, chords=16, beat_s=beat_s)
+        onset.append(on + k * 16 * beat_s)
+        end.append(off + k * 16 * beat_s)
+        pitch.append(p)
+    return np.concatenate(onset), np.concatenate(end), np.concatenate(pitch)
+
+
+def test_copies_before_finds_each_earlier_statement_earliest_first():
+    notes = _sections(1, 2, 1, 3, 1)                              # A B A C A, 8 s each
+    at = 4 * 8.0 + 5.0                                            # 5 s into the last A
+    found = copies_before(notes, at, 1.0, 3.0, earliest_s=3.0, latest_s=at - 2.0)
+    assert found == pytest.approx([5.0, 2 * 8.0 + 5.0], abs=0.06)
+    # another tempo: the path covers twice the written time; the copies are where the same notes are
+    found = copies_before(notes, at, 1.5, 2.0, earliest_s=3.0, latest_s=at - 2.0)
+    assert found == pytest.approx([5.0, 2 * 8.0 + 5.0], abs=0.06)
+    # music heard at a place no other copy has (C) finds none, nor does a window with no room
+    assert copies_before(notes, 3 * 8.0 + 5.0, 1.0, 3.0, earliest_s=3.0, latest_s=3 * 8.0) == []
+    assert copies_before(notes, at, 1.0, 3.0, earliest_s=at, latest_s=at - 2.0) == []
+
+
+def test_a_reharmonised_statement_is_not_a_copy():
+    a = chorale(1, chords=16)
+    b = reharmonised(a)
+    notes = (np.concatenate([b[0], a[0] + 8.0]), np.concatenate([b[1], a[1] + 8.0]), np.concatenate([b[2], a[2]]))
+    assert copies_before(notes, 8.0 + 5.0, 1.0, 3.0, earliest_s=3.0, latest_s=11.0) == []

@@ -19,19 +19,24 @@ CFG = FineConfig()
 SECTION_S = 10.0
 
 
-def _templates(*sections) -> np.ndarray:
-    """Sections of 10 s, each 20 three-note chords of 0.5 s, one after the other."""
+def _notes(*sections):
+    """Sections of 10 s, each 20 three-note chords of 0.5 s, one after the other: (onset, end, pitch)."""
     onsets, pitches = [], []
     for k, chords in enumerate(sections):
         for i, chord in enumerate(chords):
             onsets += [k * SECTION_S + 0.5 * i] * 3
             pitches += list(chord)
     onsets = np.array(onsets)
-    return score_templates(onsets, onsets + 0.5, np.array(pitches), FC, CFG)
+    return onsets, onsets + 0.5, np.array(pitches)
+
+
+def _templates(*sections) -> np.ndarray:
+    return score_templates(*_notes(*sections), FC, CFG)
 
 
 RNG = np.random.default_rng(7)
 A, B = RNG.integers(48, 80, size=(20, 3)), RNG.integers(48, 80, size=(20, 3))
+C = RNG.integers(48, 80, size=(20, 3))
 
 
 def _frames(templates, score_s):
@@ -70,6 +75,45 @@ def test_music_started_elsewhere_keeps_its_lock():
     played = 2 * SECTION_S + 1.0 + np.arange(int(3 * FPS)) / FPS  # from 1 s into B
     _heard(prior, _frames(t, played), silence_before=10)
     assert prior.place(aligner, played[-1], 0.0, 1.0, CFG.max_disagree_s) is None  # B is not the opening
+
+
+def test_a_lock_on_a_later_copy_goes_to_the_earliest_one():
+    """Music started mid-piece at a passage written out twice (B A C A): a lock on the second A takes
+    the first, unless only the beginning is weighed; a lock on the first stays."""
+    notes = _notes(B, A, C, A)
+    t = score_templates(*notes, FC, CFG)
+    aligner = FineAligner(t, FPS, CFG)
+    prior = _start_prior()
+    played = SECTION_S + 2.0 + np.arange(int(3 * FPS)) / FPS   # 2 s into the first A, for 3 s
+    _heard(prior, _frames(t, played), silence_before=10)
+    second = played[-1] + 2 * SECTION_S
+    assert prior.place(aligner, second, 0.0, 1.0, CFG.max_disagree_s, notes=notes) == pytest.approx(played[-1],
+                                                                                                    abs=0.06)
+    assert prior.place(aligner, second, 0.0, 1.0, CFG.max_disagree_s) is None  # B, the opening, is other music
+    assert prior.place(aligner, played[-1], 0.0, 1.0, CFG.max_disagree_s, notes=notes) is None
+    # C heard: no earlier copy; the lock stays
+    prior = _start_prior()
+    played = 2 * SECTION_S + 2.0 + np.arange(int(3 * FPS)) / FPS
+    _heard(prior, _frames(t, played), silence_before=10)
+    assert prior.place(aligner, played[-1], 0.0, 1.0, CFG.max_disagree_s, notes=notes) is None
+
+
+def test_a_copy_whose_frames_differ_is_not_taken():
+    """The notes test finds an earlier statement, but the frames heard prove the locked place (its notes
+    changed after the heard stretch the notes compare: a varied repeat): the lock stays."""
+    from follower.same_notes import copies_before
+
+    varied = A.copy()
+    varied[:2] = C[:2]                                           # the first second of the earlier statement differs
+    notes = _notes(B, varied, C, A)
+    t = score_templates(*notes, FC, CFG)
+    aligner = FineAligner(t, FPS, CFG)
+    prior = _start_prior()
+    played = 3 * SECTION_S + np.arange(int(6 * FPS)) / FPS    # the second A from its start, 6 s
+    _heard(prior, _frames(t, played), silence_before=10)
+    heard_s = len(played) / FPS
+    assert copies_before(notes, played[-1], 1.0, heard_s, earliest_s=heard_s + 2.0, latest_s=played[-1] - 2.0)
+    assert prior.place(aligner, played[-1], 0.0, 1.0, CFG.max_disagree_s, notes=notes) is None
 
 
 def test_only_a_lock_soon_after_the_music_started_is_weighed():
