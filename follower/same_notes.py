@@ -150,21 +150,36 @@ def _bits(x):
 
 
 @numba.njit(cache=True, nogil=True)
-def _lag_overlaps(roll, rows, lags, min_sounding):
-    """The Jaccard overlap of the roll's ``rows`` with the rows ``lag`` earlier, for each of ``lags``
-    (-1: too little sound; rows before the first count silent)."""
+def _dilated(roll):
+    """Each row ORed with its neighbours: a note sounding one grid step earlier or later still counts."""
+    out = roll.copy()
+    for k in range(len(roll)):
+        for w in range(2):
+            if k > 0:
+                out[k, w] |= roll[k - 1, w]
+            if k + 1 < len(roll):
+                out[k, w] |= roll[k + 1, w]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _lag_overlaps(roll, dil, rows, lags, min_sounding):
+    """How alike the roll's ``rows`` and the rows ``lag`` earlier are, for each of ``lags``: the share of
+    both stretches' sounding cells that the other sounds within a grid step (a Dice overlap with that
+    tolerance in time; -1: too little sound; rows before the first count silent)."""
     out = np.full(len(lags), -1.0)
     for s in range(len(lags)):
-        inter, union = 0, 0
+        matched, total = 0, 0
         for k in range(len(rows)):
             r = rows[k] - lags[s]
             for w in range(2):
-                a = roll[rows[k], w]
+                a, da = roll[rows[k], w], dil[rows[k], w]
                 b = roll[r, w] if r >= 0 else np.uint64(0)
-                inter += _bits(a & b)
-                union += _bits(a | b)
-        if union >= min_sounding:
-            out[s] = inter / union
+                db = dil[r, w] if r >= 0 else np.uint64(0)
+                matched += _bits(a & db) + _bits(b & da)
+                total += _bits(a) + _bits(b)
+        if total >= 2 * min_sounding:
+            out[s] = matched / total
     return out
 
 
@@ -177,10 +192,13 @@ def copies_before(notes, position_s: float, tempo: float, heard_s: float, *, ear
 
     The piece's notes over the last ``heard_s`` of audio at ``tempo`` (MIDI s per audio s) before
     ``position_s`` (``STEPS`` instants, as :func:`same_notes` samples them) are compared with those
-    before every place from ``earliest_s`` to ``latest_s`` (``COPY_STEP_S`` apart) by their Jaccard
-    overlap; each run of places at or above ``threshold`` gives its best one. Returns those places,
-    earliest first (music written out twice or more: a repeated opening, a tune's strains). One pass
-    over the notes and a bit-packed comparison per place: milliseconds for a piece of 1,000 s.
+    before every place from ``earliest_s`` to ``latest_s`` (``COPY_STEP_S`` apart): the share of both
+    stretches' sounding cells that the other sounds within one grid step (a sequenced performance
+    plays a repeat written out with timings of its own), a Dice overlap held to the Dice equivalent of
+    ``threshold`` (a Jaccard overlap). Each run of places at or above it gives its best one. Returns
+    those places, earliest first (music written out twice or more: a repeated opening, a tune's
+    strains). One pass over the notes and a bit-packed comparison per place: milliseconds for a piece
+    of 1,000 s.
     """
     onset, end, pitch = notes
     if latest_s < earliest_s or heard_s <= 0 or len(onset) == 0:
@@ -197,7 +215,8 @@ def copies_before(notes, position_s: float, tempo: float, heard_s: float, *, ear
     if hi < lo or len(rows) == 0:
         return []
     lags = np.arange(lo, hi + 1, dtype=np.int64)
-    o = _lag_overlaps(roll, rows, lags, MIN_SOUNDING)
+    o = _lag_overlaps(roll, _dilated(roll), rows, lags, MIN_SOUNDING)
+    threshold = 2 * threshold / (1 + threshold)  # Jaccard J <-> Dice 2J / (1 + J)
     out, k = [], len(o) - 1
     while k >= 0:  # largest lags first: the earliest places first
         if o[k] < threshold:
