@@ -7,16 +7,19 @@
 ``encoder``: CPU time per window of each ONNX encoder on one onnxruntime thread, at
 batch sizes 1, 8, 64 and 256 (256 random spectrogram windows, median of 5 passes).
 ``replay``: the engine fed each recording as ``follower replay`` feeds it (1024-sample
-blocks paced, 131072-sample blocks with ``--fast``), CPU time of ``Engine.push``
-per second of audio (the real-time factor of the processing), median of the repeats.
+blocks paced, 131072-sample blocks with ``--fast``; the follower's pair of engines,
+follower.two_speeds, unless ``--no-slow-players``), CPU time of ``push`` per second of
+audio (the real-time factor of the processing), median of the repeats: the pushing
+thread's, and the whole process's (the note templates of a new candidate are built on a
+helper thread, whose CPU the first leaves out).
 ``build``: ``follower index build``'s own code in this process (one worker, one
 onnxruntime thread), once per score encoder in turn, each repeat alternating them
 (paired under the same load); snippets per CPU-second of the whole process (MIDI
 reading, rolls, repeats, the encoder), so two workers on two idle cores build about
 twice that per second.
 
-Both count the measuring thread's CPU time (``time.thread_time``), which other
-processes on a shared machine disturb far less than wall time; docs/benchmarks.md
+They count CPU time (``time.thread_time``, and for replay also ``time.process_time``), which
+other processes on a shared machine disturb far less than wall time; docs/benchmarks.md
 ("Speed work of 2026-12-02") quotes them. A benchmark, not a test.
 """
 
@@ -51,7 +54,9 @@ def encoder_cost(path, batches=(1, 8, 64, 256), n: int = 256, passes: int = 5) -
     return out
 
 
-def replay_cost(bundle_dir, index_path, files, block: int, repeats: int) -> list:
+def replay_cost(bundle_dir, index_path, files, block: int, repeats: int, slow_players: bool = True) -> dict:
+    """Real-time factors of each repeat: ``thread`` (the pushing thread's CPU) and ``process`` (every
+    thread's)."""
     import soundfile as sf
 
     from follower.bundle import load_bundle
@@ -64,19 +69,24 @@ def replay_cost(bundle_dir, index_path, files, block: int, repeats: int) -> list
     index_path = resolve_index(index_path, bundle_dir)
     index = load_index(index_path)
     index.check_bundle(bundle.config, index_path=index_path, bundle_path=bundle_dir)
-    rtf = []
+    from follower.two_speeds import TwoSpeedEngine
+
+    make = TwoSpeedEngine if slow_players else Engine
+    rtf = {"thread": [], "process": []}
     for _ in range(repeats):
-        cpu = audio_s = 0.0
+        cpu = proc = audio_s = 0.0
         for f in files:
             audio, rate = sf.read(str(f), dtype="float32", always_2d=True)
-            engine = Engine(bundle, index, input_rate_hz=rate)
+            engine = make(bundle, index, input_rate_hz=rate)
             engine.warm_up()
-            t = time.thread_time()
+            t, p = time.thread_time(), time.process_time()
             for i in range(0, len(audio), block):
                 engine.push(audio[i:i + block], last=i + block >= len(audio))
             cpu += time.thread_time() - t
+            proc += time.process_time() - p
             audio_s += len(audio) / rate
-        rtf.append(cpu / audio_s)
+        rtf["thread"].append(cpu / audio_s)
+        rtf["process"].append(proc / audio_s)
     return rtf
 
 
@@ -109,6 +119,8 @@ def main(argv=None) -> int:
     r.add_argument("--index", default=None)
     r.add_argument("--block", type=int, default=131072, help="samples per block (131072: replay --fast; 1024: paced)")
     r.add_argument("--repeats", type=int, default=3)
+    r.add_argument("--slow-players", action=argparse.BooleanOptionalAction, default=True,
+                   help="the follower's pair of engines, as replay runs it (default); --no-slow-players: one")
     b = sub.add_parser("build", help="index build: snippets per CPU-second, per score encoder")
     b.add_argument("paths", nargs="+", metavar="PATH", help="MIDI files or folders")
     b.add_argument("--bundle", default="exported/default")
@@ -128,10 +140,12 @@ def main(argv=None) -> int:
             cost = encoder_cost(path)
             print(f"{path}: CPU per window " + ", ".join(f"batch {b} {ms:.3f} ms" for b, ms in cost.items()))
     else:
-        rtf = replay_cost(args.bundle, args.index, args.audio, args.block, args.repeats)
-        med = float(np.median(rtf))
-        print(f"{args.bundle}, blocks of {args.block}: CPU per second of audio {med:.4f} "
-              f"({1 / med:.1f}x real time); runs {', '.join(f'{x:.4f}' for x in rtf)}")
+        rtf = replay_cost(args.bundle, args.index, args.audio, args.block, args.repeats, args.slow_players)
+        engines = "two engines" if args.slow_players else "one engine"
+        for what, runs in rtf.items():
+            med = float(np.median(runs))
+            print(f"{args.bundle}, {engines}, blocks of {args.block}: CPU per second of audio ({what}) {med:.4f} "
+                  f"({1 / med:.1f}x real time); runs {', '.join(f'{x:.4f}' for x in runs)}")
     return 0
 
 
