@@ -17,7 +17,12 @@ the frames do not prove the locked place better, the beginning is taken. Where t
 different music the locked place proves itself within a fraction of a second of frames;
 where they are the same notes nothing the audio holds can choose, and the beginning is the
 likelier. Music started elsewhere in a piece is not moved unless it sounds exactly like the
-piece's opening.
+piece's opening, or like an earlier place of it: music written out twice or more (a tune's
+strains, an exposition written out again) plays the same notes at each statement, and a lock
+on a later one is moved to the earliest whose notes over everything heard are the same
+(:func:`follower.same_notes.copies_before`) and whose frames do not prove worse, by the same
+rule. Players start a passage's first statement more often than a later one, and a lock on the
+last statement runs off the piece's end while they go on (docs/improvements.md (ss)).
 """
 
 from __future__ import annotations
