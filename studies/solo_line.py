@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -90,11 +89,12 @@ def render_items(corpus: list[Path], unseen: set, out: Path, n: int) -> list[dic
 
 
 def run(cmd: list[str], log: Path) -> None:
-    with open(log, "w") as f:
-        rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT)
-    if rc != 0:
-        from follower.errors import ConfigError
+    """``cmd`` as the benchmark runs its systems (benchmarks.runners.run_child); one clear line if it fails."""
+    from benchmarks.runners import run_child
+    from follower.errors import ConfigError
 
+    rc = run_child(cmd, log)["rc"]
+    if rc != 0:
         raise ConfigError(f"{' '.join(cmd[:4])} ... failed (exit {rc}); see {log}")
 
 
