@@ -284,7 +284,9 @@ def recognition_table(rows: list) -> str:
 
 
 def run_recognition(items, bundle_dir: Path, runs: list, out: Path, fresh: bool, replay: bool = True) -> list:
-    """runs: [(label, index path, search, id prefix per corpus)] -> rows for :func:`recognition_table`."""
+    """runs: [(label, index path, search, id prefix per corpus)] -> rows for :func:`recognition_table`: per
+    run, one per kind of item (synthetic chorales, Bach10 recordings...) and, where there are several, one
+    for all of them."""
     from benchmarks.metrics import summarise
     from benchmarks.report import load_run
     from benchmarks.runners import QUIET_OSC, follower_exe, run_child
@@ -308,10 +310,16 @@ def run_recognition(items, bundle_dir: Path, runs: list, out: Path, fresh: bool,
         run = load_run(label, folder, named, True)
         done = [i for i in named if i.name in run.scores]
         index = load_index(index_path)
-        same = same_music_summary(folder, done, prefix, run.scores)
-        rows.append({"index": label, "search": search, "pieces": index.n_pieces, "snippets": index.n_snippets,
-                     "items": len(done), "summary": summarise([run.scores[i.name] for i in done]),
-                     "acc_end_same_music": same["acc_end"], "summary_same_music": same})
+        kinds: dict = {}
+        for i in done:
+            kinds.setdefault(i.kind, []).append(i)
+        # a row per set of items (the sets differ: synthetic chorales, real recordings), then all of them
+        for kind, members in list(kinds.items()) + ([("in all", done)] if len(kinds) > 1 else []):
+            same = same_music_summary(folder, members, prefix, run.scores)
+            rows.append({"index": label, "search": search, "index_path": str(index_path), "pieces": index.n_pieces,
+                         "snippets": index.n_snippets, "items": f"{len(members)} {kind}",
+                         "summary": summarise([run.scores[i.name] for i in members]),
+                         "acc_end_same_music": same["acc_end"], "summary_same_music": same})
     return rows
 
 
@@ -438,9 +446,12 @@ def main(argv=None) -> int:
                 save_index(idx, path)
             runs.append(("big corpus", path, "exact" if search == "exact" else "ann", "bach-chorales/"))
         rows = run_recognition(items, bundle_dir, runs, out / "runs", args.fresh, replay=not args.score_only)
-        for r, (_, path, _, _) in zip(rows, runs):
+        kinds = {}  # index path -> the kind of its faiss structure (the index loaded once)
+        for r in rows:
             if r["search"] == "ann":
-                r["search"] = load_index(path).header["ann"]["kind"]
+                if r["index_path"] not in kinds:
+                    kinds[r["index_path"]] = load_index(r["index_path"]).header["ann"]["kind"]
+                r["search"] = kinds[r["index_path"]]
         (out / "recognition.json").write_text(json.dumps({"items": len(items), "kinds": args.kinds, "rows": rows},
                                                           indent=1, default=float))
 

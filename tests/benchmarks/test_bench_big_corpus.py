@@ -1,6 +1,7 @@
 """The big-corpus benchmark's material: roll sets written as MIDI, transposed copies, sized indexes."""
 
 import numpy as np
+import pytest
 
 from benchmarks.big_corpus import transpose_midi, write_notes_midi
 from follower.midi import load_midi
@@ -131,3 +132,40 @@ def test_a_copy_named_for_a_while_counts_as_the_piece_only_in_the_copies_counted
     log("other")  # a transposed setting is not the same music
     s = same_music_summary(runs, [item], prefix="")
     assert s["acc_end"] == 0.0 and s["wrong_follow_max_s"] > 13.0
+
+
+def test_the_recognition_table_has_a_row_per_set_of_items_and_one_for_all(tmp_path, monkeypatch):
+    """Synthetic chorales and real recordings are told apart in the table: a row for each, then both."""
+    import json
+
+    from benchmarks.material import Item
+    from benchmarks.scale import recognition_table, run_recognition
+    from benchmarks.warp import TimeMap
+    from follower.index import save_index
+    from test_bench_index_growth import tiny_index
+
+    import benchmarks.paths as paths
+
+    tune = [(float(k), k + 1.0, p) for k, p in enumerate([60, 62, 64, 65, 67, 69, 71, 72] * 2)]
+    write_notes_midi(tmp_path / "corpus" / "tune.mid", tune)
+    monkeypatch.setattr(paths, "chorale_dir", lambda: tmp_path / "corpus")
+    TimeMap([0.0, 16.0], [0.0, 16.0]).save(tmp_path / "truth.json")
+    items = [Item(name, kind, f"{name}.flac", str(tmp_path / "truth.json"), "chorales", "tune",
+                  str(tmp_path / "corpus" / "tune.mid"), "tune", 16.0)
+             for name, kind in (("c0", "chorale"), ("c1", "chorale"), ("b0", "bach10"))]
+    index = save_index(tiny_index(["tune", "other"], 3), tmp_path / "small.index.npz")
+    folder = tmp_path / "runs" / "chorales-small-exact"
+    folder.mkdir(parents=True)
+    for item, named in zip(items, ("tune", "tune", "other")):  # the recording ends on another piece
+        with open(folder / f"{item.name}.jsonl", "w") as f:
+            for k in range(1, 321):
+                t = k * 0.05
+                piece = None if t < 2.0 else named
+                f.write(json.dumps({"t": t, "piece": piece, "state": "following" if piece else "searching",
+                                    "position_s": t if piece else None}) + "\n")
+    rows = run_recognition(items, tmp_path, [("chorales", index, "exact", "")], tmp_path / "runs", fresh=False,
+                           replay=False)
+    assert [r["items"] for r in rows] == ["2 chorale", "1 bach10", "3 in all"]
+    assert [r["summary"]["acc_end"] for r in rows] == pytest.approx([1.0, 0.0, 2 / 3])
+    table = recognition_table(rows)
+    assert "| 2 chorale |" in table and "| 3 in all |" in table
