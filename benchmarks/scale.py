@@ -446,12 +446,12 @@ def main(argv=None) -> int:
                 save_index(idx, path)
             runs.append(("big corpus", path, "exact" if search == "exact" else "ann", "bach-chorales/"))
         rows = run_recognition(items, bundle_dir, runs, out / "runs", args.fresh, replay=not args.score_only)
-        kinds = {}  # index path -> the kind of its faiss structure (the index loaded once)
+        structures = {}  # index path -> the kind of its faiss structure (each index loaded once)
         for r in rows:
             if r["search"] == "ann":
-                if r["index_path"] not in kinds:
-                    kinds[r["index_path"]] = load_index(r["index_path"]).header["ann"]["kind"]
-                r["search"] = kinds[r["index_path"]]
+                if r["index_path"] not in structures:
+                    structures[r["index_path"]] = load_index(r["index_path"]).header["ann"]["kind"]
+                r["search"] = structures[r["index_path"]]
         (out / "recognition.json").write_text(json.dumps({"items": len(items), "kinds": args.kinds, "rows": rows},
                                                           indent=1, default=float))
 
