@@ -314,8 +314,9 @@ def run_recognition(items, bundle_dir: Path, runs: list, out: Path, fresh: bool,
         for i in done:
             kinds.setdefault(i.kind, []).append(i)
         # a row per set of items (the sets differ: synthetic chorales, real recordings), then all of them
+        counted = dict(zip([i.name for i in done], same_music_scores(folder, done, prefix, run.scores)))
         for kind, members in list(kinds.items()) + ([("in all", done)] if len(kinds) > 1 else []):
-            same = same_music_summary(folder, members, prefix, run.scores)
+            same = summarise([counted[i.name] for i in members])
             rows.append({"index": label, "search": search, "index_path": str(index_path), "pieces": index.n_pieces,
                          "snippets": index.n_snippets, "items": f"{len(members)} {kind}",
                          "summary": summarise([run.scores[i.name] for i in members]),
@@ -324,12 +325,19 @@ def run_recognition(items, bundle_dir: Path, runs: list, out: Path, fresh: bool,
 
 
 def same_music_summary(folder: Path, items, prefix: str, strict: dict | None = None) -> dict:
-    """:func:`benchmarks.metrics.summarise` of the logs with every piece that holds the true piece's
-    notes (:mod:`benchmarks.same_music`: copies the corpus holds under other names) counted as the
-    true piece; a copy's positions are read on its own timeline. ``strict``: item name -> its
+    """:func:`benchmarks.metrics.summarise` of :func:`same_music_scores`."""
+    from benchmarks.metrics import summarise
+
+    return summarise(same_music_scores(folder, items, prefix, strict))
+
+
+def same_music_scores(folder: Path, items, prefix: str, strict: dict | None = None) -> list:
+    """Each item's scores (:func:`benchmarks.metrics.score_item`) with every piece that holds the true
+    piece's notes (:mod:`benchmarks.same_music`: copies the corpus holds under other names) counted as
+    the true piece; a copy's positions are read on its own timeline. ``strict``: item name -> its
     scores as the logs stand, kept for the items that never name a copy."""
     from benchmarks import big_corpus, paths
-    from benchmarks.metrics import load_jsonl, normalise_piece, score_item, summarise
+    from benchmarks.metrics import load_jsonl, normalise_piece, score_item
     from benchmarks.same_music import find_piece, same_music
     from benchmarks.warp import load_truth
 
@@ -345,7 +353,7 @@ def same_music_summary(folder: Path, items, prefix: str, strict: dict | None = N
             continue
         renamed = [dict(r, piece=item.piece) if normalise_piece(r.get("piece")) in copies else r for r in records]
         scores.append(score_item(renamed, item.piece, load_truth(Path(item.truth))))
-    return summarise(scores)
+    return scores
 
 
 def main(argv=None) -> int:
