@@ -187,7 +187,7 @@ def verify(bundle_dir, config: BundleConfig) -> None:
                               "copied incompletely; re-export or re-copy the bundle")
 
 
-def onnx_session(path, *, threads: int = 1, spinning: bool = True):
+def onnx_session(path, *, threads: int = 1, spinning: bool = True, rewrite: bool = True):
     """An onnxruntime CPU session for one ONNX file; BundleError if onnxruntime cannot load it.
 
     ``threads`` intra-op threads, one inter-op thread, warnings silenced. ``spinning``
@@ -195,8 +195,12 @@ def onnx_session(path, *, threads: int = 1, spinning: bool = True):
     as the engine's real-time sessions have always run. Index building turns it off:
     with several threads or processes on few cores, threads that spin take the cores
     that the others need, and sleeping ones embed faster (docs/benchmarks.md).
+    ``rewrite``: run the graph as :func:`follower.onnx_graph.cheaper` rewrites it (the same
+    outputs, cheaper activations); False runs the file as exported.
     """
     import onnxruntime as ort
+
+    from .onnx_graph import cheaper
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
@@ -205,7 +209,9 @@ def onnx_session(path, *, threads: int = 1, spinning: bool = True):
     if not spinning:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        return ort.InferenceSession(os.fspath(path), opts, providers=["CPUExecutionProvider"])
+        model = cheaper(Path(path).read_bytes()) if rewrite else None
+        return ort.InferenceSession(model if model is not None else os.fspath(path), opts,
+                                    providers=["CPUExecutionProvider"])
     except Exception as e:
         raise BundleError(f"{path}: onnxruntime cannot load it ({e}); re-export the bundle") from e
 
@@ -213,8 +219,8 @@ def onnx_session(path, *, threads: int = 1, spinning: bool = True):
 class Encoder:
     """One encoder's onnxruntime session (see :func:`onnx_session`), called on a batch of inputs."""
 
-    def __init__(self, path, *, threads: int = 1, spinning: bool = True):
-        self.session = onnx_session(path, threads=threads, spinning=spinning)
+    def __init__(self, path, *, threads: int = 1, spinning: bool = True, rewrite: bool = True):
+        self.session = onnx_session(path, threads=threads, spinning=spinning, rewrite=rewrite)
         self.input_name = self.session.get_inputs()[0].name
         self._bound_shape = None  # embed_window's buffers, bound on its first call
         self._bound_lock = threading.Lock()
