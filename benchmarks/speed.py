@@ -5,7 +5,9 @@
     python -m benchmarks.speed build --bundle exported/default CORPUS... [--score-encoder full shared]
 
 ``encoder``: CPU time per window of each ONNX encoder on one onnxruntime thread, at
-batch sizes 1, 8, 64 and 256 (256 random spectrogram windows, median of 5 passes).
+batch sizes 1, 8, 64 and 256 (256 random spectrogram windows, median of 5 passes), as the
+follower runs it (the graph of follower.onnx_graph) and, with ``--as-exported``, also the
+file as exported, the two in turn.
 ``replay``: the engine fed each recording as ``follower replay`` feeds it (1024-sample
 blocks paced, 131072-sample blocks with ``--fast``; the follower's pair of engines,
 follower.two_speeds, unless ``--no-slow-players``), CPU time of ``push`` per second of
@@ -35,10 +37,10 @@ import numpy as np
 from follower.bundle import SCORE_ENCODERS
 
 
-def encoder_cost(path, batches=(1, 8, 64, 256), n: int = 256, passes: int = 5) -> dict:
+def encoder_cost(path, batches=(1, 8, 64, 256), n: int = 256, passes: int = 5, rewrite: bool = True) -> dict:
     from follower.bundle import Encoder
 
-    enc = Encoder(path, threads=1)
+    enc = Encoder(path, threads=1, rewrite=rewrite)
     inp = enc.session.get_inputs()[0].shape
     x = np.random.default_rng(0).uniform(0, 3, (n, *inp[1:])).astype(np.float32)
     enc(x[:8])
@@ -113,6 +115,8 @@ def main(argv=None) -> int:
     sub = p.add_subparsers(dest="what", required=True)
     e = sub.add_parser("encoder", help="CPU time per window of ONNX encoders")
     e.add_argument("onnx", nargs="+")
+    e.add_argument("--as-exported", action="store_true",
+                   help="also time each file as exported, without the follower's graph rewrite")
     r = sub.add_parser("replay", help="CPU time of the engine per second of audio")
     r.add_argument("audio", nargs="+")
     r.add_argument("--bundle", default="exported/default")
@@ -137,8 +141,10 @@ def main(argv=None) -> int:
                   f"{', '.join(f'{x:.0f}' for x in runs)}) over {cost['snippets']} snippets")
     elif args.what == "encoder":
         for path in args.onnx:
-            cost = encoder_cost(path)
-            print(f"{path}: CPU per window " + ", ".join(f"batch {b} {ms:.3f} ms" for b, ms in cost.items()))
+            for rewrite in ((False, True) if args.as_exported else (True,)):
+                cost = encoder_cost(path, rewrite=rewrite)
+                how = "as run" if rewrite else "as exported"
+                print(f"{path} ({how}): CPU per window " + ", ".join(f"batch {b} {ms:.3f} ms" for b, ms in cost.items()))
     else:
         rtf = replay_cost(args.bundle, args.index, args.audio, args.block, args.repeats, args.slow_players)
         engines = "two engines" if args.slow_players else "one engine"

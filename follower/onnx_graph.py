@@ -17,8 +17,8 @@ encoders compute:
   chain), that never changed an output in the checks of ``tests/follower/test_onnx_graph.py``.
   Float graphs keep their ``Elu`` so that their outputs stay bit-identical.
 
-On the shipped bundle the int8 audio encoder goes from ~0.72 to ~0.47 ms a window and
-the float ones by 15-25 % (docs/benchmarks.md, "The encoders' graphs"). The files on disk
+On the shipped bundle the int8 audio encoder goes from ~0.69 to ~0.45 ms a window and
+the float ones by 15-25 % (docs/improvements.md (uu)). The files on disk
 are untouched: the bundle's checksums, its fingerprint and its indexes' stay what they were.
 Needs the ``onnx`` package; a graph it cannot read or rewrite is loaded as it is.
 """
