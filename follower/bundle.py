@@ -210,8 +210,12 @@ def onnx_session(path, *, threads: int = 1, spinning: bool = True, rewrite: bool
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         model = cheaper(Path(path).read_bytes()) if rewrite else None
-        return ort.InferenceSession(model if model is not None else os.fspath(path), opts,
-                                    providers=["CPUExecutionProvider"])
+        if model is not None:
+            try:
+                return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+            except Exception:  # noqa: BLE001  (a rewrite onnxruntime refuses: the file as exported)
+                pass
+        return ort.InferenceSession(os.fspath(path), opts, providers=["CPUExecutionProvider"])
     except Exception as e:
         raise BundleError(f"{path}: onnxruntime cannot load it ({e}); re-export the bundle") from e
 

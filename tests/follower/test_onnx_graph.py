@@ -95,3 +95,25 @@ def test_a_padded_pool_or_an_activation_read_elsewhere_is_left_as_it_is():
 
 def test_bytes_that_are_no_model_are_not_rewritten():
     assert cheaper(b"\x08\x07 this is not a protobuf model " * 20) is None
+
+
+def test_a_rewrite_onnxruntime_refuses_falls_back_to_the_file(monkeypatch, recorded_windows):
+    import follower.onnx_graph
+
+    monkeypatch.setattr(follower.onnx_graph, "cheaper", lambda model_bytes: b"\x08\x07 not a model")
+    refused = Encoder(SHIPPED / AUDIO_ONNX)
+    np.testing.assert_array_equal(refused(recorded_windows[:8]),
+                                  Encoder(SHIPPED / AUDIO_ONNX, rewrite=False)(recorded_windows[:8]))
+
+
+def test_loading_a_bundle_rewrites_without_importing_the_onnx_package():
+    """``import onnx`` costs half a second at every start (its ml_dtypes); the protobuf classes alone do."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from follower.bundle import load_bundle; from follower import onnx_graph; "
+            f"load_bundle({str(SHIPPED)!r}); assert onnx_graph._proto is not None, 'nothing was rewritten'; "
+            "print('onnx' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"
