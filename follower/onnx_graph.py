@@ -90,7 +90,7 @@ def pool_before_elu(graph) -> int:
         for i in n.input:
             users.setdefault(i, []).append(n)
     outputs = {o.name for o in graph.output}
-    after: dict = {}  # id(node) -> the pooling to place right after it ("" key: before every node)
+    after: dict = {}  # id(node) -> the poolings to place right after it ("" key: before every node)
     for elu in [n for n in nodes if n.op_type == "Elu"]:
         nxt = users.get(elu.output[0], [])
         if len(nxt) != 1 or nxt[0].op_type != "MaxPool" or elu.output[0] in outputs:
@@ -111,14 +111,13 @@ def pool_before_elu(graph) -> int:
         pool.output[0] = src + "/pooled_first"
         head.input[0] = pool.output[0]
         elu.output[0] = pooled_out
-        after[id(made_by[src]) if src in made_by else ""] = pool
-    moved = {id(p) for p in after.values()}
-    order = [after[""]] if "" in after else []
+        after.setdefault(id(made_by[src]) if src in made_by else "", []).append(pool)
+    moved = {id(p) for pools in after.values() for p in pools}
+    order = list(after.get("", []))
     for n in nodes:
         if id(n) not in moved:
             order.append(n)
-            if id(n) in after:
-                order.append(after[id(n)])
+            order += after.get(id(n), [])
     del graph.node[:]
     graph.node.extend(order)
     return len(moved)

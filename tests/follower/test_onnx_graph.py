@@ -117,3 +117,21 @@ def test_loading_a_bundle_rewrites_without_importing_the_onnx_package():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
+
+
+def test_pools_of_two_graph_inputs_both_move_and_compute_the_same():
+    nodes = [helper.make_node("Elu", [x], [f"e{x}"], alpha=1.0) for x in ("a", "b")]
+    nodes += [helper.make_node("MaxPool", [f"e{x}"], [f"y{x}"], kernel_shape=[2, 2], strides=[2, 2]) for x in ("a", "b")]
+    inputs = [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, 1, 4, 4]) for x in ("a", "b")]
+    outputs = [helper.make_tensor_value_info(f"y{x}", TensorProto.FLOAT, None) for x in ("a", "b")]
+    model = helper.make_model(helper.make_graph(nodes, "g", inputs, outputs),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    rewritten = cheaper(model.SerializeToString())
+    assert _ops(onnx.load_from_string(rewritten)) == ["MaxPool", "MaxPool", "Elu", "Elu"]
+    import onnxruntime as ort
+
+    feed = {x: np.random.default_rng(1).normal(size=(1, 1, 4, 4)).astype(np.float32) for x in ("a", "b")}
+    before = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feed)
+    after = ort.InferenceSession(rewritten, providers=["CPUExecutionProvider"]).run(None, feed)
+    for x, y in zip(before, after):
+        np.testing.assert_array_equal(x, y)
