@@ -324,13 +324,6 @@ def run_recognition(items, bundle_dir: Path, runs: list, out: Path, fresh: bool,
     return rows
 
 
-def same_music_summary(folder: Path, items, prefix: str, strict: dict | None = None) -> dict:
-    """:func:`benchmarks.metrics.summarise` of :func:`same_music_scores`."""
-    from benchmarks.metrics import summarise
-
-    return summarise(same_music_scores(folder, items, prefix, strict))
-
-
 def same_music_scores(folder: Path, items, prefix: str, strict: dict | None = None) -> list:
     """Each item's scores (:func:`benchmarks.metrics.score_item`) with every piece that holds the true
     piece's notes (:mod:`benchmarks.same_music`: copies the corpus holds under other names) counted as

@@ -80,15 +80,21 @@ def _scalar(name: str, value: float):
     return proto().TensorProto(name=name, data_type=_FLOAT, raw_data=np.float32(value).tobytes())
 
 
-def pool_before_elu(graph) -> int:
-    """Move each ``Elu -> MaxPool`` pooling before the activation (and before the
-    ``DequantizeLinear`` feeding it, if any); the number moved."""
-    nodes = list(graph.node)
+def _links(nodes) -> tuple[dict, dict]:
+    """(tensor name -> the node that makes it, tensor name -> the nodes that read it)."""
     made_by = {o: n for n in nodes for o in n.output}
     users: dict = {}
     for n in nodes:
         for i in n.input:
             users.setdefault(i, []).append(n)
+    return made_by, users
+
+
+def pool_before_elu(graph) -> int:
+    """Move each ``Elu -> MaxPool`` pooling before the activation (and before the
+    ``DequantizeLinear`` feeding it, if any); the number moved."""
+    nodes = list(graph.node)
+    made_by, users = _links(nodes)
     outputs = {o.name for o in graph.output}
     after: dict = {}  # id(node) -> the poolings to place right after it ("" key: before every node)
     for elu in [n for n in nodes if n.op_type == "Elu"]:
@@ -126,11 +132,7 @@ def pool_before_elu(graph) -> int:
 def quantised_elu_from_exp(graph) -> int:
     """Each ``DequantizeLinear -> Elu(alpha=1) -> QuantizeLinear`` Elu as ``Max(x, Exp(Min(x, 0)) - 1)``;
     the number rewritten."""
-    made_by = {o: n for n in graph.node for o in n.output}
-    users: dict = {}
-    for n in graph.node:
-        for i in n.input:
-            users.setdefault(i, []).append(n)
+    made_by, users = _links(graph.node)
     order, count = [], 0
     for n in graph.node:
         src = made_by.get(n.input[0]) if n.input else None

@@ -102,7 +102,8 @@ def test_a_copy_named_for_a_while_counts_as_the_piece_only_in_the_copies_counted
     import json
 
     from benchmarks.material import Item
-    from benchmarks.scale import same_music_summary
+    from benchmarks.metrics import summarise
+    from benchmarks.scale import same_music_scores
     from benchmarks.warp import TimeMap
 
     tune = [(float(k), k + 1.0, p) for k, p in enumerate([60, 62, 64, 65, 67, 69, 71, 72] * 2)]
@@ -127,10 +128,10 @@ def test_a_copy_named_for_a_while_counts_as_the_piece_only_in_the_copies_counted
 
     monkeypatch.setattr(paths, "chorale_dir", lambda: tmp_path / "corpus")
     log("copy")
-    s = same_music_summary(runs, [item], prefix="")
+    s = summarise(same_music_scores(runs, [item], prefix=""))
     assert s["acc_end"] == 1.0 and s["stable_median_s"] < 2.1 and s["wrong_follow_max_s"] == 0.0
     log("other")  # a transposed setting is not the same music
-    s = same_music_summary(runs, [item], prefix="")
+    s = summarise(same_music_scores(runs, [item], prefix=""))
     assert s["acc_end"] == 0.0 and s["wrong_follow_max_s"] > 13.0
 
 
