@@ -103,6 +103,10 @@ class TemplateScorer:
         the corpus: +5 MB); a dropped piece is rebuilt the same if it comes back."""
         return recently_used(self._cells, piece, lambda: self._make(piece), keep=PIECES_KEPT)
 
+    def cached(self, piece: int) -> bool:
+        """Whether the piece's template cells are at hand (:meth:`cells` would not build them)."""
+        return piece in self._cells
+
     def later(self, piece: int, job) -> Future:
         """Run ``job(cells)`` on the template thread with the piece's template cells (the cached ones,
         or built there); the future gives ``(cells, job's result)``, for :meth:`collect`."""

@@ -113,6 +113,13 @@ def _path_rows(start, n, j, tempo, out):
         out[i] = start + min(max(j - np.int64(np.rint(i * tempo)), 0), n - 1)
 
 
+# dropped candidates kept to come back as they were (follower.rerank.Reranker._back): the pool's
+# capacity (8) several times over; each is two arrays of its piece's cells
+DROPPED_KEPT = 32
+# ... if they missed at most this many alignment steps (a step at a time costs more than a newcomer's
+# alignment over the whole history once there are many)
+BACK_STEPS = 10
+
 # two candidates hold the same music when their scores are this close and the snippets
 # along the ends of their best paths are this alike (a re-voiced or transposed setting is
 # far below it: identical notes give ~1.0, another chorale 0.4), or their notes along the
@@ -167,6 +174,8 @@ class Reranker:
     def reset(self) -> None:
         self.steps = 0                   # alignment steps since the reset
         self._pool: dict = {}
+        # candidates dropped from the pool: piece -> (candidate, steps, cell steps) when dropped
+        self._dropped: dict = {}
         self.duplicates: dict = {}       # piece left out of the ranking -> the candidate it duplicates
         self._acc_q = np.zeros(self._q.shape[1])
         self._acc_bias = 0.0
@@ -285,9 +294,10 @@ class Reranker:
         most ``max_new`` newcomers per call); beyond ``capacity``, the lowest-scoring candidates
         other than ``keep`` are dropped."""
         new = [int(p) for p in dict.fromkeys(pieces) if int(p) not in self._pool][: self.max_new]
-        if new and self.steps:
+        fresh = [p for p in new if not self._back(p)]
+        if fresh and self.steps:
             idx, first = self._history()
-        for p in new:
+        for p in fresh:
             rows = self.index.rows(p)
             n = rows.stop - rows.start
             cand = Candidate(p, np.full((2, n), -np.inf), np.zeros((2, n, 2), np.int64),
@@ -306,7 +316,48 @@ class Reranker:
             ranked = sorted(judged, key=lambda p: self._score(self._pool[p]))
             for p in ranked[: len(judged) - self.capacity]:
                 if p != keep:
-                    del self._pool[p]
+                    cell_steps = self.cell_steps if self._templates is not None else 0
+                    self._dropped[p] = (self._pool.pop(p), self.steps, cell_steps)  # (never there: see _back)
+                    while len(self._dropped) > DROPPED_KEPT:  # the least recently dropped go first
+                        del self._dropped[next(iter(self._dropped))]
+
+    def _back(self, piece: int) -> bool:
+        """Put a candidate dropped a moment ago back in the pool as it was, advanced over the steps (and
+        note-template cells) it missed: the alignment it would have had had it stayed. Like a
+        newcomer, it is judged from the next note-template cell on (where the index has notes).
+        False where it was not dropped, or where that would not be cheap (it is then aligned anew
+        as a newcomer).
+
+        Votes bring the same few pieces back again and again at the edge of the pool (at 10^6
+        snippets four of five newcomers had left it moments before): aligning each anew over the
+        whole history cost an update up to 2 ms, and the pieces' note templates as much again on
+        the template thread."""
+        saved = self._dropped.pop(piece, None)
+        if saved is None:
+            return False
+        cand, steps, cell_steps = saved
+        # only where that is cheap: a few steps missed, and the piece's template cells still at hand
+        # (building them is the template thread's work, as for a newcomer)
+        if self.steps - steps > min(BACK_STEPS, len(self._q)) or (
+                self._templates is not None and (cand.notes is None or not self._templates.cached(piece)
+                                                 or self.cell_steps - cell_steps > min(BACK_STEPS, len(self._cells)))):
+            return False
+        # a step at a time, as the pool's candidates were advanced (the products of several at once
+        # would round differently)
+        for k in range(steps, self.steps):
+            i = k % len(self._q)
+            _align(self._z(piece, self._q[i:i + 1], self._bias[i:i + 1]), self.offset_z, self.step_s, k,
+                   cand.score, cand.origin, cand.best)
+        if self._templates is not None:
+            for k in range(cell_steps, self.cell_steps):
+                self._align_notes(cand, [k % len(self._cells)], k)
+            # judged from the next cell on, as a newcomer is: its template alignment handed over as a
+            # newcomer's comes from the template thread
+            done = Future()
+            done.set_result((self._templates.cells(piece), cand.notes))
+            cand.notes, cand.notes_pending = None, done
+        self._pool[piece] = cand
+        return True
 
     def ranking(self) -> list[tuple[int, float, float, float]]:
         """(piece, score in z-seconds, position of the newest query's window centre (s), tempo), best first.

@@ -85,6 +85,29 @@ def test_a_late_candidate_is_scored_over_the_whole_history():
     assert {p: s for p, s, _, _ in late.ranking()}[3] == pytest.approx(score[3], rel=1e-6)
 
 
+def test_a_candidate_dropped_a_moment_ago_comes_back_as_it_was():
+    index = make_index()
+    rng = np.random.default_rng(3)
+    # piece 3 sounds somewhat like piece 2 (cosine ~0.8): it gathers a real path, below piece 2's
+    e = index.embeddings[index.rows(2)] + 0.7 * rng.standard_normal((150, DIM)) / np.sqrt(DIM)
+    index.embeddings[index.rows(3)] = e / np.linalg.norm(e, axis=1, keepdims=True)
+    queries, _ = performance(index, 2, start_s=3.0, seconds=8.0)
+
+    def run(gap):
+        """Piece 3 left out of the candidates (so dropped, the pool holding one) for the updates in ``gap``."""
+        r = reranker(index, candidates=1 if gap else 8, history_s=1.0)
+        for i, q in enumerate(queries):
+            r.add(q)
+            r.consider([2] if i in gap else [2, 3], keep=2 if i in gap else 3)
+        return {p: (s, pos, tempo) for p, s, pos, tempo in r.ranking()}
+
+    stayed = run(range(0))
+    # away for two steps, which the 1 s history still holds: back with the alignment it would have had
+    assert run(range(80, 88))[3] == stayed[3]
+    # away for longer than the history: aligned anew over the last second only
+    assert run(range(40, 100))[3][0] < 0.5 * stayed[3][0]
+
+
 def test_the_pool_is_bounded_and_keeps_the_locked_piece():
     index = make_index()
     queries, _ = performance(index, 1, start_s=0.0, seconds=4.0)
