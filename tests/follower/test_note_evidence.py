@@ -59,6 +59,31 @@ def test_a_late_candidate_gets_the_template_score_of_everything_heard():
     assert dict((p, s) for p, s, _, _ in late)[3] == pytest.approx(dict((p, s) for p, s, _, _ in early)[3], rel=0.05)
 
 
+def test_a_candidate_back_from_a_moment_away_has_the_template_alignment_it_would_have_had():
+    index = make_index()
+    notes = FakeNotes(index.n_pieces, 150)
+    rng = np.random.default_rng(8)
+    # piece 4's templates sound somewhat like piece 3's, which is played: a real template path, below 3's
+    t = notes._cells[3] + 0.6 * np.abs(rng.standard_normal(notes._cells[3].shape))
+    notes._cells[4] = (t / np.linalg.norm(t, axis=1, keepdims=True)).astype(np.float32)
+
+    def run(gap):
+        """Piece 4 left out (so dropped, the pool holding one) for the updates in ``gap``."""
+        r = reranker(index, templates=notes, template_weight=1.0, candidates=1 if gap else 8)
+        rng = np.random.default_rng(5)
+        for k in range(int(6.0 / UPDATE_S)):
+            q = rng.standard_normal(r._E.shape[1])
+            r.add(q / np.linalg.norm(q))
+            r.add_frame(notes.cells(3)[20 + k // 4] + 0.05 * np.abs(rng.standard_normal(BINS)), True)
+            r.consider([3] if k in gap else [3, 4], keep=3 if k in gap else 4)
+            if k == gap.stop:  # back, and waiting for the next cell as a newcomer does
+                assert r._pool[4].notes_pending is not None
+        return {p: (s, pos, tempo) for p, s, pos, tempo in r.ranking()}
+
+    stayed, back = run(range(0)), run(range(60, 70))
+    assert back[4] == stayed[4] and back[4][0] > 5.0
+
+
 def test_newcomers_waiting_for_templates_never_crowd_out_the_leader():
     # every update offers a stream of new pieces (more than the pool holds): the newcomers waiting
     # for their templates do not count against the pool, so they never crowd out judged candidates
