@@ -41,11 +41,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from .config import JsonConfig
 from .errors import ConfigError
 from .features import FeatureConfig, _filterbank
+from .npsum import pairwise_sum_f64
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,53 @@ def score_templates(onset_s, end_s, pitch, features: FeatureConfig, config: Fine
     return np.where(norm > 0, t / np.maximum(norm, 1e-9), 0.0).astype(np.float32)
 
 
+
+_NO_FRAMES = np.zeros(0, np.int64)
+
+
+# No fastmath: the kernel adds and multiplies in exactly the order of the numpy code it replaced
+# (tests/follower/test_exact_kernels.py keeps that code), so the follower's outputs did not move
+@numba.njit(cache=True, nogil=True)
+def _advance(b, b_lo, lo, hi, cos, emission, kernel, crossing, gap, wait, waits, keep_share, anchor, w_belief,
+             w_anchor):
+    """One sounding frame of :meth:`FineAligner.step`: the belief ``b`` over score frames [b_lo, b_lo + len(b))
+    advanced by ``kernel`` (the share ``crossing`` of a step over the next onset waiting at the frame before it,
+    unless the frame sounds more like that onset: ``waits``), weighed by ``emission`` over the new band [lo, hi),
+    normalised and mixed with ``anchor``. Returns the new belief over [lo, hi)."""
+    n, nb = hi - lo, len(b)
+    moved = np.zeros(n)
+    moved_on = np.zeros(nb, np.bool_)
+    if waits:
+        # nothing waits where the frame already sounds more like the next onset's chord than like the
+        # one before it: the players have moved on, and a wait would only lag
+        for t in range(nb):
+            i = wait[b_lo + t] - lo
+            if i >= 0 and i + 1 < n:
+                moved_on[t] = cos[i + 1] > cos[i]
+        for t in range(nb):  # (in order, as numpy's bincount adds)
+            held = b[t] * crossing[min(gap[b_lo + t], len(kernel))] * (0.0 if moved_on[t] else 1.0)
+            dest = min(max(wait[b_lo + t], lo), hi - 1) - lo
+            moved[dest] += held
+    for d in range(len(kernel)):
+        k = kernel[d]
+        src_lo, src_hi = max(lo - d, b_lo), min(hi - d, b_lo + nb)
+        for s in range(src_lo, src_hi):
+            t = s - b_lo
+            if waits:  # the steps that reach the next onset lose the share that waits
+                f = keep_share if (gap[s] <= d and not moved_on[t]) else 1.0
+                moved[s + d - lo] += k * (b[t] * f)
+            else:
+                moved[s + d - lo] += k * b[t]
+    for j in range(n):
+        moved[j] = moved[j] * np.float64(emission[j])
+    total = pairwise_sum_f64(moved, 0, n)
+    out = np.empty(n)
+    for j in range(n):
+        x = moved[j] / total if total > 0 else anchor[j]
+        out[j] = w_belief * x + w_anchor * anchor[j]
+    return out
+
+
 class FineAligner:
     """Belief over one piece's 50 ms score frames; see the module docstring.
 
@@ -281,38 +330,19 @@ class FineAligner:
         waits = self._gap is not None
         if waits:  # the share of a frame's belief whose step would reach the next onset, by frames to it
             crossing = c.onset_wait * np.append(np.cumsum(kernel[::-1])[::-1], 0.0)
+        else:
+            crossing = np.zeros(0)
+        gap, wait = (self._gap, self._wait) if waits else (_NO_FRAMES, _NO_FRAMES)
         b, b_lo = self._belief, self._lo
         for frame, is_loud, anchor_s in zip(frames, loud, coarse_s):
             if not is_loud:  # a pause or a held note's silence: nothing moves
                 continue
             lo, hi = self._band(anchor_s)
             cos = self.emission_cosines(frame, lo, hi)
-            moved = np.zeros(hi - lo)  # the old band's belief advanced into the new band
-            if waits:
-                gap = self._gap[b_lo:b_lo + len(b)]
-                wait_at = self._wait[b_lo:b_lo + len(b)]
-                # nothing waits where the frame already sounds more like the next onset's chord than
-                # like the one before it: the players have moved on, and a wait would only lag
-                i, j = wait_at - lo, wait_at + 1 - lo
-                inside = (i >= 0) & (j < hi - lo)
-                moved_on = np.zeros(len(b), bool)
-                moved_on[inside] = cos[j[inside]] > cos[i[inside]]
-                held = b * crossing[np.minimum(gap, len(kernel))] * ~moved_on
-                dest = np.clip(wait_at, lo, hi - 1) - lo
-                moved += np.bincount(dest, held, minlength=hi - lo)
-            for d, k in enumerate(kernel):
-                src_lo, src_hi = max(lo - d, b_lo), min(hi - d, b_lo + len(b))
-                if src_lo < src_hi:
-                    src = b[src_lo - b_lo:src_hi - b_lo]
-                    if waits:  # the steps that reach the next onset lose the share that waits
-                        sl = slice(src_lo - b_lo, src_hi - b_lo)
-                        src = src * np.where((gap[sl] <= d) & ~moved_on[sl], 1.0 - c.onset_wait, 1.0)
-                    moved[src_lo + d - lo:src_hi + d - lo] += k * src
-            banded = moved * np.exp(c.sharpness * (cos - cos.max()))
-            total = banded.sum()
-            anchor = self._gauss(anchor_s, lo, hi)
-            banded = banded / total if total > 0 else anchor
-            b, b_lo = (1 - c.anchor_weight) * banded + c.anchor_weight * anchor, lo
+            emission = np.exp(c.sharpness * (cos - cos.max()))
+            b = _advance(b, b_lo, lo, hi, cos, emission, kernel, crossing, gap, wait, waits, 1.0 - c.onset_wait,
+                         self._gauss(anchor_s, lo, hi), 1 - c.anchor_weight, c.anchor_weight)
+            b_lo = lo
         self._belief, self._lo = b, b_lo
         peak = int(np.argmax(b))
         lo, hi = max(peak - 3, 0), min(peak + 4, len(b))

@@ -1,6 +1,6 @@
-"""numpy's float32 sums, bit for bit, inside numba kernels.
+"""numpy's float32 and float64 sums, bit for bit, inside numba kernels.
 
-numpy adds a float32 array pairwise: blocks of up to 128 elements in 8 interleaved
+numpy adds a float array pairwise: blocks of up to 128 elements in 8 interleaved
 partial sums, longer runs split in two. A kernel that must give exactly what the numpy
 expression it replaces gave (the follower's JSON lines do not change when its hot loops
 move into numba) adds in that order with these functions; the kernels that use them are
@@ -79,4 +79,64 @@ def pairwise_sum_f32(a, lo, n):
             res = np.float32(left[top] + res)
             top -= 1
         # a finished segment hands its sum (res) to its parent, which is in state 1 or 2
+    return res
+
+
+@numba.njit(cache=True, nogil=True)
+def _block_sum_f64(a, lo, n):
+    """numpy's float64 sum of ``a[lo:lo + n]`` for n <= 128 (as :func:`_block_sum_f32`)."""
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - (n % 8):
+        j = lo + i
+        r0, r1, r2, r3 = r0 + a[j], r1 + a[j + 1], r2 + a[j + 2], r3 + a[j + 3]
+        r4, r5, r6, r7 = r4 + a[j + 4], r5 + a[j + 5], r6 + a[j + 6], r7 + a[j + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@numba.njit(cache=True, nogil=True)
+def pairwise_sum_f64(a, lo, n):
+    """numpy's float64 ``sum`` of ``a[lo:lo + n]``, bit for bit (the walk of :func:`pairwise_sum_f32`)."""
+    if n <= 128:
+        return _block_sum_f64(a, lo, n)
+    seg_lo = np.empty(64, np.int64)
+    seg_n = np.empty(64, np.int64)
+    left = np.empty(64, np.float64)
+    state = np.zeros(64, np.int64)
+    seg_lo[0], seg_n[0], top = lo, n, 0
+    res = 0.0
+    while top >= 0:
+        m = seg_n[top]
+        if state[top] == 0 and m <= 128:
+            res = _block_sum_f64(a, seg_lo[top], m)
+            top -= 1
+        elif state[top] == 0:
+            h = m // 2
+            h -= h % 8
+            state[top] = 1
+            seg_lo[top + 1], seg_n[top + 1], state[top + 1] = seg_lo[top], h, 0
+            top += 1
+            continue
+        elif state[top] == 1:
+            h = m // 2
+            h -= h % 8
+            left[top] = res
+            state[top] = 2
+            seg_lo[top + 1], seg_n[top + 1], state[top + 1] = seg_lo[top] + h, m - h, 0
+            top += 1
+            continue
+        else:
+            res = left[top] + res
+            top -= 1
     return res

@@ -8,8 +8,10 @@ on random inputs, including ties, padding and silence.
 import numpy as np
 import pytest
 
+from follower.aligner import FineAligner, FineConfig, score_templates
+from follower.features import FeatureConfig
 from follower.index import Index
-from follower.npsum import pairwise_sum_f32
+from follower.npsum import pairwise_sum_f32, pairwise_sum_f64
 from follower.rerank import SAME_CELLS, _mean_dot
 from follower.verify import PathVerifier
 from follower.votes import OffsetVotes
@@ -21,6 +23,7 @@ def test_pairwise_sum_is_numpys_float32_sum(n):
     for _ in range(20):
         a = (rng.standard_normal(n + 3) * rng.choice([1e-3, 1.0, 1e4])).astype(np.float32)
         assert pairwise_sum_f32(a, 3, n) == a[3:].sum()
+        assert pairwise_sum_f64(a.astype(np.float64) / 3, 3, n) == (a.astype(np.float64) / 3)[3:].sum()
 
 
 def test_mean_dot_is_numpys_mean_of_row_dots():
@@ -253,3 +256,76 @@ def test_tempo_fit_over_arrays_is_the_deque_ones():
             assert a == b and new.tempo == old.tempo and new.jumped == old.jumped
             fits += new.tempo != tempo
         assert fits > 1000  # the fit ran (the tempo moved off its reset value) most of the time
+
+
+def _numpy_fine_step(al, frames, loud, coarse_s, tempo):
+    """The belief update of FineAligner.step as numpy code (before its kernel): (belief, its first frame)."""
+    c = al.config
+    steps = np.arange(c.max_step + 1, dtype=np.float64)
+    kernel = np.exp(-0.5 * ((steps - tempo) / c.step_sd_frames) ** 2)
+    kernel /= kernel.sum()
+    waits = al._gap is not None
+    if waits:
+        crossing = c.onset_wait * np.append(np.cumsum(kernel[::-1])[::-1], 0.0)
+    b, b_lo = al._belief, al._lo
+    for frame, is_loud, anchor_s in zip(frames, loud, coarse_s):
+        if not is_loud:
+            continue
+        lo, hi = al._band(anchor_s)
+        cos = al.emission_cosines(frame, lo, hi)
+        moved = np.zeros(hi - lo)
+        if waits:
+            gap = al._gap[b_lo:b_lo + len(b)]
+            wait_at = al._wait[b_lo:b_lo + len(b)]
+            i, j = wait_at - lo, wait_at + 1 - lo
+            inside = (i >= 0) & (j < hi - lo)
+            moved_on = np.zeros(len(b), bool)
+            moved_on[inside] = cos[j[inside]] > cos[i[inside]]
+            held = b * crossing[np.minimum(gap, len(kernel))] * ~moved_on
+            dest = np.clip(wait_at, lo, hi - 1) - lo
+            moved += np.bincount(dest, held, minlength=hi - lo)
+        for d, k in enumerate(kernel):
+            src_lo, src_hi = max(lo - d, b_lo), min(hi - d, b_lo + len(b))
+            if src_lo < src_hi:
+                src = b[src_lo - b_lo:src_hi - b_lo]
+                if waits:
+                    sl = slice(src_lo - b_lo, src_hi - b_lo)
+                    src = src * np.where((gap[sl] <= d) & ~moved_on[sl], 1.0 - c.onset_wait, 1.0)
+                moved[src_lo + d - lo:src_hi + d - lo] += k * src
+        banded = moved * np.exp(c.sharpness * (cos - cos.max()))
+        total = banded.sum()
+        anchor = al._gauss(anchor_s, lo, hi)
+        banded = banded / total if total > 0 else anchor
+        b, b_lo = (1 - c.anchor_weight) * banded + c.anchor_weight * anchor, lo
+    return b, b_lo
+
+
+@pytest.mark.parametrize("onset_wait", [0.3, 0.0])
+def test_fine_aligner_belief_is_the_numpy_one(onset_wait):
+    """Holds at onsets or none, silent frames, several frames a step, tempi 0.3-3x, anchors that jump away
+    (the old belief then reaches nothing of the new band)."""
+    fc, rng = FeatureConfig(), np.random.default_rng(7)
+    cfg = FineConfig(onset_wait=onset_wait)
+    onsets = np.sort(rng.uniform(0, 60, 150))
+    pitch = rng.integers(40, 90, len(onsets))
+    ends = onsets + rng.uniform(0.1, 2.0, len(onsets))
+    templates = score_templates(onsets, ends, pitch, fc, cfg)
+    a = FineAligner(templates, fc.frame_rate_hz, cfg, onsets_s=onsets)
+    b = FineAligner(templates, fc.frame_rate_hz, cfg, onsets_s=onsets)
+    for al in (a, b):
+        al.reset(3.0)
+    pos = 3.0
+    for step in range(400):
+        n = int(rng.choice([1, 1, 1, 2, 4]))
+        tempo = float(rng.uniform(0.3, 3.0))
+        if rng.random() < 0.03:
+            pos = float(rng.uniform(0, 62))            # the coarse path jumps
+        anchors = pos + np.arange(n) * tempo / fc.frame_rate_hz + rng.normal(0, 0.3)
+        pos = float(anchors[-1])
+        at = np.clip((anchors * fc.frame_rate_hz).astype(int), 0, len(templates) - 1)
+        frames = (templates[at] + rng.uniform(0, 0.3, (n, templates.shape[1]))).astype(np.float32)
+        loud = rng.random(n) > 0.1
+        want, want_lo = _numpy_fine_step(a, frames, loud, anchors, tempo)
+        a._belief, a._lo = want, want_lo
+        b.step(frames, loud, anchors, tempo)
+        assert b._lo == want_lo and np.array_equal(b._belief, want), step
