@@ -69,6 +69,7 @@ from . import ahead, policy
 from .aligner import FineAligner, FineConfig, score_templates
 from .jump_watch import JumpWatch
 from .repeat_hold import RepeatHold
+from .same_notes import copies_before
 from .start_prior import StartPrior
 from .confidence import FITTED, FITTED_EMBEDDINGS, FITTED_FULL_WINDOWS, Calibration
 from .features import StreamingSpectrogram
@@ -325,6 +326,21 @@ class Engine:
         self._votes.warm_up()
         if self._reranker is not None:
             self._reranker.warm_up()
+        if self._fine_on:
+            self._warm_up_lock()
+
+    def _warm_up_lock(self) -> None:
+        """Run the kernels that a lock brings in (the fine aligner's, the jump watch's, the look for earlier
+        copies) on the index's first piece, so that they are compiled, or loaded from numba's cache, now:
+        loading them at the first lock made that update 20-30 ms, compiling them (no cache yet) seconds."""
+        notes, f = self.index.notes(0), self.config.fine
+        aligner = FineAligner(score_templates(*notes, self.bundle.config.features, f), self.fps, f, onsets_s=notes[0])
+        aligner.reset(0.0)
+        frames = np.ones((2, self.n_bins), np.float32)
+        aligner.step(frames, np.ones(2, bool), np.zeros(2), 1.0)
+        JumpWatch.warm_up()
+        end_s = float(notes[1].max()) if len(notes[1]) else 1.0
+        copies_before(notes, end_s, 1.0, 1.0, earliest_s=0.0, latest_s=end_s - 0.2)
 
     def _batches_exact(self) -> bool:
         if self._exact is None:  # once per engine (follower.ahead)

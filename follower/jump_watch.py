@@ -94,6 +94,11 @@ class JumpWatch:
         self._run, self._last = 0, None  # updates in a row the same far place has won, and that place
         self.tied = False  # whether the newest far place had others as good (music written out twice)
 
+    @staticmethod
+    def warm_up() -> None:
+        """Compile (or load) the path kernel for the types :meth:`check` gives it."""
+        _paths(np.zeros((2, 3), np.float32), np.zeros(2, np.int64), np.zeros(2), 1)
+
     def clear(self) -> None:
         self._rows.clear()
         self._run, self._last = 0, None

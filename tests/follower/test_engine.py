@@ -115,3 +115,53 @@ def test_trained_bundle_follows_a_test_chorale(tmp_path):
     updates = run_engine(bundle, index, audio, 22050)
     check_following(updates, "bach_bwv320", start_s, ratio, float(index.duration_s[0]), max_lock_s=12.0,
                     tol_s=1.0)
+
+
+WARM_CHECK = """
+import sys, numpy as np, numba, soundfile as sf
+import follower
+from follower import aligner, engine as fe, jump_watch, knn, npsum, rerank, same_notes, verify, votes
+from follower.bundle import load_bundle
+from follower.index import load_index
+
+def kernels():
+    return {f"{m.__name__}.{k}": set(v.signatures) for m in (aligner, jump_watch, knn, npsum, rerank, same_notes,
+            verify, votes) for k, v in vars(m).items() if isinstance(v, numba.core.registry.CPUDispatcher)}
+
+if sys.argv[3] == "off":
+    fe.Engine._warm_up_lock = lambda self: None
+audio, rate = sf.read(sys.argv[4], dtype="float32")
+e = fe.Engine(load_bundle(sys.argv[1]), load_index(sys.argv[2]), input_rate_hz=rate)
+e.warm_up()
+before = kernels()
+states = [u.state for i in range(0, len(audio), 700) for u in e.push(audio[i:i + 700])]
+assert "following" in states, states[-5:]
+after = kernels()
+print(" ".join(sorted(k for k in after if after[k] - before[k])))
+print(" ".join(sorted(k for k in before if before[k])))
+"""
+
+
+def test_after_warm_up_a_lock_compiles_nothing(chroma_bundle, corpus, corpus_index, tmp_path):
+    """Each process loads (or compiles) a numba kernel at its first call: the ones a lock brings in are run by
+    warm_up, before audio starts, and not at the first lock of the evening. Fresh processes: this one has
+    compiled them all in other tests already."""
+    import subprocess
+    import sys
+
+    if not have_fluidsynth():
+        pytest.skip("FluidSynth or the TimGM6mb soundfont is absent")
+    full = render(corpus / "piece2.mid")
+    path = tmp_path / "jump.flac"  # a jump back, so that the jump watch has run its kernel
+    sf.write(path, np.concatenate([full[: 22050 * 16], full[22050 * 3: 22050 * 14]]), 22050)
+    new, warm = {}, {}
+    for mode in ("off", "on"):
+        r = subprocess.run([sys.executable, "-c", WARM_CHECK, str(chroma_bundle), str(corpus_index), mode, str(path)],
+                           capture_output=True, text=True, cwd=REPO, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        lines = r.stdout.split("\n")
+        new[mode], warm[mode] = set(lines[0].split()), set(lines[1].split())
+    assert {"follower.aligner._advance", "follower.jump_watch._paths"} <= new["off"], new["off"]
+    assert new["on"] == set()
+    # and the look for earlier copies of what a lock heard (which this render's lock does not reach)
+    assert {"follower.same_notes._lag_overlaps", "follower.same_notes._packed_roll"} <= warm["on"] - warm["off"]
