@@ -158,6 +158,11 @@ def ann_config(index) -> AnnConfig:
 SEARCH_MODES = ("auto", "exact", "ann")
 
 
+def searches_exactly(index, mode: str = "auto") -> bool:
+    """Whether :func:`make_search` answers with the exact kernel for this index and mode."""
+    return mode == "exact" or (mode == "auto" and index.ann is None)
+
+
 def make_search(index, matrix: np.ndarray, mode: str = "auto", *, index_path: str = "the index"):
     """``topk(query, k) -> (rows, scores)`` for the engine: the index's ANN or the exact kernel.
 
@@ -169,7 +174,7 @@ def make_search(index, matrix: np.ndarray, mode: str = "auto", *, index_path: st
 
     if mode not in SEARCH_MODES:
         raise ConfigError(f"search={mode!r} is not one of {', '.join(SEARCH_MODES)}")
-    if mode == "exact" or (mode == "auto" and index.ann is None):
+    if searches_exactly(index, mode):
         return lambda q, k: knn.topk(matrix, q, k)
     if index.ann is None:
         raise BundleError(f"{index_path} carries no approximate-search structure; add one with "

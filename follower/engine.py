@@ -64,7 +64,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .ann import make_search
+from .ann import make_search, searches_exactly
 from . import ahead, policy
 from .aligner import FineAligner, FineConfig, score_templates
 from .jump_watch import JumpWatch
@@ -282,6 +282,9 @@ class Engine:
         self._exact = None  # whether audio embeddings may be computed ahead in batches (follower.ahead)
         self._knn = knn
         self._topk = make_search(index, self._search, self.config.search)
+        # the exact kernel answers the queries computed ahead together, with the same bits (follower.knn);
+        # faiss is not asked so: its batched search may order a query's coarse lists otherwise
+        self._many = searches_exactly(index, self.config.search)
         horizon = int(np.ceil(4 * self.config.vote_decay_s / self.update_s))
         self._votes = OffsetVotes(self.config.k, horizon, bin_s=self.config.offset_bin_s)
         self._verifier = PathVerifier(index, self._search, update_s=self.update_s,
@@ -356,6 +359,7 @@ class Engine:
         self._pooling = np.zeros((0, self.n_bins), np.float32)  # frames waiting for a full run of `speed`
         self._n = 0
         self._ahead: dict = {}  # frame count -> audio embedding computed ahead (follower.ahead)
+        self._found: dict = {}  # frame count -> its top k (rows, scores), searched ahead with them
         self._votes.reset()
         self._verifier.reset()
         self._carried = None
@@ -436,6 +440,10 @@ class Engine:
             self._ahead = ahead.embed_ahead(self.bundle.audio, *self._window(), frames, self._n, self.config,
                                             self.bundle.audio_partial, self._partial_min_frames,
                                             self.config.partial_blend)
+            if self._many and self._ahead:
+                at = list(self._ahead)
+                rows, scores = self._knn.topk_many(self._search, np.stack([self._ahead[n] for n in at]), self.config.k)
+                self._found = dict(zip(at, zip(rows, scores)))
         front_ms = (time.perf_counter() - t0) * 1e3 / len(frames)
         stride = self.config.stride_frames
         due = (self._n + len(frames)) // stride - self._n // stride  # updates these frames complete
@@ -528,7 +536,8 @@ class Engine:
         q = self._embed(window, loud) if sounding and not silent_now else None
         standard = None
         if q is not None:
-            rows, scores = self._topk(q, c.k)
+            found = self._found.pop(self._n, None) if self._found else None
+            rows, scores = found if found is not None else self._topk(q, c.k)
             self._match.append((t_s, float(scores.max())))
             pieces = self.index.piece[rows]
             offsets = self.index.position_s[rows] - centre_s

@@ -67,11 +67,18 @@ def shipped():
 
 
 @pytest.mark.parametrize("stride", [1, 3])
-def test_long_blocks_embed_in_batches_and_change_nothing(stride):
-    """The example recording as 44.1 kHz stereo (resampled inside), with silence before and after."""
+def test_long_blocks_embed_in_batches_and_change_nothing(stride, monkeypatch):
+    """The example recording as 44.1 kHz stereo (resampled inside), with silence before and after; the
+    windows embedded ahead are searched together too."""
     import soxr
 
+    from follower import knn
     from follower.ahead import batches_exact
+
+    alone, together = [], []  # queries searched one by one, and together
+    one, many = knn.topk, knn.topk_many
+    monkeypatch.setattr(knn, "topk", lambda e, q, k: (alone.append(1), one(e, q, k))[1])
+    monkeypatch.setattr(knn, "topk_many", lambda e, q, k: (together.append(len(q)), many(e, q, k))[1])
 
     bundle, index = shipped()
     audio, rate = sf.read(REPO / "examples" / "chorale_excerpt.ogg", dtype="float32")
@@ -83,11 +90,13 @@ def test_long_blocks_embed_in_batches_and_change_nothing(stride):
     counting = CountingEncoder(bundle.audio)
     bundle.audio = counting
     live = run_engine(bundle, index, audio, rate, 1024, stride)  # as paced replay reads it
-    assert set(counting.batches) == {1}
-    n_live = len(counting.batches)
+    assert set(counting.batches) == {1} and not together
+    n_live, n_searched = len(counting.batches), len(alone)
     counting.batches.clear()
+    alone.clear()
     fast = run_engine(bundle, index, audio, rate, 128 * 1024, stride)  # as replay --fast reads it
     assert max(counting.batches) > 1 and sum(counting.batches) == n_live + 16  # the same windows + the check (8 alone, 8 in a batch)
+    assert not alone and sum(together) == n_searched and max(together) > 8
     assert fast == live
     assert any(u[5] == "following" for u in live)
 

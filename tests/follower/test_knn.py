@@ -42,3 +42,20 @@ def test_float16_index_is_searched_as_float32():
     assert m.dtype == np.float32 and m.flags.c_contiguous
     idx, _ = knn.topk(m, m[17], 1)
     assert idx[0] == 17
+
+
+@pytest.mark.parametrize("n,d,k,m", [(1, 8, 1, 3), (50, 32, 25, 8), (5000, 32, 25, 64), (2000, 72, 7, 5), (10, 16, 25, 2)])
+def test_many_queries_at_once_get_each_query_alone_bit_for_bit(n, d, k, m):
+    """replay --fast searches the windows it embedded ahead together: nothing may change. Rounded rows and
+    repeated queries make ties."""
+    rng = np.random.default_rng(n + d + k + m)
+    index = rng.standard_normal((n, d)).astype(np.float32)
+    index /= np.linalg.norm(index, axis=1, keepdims=True)
+    index[: n // 3] = np.round(index[: n // 3], 1)
+    queries = np.concatenate([index[rng.integers(0, n, m // 2)], rng.standard_normal((m - m // 2, d))]).astype(np.float32)
+    idx, scores = knn.topk_many(index, queries, k)
+    assert idx.shape == scores.shape == (m, min(n, k))
+    for q, i, s in zip(queries, idx, scores):
+        alone_i, alone_s = knn.topk(index, q, k)
+        assert np.array_equal(i, alone_i) and np.array_equal(s, alone_s)
+    assert knn.topk_many(index, queries[:0], k)[0].shape == (0, min(n, k))
