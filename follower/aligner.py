@@ -47,7 +47,7 @@ import numpy as np
 from .config import JsonConfig
 from .errors import ConfigError
 from .features import FeatureConfig, _filterbank
-from .npsum import pairwise_sum_f64
+from .npsum import pairwise_sum_f32, pairwise_sum_f64
 
 
 @dataclass(frozen=True)
@@ -181,18 +181,55 @@ def score_templates(onset_s, end_s, pitch, features: FeatureConfig, config: Fine
     # one product with the pitches' templates: vectorised, because a long piano piece has ~17,000
     # notes and a loop over them took 0.35 s where the re-ranker builds a newcomer's templates
     used, col = np.unique(pitch, return_inverse=True)
-    u = len(used)
-    held = (np.bincount(first * u + col, minlength=(n + 1) * u)
-            - np.bincount(last * u + col, minlength=(n + 1) * u)).reshape(n + 1, u)
-    act = np.cumsum(held[:n], axis=0).astype(np.float64)
-    after = (last[:, None] + np.arange(len(fade))).ravel()  # the frames each note fades over
-    keep = after < n
-    act += np.bincount(after[keep] * u + np.repeat(col, len(fade))[keep], np.tile(fade, len(last))[keep],
-                       minlength=n * u).reshape(n, u)
+    act = _activity(first, last, col.astype(np.int64), len(used), n, fade)
     lin = (act @ pt[used].astype(np.float64)).astype(np.float32)
     t = np.log1p(config.compression * lin)
-    norm = np.linalg.norm(t, axis=1, keepdims=True)
-    return np.where(norm > 0, t / np.maximum(norm, 1e-9), 0.0).astype(np.float32)
+    return _unit_rows(t)
+
+
+# The kernels below build what numpy expressions built before, bit for bit (no fastmath; sums in
+# numpy's order, follower.npsum); tests/follower/test_exact_kernels.py keeps those expressions. A
+# newcomer to the re-ranking has its templates built (follower.note_evidence), a long piano piece's
+# in tens of ms, and numpy's passes over (frames x pitches) arrays were most of that.
+@numba.njit(cache=True, nogil=True)
+def _activity(first, last, col, u, n, fade):
+    """(n, u) float64: how much of each used pitch sounds in each frame: 1 from a note's first frame to
+    its last (exclusive; notes of one pitch add up), then ``fade`` over the frames after its end."""
+    held = np.zeros((n + 1, u), np.int64)
+    for i in range(len(first)):
+        held[first[i], col[i]] += 1
+        held[last[i], col[i]] -= 1
+    faded = np.zeros((n, u))
+    for i in range(len(last)):  # (note by note, step by step: the order numpy's bincount added them in)
+        for f in range(len(fade)):
+            if last[i] + f < n:
+                faded[last[i] + f, col[i]] += fade[f]
+    act = np.empty((n, u))
+    run = np.zeros(u, np.int64)
+    for j in range(n):
+        for c in range(u):
+            run[c] += held[j, c]
+            act[j, c] = np.float64(run[c]) + faded[j, c]
+    return act
+
+
+@numba.njit(cache=True, nogil=True)
+def _unit_rows(t):
+    """float32 rows of ``t`` scaled to unit length (zero rows stay zero), as
+    ``np.where(norm > 0, t / np.maximum(norm, 1e-9), 0.0)`` with ``norm = np.linalg.norm(t, axis=1)``."""
+    n, b = t.shape
+    out = np.zeros((n, b), np.float32)
+    sq = np.empty(b, np.float32)
+    floor = np.float32(1e-9)
+    for j in range(n):
+        for c in range(b):
+            sq[c] = t[j, c] * t[j, c]
+        norm = np.float32(np.sqrt(pairwise_sum_f32(sq, 0, b)))
+        if norm > 0:
+            d = max(norm, floor)
+            for c in range(b):
+                out[j, c] = t[j, c] / d
+    return out
 
 
 

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 
+import numba
 import numpy as np
 
+from .npsum import pairwise_sum_f64
 from .recent import recently_used
 
 CELL_FRAMES = 4          # 50 ms frames per 0.2 s cell
@@ -47,12 +49,34 @@ def template_cells(templates: np.ndarray, per: int = CELL_FRAMES) -> np.ndarray:
 
     float32: every cell step reads all of every candidate's cells (a long piano piece's ~6,600), and
     in float64 that product was memory-bound at three times the cost (docs/improvements.md (cc))."""
-    n = -(-len(templates) // per)
-    pad = np.zeros((n * per, templates.shape[1]), np.float64)
-    pad[: len(templates)] = templates
-    m = pad.reshape(n, per, -1).sum(axis=1)
-    norm = np.linalg.norm(m, axis=1, keepdims=True)
-    return np.where(norm > 0, m / np.maximum(norm, 1e-9), 0.0).astype(np.float32)
+    return _pooled_unit_cells(np.ascontiguousarray(templates), per)
+
+
+# No fastmath: the numpy expression it replaced (kept in tests/follower/test_exact_kernels.py) added
+# each cell's frames in turn and its squares in numpy's pairwise order (follower.npsum)
+@numba.njit(cache=True, nogil=True)
+def _pooled_unit_cells(templates, per):
+    """:func:`template_cells`: each ``per`` frames summed in float64, scaled to unit length, as float32."""
+    n_frames, b = templates.shape
+    n = -(-n_frames // per)
+    out = np.zeros((n, b), np.float32)
+    m = np.empty(b)
+    sq = np.empty(b)
+    for i in range(n):
+        for c in range(b):
+            m[c] = np.float64(templates[i * per, c])
+        for k in range(1, per):
+            f = i * per + k
+            for c in range(b):
+                m[c] = m[c] + (np.float64(templates[f, c]) if f < n_frames else 0.0)
+        for c in range(b):
+            sq[c] = m[c] * m[c]
+        norm = np.sqrt(pairwise_sum_f64(sq, 0, b))
+        if norm > 0:
+            d = max(norm, 1e-9)
+            for c in range(b):
+                out[i, c] = np.float32(m[c] / d)
+    return out
 
 
 def standardised_cosines(audio_cells: np.ndarray, cells: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:

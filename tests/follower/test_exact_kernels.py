@@ -329,3 +329,61 @@ def test_fine_aligner_belief_is_the_numpy_one(onset_wait):
         a._belief, a._lo = want, want_lo
         b.step(frames, loud, anchors, tempo)
         assert b._lo == want_lo and np.array_equal(b._belief, want), step
+
+
+def _numpy_score_templates(onset_s, end_s, pitch, features, config):
+    """score_templates as numpy expressions (before its kernels)."""
+    from follower.aligner import pitch_templates
+
+    fps = features.frame_rate_hz
+    onset_s, end_s = np.asarray(onset_s, np.float64), np.asarray(end_s, np.float64)
+    n = int(np.ceil((end_s.max() if len(end_s) else 0.0) * fps)) + 1
+    pt = pitch_templates(features, config)
+    pitch = np.asarray(pitch, np.int64)
+    first = np.clip(np.floor(onset_s * fps).astype(np.int64), 0, n)
+    last = np.minimum(np.maximum(np.ceil(end_s * fps).astype(np.int64), first + 1), n)
+    fade = np.exp(-np.arange(1, int(4 * config.release_s * fps) + 1) / max(config.release_s * fps, 1e-9))
+    used, col = np.unique(pitch, return_inverse=True)
+    u = len(used)
+    held = (np.bincount(first * u + col, minlength=(n + 1) * u)
+            - np.bincount(last * u + col, minlength=(n + 1) * u)).reshape(n + 1, u)
+    act = np.cumsum(held[:n], axis=0).astype(np.float64)
+    after = (last[:, None] + np.arange(len(fade))).ravel()
+    keep = after < n
+    act += np.bincount(after[keep] * u + np.repeat(col, len(fade))[keep], np.tile(fade, len(last))[keep],
+                       minlength=n * u).reshape(n, u)
+    lin = (act @ pt[used].astype(np.float64)).astype(np.float32)
+    t = np.log1p(config.compression * lin)
+    norm = np.linalg.norm(t, axis=1, keepdims=True)
+    return np.where(norm > 0, t / np.maximum(norm, 1e-9), 0.0).astype(np.float32)
+
+
+def _numpy_template_cells(templates, per=4):
+    n = -(-len(templates) // per)
+    pad = np.zeros((n * per, templates.shape[1]), np.float64)
+    pad[: len(templates)] = templates
+    m = pad.reshape(n, per, -1).sum(axis=1)
+    norm = np.linalg.norm(m, axis=1, keepdims=True)
+    return np.where(norm > 0, m / np.maximum(norm, 1e-9), 0.0).astype(np.float32)
+
+
+@pytest.mark.parametrize("release_s", [0.2, 1e-6, 1.0])
+def test_note_templates_and_their_cells_are_the_numpy_ones(release_s):
+    """Notes of one pitch overlapping, chords, gaps of silence (zero rows), notes fading past the end,
+    pieces of one note and of none, frame counts that leave a partial last cell."""
+    from follower.note_evidence import template_cells
+
+    fc, cfg = FeatureConfig(), FineConfig(release_s=release_s)
+    rng = np.random.default_rng(11)
+    pieces = [([], [], []), ([0.3], [0.35], [60])]
+    for _ in range(30):
+        n = int(rng.integers(1, 400))
+        onset = np.sort(rng.uniform(0, rng.uniform(1, 120), n))
+        onset[rng.random(n) < 0.2] += 30.0  # a gap: silent frames
+        pieces.append((onset, onset + rng.exponential(0.6, n), rng.integers(21, 109, n)))
+    for onset, end, pitch in pieces:
+        want = _numpy_score_templates(onset, end, pitch, fc, cfg)
+        got = score_templates(onset, end, pitch, fc, cfg)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+        for per in (4, 3):
+            assert np.array_equal(template_cells(got, per), _numpy_template_cells(want, per))
