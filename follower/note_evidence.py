@@ -22,6 +22,7 @@ next cell, 0.2 s of audio later, so the result never depends on the thread's tim
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numba
@@ -87,6 +88,70 @@ def standardised_cosines(audio_cells: np.ndarray, cells: np.ndarray, mean: np.nd
 
 # template cells kept for this many recently used pieces: well above the re-ranking's candidates (8)
 PIECES_KEPT = 32
+# ... and, shared by every engine over one index, the most recently built up to this many bytes
+BUILT_BYTES = 64 << 20
+
+
+class BuiltCells:
+    """Pieces' template cells as built, shared by every engine over one index (:func:`built_cells`).
+
+    A piece's cells depend on its notes alone, and engines over one index meet the same pieces: the
+    two of a pair (follower.two_speeds) take mostly the same candidates, and the files replayed in
+    one process (``follower replay a.wav b.wav ...``) the same repertoire. Built once each, not once
+    per engine. Any thread may ask (each engine's template thread, or its update thread); a piece
+    being built is waited for, not built twice. The most recently asked for are kept, up to
+    ``budget_bytes``; each engine keeps its own recently used ones besides (:data:`PIECES_KEPT`)."""
+
+    def __init__(self, make, budget_bytes: int = BUILT_BYTES):
+        self._make, self._budget = make, int(budget_bytes)
+        self._lock = threading.Lock()
+        self._cells: dict = {}     # piece -> cells, least recently asked for first
+        self._bytes = 0
+        self._building: dict = {}  # piece -> Future of its cells, while a thread builds them
+        self.builds = 0
+
+    def get(self, piece: int) -> np.ndarray:
+        with self._lock:
+            cells = self._cells.pop(piece, None)
+            if cells is not None:
+                self._cells[piece] = cells  # now the most recent
+                return cells
+            waiting = self._building.get(piece)
+            if waiting is None:
+                self._building[piece] = mine = Future()
+        if waiting is not None:
+            return waiting.result()
+        try:
+            cells = self._make(piece)
+        except BaseException as e:
+            with self._lock:
+                del self._building[piece]
+            mine.set_exception(e)
+            raise
+        with self._lock:
+            del self._building[piece]
+            self.builds += 1
+            self._cells[piece] = cells
+            self._bytes += cells.nbytes
+            while self._bytes > self._budget and len(self._cells) > 1:
+                self._bytes -= self._cells.pop(next(iter(self._cells))).nbytes
+        mine.set_result(cells)
+        return cells
+
+
+_STORES_LOCK = threading.Lock()
+
+
+def built_cells(index, features) -> BuiltCells:
+    """The :class:`BuiltCells` of ``index`` for a front end (made on first use, kept with the index)."""
+    from .aligner import FineConfig, score_templates
+
+    with _STORES_LOCK:
+        stores = index.__dict__.setdefault("_built_cells", {})
+        if features not in stores:
+            stores[features] = BuiltCells(
+                lambda p: template_cells(score_templates(*index.notes(p), features, FineConfig())))
+        return stores[features]
 
 
 class TemplateScorer:
@@ -97,7 +162,7 @@ class TemplateScorer:
         from .aligner import FineConfig, score_templates
 
         self._start_cache()
-        self._make = lambda p: template_cells(score_templates(*index.notes(p), features, FineConfig()))
+        self._make = built_cells(index, features).get
         # the null: template cells of random excerpts of random pieces (built from the excerpt's
         # notes only, so a corpus of long pieces costs no more at start than one of chorales)
         rng = np.random.default_rng(seed)

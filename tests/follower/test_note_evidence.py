@@ -227,3 +227,55 @@ def test_template_cells_are_float32_and_their_z_scores_those_of_float64_products
     exact = (audio @ cells.astype(np.float64).T - mean[:, None]) / sd[:, None]
     assert z.dtype == np.float64 and z.shape == (20, 301)
     np.testing.assert_allclose(z, exact, atol=1e-4)  # a cosine to float32's 1e-7, over an sd of 0.05 or more
+
+
+def test_built_cells_are_built_once_for_every_engine_and_thread_and_kept_within_a_budget():
+    import threading
+    import time
+
+    from follower.note_evidence import BuiltCells
+
+    calls = []
+
+    def make(p):
+        calls.append(p)
+        time.sleep(0.05)  # long enough for the other threads to ask meanwhile
+        if p == 99:
+            raise ValueError("a bad piece")
+        return np.full((10, 4), float(p), np.float32)  # 160 bytes
+
+    built = BuiltCells(make, budget_bytes=3 * 160)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(built.get(7))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [7] and len(got) == 4 and all(g is got[0] for g in got)  # one build, one array for all
+    for p in (1, 2, 3):
+        built.get(p)
+    assert list(built._cells) == [1, 2, 3] and built.builds == 4  # 7, least recently asked for, went first
+    built.get(7)
+    assert calls == [7, 1, 2, 3, 7]  # ... and is built again, the same
+    with pytest.raises(ValueError):
+        built.get(99)
+    with pytest.raises(ValueError):
+        built.get(99)  # not remembered as being built: asked again, built again
+    assert calls.count(99) == 2
+
+
+def test_the_engines_of_a_pair_and_of_later_files_share_the_built_cells(chroma_bundle, corpus_index):
+    from follower.bundle import load_bundle
+    from follower.index import load_index
+    from follower.note_evidence import built_cells
+    from follower.two_speeds import TwoSpeedEngine
+
+    bundle, index = load_bundle(chroma_bundle), load_index(corpus_index)
+    first = TwoSpeedEngine(bundle, index, input_rate_hz=22050)
+    later = TwoSpeedEngine(bundle, index, input_rate_hz=22050)  # the next file of a replay
+    store = built_cells(index, bundle.config.features)
+    scorers = [e.main._reranker._templates for e in (first, later)] + [first.slow._reranker._templates]
+    before = store.builds  # (the re-rankers have asked for piece 0, to learn the cells' size)
+    cells = [s.cells(3) for s in scorers]
+    assert store.builds == before + 1 and all(c is cells[0] for c in cells)
+    assert built_cells(load_index(corpus_index), bundle.config.features) is not store  # another index: its own
