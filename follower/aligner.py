@@ -167,6 +167,15 @@ def pitch_templates(features: FeatureConfig, config: FineConfig) -> np.ndarray:
     return out
 
 
+# the settings score_templates reads: two configs equal in these build the same templates
+TEMPLATE_FIELDS = ("harmonics", "harmonic_decay", "compression", "release_s")
+
+
+def same_templates(a: FineConfig, b: FineConfig) -> bool:
+    """Whether :func:`score_templates` builds the same templates under ``a`` as under ``b``."""
+    return all(getattr(a, f) == getattr(b, f) for f in TEMPLATE_FIELDS)
+
+
 def score_templates(onset_s, end_s, pitch, features: FeatureConfig, config: FineConfig) -> np.ndarray:
     """(score frames, n_bins) float32 unit rows (zero rows where nothing sounds); frame j is [j, j+1) / fps."""
     fps = features.frame_rate_hz

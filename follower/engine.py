@@ -66,8 +66,9 @@ import numpy as np
 
 from .ann import make_search, searches_exactly
 from . import ahead, policy
-from .aligner import FineAligner, FineConfig, score_templates
+from .aligner import FineAligner, FineConfig, same_templates, score_templates
 from .jump_watch import JumpWatch
+from .note_evidence import built_cells
 from .repeat_hold import RepeatHold
 from .same_notes import copies_before
 from .start_prior import StartPrior
@@ -635,9 +636,9 @@ class Engine:
         self.tracker = recently_used(self._trackers, piece, keep=PIECES_KEPT, make=lambda: PieceTracker(
             self.index.position_s[rows], self.config.tracker, cell_s=self.index.cell_s))
         if self._fine_on:
-            fc, notes = self.bundle.config.features, self.index.notes(piece)
+            notes = self.index.notes(piece)
             self.aligner = recently_used(self._aligners, piece, keep=PIECES_KEPT, make=lambda: FineAligner(
-                score_templates(*notes, fc, self.config.fine), self.fps, self.config.fine, onsets_s=notes[0]))
+                self._score_templates(piece), self.fps, self.config.fine, onsets_s=notes[0]))
             f = self.config.fine
             # (the aligner keeps a watched move against the coarse path by the dispute rule: none without it)
             self.watch = None if f.watch_margin <= 0 or not self._hold.enabled else JumpWatch(
@@ -649,6 +650,17 @@ class Engine:
         self._provisional_n = -1
         self.piece = piece
         self.state = FOLLOWING
+
+    def _score_templates(self, piece: int) -> np.ndarray:
+        """The piece's 50 ms note templates for the fine aligner: those the re-ranking's template thread built
+        when the piece became a candidate, where they are still kept (follower.note_evidence.BuiltCells), or
+        built now; the same either way. Building a long piece's here held the lock's update up (34 ms for a
+        piano piece of 8 minutes, 127 ms for one of 22)."""
+        f, fc = self.config.fine, self.bundle.config.features
+        templates = None
+        if self._reranker is not None and self._reranker._templates is not None and same_templates(f, FineConfig()):
+            templates = built_cells(self.index, fc).templates(piece)
+        return templates if templates is not None else score_templates(*self.index.notes(piece), fc, f)
 
     def _from_the_start(self, piece: int, centre_s: float, tempo: float) -> float:
         """A lock's window-centre position, or the piece's beginning's (or an earlier copy's of the notes

@@ -90,6 +90,8 @@ def standardised_cosines(audio_cells: np.ndarray, cells: np.ndarray, mean: np.nd
 PIECES_KEPT = 32
 # ... and, shared by every engine over one index, the most recently built up to this many bytes
 BUILT_BYTES = 64 << 20
+# ... and the 50 ms templates they were pooled from, for a lock's fine aligner (follower.engine)
+FRAMES_BYTES = 64 << 20
 
 
 class BuiltCells:
@@ -100,13 +102,20 @@ class BuiltCells:
     one process (``follower replay a.wav b.wav ...``) the same repertoire. Built once each, not once
     per engine. Any thread may ask (each engine's template thread, or its update thread); a piece
     being built is waited for, not built twice. The most recently asked for are kept, up to
-    ``budget_bytes``; each engine keeps its own recently used ones besides (:data:`PIECES_KEPT`)."""
+    ``budget_bytes``; each engine keeps its own recently used ones besides (:data:`PIECES_KEPT`).
 
-    def __init__(self, make, budget_bytes: int = BUILT_BYTES):
-        self._make, self._budget = make, int(budget_bytes)
+    ``make(piece)`` gives the piece's 50 ms templates (:func:`follower.aligner.score_templates`); the
+    most recently built of those are kept too (``frames_bytes``), for :meth:`templates`: a lock's fine
+    aligner needs them, and building a long piece's on the update thread held that update up (a
+    piano piece of 8 minutes: 34 ms)."""
+
+    def __init__(self, make, budget_bytes: int = BUILT_BYTES, frames_bytes: int = FRAMES_BYTES):
+        self._make, self._budget, self._frames_budget = make, int(budget_bytes), int(frames_bytes)
         self._lock = threading.Lock()
         self._cells: dict = {}     # piece -> cells, least recently asked for first
         self._bytes = 0
+        self._frames: dict = {}    # piece -> 50 ms templates, least recently built first
+        self._frames_bytes = 0
         self._building: dict = {}  # piece -> Future of its cells, while a thread builds them
         self.builds = 0
 
@@ -122,7 +131,8 @@ class BuiltCells:
         if waiting is not None:
             return waiting.result()
         try:
-            cells = self._make(piece)
+            frames = self._make(piece)
+            cells = template_cells(frames)
         except BaseException as e:
             with self._lock:
                 del self._building[piece]
@@ -131,12 +141,34 @@ class BuiltCells:
         with self._lock:
             del self._building[piece]
             self.builds += 1
-            self._cells[piece] = cells
-            self._bytes += cells.nbytes
-            while self._bytes > self._budget and len(self._cells) > 1:
-                self._bytes -= self._cells.pop(next(iter(self._cells))).nbytes
+            self._bytes += _keep(self._cells, piece, cells, self._budget, self._bytes)
+            self._frames_bytes += _keep(self._frames, piece, frames, self._frames_budget, self._frames_bytes)
         mine.set_result(cells)
         return cells
+
+    def templates(self, piece: int) -> np.ndarray | None:
+        """The piece's 50 ms templates if they were built lately (never waits, never builds), else None."""
+        with self._lock:
+            return self._frames.get(piece)
+
+    def used(self, piece: int) -> None:
+        """A re-ranking has stepped the piece: its 50 ms templates, if kept, become the most recent, so that
+        the candidates' stay while newcomers come and go (the piece a lock takes is one of them)."""
+        with self._lock:
+            frames = self._frames.pop(piece, None)
+            if frames is not None:
+                self._frames[piece] = frames
+
+
+def _keep(kept: dict, piece: int, value: np.ndarray, budget: int, used: int) -> int:
+    """Add ``value`` as the most recent entry, dropping the least recent while over ``budget`` bytes (the
+    newest always stays); the change in bytes held."""
+    old = kept.pop(piece, None)
+    kept[piece] = value
+    change = value.nbytes - (old.nbytes if old is not None else 0)
+    while used + change > budget and len(kept) > 1:
+        change -= kept.pop(next(iter(kept))).nbytes
+    return change
 
 
 _STORES_LOCK = threading.Lock()
@@ -149,8 +181,7 @@ def built_cells(index, features) -> BuiltCells:
     with _STORES_LOCK:
         stores = index.__dict__.setdefault("_built_cells", {})
         if features not in stores:
-            stores[features] = BuiltCells(
-                lambda p: template_cells(score_templates(*index.notes(p), features, FineConfig())))
+            stores[features] = BuiltCells(lambda p: score_templates(*index.notes(p), features, FineConfig()))
         return stores[features]
 
 
@@ -162,7 +193,8 @@ class TemplateScorer:
         from .aligner import FineConfig, score_templates
 
         self._start_cache()
-        self._make = built_cells(index, features).get
+        self._built = built_cells(index, features)
+        self._make = self._built.get
         # the null: template cells of random excerpts of random pieces (built from the excerpt's
         # notes only, so a corpus of long pieces costs no more at start than one of chorales)
         rng = np.random.default_rng(seed)
@@ -190,6 +222,9 @@ class TemplateScorer:
         The ``PIECES_KEPT`` most recently used pieces are kept (least recent dropped first): keeping
         every candidate ever seen grew a long run by each new one (a 20-minute soak with music outside
         the corpus: +5 MB); a dropped piece is rebuilt the same if it comes back."""
+        built = getattr(self, "_built", None)
+        if built is not None:
+            built.used(piece)
         return recently_used(self._cells, piece, lambda: self._make(piece), keep=PIECES_KEPT)
 
     def cached(self, piece: int) -> bool:

@@ -165,3 +165,28 @@ def test_after_warm_up_a_lock_compiles_nothing(chroma_bundle, corpus, corpus_ind
     assert new["on"] == set()
     # and the look for earlier copies of what a lock heard (which this render's lock does not reach)
     assert {"follower.same_notes._lag_overlaps", "follower.same_notes._packed_roll"} <= warm["on"] - warm["off"]
+
+
+def test_a_lock_takes_the_note_templates_the_template_thread_built(chroma_bundle, corpus_index, rendered, monkeypatch):
+    """A lock's fine aligner gets the piece's 50 ms templates built when it became a candidate, not built again
+    on the update thread (a long piano piece's held that update up for tens of ms): the same updates."""
+    import follower.engine as fe
+    from follower.note_evidence import BuiltCells
+
+    audio, rate = sf.read(rendered["path"], dtype="float32")
+    built_here = []
+    build = fe.score_templates
+    monkeypatch.setattr(fe, "score_templates", lambda *a: (built_here.append(1), build(*a))[1])
+    runs = {}
+    for prebuilt in (True, False):
+        if not prebuilt:
+            monkeypatch.setattr(BuiltCells, "templates", lambda self, piece: None)
+        engine = Engine(load_bundle(chroma_bundle), load_index(corpus_index), input_rate_hz=rate)
+        engine.warm_up()
+        built_here.clear()
+        runs[prebuilt] = [(u.t, u.piece, u.position_s, u.tempo, u.state)
+                          for i in range(0, len(audio), 700) for u in engine.push(audio[i:i + 700])]
+        runs[prebuilt, "built"] = len(built_here)
+    assert any(u[4] == FOLLOWING for u in runs[True])
+    assert runs[True, "built"] == 0 and runs[False, "built"] >= 1
+    assert runs[True] == runs[False]

@@ -237,14 +237,14 @@ def test_built_cells_are_built_once_for_every_engine_and_thread_and_kept_within_
 
     calls = []
 
-    def make(p):
+    def make(p):  # 40 frames of 50 ms templates: 10 cells of 4 bands, 160 bytes (the frames 640)
         calls.append(p)
         time.sleep(0.05)  # long enough for the other threads to ask meanwhile
         if p == 99:
             raise ValueError("a bad piece")
-        return np.full((10, 4), float(p), np.float32)  # 160 bytes
+        return np.full((40, 4), float(p + 1), np.float32)
 
-    built = BuiltCells(make, budget_bytes=3 * 160)
+    built = BuiltCells(make, budget_bytes=3 * 160, frames_bytes=2 * 640)
     got = []
     threads = [threading.Thread(target=lambda: got.append(built.get(7))) for _ in range(4)]
     for t in threads:
@@ -252,11 +252,21 @@ def test_built_cells_are_built_once_for_every_engine_and_thread_and_kept_within_
     for t in threads:
         t.join()
     assert calls == [7] and len(got) == 4 and all(g is got[0] for g in got)  # one build, one array for all
+    np.testing.assert_array_equal(got[0], template_cells(make(7)))
+    calls.remove(7)
     for p in (1, 2, 3):
         built.get(p)
     assert list(built._cells) == [1, 2, 3] and built.builds == 4  # 7, least recently asked for, went first
+    # the 50 ms templates of the two most recent builds are at hand, the older ones not (never built here)
+    assert built.templates(7) is None and built.templates(1) is None
+    np.testing.assert_array_equal(built.templates(3), make(3))
+    calls.remove(3)
     built.get(7)
     assert calls == [7, 1, 2, 3, 7]  # ... and is built again, the same
+    assert list(built._frames) == [3, 7] and built._frames_bytes == 2 * 640 and built._bytes == 3 * 160
+    built.used(3)  # a re-ranking stepped piece 3: its templates outlast 7's
+    built.get(4)
+    assert list(built._frames) == [3, 4] and built._frames_bytes == 2 * 640
     with pytest.raises(ValueError):
         built.get(99)
     with pytest.raises(ValueError):
