@@ -361,6 +361,7 @@ class Engine:
         self._n = 0
         self._ahead: dict = {}  # frame count -> audio embedding computed ahead (follower.ahead)
         self._found: dict = {}  # frame count -> its top k (rows, scores), searched ahead with them
+        self._ahead_piece = None  # the piece whose 50 ms note templates were last asked for ahead
         self._votes.reset()
         self._verifier.reset()
         self._carried = None
@@ -570,6 +571,8 @@ class Engine:
             self._reranker.consider(ranked[:offered] + ([lead] if lead is not None else []),
                                     keep=self.piece)
             self._reranked = self._reranker.ranking()
+            if self._reranked and self._reranked[0][0] != self.piece:  # the piece a lock would take next
+                self._templates_ahead(self._reranked[0][0])
         if (self.state == SEARCHING and self._last_sound_t is not None and self._evidence.heard_s > 0
                 and t_s - self._last_sound_t > c.pause_hold_s):
             # music that starts after a long silence (or applause) is new music: what was heard before
@@ -651,11 +654,19 @@ class Engine:
         self.piece = piece
         self.state = FOLLOWING
 
+    def _templates_ahead(self, piece: int) -> None:
+        """Have the template thread build the piece's 50 ms note templates, for a lock's fine aligner."""
+        scorer = self._reranker._templates
+        if (piece != self._ahead_piece and self._fine_on and scorer is not None and hasattr(scorer, "templates_ahead")
+                and same_templates(self.config.fine, FineConfig())):
+            self._ahead_piece = piece
+            scorer.templates_ahead(piece)
+
     def _score_templates(self, piece: int) -> np.ndarray:
-        """The piece's 50 ms note templates for the fine aligner: those the re-ranking's template thread built
-        when the piece became a candidate, where they are still kept (follower.note_evidence.BuiltCells), or
-        built now; the same either way. Building a long piece's here held the lock's update up (34 ms for a
-        piano piece of 8 minutes, 127 ms for one of 22)."""
+        """The piece's 50 ms note templates for the fine aligner: those the template thread built while the
+        piece led the re-ranking (:meth:`_templates_ahead`, follower.note_evidence.BuiltCells), where they
+        are ready, or built now; the same either way. Building a long piece's here held the lock's update
+        up (34 ms for a piano piece of 8 minutes, 127 ms for one of 22)."""
         f, fc = self.config.fine, self.bundle.config.features
         templates = None
         if self._reranker is not None and self._reranker._templates is not None and same_templates(f, FineConfig()):

@@ -90,8 +90,8 @@ def standardised_cosines(audio_cells: np.ndarray, cells: np.ndarray, mean: np.nd
 PIECES_KEPT = 32
 # ... and, shared by every engine over one index, the most recently built up to this many bytes
 BUILT_BYTES = 64 << 20
-# ... and the 50 ms templates they were pooled from, for a lock's fine aligner (follower.engine)
-FRAMES_BYTES = 64 << 20
+# the 50 ms templates built ahead for the pieces a lock may take next (the re-rankings' leaders)
+AHEAD_KEPT = 4
 
 
 class BuiltCells:
@@ -104,19 +104,19 @@ class BuiltCells:
     being built is waited for, not built twice. The most recently asked for are kept, up to
     ``budget_bytes``; each engine keeps its own recently used ones besides (:data:`PIECES_KEPT`).
 
-    ``make(piece)`` gives the piece's 50 ms templates (:func:`follower.aligner.score_templates`); the
-    most recently built of those are kept too (``frames_bytes``), for :meth:`templates`: a lock's fine
-    aligner needs them, and building a long piece's on the update thread held that update up (a
-    piano piece of 8 minutes: 34 ms)."""
+    ``make(piece)`` gives the piece's 50 ms templates (:func:`follower.aligner.score_templates`), which
+    the cells pool. A lock's fine aligner needs those templates, and building a long piece's on the
+    update thread held that update up (a piano piece of 8 minutes: 34 ms; of 22: 127 ms): the engines
+    have the re-ranking's leader's built :meth:`ahead`, on their template thread, and a lock takes them
+    from :meth:`templates` where they are ready."""
 
-    def __init__(self, make, budget_bytes: int = BUILT_BYTES, frames_bytes: int = FRAMES_BYTES):
-        self._make, self._budget, self._frames_budget = make, int(budget_bytes), int(frames_bytes)
+    def __init__(self, make, budget_bytes: int = BUILT_BYTES):
+        self._make, self._budget = make, int(budget_bytes)
         self._lock = threading.Lock()
         self._cells: dict = {}     # piece -> cells, least recently asked for first
         self._bytes = 0
-        self._frames: dict = {}    # piece -> 50 ms templates, least recently built first
-        self._frames_bytes = 0
         self._building: dict = {}  # piece -> Future of its cells, while a thread builds them
+        self._ahead: dict = {}     # piece -> Future of its 50 ms templates, the least recently asked first
         self.builds = 0
 
     def get(self, piece: int) -> np.ndarray:
@@ -131,8 +131,7 @@ class BuiltCells:
         if waiting is not None:
             return waiting.result()
         try:
-            frames = self._make(piece)
-            cells = template_cells(frames)
+            cells = template_cells(self._make(piece))
         except BaseException as e:
             with self._lock:
                 del self._building[piece]
@@ -141,34 +140,29 @@ class BuiltCells:
         with self._lock:
             del self._building[piece]
             self.builds += 1
-            self._bytes += _keep(self._cells, piece, cells, self._budget, self._bytes)
-            self._frames_bytes += _keep(self._frames, piece, frames, self._frames_budget, self._frames_bytes)
+            self._cells[piece] = cells
+            self._bytes += cells.nbytes
+            while self._bytes > self._budget and len(self._cells) > 1:
+                self._bytes -= self._cells.pop(next(iter(self._cells))).nbytes
         mine.set_result(cells)
         return cells
 
+    def ahead(self, piece: int, submit) -> None:
+        """Have the piece's 50 ms templates built by ``submit(job) -> Future`` (a template thread), unless
+        they are built or being built; the :data:`AHEAD_KEPT` most recently asked for are kept."""
+        with self._lock:
+            done = self._ahead.pop(piece, None)
+            self._ahead[piece] = done if done is not None else submit(lambda: self._make(piece))
+            while len(self._ahead) > AHEAD_KEPT:
+                del self._ahead[next(iter(self._ahead))]
+
     def templates(self, piece: int) -> np.ndarray | None:
-        """The piece's 50 ms templates if they were built lately (never waits, never builds), else None."""
+        """The piece's 50 ms templates where :meth:`ahead` has them ready (never waits, never builds)."""
         with self._lock:
-            return self._frames.get(piece)
-
-    def used(self, piece: int) -> None:
-        """A re-ranking has stepped the piece: its 50 ms templates, if kept, become the most recent, so that
-        the candidates' stay while newcomers come and go (the piece a lock takes is one of them)."""
-        with self._lock:
-            frames = self._frames.pop(piece, None)
-            if frames is not None:
-                self._frames[piece] = frames
-
-
-def _keep(kept: dict, piece: int, value: np.ndarray, budget: int, used: int) -> int:
-    """Add ``value`` as the most recent entry, dropping the least recent while over ``budget`` bytes (the
-    newest always stays); the change in bytes held."""
-    old = kept.pop(piece, None)
-    kept[piece] = value
-    change = value.nbytes - (old.nbytes if old is not None else 0)
-    while used + change > budget and len(kept) > 1:
-        change -= kept.pop(next(iter(kept))).nbytes
-    return change
+            future = self._ahead.get(piece)
+        if future is None or not future.done() or future.exception() is not None:
+            return None
+        return future.result()
 
 
 _STORES_LOCK = threading.Lock()
@@ -222,27 +216,32 @@ class TemplateScorer:
         The ``PIECES_KEPT`` most recently used pieces are kept (least recent dropped first): keeping
         every candidate ever seen grew a long run by each new one (a 20-minute soak with music outside
         the corpus: +5 MB); a dropped piece is rebuilt the same if it comes back."""
-        built = getattr(self, "_built", None)
-        if built is not None:
-            built.used(piece)
         return recently_used(self._cells, piece, lambda: self._make(piece), keep=PIECES_KEPT)
 
     def cached(self, piece: int) -> bool:
         """Whether the piece's template cells are at hand (:meth:`cells` would not build them)."""
         return piece in self._cells
 
+    def templates_ahead(self, piece: int) -> None:
+        """Build the piece's 50 ms templates on the template thread, for a lock's fine aligner
+        (:meth:`BuiltCells.templates`)."""
+        self._built.ahead(piece, lambda job: self._thread().submit(job))
+
+    def _thread(self) -> ThreadPoolExecutor:
+        if self._builder is None:  # one thread: jobs queue behind each other, never the update
+            self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="note-templates")
+        return self._builder
+
     def later(self, piece: int, job) -> Future:
         """Run ``job(cells)`` on the template thread with the piece's template cells (the cached ones,
         or built there); the future gives ``(cells, job's result)``, for :meth:`collect`."""
-        if self._builder is None:  # one thread: jobs queue behind each other, never the update
-            self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="note-templates")
         cached = self._cells.get(piece)  # read here, on the update thread that owns the cache
 
         def run():
             cells = cached if cached is not None else self._make(piece)
             return cells, job(cells)
 
-        return self._builder.submit(run)
+        return self._thread().submit(run)
 
     def collect(self, piece: int, future: Future):
         """The result of a :meth:`later` job (waiting for it); its cells join the cache as just used."""

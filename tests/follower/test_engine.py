@@ -168,11 +168,21 @@ def test_after_warm_up_a_lock_compiles_nothing(chroma_bundle, corpus, corpus_ind
 
 
 def test_a_lock_takes_the_note_templates_the_template_thread_built(chroma_bundle, corpus_index, rendered, monkeypatch):
-    """A lock's fine aligner gets the piece's 50 ms templates built when it became a candidate, not built again
-    on the update thread (a long piano piece's held that update up for tens of ms): the same updates."""
+    """A lock's fine aligner gets the 50 ms templates built ahead while the piece led the re-ranking, not built
+    again on the update thread (a long piano piece's held that update up for tens of ms): the same updates.
+    The template thread's jobs run at once here, so that the test does not depend on its timing."""
+    from concurrent.futures import Future
+
     import follower.engine as fe
     from follower.note_evidence import BuiltCells
 
+    def at_once(job):
+        done = Future()
+        done.set_result(job())
+        return done
+
+    ahead = BuiltCells.ahead
+    monkeypatch.setattr(BuiltCells, "ahead", lambda self, piece, submit: ahead(self, piece, at_once))
     audio, rate = sf.read(rendered["path"], dtype="float32")
     built_here = []
     build = fe.score_templates

@@ -237,14 +237,14 @@ def test_built_cells_are_built_once_for_every_engine_and_thread_and_kept_within_
 
     calls = []
 
-    def make(p):  # 40 frames of 50 ms templates: 10 cells of 4 bands, 160 bytes (the frames 640)
+    def make(p):  # 40 frames of 50 ms templates: 10 cells of 4 bands, 160 bytes
         calls.append(p)
         time.sleep(0.05)  # long enough for the other threads to ask meanwhile
         if p == 99:
             raise ValueError("a bad piece")
         return np.full((40, 4), float(p + 1), np.float32)
 
-    built = BuiltCells(make, budget_bytes=3 * 160, frames_bytes=2 * 640)
+    built = BuiltCells(make, budget_bytes=3 * 160)
     got = []
     threads = [threading.Thread(target=lambda: got.append(built.get(7))) for _ in range(4)]
     for t in threads:
@@ -257,21 +257,41 @@ def test_built_cells_are_built_once_for_every_engine_and_thread_and_kept_within_
     for p in (1, 2, 3):
         built.get(p)
     assert list(built._cells) == [1, 2, 3] and built.builds == 4  # 7, least recently asked for, went first
-    # the 50 ms templates of the two most recent builds are at hand, the older ones not (never built here)
-    assert built.templates(7) is None and built.templates(1) is None
-    np.testing.assert_array_equal(built.templates(3), make(3))
-    calls.remove(3)
     built.get(7)
     assert calls == [7, 1, 2, 3, 7]  # ... and is built again, the same
-    assert list(built._frames) == [3, 7] and built._frames_bytes == 2 * 640 and built._bytes == 3 * 160
-    built.used(3)  # a re-ranking stepped piece 3: its templates outlast 7's
-    built.get(4)
-    assert list(built._frames) == [3, 4] and built._frames_bytes == 2 * 640
     with pytest.raises(ValueError):
         built.get(99)
     with pytest.raises(ValueError):
         built.get(99)  # not remembered as being built: asked again, built again
     assert calls.count(99) == 2
+
+
+def test_templates_built_ahead_are_handed_over_when_ready_and_never_waited_for():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from follower import note_evidence as ne
+
+    gate, calls = __import__("threading").Event(), []
+
+    def make(p):
+        calls.append(p)
+        gate.wait(5)
+        return np.full((8, 4), float(p), np.float32)
+
+    built = ne.BuiltCells(make)
+    thread = ThreadPoolExecutor(max_workers=1)
+    built.ahead(5, thread.submit)
+    assert built.templates(5) is None  # still being built: not waited for
+    built.ahead(5, thread.submit)  # asked again: not built twice
+    gate.set()
+    thread.shutdown(wait=True)
+    np.testing.assert_array_equal(built.templates(5), make(5))
+    assert calls == [5, 5]  # (the second: this test's own call)
+    with ThreadPoolExecutor(max_workers=1) as other:
+        for p in range(ne.AHEAD_KEPT + 1):
+            built.ahead(10 + p, other.submit)
+    assert built.templates(5) is None and len(built._ahead) == ne.AHEAD_KEPT  # the oldest went first
+    assert built.templates(123) is None
 
 
 def test_the_engines_of_a_pair_and_of_later_files_share_the_built_cells(chroma_bundle, corpus_index):
