@@ -47,7 +47,7 @@ import numpy as np
 from .config import JsonConfig
 from .errors import ConfigError
 from .features import FeatureConfig, _filterbank
-from .npsum import pairwise_sum_f32, pairwise_sum_f64
+from .npsum import pairwise_sum
 
 
 @dataclass(frozen=True)
@@ -233,7 +233,7 @@ def _unit_rows(t):
     for j in range(n):
         for c in range(b):
             sq[c] = t[j, c] * t[j, c]
-        norm = np.float32(np.sqrt(pairwise_sum_f32(sq, 0, b)))
+        norm = np.float32(np.sqrt(pairwise_sum(sq, 0, b)))
         if norm > 0:
             d = max(norm, floor)
             for c in range(b):
@@ -280,7 +280,7 @@ def _advance(b, b_lo, lo, hi, cos, emission, kernel, crossing, gap, wait, waits,
                 moved[s + d - lo] += k * b[t]
     for j in range(n):
         moved[j] = moved[j] * np.float64(emission[j])
-    total = pairwise_sum_f64(moved, 0, n)
+    total = pairwise_sum(moved, 0, n)
     out = np.empty(n)
     for j in range(n):
         x = moved[j] / total if total > 0 else anchor[j]

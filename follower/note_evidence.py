@@ -28,7 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numba
 import numpy as np
 
-from .npsum import pairwise_sum_f64
+from .npsum import pairwise_sum
 from .recent import recently_used
 
 CELL_FRAMES = 4          # 50 ms frames per 0.2 s cell
@@ -72,7 +72,7 @@ def _pooled_unit_cells(templates, per):
                 m[c] = m[c] + (np.float64(templates[f, c]) if f < n_frames else 0.0)
         for c in range(b):
             sq[c] = m[c] * m[c]
-        norm = np.sqrt(pairwise_sum_f64(sq, 0, b))
+        norm = np.sqrt(pairwise_sum(sq, 0, b))
         if norm > 0:
             d = max(norm, 1e-9)
             for c in range(b):

@@ -1,10 +1,11 @@
-"""numpy's float32 and float64 sums, bit for bit, inside numba kernels.
+"""numpy's float sums, bit for bit, inside numba kernels.
 
 numpy adds a float array pairwise: blocks of up to 128 elements in 8 interleaved
 partial sums, longer runs split in two. A kernel that must give exactly what the numpy
 expression it replaces gave (the follower's JSON lines do not change when its hot loops
-move into numba) adds in that order with these functions; the kernels that use them are
-compiled without fastmath, which would let LLVM reorder the additions.
+move into numba) adds in that order with :func:`pairwise_sum`, in the array's own
+precision (float32 or float64: numba compiles one version for each); the kernels that use
+it are compiled without fastmath, which would let LLVM reorder the additions.
 """
 
 from __future__ import annotations
@@ -14,81 +15,12 @@ import numpy as np
 
 
 @numba.njit(cache=True, nogil=True)
-def _block_sum_f32(a, lo, n):
-    """numpy's float32 sum of ``a[lo:lo + n]`` for n <= 128: 8 partial sums, then the rest in turn."""
+def _block_sum(a, lo, n):
+    """numpy's sum of ``a[lo:lo + n]`` for n <= 128: 8 partial sums, then the rest in turn."""
     if n < 8:
-        res = np.float32(0.0)
+        res = np.zeros(1, a.dtype)[0]  # (a zero of the array's type: a float64 0.0 would widen a float32 sum)
         for i in range(lo, lo + n):
-            res = np.float32(res + a[i])
-        return res
-    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-    i = 8
-    while i < n - (n % 8):
-        j = lo + i
-        r0, r1, r2, r3 = (np.float32(r0 + a[j]), np.float32(r1 + a[j + 1]), np.float32(r2 + a[j + 2]),
-                          np.float32(r3 + a[j + 3]))
-        r4, r5, r6, r7 = (np.float32(r4 + a[j + 4]), np.float32(r5 + a[j + 5]), np.float32(r6 + a[j + 6]),
-                          np.float32(r7 + a[j + 7]))
-        i += 8
-    res = np.float32(np.float32(np.float32(r0 + r1) + np.float32(r2 + r3))
-                     + np.float32(np.float32(r4 + r5) + np.float32(r6 + r7)))
-    while i < n:
-        res = np.float32(res + a[lo + i])
-        i += 1
-    return res
-
-
-@numba.njit(cache=True, nogil=True)
-def pairwise_sum_f32(a, lo, n):
-    """numpy's float32 ``sum`` of ``a[lo:lo + n]``, in its pairwise order, bit for bit.
-
-    Blocks of up to 128 as :func:`_block_sum_f32`; longer runs split in two (the first half
-    a multiple of 8) and add the halves' sums. The split is walked with an explicit stack,
-    not recursion (numba's on-disk cache and recursive kernels do not mix).
-    """
-    if n <= 128:
-        return _block_sum_f32(a, lo, n)
-    seg_lo = np.empty(64, np.int64)       # pending segments, and the left sums waiting for their right halves
-    seg_n = np.empty(64, np.int64)
-    left = np.empty(64, np.float32)
-    state = np.zeros(64, np.int64)        # 0: split me; 1: left half done; 2: both done
-    seg_lo[0], seg_n[0], top = lo, n, 0
-    res = np.float32(0.0)
-    while top >= 0:
-        m = seg_n[top]
-        if state[top] == 0 and m <= 128:
-            res = _block_sum_f32(a, seg_lo[top], m)
-            top -= 1
-        elif state[top] == 0:
-            h = m // 2
-            h -= h % 8
-            state[top] = 1
-            seg_lo[top + 1], seg_n[top + 1], state[top + 1] = seg_lo[top], h, 0
-            top += 1
-            continue
-        elif state[top] == 1:
-            h = m // 2
-            h -= h % 8
-            left[top] = res
-            state[top] = 2
-            seg_lo[top + 1], seg_n[top + 1], state[top + 1] = seg_lo[top] + h, m - h, 0
-            top += 1
-            continue
-        else:
-            res = np.float32(left[top] + res)
-            top -= 1
-        # a finished segment hands its sum (res) to its parent, which is in state 1 or 2
-    return res
-
-
-@numba.njit(cache=True, nogil=True)
-def _block_sum_f64(a, lo, n):
-    """numpy's float64 sum of ``a[lo:lo + n]`` for n <= 128 (as :func:`_block_sum_f32`)."""
-    if n < 8:
-        res = 0.0
-        for i in range(lo, lo + n):
-            res += a[i]
+            res = res + a[i]
         return res
     r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
     r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
@@ -100,26 +32,31 @@ def _block_sum_f64(a, lo, n):
         i += 8
     res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
     while i < n:
-        res += a[lo + i]
+        res = res + a[lo + i]
         i += 1
     return res
 
 
 @numba.njit(cache=True, nogil=True)
-def pairwise_sum_f64(a, lo, n):
-    """numpy's float64 ``sum`` of ``a[lo:lo + n]``, bit for bit (the walk of :func:`pairwise_sum_f32`)."""
+def pairwise_sum(a, lo, n):
+    """numpy's ``sum`` of ``a[lo:lo + n]`` (float32 or float64), in its pairwise order, bit for bit.
+
+    Blocks of up to 128 as :func:`_block_sum`; longer runs split in two (the first half
+    a multiple of 8) and add the halves' sums. The split is walked with an explicit stack,
+    not recursion (numba's on-disk cache and recursive kernels do not mix).
+    """
     if n <= 128:
-        return _block_sum_f64(a, lo, n)
-    seg_lo = np.empty(64, np.int64)
+        return _block_sum(a, lo, n)
+    seg_lo = np.empty(64, np.int64)       # pending segments, and the left sums waiting for their right halves
     seg_n = np.empty(64, np.int64)
-    left = np.empty(64, np.float64)
-    state = np.zeros(64, np.int64)
+    left = np.empty(64, a.dtype)
+    state = np.zeros(64, np.int64)        # 0: split me; 1: left half done; 2: both done
     seg_lo[0], seg_n[0], top = lo, n, 0
-    res = 0.0
+    res = np.zeros(1, a.dtype)[0]
     while top >= 0:
         m = seg_n[top]
         if state[top] == 0 and m <= 128:
-            res = _block_sum_f64(a, seg_lo[top], m)
+            res = _block_sum(a, seg_lo[top], m)
             top -= 1
         elif state[top] == 0:
             h = m // 2
@@ -139,4 +76,5 @@ def pairwise_sum_f64(a, lo, n):
         else:
             res = left[top] + res
             top -= 1
+        # a finished segment hands its sum (res) to its parent, which is in state 1 or 2
     return res

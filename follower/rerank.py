@@ -49,7 +49,7 @@ import numba
 import numpy as np
 
 from .note_evidence import standardised_cosines
-from .npsum import pairwise_sum_f32
+from .npsum import pairwise_sum
 from .same_notes import same_notes
 
 
@@ -102,8 +102,8 @@ def _mean_dot(E, rows_a, rows_b):
     for r in range(m):
         for c in range(d):
             prod[c] = np.float32(E[rows_a[r], c] * E[rows_b[r], c])
-        sums[r] = pairwise_sum_f32(prod, 0, d)
-    return np.float32(pairwise_sum_f32(sums, 0, m) / np.float32(m))
+        sums[r] = pairwise_sum(prod, 0, d)
+    return np.float32(pairwise_sum(sums, 0, m) / np.float32(m))
 
 
 @numba.njit(cache=True, nogil=True)

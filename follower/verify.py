@@ -19,7 +19,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .npsum import pairwise_sum_f32
+from .npsum import pairwise_sum
 
 
 # No fastmath in these kernels: they add in exactly numpy's order (follower.npsum),
@@ -51,7 +51,7 @@ def _path_means(sims, bias, cell, lo, hi, denom, out):
         for t in range(h):
             c = cell[a, t]
             buf[t] = np.float32(sims[c - lo, t] - bias[t]) if lo <= c < hi else np.float32(0.0)
-        out[a] = np.float32(pairwise_sum_f32(buf, 0, h) / np.float32(denom))
+        out[a] = np.float32(pairwise_sum(buf, 0, h) / np.float32(denom))
 
 
 class PathVerifier:
