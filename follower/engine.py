@@ -335,9 +335,13 @@ class Engine:
 
     def _warm_up_lock(self) -> None:
         """Run the kernels that a lock brings in (the fine aligner's, the jump watch's, the look for earlier
-        copies) on the index's first piece, so that they are compiled, or loaded from numba's cache, now:
-        loading them at the first lock made that update 20-30 ms, compiling them (no cache yet) seconds."""
+        copies) on the first seconds of the index's first piece, so that they are compiled, or loaded from
+        numba's cache, now: loading them at the first lock made that update 20-30 ms, compiling them (no
+        cache yet) seconds."""
         notes, f = self.index.notes(0), self.config.fine
+        if len(notes[0]):  # (ten seconds of it: a long piece's templates would cost the start-up 0.1 s)
+            first = notes[0] < notes[0].min() + 10.0
+            notes = tuple(np.ascontiguousarray(a[first]) for a in notes)
         aligner = FineAligner(score_templates(*notes, self.bundle.config.features, f), self.fps, f, onsets_s=notes[0])
         aligner.reset(0.0)
         frames = np.ones((2, self.n_bins), np.float32)
