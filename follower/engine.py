@@ -661,8 +661,8 @@ class Engine:
     def _templates_ahead(self, piece: int) -> None:
         """Have the template thread build the piece's 50 ms note templates, for a lock's fine aligner."""
         scorer = self._reranker._templates
-        if (piece != self._ahead_piece and self._fine_on and scorer is not None and hasattr(scorer, "templates_ahead")
-                and same_templates(self.config.fine, FineConfig())):
+        if piece != self._ahead_piece and self._fine_on and scorer is not None and same_templates(self.config.fine,
+                                                                                                   FineConfig()):
             self._ahead_piece = piece
             scorer.templates_ahead(piece)
 

@@ -225,7 +225,9 @@ class TemplateScorer:
     def templates_ahead(self, piece: int) -> None:
         """Build the piece's 50 ms templates on the template thread, for a lock's fine aligner
         (:meth:`BuiltCells.templates`)."""
-        self._built.ahead(piece, lambda job: self._thread().submit(job))
+        built = getattr(self, "_built", None)  # (a scorer made without an index has none)
+        if built is not None:
+            built.ahead(piece, lambda job: self._thread().submit(job))
 
     def _thread(self) -> ThreadPoolExecutor:
         if self._builder is None:  # one thread: jobs queue behind each other, never the update
