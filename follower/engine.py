@@ -283,9 +283,10 @@ class Engine:
         self._exact = None  # whether audio embeddings may be computed ahead in batches (follower.ahead)
         self._knn = knn
         self._topk = make_search(index, self._search, self.config.search)
-        # the exact kernel answers the queries computed ahead together, with the same bits (follower.knn);
-        # faiss is not asked so: its batched search may order a query's coarse lists otherwise
-        self._many = searches_exactly(index, self.config.search)
+        # the exact kernel answers the queries computed ahead together, with the same bits (follower.knn;
+        # checked once, at the first long block); faiss is not asked so: its batched search may order a
+        # query's coarse lists otherwise
+        self._many = None if searches_exactly(index, self.config.search) else False
         horizon = int(np.ceil(4 * self.config.vote_decay_s / self.update_s))
         self._votes = OffsetVotes(self.config.k, horizon, bin_s=self.config.offset_bin_s)
         self._verifier = PathVerifier(index, self._search, update_s=self.update_s,
@@ -349,6 +350,11 @@ class Engine:
         JumpWatch.warm_up()
         end_s = float(notes[1].max()) if len(notes[1]) else 1.0
         copies_before(notes, end_s, 1.0, 1.0, earliest_s=0.0, latest_s=end_s - 0.2)
+
+    def _searches_together(self) -> bool:
+        if self._many is None:  # once per engine
+            self._many = self._knn.many_as_one(self._search, self.config.k)
+        return self._many
 
     def _batches_exact(self) -> bool:
         if self._exact is None:  # once per engine (follower.ahead)
@@ -446,7 +452,7 @@ class Engine:
             self._ahead = ahead.embed_ahead(self.bundle.audio, *self._window(), frames, self._n, self.config,
                                             self.bundle.audio_partial, self._partial_min_frames,
                                             self.config.partial_blend)
-            if self._many and self._ahead:
+            if self._ahead and self._searches_together():
                 at = list(self._ahead)
                 rows, scores = self._knn.topk_many(self._search, np.stack([self._ahead[n] for n in at]), self.config.k)
                 self._found = dict(zip(at, zip(rows, scores)))

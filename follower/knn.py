@@ -105,6 +105,18 @@ def topk_many(index: np.ndarray, queries: np.ndarray, k: int):
     return out_idx, out_score
 
 
+def many_as_one(index: np.ndarray, k: int, n: int = 4) -> bool:
+    """Whether :func:`topk_many` gives ``n`` rows of ``index`` (slightly moved) exactly what :func:`topk` gives
+    each. The two kernels share their loop, and LLVM compiles it alike for one processor; this checks it
+    on the one at hand, once, as :func:`follower.ahead.batches_exact` checks the encoder."""
+    if len(index) == 0:
+        return True
+    rng = np.random.default_rng(0)
+    q = index[rng.integers(0, len(index), n)] + rng.normal(0, 0.05, (n, index.shape[1])).astype(np.float32)
+    rows, scores = topk_many(index, q, k)
+    return all(np.array_equal(r, a) and np.array_equal(s, b) for r, s, (a, b) in zip(rows, scores, (topk(index, x, k) for x in q)))
+
+
 def as_search_matrix(embeddings: np.ndarray) -> np.ndarray:
     """The layout the kernel reads: C-contiguous float32 (indexes may store float16)."""
     return np.ascontiguousarray(embeddings, dtype=np.float32)

@@ -59,3 +59,10 @@ def test_many_queries_at_once_get_each_query_alone_bit_for_bit(n, d, k, m):
         alone_i, alone_s = knn.topk(index, q, k)
         assert np.array_equal(i, alone_i) and np.array_equal(s, alone_s)
     assert knn.topk_many(index, queries[:0], k)[0].shape == (0, min(n, k))
+
+
+def test_the_engine_searches_together_only_where_the_kernels_agree_on_this_processor():
+    rng = np.random.default_rng(3)
+    index = rng.standard_normal((500, 32)).astype(np.float32)
+    index /= np.linalg.norm(index, axis=1, keepdims=True)
+    assert knn.many_as_one(index, 25) and knn.many_as_one(index[:0], 25)
