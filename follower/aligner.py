@@ -241,7 +241,6 @@ def _unit_rows(t):
     return out
 
 
-
 _NO_FRAMES = np.zeros(0, np.int64)
 
 

@@ -68,7 +68,6 @@ from .ann import make_search, searches_exactly
 from . import ahead, policy
 from .aligner import FineAligner, FineConfig, same_templates, score_templates
 from .jump_watch import JumpWatch
-from .note_evidence import built_cells
 from .repeat_hold import RepeatHold
 from .same_notes import copies_before
 from .start_prior import StartPrior
@@ -677,11 +676,11 @@ class Engine:
         piece led the re-ranking (:meth:`_templates_ahead`, follower.note_evidence.BuiltCells), where they
         are ready, or built now; the same either way. Building a long piece's here held the lock's update
         up (34 ms for a piano piece of 8 minutes, 127 ms for one of 22)."""
-        f, fc = self.config.fine, self.bundle.config.features
-        templates = None
-        if self._reranker is not None and self._reranker._templates is not None and same_templates(f, FineConfig()):
-            templates = built_cells(self.index, fc).templates(piece)
-        return templates if templates is not None else score_templates(*self.index.notes(piece), fc, f)
+        f = self.config.fine
+        scorer = self._reranker._templates if self._reranker is not None else None
+        templates = scorer.templates(piece) if scorer is not None and same_templates(f, FineConfig()) else None
+        return templates if templates is not None else score_templates(*self.index.notes(piece),
+                                                                       self.bundle.config.features, f)
 
     def _from_the_start(self, piece: int, centre_s: float, tempo: float) -> float:
         """A lock's window-centre position, or the piece's beginning's (or an earlier copy's of the notes

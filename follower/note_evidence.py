@@ -208,6 +208,7 @@ class TemplateScorer:
 
     def _start_cache(self) -> None:
         self._cells: dict = {}  # piece -> template cells, least recently used first
+        self._built: BuiltCells | None = None  # the index's built cells (none for a scorer made without one)
         self._builder: ThreadPoolExecutor | None = None  # started by the first :meth:`later`
 
     def cells(self, piece: int) -> np.ndarray:
@@ -225,9 +226,12 @@ class TemplateScorer:
     def templates_ahead(self, piece: int) -> None:
         """Build the piece's 50 ms templates on the template thread, for a lock's fine aligner
         (:meth:`BuiltCells.templates`)."""
-        built = getattr(self, "_built", None)  # (a scorer made without an index has none)
-        if built is not None:
-            built.ahead(piece, lambda job: self._thread().submit(job))
+        if self._built is not None:
+            self._built.ahead(piece, lambda job: self._thread().submit(job))
+
+    def templates(self, piece: int) -> np.ndarray | None:
+        """The piece's 50 ms templates where :meth:`templates_ahead` has them ready, else None."""
+        return self._built.templates(piece) if self._built is not None else None
 
     def _thread(self) -> ThreadPoolExecutor:
         if self._builder is None:  # one thread: jobs queue behind each other, never the update
