@@ -18,6 +18,20 @@ import numpy as np
 import numba
 
 
+@numba.njit(inline="always", nogil=True)
+def _insert(out_idx, out_score, k, s, i):
+    """Row ``i`` of score ``s`` into the sorted buffers (best first; k is a few dozen at most); the new
+    worst kept score."""
+    j = k - 1
+    while j > 0 and out_score[j - 1] < s:
+        out_score[j] = out_score[j - 1]
+        out_idx[j] = out_idx[j - 1]
+        j -= 1
+    out_score[j] = s
+    out_idx[j] = i
+    return out_score[k - 1]
+
+
 @numba.njit(cache=True, fastmath=True, nogil=True)
 def _topk_dot(index, query, k, out_idx, out_score):
     """Fill out_idx/out_score (length k) with the k best rows, best first."""
@@ -31,15 +45,7 @@ def _topk_dot(index, query, k, out_idx, out_score):
         for c in range(d):
             s += index[i, c] * query[c]
         if s > worst:
-            # insertion into the sorted buffer; k is small (a few dozen at most)
-            j = k - 1
-            while j > 0 and out_score[j - 1] < s:
-                out_score[j] = out_score[j - 1]
-                out_idx[j] = out_idx[j - 1]
-                j -= 1
-            out_score[j] = s
-            out_idx[j] = i
-            worst = out_score[k - 1]
+            worst = _insert(out_idx, out_score, k, s, i)
     return 0
 
 
@@ -64,14 +70,7 @@ def _topk_dot_many(index, queries, k, out_idx, out_score):
             for c in range(d):
                 s += index[i, c] * queries[q, c]
             if s > worst[q]:
-                j = k - 1
-                while j > 0 and out_score[q, j - 1] < s:
-                    out_score[q, j] = out_score[q, j - 1]
-                    out_idx[q, j] = out_idx[q, j - 1]
-                    j -= 1
-                out_score[q, j] = s
-                out_idx[q, j] = i
-                worst[q] = out_score[q, k - 1]
+                worst[q] = _insert(out_idx[q], out_score[q], k, s, i)
     return 0
 
 
