@@ -31,6 +31,9 @@ that part of the engine buys:
   (``fine.centre_emission=False``);
 * ``no jump watch``: after a jump only the coarse path, once its window has heard the jump, moves
   the fine aligner (``fine.watch_margin=0``);
+* ``copies as before``: the tracker's estimate takes the highest mode of its belief, whichever copy of
+  music written out twice it is on, and after a far move the coarse path's next moves are disputed
+  like any other (``tracker.stay_ratio=0``, ``fine.settle_s=0``; docs/improvements.md (xx));
 * ``no re-ranking``: no alignment of the candidates over everything heard
   (``rerank_candidates=0``);
 * ``paths only``: neither re-ranking, votes nor calibrated lock: the verified paths of the last few
@@ -61,6 +64,7 @@ from pathlib import Path
 
 from follower.aligner import FineConfig
 from follower.confidence import FITTED_EMBEDDINGS, FITTED_OPEN
+from follower.tracker import TrackerConfig
 
 from . import paths
 from .material import Item
@@ -79,6 +83,7 @@ VARIANTS = {
     "no easing": {"fine": replace(FineConfig(), ease_time=0.0)},
     "plain cosine emission": {"fine": replace(FineConfig(), centre_emission=False)},
     "no jump watch": {"fine": replace(FineConfig(), watch_margin=0.0)},
+    "copies as before": {"fine": replace(FineConfig(), settle_s=0.0), "tracker": replace(TrackerConfig(), stay_ratio=0.0)},
     "no re-ranking": {"rerank_candidates": 0},
     "paths only": {"rerank_candidates": 0, "evidence_ratio": float("inf"), "calibration": None},
     # as follower.engine.templates_off(): the lock rules as fitted for the embeddings alone

@@ -128,6 +128,14 @@ class FineConfig(JsonConfig):
     watch_margin: float = 2.0
     watch_updates: int = 3
     watch_span_s: float = 60.0
+    # a far move of the coarse path (its tracker jumping, a re-anchoring of the lock) is made from a window
+    # that still holds the music before the jump: where two places sound alike it may land on either, and
+    # lands on the other as its window fills with the music since. For settle_s after such a move the coarse
+    # path's further moves are followed without a dispute (the dispute rule would keep the first landing
+    # for good: copies never prove one another wrong), as the jump watch's guesses are followed until the
+    # coarse path's window has heard the move (2.1 s: the audio window). Chosen on validation renders with
+    # the tracker's stay_ratio (docs/improvements.md (xx)). 0 = off
+    settle_s: float = 2.1
 
     def __post_init__(self):
         if not 0.0 <= self.onset_wait < 1.0:
@@ -138,9 +146,9 @@ class FineConfig(JsonConfig):
         if not 0.0 <= self.ease_from <= 1.0 or self.ease_time < 0:
             raise ConfigError("fine.ease_from must be in [0, 1], fine.ease_time >= 0")
         if (self.hold_evidence < 0 or self.hold_leak_s <= 0 or self.match_window_s < 0 or self.hold_backfill_s < 0
-                or self.start_prior_s < 0):
-            raise ConfigError("fine.hold_evidence, fine.match_window_s, fine.hold_backfill_s and fine.start_prior_s "
-                              "must be >= 0, fine.hold_leak_s > 0")
+                or self.start_prior_s < 0 or self.settle_s < 0):
+            raise ConfigError("fine.hold_evidence, fine.match_window_s, fine.hold_backfill_s, fine.start_prior_s and "
+                              "fine.settle_s must be >= 0, fine.hold_leak_s > 0")
 
 
 _PITCH_CACHE: dict = {}

@@ -296,6 +296,9 @@ class Engine:
         fine = self.config.fine
         self._hold = RepeatHold(margin=fine.hold_margin, evidence=fine.hold_evidence, leak_s=fine.hold_leak_s,
                                 fps=self.fps) if fine is not None else None
+        # (the same rule, to ask whether the frames heard prove the aligner's place against a settling move)
+        self._settle_hold = RepeatHold(margin=fine.hold_margin, evidence=fine.hold_evidence, leak_s=fine.hold_leak_s,
+                                       fps=self.fps) if fine is not None else None
         self._start = StartPrior(start_prior_s=fine.start_prior_s, pause_s=self.config.pause_hold_s, fps=self.fps,
                                  margin=fine.hold_margin, evidence=fine.hold_evidence,
                                  leak_s=fine.hold_leak_s) if self._fine_on else None
@@ -387,6 +390,7 @@ class Engine:
         self._fine_fresh = True
         self._fine_moved = False
         self._provisional_n = -1  # up to this frame count, the aligner's place is the jump watch's guess
+        self._settle_n = -1  # up to this frame count, the coarse path settles after a far move (fine.settle_s)
         if self._start is not None:
             self._start.reset()
         self._last_sound_t = None
@@ -659,7 +663,7 @@ class Engine:
             position_s = self._from_the_start(piece, position_s, tempo)
         self.tracker.reset(position_s, tempo=tempo)
         self._fine_fresh = True
-        self._provisional_n = -1
+        self._provisional_n = self._settle_n = -1
         self.piece = piece
         self.state = FOLLOWING
 
@@ -725,12 +729,20 @@ class Engine:
         moved = self._fine_moved or self.tracker.jumped
         self._fine_moved = False
         apart = abs(self.aligner.position_s + lag_s - coarse_s) > fc.max_disagree_s
+        # the coarse path moved again while settling after a far move: its window now holds more of the music
+        # since the jump than when it moved first. Followed unless the frames heard prove the aligner's place
+        # (a move to where the music is not); between places that sound alike they prove neither
+        settling = (apart and moved and self._n <= self._settle_n and not self._fine_fresh
+                    and not self._weigh_back(window, loud, coarse_s - lag_s, tempo, self._settle_hold, coarse_first=False))
         proven = False  # the frames heard before the dispute opened may prove the coarse position already
-        if hold.enabled and apart and fc.hold_backfill_s > 0 and (moved or not hold.active) and not self._fine_fresh:
+        if (hold.enabled and apart and fc.hold_backfill_s > 0 and (moved or not hold.active) and not self._fine_fresh
+                and not settling):
             proven = self._backfill(window, loud, coarse_s - lag_s, tempo)
         if apart and moved and self._n <= self._provisional_n:  # the coarse path moved off the watch's guess
             proven, self._provisional_n = True, -1
-        if self._fine_fresh or proven or (moved and not (hold.enabled and apart)):
+        if self._fine_fresh or proven or settling or (moved and not (hold.enabled and apart)):
+            if apart and moved and not self._fine_fresh and self._n > self._settle_n and fc.settle_s > 0:
+                self._settle_n = self._n + int(round(fc.settle_s * self.fps))
             self.aligner.reset(coarse_s - lag_s)
             hold.clear()
             self._fine_fresh, apart = False, False
@@ -783,7 +795,13 @@ class Engine:
     def _backfill(self, window, loud, coarse_s: float, tempo: float) -> bool:
         """A dispute opens: weigh the frames already heard (before the newest ``stride``), oldest first,
         at both places' positions extrapolated back at the tempo; True if the coarse position wins."""
-        hold, stride = self._hold, self.config.stride_frames
+        return self._weigh_back(window, loud, coarse_s, tempo, self._hold)
+
+    def _weigh_back(self, window, loud, coarse_s: float, tempo: float, hold: RepeatHold, *,
+                    coarse_first: bool = True) -> bool:
+        """:meth:`_backfill` into ``hold`` (cleared, then active); with ``coarse_first`` False, True if the
+        aligner's position wins instead (by the same rule, the two places' roles swapped)."""
+        stride = self.config.stride_frames
         hold.clear()
         hold.active = True
         n = min(int(round(self.config.fine.hold_backfill_s * self.fps)), len(window) - stride)
@@ -793,8 +811,9 @@ class Engine:
             if not loud[i]:
                 continue
             coarse_back, fine_back = (k + stride - 1) * tempo / self.fps, (k - 1) * tempo / self.fps
-            if hold.observe(self.aligner.match(window[i], coarse_s - coarse_back),
-                            self.aligner.match(window[i], fine_s - fine_back)):
+            at_coarse = self.aligner.match(window[i], coarse_s - coarse_back)
+            at_fine = self.aligner.match(window[i], fine_s - fine_back)
+            if hold.observe(at_coarse, at_fine) if coarse_first else hold.observe(at_fine, at_coarse):
                 return True
         return False
 

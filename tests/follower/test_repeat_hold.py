@@ -74,20 +74,23 @@ def _engine_fine(cfg: FineConfig):
     engine.aligner = FineAligner(_a_a_b_templates(cfg), FPS, cfg)
     engine.tracker = SimpleNamespace(jumped=False, tempo=1.0)
     engine._hold = RepeatHold(margin=cfg.hold_margin, evidence=cfg.hold_evidence, leak_s=cfg.hold_leak_s, fps=FPS)
+    engine._settle_hold = RepeatHold(margin=cfg.hold_margin, evidence=cfg.hold_evidence, leak_s=cfg.hold_leak_s, fps=FPS)
     engine._fine_fresh, engine._fine_moved = True, False
-    engine.watch, engine._provisional_n, engine._n = None, -1, 0  # the dispute rule alone (no jump watch)
+    engine.watch, engine._provisional_n, engine._settle_n, engine._n = None, -1, -1, 0  # no jump watch
     return engine
 
 
-def _follow(engine, audio_s, coarse_s, *, move_at: int | None = None):
-    """Frames of the templates at ``audio_s`` (score seconds), the coarse path at ``coarse_s``; reported positions."""
+def _follow(engine, audio_s, coarse_s, *, move_at: int | None = None, moves=()):
+    """Frames of the templates at ``audio_s`` (score seconds), the coarse path at ``coarse_s``, which jumps at
+    update ``move_at`` (or at each of ``moves``); reported positions."""
     t = engine.aligner.templates
     out, heard = [], []
     for k, (a, c) in enumerate(zip(audio_s, coarse_s)):
         heard = (heard + [t[min(int(a * FPS), len(t) - 1)]])[-42:]  # the engine's window: 42 frames
         window = np.array(heard)
         engine._window = lambda window=window: (window, np.ones(len(window), bool))
-        engine.tracker.jumped = k == move_at
+        engine._n = k
+        engine.tracker.jumped = k == move_at or k in moves
         out.append(engine._fine(float(c), 1.0))
     return np.array(out)
 
@@ -159,3 +162,54 @@ def test_the_frames_heard_before_a_move_to_the_repeat_do_not_move_the_aligner():
 def test_a_negative_backfill_is_one_clear_error():
     with pytest.raises(ConfigError, match="hold_backfill_s"):
         FineConfig(hold_backfill_s=-1.0)
+
+
+@pytest.mark.parametrize("settle_s", [2.1, 0.0])
+def test_after_a_jump_the_coarse_path_may_move_on_to_the_other_copy(settle_s):
+    """The player skips from B back into the first A; the coarse path, its window still half full of B,
+    lands on the second A first and on the first A a second later."""
+    engine = _engine_fine(dataclasses.replace(FineConfig(), settle_s=settle_s))
+    before = 21.0 + np.arange(3 * FPS) / FPS          # B ...
+    after = 2.0 + np.arange(5 * FPS) / FPS             # ... then back to the first A
+    truth = np.concatenate([before, after])
+    first, second = len(before) + int(FPS), len(before) + int(2 * FPS)
+    coarse = truth.copy()
+    coarse[len(before):first] = before[-1] + np.arange(1, first - len(before) + 1) / FPS  # not heard yet
+    coarse[first:second] += SECTION_S                  # the second A: sounds the same, and nearer to B
+    reported = _follow(engine, truth, coarse, moves=(first, second))
+    assert np.abs(reported[first:second] - truth[first:second] - SECTION_S).max() <= 0.25  # B is gone: it moves
+    err = np.abs(reported[second:] - truth[second:])
+    if settle_s > 0:  # settling after its first move, the coarse path's second is followed
+        assert err.max() <= 0.25
+    else:             # the dispute rule keeps the first landing: the copies never prove one another wrong
+        assert np.all(np.abs(err - SECTION_S) <= 0.25)
+
+
+def test_a_move_to_the_repeat_long_after_the_last_move_is_still_disputed():
+    engine = _engine_fine(dataclasses.replace(FineConfig(), settle_s=2.1))
+    before = 21.0 + np.arange(3 * FPS) / FPS
+    after = 2.0 + np.arange(8 * FPS) / FPS
+    truth = np.concatenate([before, after])
+    first, second = len(before) + int(FPS), len(before) + int(5 * FPS)  # the second move 4 s after the first
+    coarse = truth.copy()
+    coarse[len(before):first] = before[-1] + np.arange(1, first - len(before) + 1) / FPS
+    coarse[second:] += SECTION_S                       # long after: the other copy, as the dispute rule knows it
+    reported = _follow(engine, truth, coarse, moves=(first, second))
+    assert np.abs(reported[first:] - truth[first:]).max() <= 0.25
+    assert engine._hold.active
+
+
+def test_a_settling_move_to_where_the_music_is_not_is_still_disputed():
+    """Settling after its first move, the coarse path moves on to a place whose notes the frames heard do
+    not play: the aligner keeps the place the frames prove."""
+    engine = _engine_fine(dataclasses.replace(FineConfig(), settle_s=2.1))
+    before = 21.0 + np.arange(3 * FPS) / FPS           # B ...
+    after = 2.0 + np.arange(5 * FPS) / FPS              # ... then back to the first A
+    truth = np.concatenate([before, after])
+    first, second = len(before) + int(FPS), len(before) + int(1.5 * FPS)
+    coarse = truth.copy()
+    coarse[len(before):first] = before[-1] + np.arange(1, first - len(before) + 1) / FPS
+    coarse[second:] += 2 * SECTION_S + 5.0             # half a second later: into B, 25 s on
+    reported = _follow(engine, truth, coarse, moves=(first, second))
+    assert np.abs(reported[first:] - truth[first:]).max() <= 0.25
+    assert engine._hold.active

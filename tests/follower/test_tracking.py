@@ -122,3 +122,52 @@ def test_after_a_jump_the_nearer_of_two_places_that_sound_alike_wins(start_s, ex
 def test_uniform_jump_mass_knows_no_distance():
     # the same tie from either side ends at the same place
     assert after_a_jump(0.0, 60.0) == pytest.approx(after_a_jump(0.0, 10.0), abs=0.5)
+
+
+def two_copies_flickering(stay_ratio):
+    """A tracker at 60 s, then audio that sounds at two places alike (music written out twice, 18 s
+    apart), each a little more like it by turns: the positions it reports, and its jumps after the first."""
+    from follower.tracker import TrackerConfig
+
+    positions = np.arange(0.0, 100.0, 0.2)
+    tracker = PieceTracker(positions, TrackerConfig(stay_ratio=stay_ratio), cell_s=0.2)
+    tracker.reset(60.0)
+    reported, jumps = [], []
+    for k in range(200):  # 10 s at the written tempo, from 20.0 s (and 38.0 s)
+        at = 20.0 + 0.05 * k
+        sims = repeat_similarities(positions, at + 18.0)
+        favoured = at + 18.0 if (k // 10) % 2 else at  # a small difference, changing every half second
+        sims = sims + 0.1 * (np.abs(positions - favoured) < 0.4)
+        reported.append(tracker.step(sims, 0.05, 0.05 * k))
+        if tracker.jumped:
+            jumps.append(k)
+    return np.array(reported), len(jumps) - 1
+
+
+def test_the_estimate_stays_on_its_copy_of_music_written_out_twice():
+    _, flips = two_copies_flickering(0.0)
+    assert flips >= 4  # without the rule: a jump to the other copy whichever is a little more alike now
+    steady, flips = two_copies_flickering(0.5)
+    assert flips == 0
+    truth = 20.0 + 0.05 * np.arange(200)
+    off = np.minimum(np.abs(steady - truth), np.abs(steady - truth - 18.0))[20:]
+    assert off.max() < 0.5  # on one of the copies, throughout
+
+
+def test_a_real_jump_still_moves_the_estimate_at_once():
+    from follower.tracker import TrackerConfig
+
+    positions = np.arange(0.0, 100.0, 0.2)
+    moved_at = {}
+    for stay in (0.0, 0.5):
+        tracker = PieceTracker(positions, TrackerConfig(stay_ratio=stay), cell_s=0.2)
+        tracker.reset(60.0)
+        for k in range(80):  # 2 s at 60 s, then the player skips back to 30 s
+            at = 60.0 + 0.05 * k if k < 40 else 30.0 + 0.05 * (k - 40)
+            sims = np.where(np.abs(positions - at) < 0.4, 3.0, -1.0)
+            tracker.step(sims, 0.05, 0.05 * k)
+            if tracker.jumped:
+                moved_at[stay] = k
+                break
+        assert tracker.position_s == pytest.approx(at, abs=0.5)
+    assert moved_at[0.5] <= moved_at[0.0] + 1  # an update later at most
