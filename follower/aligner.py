@@ -131,10 +131,11 @@ class FineConfig(JsonConfig):
     # a far move of the coarse path (its tracker jumping, a re-anchoring of the lock) is made from a window
     # that still holds the music before the jump: where two places sound alike it may land on either, and
     # lands on the other as its window fills with the music since. For settle_s after such a move the coarse
-    # path's further moves are followed without a dispute (the dispute rule would keep the first landing
-    # for good: copies never prove one another wrong), as the jump watch's guesses are followed until the
-    # coarse path's window has heard the move (2.1 s: the audio window). Chosen on validation renders with
-    # the tracker's stay_ratio (docs/improvements.md (xx)). 0 = off
+    # path's further moves are followed without a dispute unless the frames heard prove the aligner's place
+    # (the dispute rule would keep the first landing for good: copies never prove one another wrong), as
+    # the jump watch's guesses are followed until the coarse path's window has heard the move (2.1 s: the
+    # audio window). Chosen on validation renders with the tracker's stay_ratio (docs/improvements.md (xx)).
+    # 0 = off
     settle_s: float = 2.1
 
     def __post_init__(self):

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import ConfigError
+
 
 @dataclass(frozen=True)
 class TrackerConfig:
@@ -52,6 +54,10 @@ class TrackerConfig:
     # 0.5 chosen on validation renders with the engine's fine.settle_s (docs/improvements.md (xx))
     stay_ratio: float = 0.5
     stay_s: float = 1.0
+
+    def __post_init__(self):
+        if not 0.0 <= self.stay_ratio <= 1.0 or self.stay_s <= 0:
+            raise ConfigError("tracker.stay_ratio must be in [0, 1] and tracker.stay_s > 0")
 
 
 class _Track:

@@ -171,3 +171,13 @@ def test_a_real_jump_still_moves_the_estimate_at_once():
                 break
         assert tracker.position_s == pytest.approx(at, abs=0.5)
     assert moved_at[0.5] <= moved_at[0.0] + 1  # an update later at most
+
+
+def test_bad_stay_settings_are_one_clear_error():
+    from follower.errors import ConfigError
+    from follower.tracker import TrackerConfig
+
+    with pytest.raises(ConfigError, match="stay_ratio"):
+        TrackerConfig(stay_ratio=1.5)
+    with pytest.raises(ConfigError, match="stay_s"):
+        TrackerConfig(stay_s=0.0)
