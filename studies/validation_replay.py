@@ -17,7 +17,8 @@ the indexes (``--outside``) are left out; ``studies.outside_follow`` measures th
 
 ``--part K/N`` replays every N-th item from the K-th, so N processes share the cores;
 ``--report`` merges their outputs and prints the table, with the paired change of the
-time to a stable identification of every configuration against the first.
+time to a stable identification of every configuration against the first, and of each item's
+updates within 0.25 s (items closer, further, the same; the largest changes).
 """
 
 from __future__ import annotations
@@ -163,7 +164,23 @@ def report(results: dict) -> str:
             lines.append(f"\n{name} against {names[0]}, time to a stable identification per item: median "
                          f"{np.median(d):+.2f} s; sooner on {(d < -1e-6).sum()}, later on {(d > 1e-6).sum()} "
                          f"of {d.size}")
+        lines.append(_closer_line(name, names[0], base, rows))
     return "\n".join(lines)
+
+
+def _closer_line(name: str, base_name: str, base: dict, rows: dict, largest: int = 3) -> str:
+    """Per item, the change of the updates within 0.25 s against the first configuration: how many items
+    are closer, further, the same, and the largest changes (a total can hide a few items that swing)."""
+    d = {n: rows[n]["within_0.25"] - base[n]["within_0.25"] for n in rows if n in base}
+    if not d:
+        return ""
+    ranked = sorted(d, key=d.get)
+    worst = [f"{n} {d[n]:+d}" for n in ranked[:largest] if d[n] < 0]
+    best = [f"{n} {d[n]:+d}" for n in reversed(ranked[-largest:]) if d[n] > 0]
+    return (f"{name} against {base_name}, updates within 0.25 s per item: closer on "
+            f"{sum(v > 0 for v in d.values())}, further on {sum(v < 0 for v in d.values())}, the same on "
+            f"{sum(v == 0 for v in d.values())} of {len(d)}"
+            + (f"; most gained: {', '.join(best)}" if best else "") + (f"; most lost: {', '.join(worst)}" if worst else ""))
 
 
 def main(argv=None) -> int:

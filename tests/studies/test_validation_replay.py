@@ -38,6 +38,15 @@ def test_the_report_counts_wrong_follows_and_pairs_every_configuration_with_the_
     assert "median -0.25 s; sooner on 1, later on 0 of 2" in text
 
 
+def test_the_report_pairs_each_item_s_closeness_with_the_first_configuration():
+    base = {"x": row("chorale", 2.0), "y": row("chorale", 2.0), "z": row("piano", 2.0)}
+    new = {"x": {**row("chorale", 2.0), "within_0.25": 10}, "y": {**row("chorale", 2.0), "within_0.25": 5},
+           "z": row("piano", 2.0)}
+    text = report({"base": base, "new": new})
+    assert ("new against base, updates within 0.25 s per item: closer on 1, further on 1, the same on 1 of 3; "
+            "most gained: x +2; most lost: y -3") in text
+
+
 def test_updates_in_a_hold_are_those_where_the_truth_slows_far_below_its_usual_speed():
     import numpy as np
 
