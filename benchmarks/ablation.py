@@ -133,9 +133,12 @@ def run(items: list[Item], bundle_dir: Path, indexes: dict, run_dir: Path, *, fr
     todo = [(v, i) for v in variants for i in items if i.corpus in loaded]
     for variant, item in tqdm(todo, desc="ablation", unit="run", disable=not progress):
         log = run_dir / slug(variant) / f"{item.name}.jsonl"
-        if variant == "shipped" and shipped_dir is not None and (shipped_dir / f"{item.name}.jsonl").exists():
+        # the follower run's own log stands for the shipped variant and is that run's to write: replayed
+        # here with --fresh it was overwritten by the studies' shorter records (no tempo, no confidence)
+        followed = variant == "shipped" and shipped_dir is not None and (shipped_dir / f"{item.name}.jsonl").exists()
+        if followed:
             log = shipped_dir / f"{item.name}.jsonl"
-        if replay and (fresh or not log.exists()):
+        if replay and not followed and (fresh or not log.exists()):
             records = run_variant(variant, bundle, loaded[item.corpus], item)
             log.parent.mkdir(parents=True, exist_ok=True)
             log.write_text("".join(json.dumps(r) + "\n" for r in records))

@@ -54,3 +54,33 @@ def test_the_open_programme_variant_is_the_engine_the_option_gives():
     assert replace(EngineConfig(), **VARIANTS["open programme"]) == open_programme()  # (runner: --open-programme)
     assert open_programme().calibration == FITTED_OPEN != EngineConfig().calibration
     assert open_programme().rules_min_p == EngineConfig().rerank_min_p > EngineConfig().rules_min_p == 0.0
+
+
+def test_a_fresh_ablation_reads_the_follower_run_for_the_shipped_variant_and_never_rewrites_it(tmp_path, monkeypatch):
+    import json
+
+    import benchmarks.ablation as ablation
+    import follower.bundle
+    import follower.index
+
+    TRUTH.save(tmp_path / "c1.json")
+    item = Item("c1", "chorale", "c1.flac", str(tmp_path / "c1.json"), "chorales", "a", "a.mid", "f", 20.0)
+    follower_run = tmp_path / "follower"
+    follower_run.mkdir()
+    full = {"t": 1.0, "piece": "a", "position_s": 11.0, "state": "following", "tempo": 1.0, "confidence": 0.9,
+            "latency_ms": 1.0}
+    (follower_run / "c1.jsonl").write_text(json.dumps(full) + "\n")
+    replayed = []
+
+    def run_variant(name, bundle, index, it):
+        replayed.append(name)
+        return [{"t": 1.0, "piece": "a", "position_s": 11.0, "state": "following", "latency_ms": 1.0}]
+
+    monkeypatch.setattr(ablation, "run_variant", run_variant)
+    monkeypatch.setattr(follower.bundle, "load_bundle", lambda *a, **k: None)
+    monkeypatch.setattr(follower.index, "load_index", lambda *a, **k: None)
+    scores = ablation.run([item], tmp_path, {"chorales": "x.npz"}, tmp_path / "ablation", fresh=True,
+                          variants=("shipped", "one engine"), progress=False, shipped_dir=follower_run)
+    assert replayed == ["one engine"]
+    assert json.loads((follower_run / "c1.jsonl").read_text()) == full
+    assert set(scores["shipped"]) == set(scores["one engine"]) == {"c1"}
