@@ -176,9 +176,12 @@ def test_a_live_port_is_followed_through_the_runner(chroma_bundle, corpus_index,
         while port.callback is None and not player_stop.is_set():
             time.sleep(0.005)
         for msg in mido.MidiFile(str(perf)).play():
-            if player_stop.is_set():
+            if player_stop.is_set() or port.closed:
                 return
-            port.send(msg)
+            try:
+                port.send(msg)
+            except ValueError:  # the run's duration ended and it closed the port between the check and the send
+                return
 
     player = threading.Thread(target=play, daemon=True)
     player.start()
@@ -186,6 +189,7 @@ def test_a_live_port_is_followed_through_the_runner(chroma_bundle, corpus_index,
         assert run(source, load(options), options) == 0
     finally:
         player_stop.set()
+        player.join(timeout=2.0)
     rows = [json.loads(line) for line in (tmp_path / "live.jsonl").read_text().splitlines()]
     assert source.messages > 100
     assert rows[-1]["t"] == pytest.approx(9.0, abs=0.2)
