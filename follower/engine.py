@@ -313,6 +313,11 @@ class Engine:
                                       offset_z=self.config.rerank_offset_z, history_s=self.config.rerank_history_s,
                                       templates=self._note_templates(), template_weight=self.config.rerank_template_weight,
                                       template_offset_z=self.config.rerank_template_offset_z)
+        # the re-ranking's template scorer, where it builds the 50 ms templates a lock's fine aligner would
+        # (the same settings): it builds the leader's ahead, and a lock takes them where they are ready
+        scorer = self._reranker._templates if self._reranker is not None else None
+        self._ahead_scorer = scorer if self._fine_on and scorer is not None and same_templates(
+            self.config.fine, FineConfig()) else None
         self.reset()
 
     def _note_templates(self):
@@ -584,8 +589,10 @@ class Engine:
             self._reranker.consider(ranked[:offered] + ([lead] if lead is not None else []),
                                     keep=self.piece)
             self._reranked = self._reranker.ranking()
-            if self._reranked and self._reranked[0][0] != self.piece:  # the piece a lock would take next
-                self._templates_ahead(self._reranked[0][0])
+            leader = self._reranked[0][0] if self._reranked else None
+            if self._ahead_scorer is not None and leader not in (None, self.piece, self._ahead_piece):
+                self._ahead_piece = leader  # the piece a lock would take next
+                self._ahead_scorer.templates_ahead(leader)
         if (self.state == SEARCHING and self._last_sound_t is not None and self._evidence.heard_s > 0
                 and t_s - self._last_sound_t > c.pause_hold_s):
             # music that starts after a long silence (or applause) is new music: what was heard before
@@ -667,24 +674,14 @@ class Engine:
         self.piece = piece
         self.state = FOLLOWING
 
-    def _templates_ahead(self, piece: int) -> None:
-        """Have the template thread build the piece's 50 ms note templates, for a lock's fine aligner."""
-        scorer = self._reranker._templates
-        if piece != self._ahead_piece and self._fine_on and scorer is not None and same_templates(self.config.fine,
-                                                                                                   FineConfig()):
-            self._ahead_piece = piece
-            scorer.templates_ahead(piece)
-
     def _score_templates(self, piece: int) -> np.ndarray:
         """The piece's 50 ms note templates for the fine aligner: those the template thread built while the
-        piece led the re-ranking (:meth:`_templates_ahead`, follower.note_evidence.BuiltCells), where they
+        piece led the re-ranking (``_ahead_scorer``, follower.note_evidence.BuiltCells), where they
         are ready, or built now; the same either way. Building a long piece's here held the lock's update
         up (34 ms for a piano piece of 8 minutes, 127 ms for one of 22)."""
-        f = self.config.fine
-        scorer = self._reranker._templates if self._reranker is not None else None
-        templates = scorer.templates(piece) if scorer is not None and same_templates(f, FineConfig()) else None
+        templates = self._ahead_scorer.templates(piece) if self._ahead_scorer is not None else None
         return templates if templates is not None else score_templates(*self.index.notes(piece),
-                                                                       self.bundle.config.features, f)
+                                                                       self.bundle.config.features, self.config.fine)
 
     def _from_the_start(self, piece: int, centre_s: float, tempo: float) -> float:
         """A lock's window-centre position, or the piece's beginning's (or an earlier copy's of the notes
