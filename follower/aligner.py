@@ -128,6 +128,16 @@ class FineConfig(JsonConfig):
     watch_margin: float = 2.0
     watch_updates: int = 3
     watch_span_s: float = 60.0
+    # the frames alone settle a jump at watch_margin; a far path that leads by watch_confirm_margin only
+    # moves the aligner where the audio embedding names the same place: the newest watch_tail_s of the
+    # window embedded alone (the older frames silenced, by the bundle's encoder for windows still filling),
+    # whose best snippet of the locked piece beats those around the aligner's place by watch_tail_z
+    # z-scores (Engine._tail_place). Two views agreeing on one place; of two copies of the notes, the one
+    # the embedding names. Chosen on validation renders with jumps (docs/improvements.md (yy)); 0 = off,
+    # as for a bundle without that encoder
+    watch_confirm_margin: float = 1.0
+    watch_tail_s: float = 0.8
+    watch_tail_z: float = 0.5
     # a far move of the coarse path (its tracker jumping, a re-anchoring of the lock) is made from a window
     # that still holds the music before the jump: where two places sound alike it may land on either, and
     # lands on the other as its window fills with the music since. For settle_s after such a move the coarse
@@ -144,6 +154,8 @@ class FineConfig(JsonConfig):
         if self.watch_frames < 2 or self.watch_margin < 0 or self.watch_updates < 1 or self.watch_span_s <= 0:
             raise ConfigError("fine.watch_frames must be >= 2, fine.watch_margin >= 0, fine.watch_updates >= 1, "
                               "fine.watch_span_s > 0")
+        if self.watch_confirm_margin < 0 or self.watch_tail_s <= 0 or self.watch_tail_z < 0:
+            raise ConfigError("fine.watch_confirm_margin and fine.watch_tail_z must be >= 0, fine.watch_tail_s > 0")
         if not 0.0 <= self.ease_from <= 1.0 or self.ease_time < 0:
             raise ConfigError("fine.ease_from must be in [0, 1], fine.ease_time >= 0")
         if (self.hold_evidence < 0 or self.hold_leak_s <= 0 or self.match_window_s < 0 or self.hold_backfill_s < 0

@@ -95,6 +95,11 @@ PIECES_KEPT = 8
 # for folk tunes against the chorale index, 0.87-0.90 for the real Bach10 recordings; docs/improvements.md (hh)).
 MATCH_WINDOW_S = 2.0
 
+# The jump watch's second view (Engine._tail_place): the snippets within TAIL_NEAR_S of the aligner's place
+# (a snippet every 0.2-0.4 s, and the tempo uncertain by a few per cent over the half window taken forward)
+# are its own
+TAIL_NEAR_S = 1.0
+
 
 @dataclass(frozen=True)
 class EngineConfig:
@@ -663,10 +668,14 @@ class Engine:
             self.aligner = recently_used(self._aligners, piece, keep=PIECES_KEPT, make=lambda: FineAligner(
                 self._score_templates(piece), self.fps, self.config.fine, onsets_s=notes[0]))
             f = self.config.fine
-            # (the aligner keeps a watched move against the coarse path by the dispute rule: none without it)
+            # (the aligner keeps a watched move against the coarse path by the dispute rule: none without it;
+            # a lead the frames alone do not settle is settled by the newest audio's embedding, where the
+            # bundle has the encoder for windows still filling: _tail_place)
             self.watch = None if f.watch_margin <= 0 or not self._hold.enabled else JumpWatch(
                 self.aligner, frames=f.watch_frames, margin=f.watch_margin, far_s=f.max_disagree_s,
-                updates=f.watch_updates, span_s=f.watch_span_s)
+                updates=f.watch_updates, span_s=f.watch_span_s, confirm_margin=f.watch_confirm_margin,
+                confirm=self._tail_place if f.watch_confirm_margin > 0 and self.bundle.audio_partial is not None
+                else None)
             position_s = self._from_the_start(piece, position_s, tempo)
         self.tracker.reset(position_s, tempo=tempo)
         self._fine_fresh = True
@@ -788,6 +797,29 @@ class Engine:
         # dispute rule would keep the guess for good: copies never prove one another wrong)
         self._provisional_n = self._n + self.width if self.watch.tied else -1
         return True
+
+    def _tail_place(self, own_s: float, tempo: float) -> float | None:
+        """The place (score seconds of the newest frame, as the aligner's) that the newest ``fine.watch_tail_s``
+        of audio, embedded alone, names in the locked piece, where it names it ``fine.watch_tail_z`` z-scores
+        better than around ``own_s``; else None.
+
+        The older frames of the window are silenced and the window embedded by the bundle's encoder for
+        windows still filling, which was trained to match such a window with the full score snippet at the
+        window's centre: a snippet's centre is taken forward by half a window at the tempo to its place."""
+        f = self.config.fine
+        window, _ = self._window()
+        quiet = window.copy()
+        quiet[:max(self.width - int(round(f.watch_tail_s * self.fps)), 0)] = 0.0
+        q = self.bundle.audio_partial.embed_window(quiet)
+        scale, bias = self._verifier.standardise(q)
+        rows = self.index.rows(self.piece)
+        z = (self._search[rows] @ q) * scale - bias
+        forward_s = tempo * (self.lag_s - self._frame_lag_s)  # the window centre -> the newest frame, score s
+        place = self.index.position_s[rows] + forward_s
+        best = int(np.argmax(z))
+        near = np.abs(place - own_s) <= TAIL_NEAR_S
+        at_own = float(z[near].max()) if near.any() else -np.inf
+        return float(place[best]) if z[best] - at_own >= f.watch_tail_z else None
 
     def _backfill(self, window, loud, coarse_s: float, tempo: float) -> bool:
         """A dispute opens: weigh the frames already heard (before the newest ``stride``), oldest first,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -151,3 +152,99 @@ def test_frames_that_sound_like_nothing_in_the_piece_move_nothing():
     # the same music with the aligner moving on at 20 s: it is moved to 40 s
     moved = _play(_watch(aligner), held, lambda s: 20.0 + s)
     assert moved and abs(moved[0][1] - (40.0 + moved[0][0])) < 0.3, moved[:2]
+
+
+def _chord_piece(n_s: int, seed: int, copies=()):
+    """Random chords of one second each as the piece's templates (the templates standing for the audio);
+    ``copies``: (from_s, to_s, length_s) spans written out again."""
+    rng = np.random.default_rng(seed)
+    chords = rng.random((n_s, FC.n_bins)).astype(np.float32) ** 4
+    for a, b, n in copies:
+        chords[b:b + n] = chords[a:a + n]
+    return np.repeat(chords / np.linalg.norm(chords, axis=1, keepdims=True), int(FPS), axis=0)
+
+
+def _confirmed(templates, frames, own_of_s, confirm, *, margin=100.0, confirm_margin=0.5):
+    """Proposals of a watch whose frames alone never decide (``margin``), with the engine's second view
+    ``confirm``; (frame time, proposal) pairs."""
+    aligner = FineAligner(templates, FPS, FineConfig())
+    watch = JumpWatch(aligner, frames=16, margin=margin, far_s=2.0, updates=3, confirm_margin=confirm_margin,
+                      confirm=confirm)
+    out = []
+    for i, frame in enumerate(frames):
+        t = i / FPS
+        watch.listen(frame, True, i + 1, own_of_s(t))
+        to = watch.check(own_of_s(t), 1.0, i + 1)
+        if to is not None:
+            out.append((t, to))
+    return out, watch
+
+
+def test_a_lead_the_frames_alone_do_not_settle_moves_where_the_embedding_names_the_same_place():
+    """The engine's second view (the newest audio's embedding, Engine._tail_place) settles a lead of the
+    frames' paths below ``margin``: the aligner moves where both name the place, never where the
+    embedding names no place or one the frames' paths do not lead at."""
+    t = _chord_piece(60, seed=4)
+    frames = t[int(20 * FPS):int(23 * FPS)]  # the player at 20 s; the aligner moving on at 40 s
+    own = lambda s: 40.0 + s  # noqa: E731
+    truth = lambda s: 20.0 + s + 0.5 / FPS  # noqa: E731
+    moved, _ = _confirmed(t, frames, own, lambda own_s, tempo: truth((own_s - 40.0)))
+    assert moved and abs(moved[0][1] - truth(moved[0][0])) < 0.3, moved[:2]
+    assert moved[0][0] < 1.5, moved[0]  # within the watch's frames and updates of the jump
+    assert _confirmed(t, frames, own, lambda own_s, tempo: None)[0] == []
+    # the embedding names a place 10 s from where the frames lead: no agreement, no move
+    assert _confirmed(t, frames, own, lambda own_s, tempo: truth(own_s - 40.0) + 10.0)[0] == []
+    # the frames' own lead is still asked for: at a confirm_margin they do not reach, nothing moves
+    assert _confirmed(t, frames, own, lambda own_s, tempo: truth(own_s - 40.0), confirm_margin=1e3)[0] == []
+
+
+def test_of_two_copies_the_one_the_embedding_names_is_taken():
+    """Music written out twice (20-24 s again at 40-44 s), the aligner astray at 50 s: the frames
+    alone take the nearer copy (40 s on) and say they guessed; with the embedding naming the first
+    copy and the frames' lead below ``margin``, the first is taken, and it is no guess."""
+    t = _chord_piece(60, seed=5, copies=[(20, 40, 4)])
+    frames = t[int(20 * FPS):int(23 * FPS)]
+    own = lambda s: 50.0 + s  # noqa: E731
+    alone, watch = _confirmed(t, frames, own, None, margin=2.0)
+    assert alone and abs(alone[0][1] - (40.0 + alone[0][0])) < 0.3 and watch.tied, alone[:2]
+    first = lambda own_s, tempo: 20.0 + (own_s - 50.0)  # noqa: E731
+    named, watch = _confirmed(t, frames, own, first)
+    assert named and abs(named[0][1] - (20.0 + named[0][0])) < 0.3 and not watch.tied, named[:2]
+
+
+def test_the_engine_asks_the_embedding_only_where_its_bundle_has_the_encoder_for_windows_filling(
+        chroma_bundle, corpus, corpus_index, tmp_path):
+    """With the shipped bundle (which has that encoder) a lock's watch asks Engine._tail_place, whose
+    answer is a place of the locked piece or None; the test bundle has no such encoder, and its watch
+    is the frames' alone, as is any watch with ``watch_confirm_margin`` 0."""
+    from follower.errors import ConfigError
+
+    if not have_fluidsynth():
+        pytest.skip("FluidSynth or the TimGM6mb soundfont is absent")
+    shipped = Path(__file__).resolve().parents[2] / "exported" / "default"
+    audio = render(corpus / "piece2.mid")[: 22050 * 12]
+    cases = [(load_bundle(chroma_bundle), load_index(corpus_index), FineConfig(), False),
+             (None, None, dataclasses.replace(FineConfig(), watch_confirm_margin=0.0), False),
+             (None, None, FineConfig(), True)]
+    if not (shipped / "audio_encoder.partial.onnx").is_file():
+        cases = cases[:1]
+    for bundle, index, fine, asks in cases:
+        if bundle is None:
+            from follower.index import build_index
+
+            bundle = load_bundle(shipped)
+            index = build_index([corpus], bundle, hop_frames=4, progress=False)
+        engine = Engine(bundle, index, input_rate_hz=22050, config=EngineConfig(fine=fine))
+        engine.warm_up()
+        for i in range(0, len(audio), 1024):
+            engine.push(audio[i:i + 1024])
+        assert engine.watch is not None, "never locked"
+        assert (engine.watch.confirm is not None) == asks
+        if asks:
+            assert engine.watch.confirm_margin == fine.watch_confirm_margin < engine.watch.margin
+            place = engine._tail_place(engine.aligner.position_s + 30.0, float(engine.tracker.tempo))
+            assert place is None or 0.0 <= place <= float(index.duration_s[engine.piece]) + 2.0
+        else:
+            assert engine.watch.confirm_margin == engine.watch.margin
+    with pytest.raises(ConfigError, match="watch_tail_s"):
+        dataclasses.replace(FineConfig(), watch_tail_s=0.0)
