@@ -31,6 +31,9 @@ that part of the engine buys:
   (``fine.centre_emission=False``);
 * ``no jump watch``: after a jump only the coarse path, once its window has heard the jump, moves
   the fine aligner (``fine.watch_margin=0``);
+* ``frames alone on a jump``: the jump watch moves the aligner only where the frames' path alone
+  leads by ``fine.watch_margin``, never on the agreement of the newest audio's embedding
+  (``fine.watch_confirm_margin=0``; docs/improvements.md (yy));
 * ``copies as before``: the tracker's estimate takes the highest mode of its belief, whichever copy of
   music written out twice it is on, and after a far move the coarse path's next moves are disputed
   like any other (``tracker.stay_ratio=0``, ``fine.settle_s=0``; docs/improvements.md (xx));
@@ -83,6 +86,7 @@ VARIANTS = {
     "no easing": {"fine": replace(FineConfig(), ease_time=0.0)},
     "plain cosine emission": {"fine": replace(FineConfig(), centre_emission=False)},
     "no jump watch": {"fine": replace(FineConfig(), watch_margin=0.0)},
+    "frames alone on a jump": {"fine": replace(FineConfig(), watch_confirm_margin=0.0)},
     "copies as before": {"fine": replace(FineConfig(), settle_s=0.0), "tracker": replace(TrackerConfig(), stay_ratio=0.0)},
     "no re-ranking": {"rerank_candidates": 0},
     "paths only": {"rerank_candidates": 0, "evidence_ratio": float("inf"), "calibration": None},
