@@ -715,11 +715,14 @@ class Engine:
             return None
         if centre_silent:  # the music under the window centre paused: hold
             return self.tracker.step(None, elapsed_s, centre_s, silent=True)
-        z = None
-        if q is not None:  # z-scores: the tracker's sharpness then means the same for any model
-            scale, bias = standard
-            z = (self._search[self.index.rows(self.piece)] @ q) * scale - bias
+        # z-scores: the tracker's sharpness then means the same for any model
+        z = self._piece_z(q, standard) if q is not None else None
         return self.tracker.step(z, elapsed_s, centre_s)
+
+    def _piece_z(self, q: np.ndarray, standard: tuple[float, float]) -> np.ndarray:
+        """The z-scores of query ``q`` (``standard``: its verifier.standardise) against the locked piece's snippets."""
+        scale, bias = standard
+        return (self._search[self.index.rows(self.piece)] @ q) * scale - bias
 
     def _fine(self, coarse_s: float, tempo: float) -> float:
         """The fine aligner's position of the newest audio, or ``coarse_s`` where the coarse one has won.
@@ -811,11 +814,9 @@ class Engine:
         quiet = window.copy()
         quiet[:max(self.width - int(round(f.watch_tail_s * self.fps)), 0)] = 0.0
         q = self.bundle.audio_partial.embed_window(quiet)
-        scale, bias = self._verifier.standardise(q)
-        rows = self.index.rows(self.piece)
-        z = (self._search[rows] @ q) * scale - bias
+        z = self._piece_z(q, self._verifier.standardise(q))
         forward_s = tempo * (self.lag_s - self._frame_lag_s)  # the window centre -> the newest frame, score s
-        place = self.index.position_s[rows] + forward_s
+        place = self.index.position_s[self.index.rows(self.piece)] + forward_s
         best = int(np.argmax(z))
         near = np.abs(place - own_s) <= TAIL_NEAR_S
         at_own = float(z[near].max()) if near.any() else -np.inf
