@@ -34,6 +34,9 @@ that part of the engine buys:
 * ``frames alone on a jump``: the jump watch moves the aligner only where the frames' path alone
   leads by ``fine.watch_margin``, never on the agreement of the newest audio's embedding
   (``fine.watch_confirm_margin=0``; docs/improvements.md (yy));
+* ``jumps weighed as before``: a settling move of the coarse path is weighed with the frames of the
+  last 2 s only, and a dispute after a move of the jump watch with frames from before the jump too
+  (``fine.settle_backfill_s=2``, ``fine.watch_own_frames=False``; docs/improvements.md (zz));
 * ``copies as before``: the tracker's estimate takes the highest mode of its belief, whichever copy of
   music written out twice it is on, and after a far move the coarse path's next moves are disputed
   like any other (``tracker.stay_ratio=0``, ``fine.settle_s=0``; docs/improvements.md (xx));
@@ -87,6 +90,7 @@ VARIANTS = {
     "plain cosine emission": {"fine": replace(FineConfig(), centre_emission=False)},
     "no jump watch": {"fine": replace(FineConfig(), watch_margin=0.0)},
     "frames alone on a jump": {"fine": replace(FineConfig(), watch_confirm_margin=0.0)},
+    "jumps weighed as before": {"fine": replace(FineConfig(), settle_backfill_s=2.0, watch_own_frames=False)},
     "copies as before": {"fine": replace(FineConfig(), settle_s=0.0), "tracker": replace(TrackerConfig(), stay_ratio=0.0)},
     "no re-ranking": {"rerank_candidates": 0},
     "paths only": {"rerank_candidates": 0, "evidence_ratio": float("inf"), "calibration": None},

@@ -147,6 +147,17 @@ class FineConfig(JsonConfig):
     # audio window). Chosen on validation renders with the tracker's stay_ratio (docs/improvements.md (xx)).
     # 0 = off
     settle_s: float = 2.1
+    # the frames that may prove the aligner's place against such a settling move reach this far back (the
+    # engine keeps them beyond its 2.1 s window): the coarse path moves about a second after a jump and
+    # settles for 2.1 s more, and the music just after the jump may be all that tells two copies apart (a
+    # repeat taken to a chord before the second of two statements). Found on the benchmark's BWV 272;
+    # the same on validation renders but one, 6 updates closer (docs/improvements.md (zz))
+    settle_backfill_s: float = 3.0
+    # after the jump watch moved the aligner, a dispute weighs only the frames since the jump the watch
+    # found (the first frame of its far path): those before it were played elsewhere, and along the
+    # aligner's new path extrapolated back they favour whichever place they happen to resemble
+    # (docs/improvements.md (zz)); False = as far back as hold_backfill_s
+    watch_own_frames: bool = True
 
     def __post_init__(self):
         if not 0.0 <= self.onset_wait < 1.0:
@@ -159,9 +170,9 @@ class FineConfig(JsonConfig):
         if not 0.0 <= self.ease_from <= 1.0 or self.ease_time < 0:
             raise ConfigError("fine.ease_from must be in [0, 1], fine.ease_time >= 0")
         if (self.hold_evidence < 0 or self.hold_leak_s <= 0 or self.match_window_s < 0 or self.hold_backfill_s < 0
-                or self.start_prior_s < 0 or self.settle_s < 0):
-            raise ConfigError("fine.hold_evidence, fine.match_window_s, fine.hold_backfill_s, fine.start_prior_s and "
-                              "fine.settle_s must be >= 0, fine.hold_leak_s > 0")
+                or self.start_prior_s < 0 or self.settle_s < 0 or self.settle_backfill_s < 0):
+            raise ConfigError("fine.hold_evidence, fine.match_window_s, fine.hold_backfill_s, fine.start_prior_s, "
+                              "fine.settle_s and fine.settle_backfill_s must be >= 0, fine.hold_leak_s > 0")
 
 
 _PITCH_CACHE: dict = {}

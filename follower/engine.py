@@ -308,6 +308,9 @@ class Engine:
                                  margin=fine.hold_margin, evidence=fine.hold_evidence,
                                  leak_s=fine.hold_leak_s) if self._fine_on else None
         self._noise_flatness = self.config.noise_flatness  # the MIDI engine's roll frames are never noise
+        # frames kept: the audio window, or more where the settling check weighs further back
+        self._kept = max(self.width, int(round(fine.settle_backfill_s * self.fps)) + self.config.stride_frames
+                         if fine is not None else 0)
         self._frame_lag_s = fc.frame_size_samples / 2 / fc.sample_rate_hz
         self._evidence = PieceEvidence(index.n_pieces, self.config.evidence_decay_s)
         self._policy = LockPolicy(self.config)
@@ -377,8 +380,8 @@ class Engine:
     def reset(self) -> None:
         self._spec.reset()
         # each frame is written twice, so the newest `width` frames are always one slice
-        self._ring = np.zeros((2 * self.width, self.n_bins), np.float32)
-        self._loud = np.zeros(2 * self.width, bool)
+        self._ring = np.zeros((2 * self._kept, self.n_bins), np.float32)
+        self._loud = np.zeros(2 * self._kept, bool)
         self._pooling = np.zeros((0, self.n_bins), np.float32)  # frames waiting for a full run of `speed`
         self._n = 0
         self._ahead: dict = {}  # frame count -> audio embedding computed ahead (follower.ahead)
@@ -401,6 +404,9 @@ class Engine:
         self._fine_moved = False
         self._provisional_n = -1  # up to this frame count, the aligner's place is the jump watch's guess
         self._settle_n = -1  # up to this frame count, the coarse path settles after a far move (fine.settle_s)
+        # the frame count from which the aligner's path is its own (the jump the watch moved it for), or -1:
+        # the frames before it were played elsewhere and prove nothing about its place
+        self._own_from_n = -1
         if self._start is not None:
             self._start.reset()
         self._last_sound_t = None
@@ -498,11 +504,11 @@ class Engine:
         return frames[:n].reshape(-1, self.speed, frames.shape[1]).mean(axis=1, dtype=np.float32)
 
     def _write(self, frame: np.ndarray) -> None:
-        i = self._n % self.width
+        i = self._n % self._kept
         self._ring[i] = frame
-        self._ring[i + self.width] = frame
+        self._ring[i + self._kept] = frame
         loud = bool(sounding(frame, self.config.silence_level, self._noise_flatness))
-        self._loud[i] = self._loud[i + self.width] = loud
+        self._loud[i] = self._loud[i + self._kept] = loud
         self._n += 1
         if self._start is not None:
             self._start.add(frame, loud)
@@ -510,8 +516,13 @@ class Engine:
             self._reranker.add_frame(frame, loud)
 
     def _window(self):
-        start = self._n % self.width
-        return self._ring[start:start + self.width], self._loud[start:start + self.width]
+        end = self._n % self._kept + self._kept
+        return self._ring[end - self.width:end], self._loud[end - self.width:end]
+
+    def _heard(self):
+        """The newest ``_kept`` frames (the window and, for the settling check, the seconds before it)."""
+        start = self._n % self._kept
+        return self._ring[start:start + self._kept], self._loud[start:start + self._kept]
 
     # a block that completes this many frames or more (replay --fast reads long blocks) has its
     # windows embedded in batches before its updates run (follower.ahead)
@@ -679,7 +690,7 @@ class Engine:
             position_s = self._from_the_start(piece, position_s, tempo)
         self.tracker.reset(position_s, tempo=tempo)
         self._fine_fresh = True
-        self._provisional_n = self._settle_n = -1
+        self._provisional_n = self._settle_n = self._own_from_n = -1
         self.piece = piece
         self.state = FOLLOWING
 
@@ -742,7 +753,8 @@ class Engine:
         # since the jump than when it moved first. Followed unless the frames heard prove the aligner's place
         # (a move to where the music is not); between places that sound alike they prove neither
         settling = (apart and moved and self._n <= self._settle_n and not self._fine_fresh
-                    and not self._weigh_back(window, loud, coarse_s - lag_s, tempo, self._settle_hold, coarse_first=False))
+                    and not self._weigh_back(*self._heard(), coarse_s - lag_s, tempo, self._settle_hold,
+                                             coarse_first=False, backfill_s=fc.settle_backfill_s))
         proven = False  # the frames heard before the dispute opened may prove the coarse position already
         if (hold.enabled and apart and fc.hold_backfill_s > 0 and (moved or not hold.active) and not self._fine_fresh
                 and not settling):
@@ -755,6 +767,7 @@ class Engine:
             self.aligner.reset(coarse_s - lag_s)
             hold.clear()
             self._fine_fresh, apart = False, False
+            self._own_from_n = -1
         if hold.enabled and (hold.active or apart):  # disputed: the aligner follows its own place
             anchors = self.aligner.position_s + tempo * np.arange(1, stride + 1) / self.fps
         else:
@@ -779,6 +792,7 @@ class Engine:
                 return reported_s
         self.aligner.reset(coarse_s - lag_s)
         hold.clear()
+        self._own_from_n = -1
         return coarse_s
 
     def _jumped_to(self, frames, loud, tempo: float) -> bool:
@@ -791,6 +805,7 @@ class Engine:
         if to_s is None:
             return False
         self.aligner.reset(to_s)
+        self._own_from_n = self.watch.since_n if self.config.fine.watch_own_frames else -1
         # the coarse path stays where it is, with its tempo, until its window has heard the move: the
         # two disagree, and the dispute rule (follower.repeat_hold) weighs the frames heard from now on,
         # not the older ones, which were played at the old place
@@ -828,13 +843,18 @@ class Engine:
         return self._weigh_back(window, loud, coarse_s, tempo, self._hold)
 
     def _weigh_back(self, window, loud, coarse_s: float, tempo: float, hold: RepeatHold, *,
-                    coarse_first: bool = True) -> bool:
+                    coarse_first: bool = True, backfill_s: float | None = None) -> bool:
         """:meth:`_backfill` into ``hold`` (cleared, then active); with ``coarse_first`` False, True if the
-        aligner's position wins instead (by the same rule, the two places' roles swapped)."""
+        aligner's position wins instead (by the same rule, the two places' roles swapped). ``backfill_s``:
+        how far back (``fine.hold_backfill_s`` unless given; ``window`` must hold that much). After a move of
+        the jump watch, no further back than the jump it found."""
         stride = self.config.stride_frames
         hold.clear()
         hold.active = True
-        n = min(int(round(self.config.fine.hold_backfill_s * self.fps)), len(window) - stride)
+        backfill_s = self.config.fine.hold_backfill_s if backfill_s is None else backfill_s
+        n = min(int(round(backfill_s * self.fps)), len(window) - stride)
+        if self._own_from_n >= 0:  # (window[i] is the engine's frame count n - len(window) + 1 + i)
+            n = min(n, self._n - stride + 1 - self._own_from_n)
         fine_s = self.aligner.position_s  # that of the frame before the newest block
         for k in range(n, 0, -1):  # k frames before the newest block's first frame
             i = len(window) - stride - k

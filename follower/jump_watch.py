@@ -102,6 +102,10 @@ class JumpWatch:
         self.same_place = int(round(same_place_s * aligner.fps))
         self._rows: deque = deque(maxlen=self.frames)  # (engine frame number, aligner's frame, lo, cosines[lo:])
         self._run, self._last = 0, None  # updates in a row the same far place has won, and that place
+        # at a move: the engine's frame count of the far path's first frame (where the player jumped); the
+        # frames before it were played elsewhere (Engine._weigh_back)
+        self.since_n = -1
+        self._since_n = -1  # the same for this update's far place
         self.tied = False  # whether the newest far place had others as good (music written out twice)
         # a far path that beats the aligner's own by confirm_margin but not by margin counts where the
         # engine's second view agrees: ``confirm(own_s, tempo)`` is the place (score seconds of the newest
@@ -144,11 +148,14 @@ class JumpWatch:
         # the frames so far were heard before the move, along the aligner's old path: they would ask to
         # move back
         self.clear()
+        self.since_n = self._since_n
         return (j + 0.5) / self.aligner.fps
 
     def _far_place(self, own_s: float, tempo: float, frame_n: int) -> int | None:
         """The score frame of this update's far place (see the module docstring), or None."""
-        kept = [(at, lo, r) for n, at, lo, r in self._rows if n > frame_n - 2 * self.frames]
+        recent = [row for row in self._rows if row[0] > frame_n - 2 * self.frames]
+        counts = [n for n, _, _, _ in recent]  # (the engine's frame count of each row)
+        kept = [(at, lo, r) for _, at, lo, r in recent]
         # the score frames every row has (they follow the aligner's place, which moves with the music)
         base = max((lo for _, lo, _ in kept), default=0)
         end = min((lo + len(r) for _, lo, r in kept), default=0)
@@ -189,6 +196,7 @@ class JumpWatch:
             if not far[k] - own_score >= self.confirm_margin:
                 return None
             self.tied = False
+            self._since_n = counts[len(counts) - int(seg_n[k])]
             return base + k
         # places the frames cannot tell apart (music written out twice) are told apart by distance, as
         # the coarse path's jumps are (follower.tracker, jump_local_s): players skip back a few bars
@@ -197,4 +205,6 @@ class JumpWatch:
         self.tied = bool(np.ptp(tied) > 2 * self.same_place)
         c_near = int(tied[np.argmin(np.abs(tied - own))])
         lo, hi = max(c_near - self.same_place, 0), min(c_near + self.same_place + 1, n)
-        return base + lo + int(np.argmax(far[lo:hi]))
+        k = lo + int(np.argmax(far[lo:hi]))
+        self._since_n = counts[len(counts) - int(seg_n[k])]
+        return base + k

@@ -70,6 +70,25 @@ def test_a_jump_back_is_seen_within_a_second_and_nothing_is_seen_before_it(jumpe
     assert _play(_watch(_aligner(midi)), spec[int(16 * FPS):], lambda t: truth(t + 16)) == []
 
 
+def test_a_move_says_where_the_jump_was(jumped):
+    """The frames before the jump were played elsewhere: the engine weighs only those since it when the
+    coarse path disputes the move (Engine._weigh_back), so the watch says from which frame they are."""
+    spec, midi = jumped
+    watch = _watch(_aligner(midi))
+    assert watch.since_n == -1
+    first = None
+    for i, frame in enumerate(spec):
+        t = (i + 1) / FPS - LAG_S
+        watch.listen(frame, bool(frame.max() >= 0.05), i + 1, t)
+        if watch.check(t, 1.0, i + 1) is not None:
+            first = i + 1
+            break
+    assert first is not None, "the jump was never seen"
+    # the far path's frames begin at the jump (16 s), give or take a chord's onset
+    assert abs(watch.since_n / FPS - 16.0) <= 0.3, watch.since_n / FPS
+    assert watch.since_n <= first
+
+
 def test_a_literal_repeat_never_moves_it_and_of_two_copies_the_nearer_is_taken(tmp_path):
     """A piece whose second six seconds repeat its first: the two copies match alike, so an aligner
     on either stays; one that has gone astray is moved to the copy nearer to it, and says it guessed."""

@@ -77,6 +77,9 @@ def _engine_fine(cfg: FineConfig):
     engine._settle_hold = RepeatHold(margin=cfg.hold_margin, evidence=cfg.hold_evidence, leak_s=cfg.hold_leak_s, fps=FPS)
     engine._fine_fresh, engine._fine_moved = True, False
     engine.watch, engine._provisional_n, engine._settle_n, engine._n = None, -1, -1, 0  # no jump watch
+    engine._own_from_n = -1
+    engine.width = 42
+    engine._kept = max(engine.width, int(round(cfg.settle_backfill_s * FPS)) + 1)
     return engine
 
 
@@ -86,9 +89,10 @@ def _follow(engine, audio_s, coarse_s, *, move_at: int | None = None, moves=()):
     t = engine.aligner.templates
     out, heard = [], []
     for k, (a, c) in enumerate(zip(audio_s, coarse_s)):
-        heard = (heard + [t[min(int(a * FPS), len(t) - 1)]])[-42:]  # the engine's window: 42 frames
-        window = np.array(heard)
-        engine._window = lambda window=window: (window, np.ones(len(window), bool))
+        heard = (heard + [t[min(int(a * FPS), len(t) - 1)]])[-engine._kept:]  # the window: the newest 42 frames
+        kept = np.array(heard)
+        engine._heard = lambda kept=kept: (kept, np.ones(len(kept), bool))
+        engine._window = lambda kept=kept: (kept[-engine.width:], np.ones(len(kept[-engine.width:]), bool))
         engine._n = k
         engine.tracker.jumped = k == move_at or k in moves
         out.append(engine._fine(float(c), 1.0))
@@ -213,3 +217,26 @@ def test_a_settling_move_to_where_the_music_is_not_is_still_disputed():
     reported = _follow(engine, truth, coarse, moves=(first, second))
     assert np.abs(reported[first:] - truth[first:]).max() <= 0.25
     assert engine._hold.active
+
+
+@pytest.mark.parametrize("settle_backfill_s", [3.0, 2.0])
+def test_a_settling_move_to_a_copy_is_weighed_with_the_music_since_the_jump(settle_backfill_s):
+    """The player skips from B back to the first A's last chord, just before the second A, and plays on
+    into the second A. The coarse path lands there, then, 2.8 s after the jump, with nothing but the
+    second A in its window, on the first A (the same notes, 10 s earlier). Only the frames of that last
+    chord, 2.3-2.8 s back, tell the two apart: weighed back 3 s they keep the aligner where it is."""
+    engine = _engine_fine(dataclasses.replace(FineConfig(), settle_backfill_s=settle_backfill_s))
+    before = 25.0 + np.arange(3 * FPS) / FPS           # B ...
+    after = 9.5 + np.arange(5 * FPS) / FPS              # ... then the first A's last chord and the second A
+    truth = np.concatenate([before, after])
+    first, second = len(before) + int(FPS), len(before) + int(2.8 * FPS)
+    coarse = truth.copy()
+    coarse[len(before):first] = before[-1] + np.arange(1, first - len(before) + 1) / FPS  # not heard yet
+    coarse[second:] -= SECTION_S                        # the first A: before it, no chord at all
+    reported = _follow(engine, truth, coarse, moves=(first, second))
+    assert np.abs(reported[first:second] - truth[first:second]).max() <= 0.25
+    err = np.abs(reported[second:] - truth[second:])
+    if settle_backfill_s >= 3.0:
+        assert err.max() <= 0.25
+    else:  # within 2 s back both places play the same notes: the later landing is followed
+        assert np.all(np.abs(err - SECTION_S) <= 0.25)
