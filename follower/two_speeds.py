@@ -20,9 +20,12 @@ hear:
 * the engine at the written tempo, unless
 * it is not following, or follows at a tempo of ``handover_tempo`` or below (the
   bottom of its range: where its tempo estimate sits when the player is slower
-  still), *and* the slow engine has followed one piece for ``settle_s`` and does so at
-  below ``slow_tempo_max`` (its own tempo estimate, in real time: it hears the player
-  in its range). From then on
+  still), or follows another piece than the slow engine, which hears the player at
+  ``handover_tempo`` or below and whose paths back its piece better (``disagree_handover``:
+  a wrong lock of the first engine keeps a tempo of its own choosing, above the
+  handover), *and* the slow engine has
+  followed one piece for ``settle_s`` and does so at below ``slow_tempo_max`` (its own
+  tempo estimate, in real time: it hears the player in its range). From then on
 * the slow engine is heard for as long as it follows at below ``slow_tempo_max``;
   a lock of the first engine meanwhile does not take over. On those renders the
   first engine, its tempo pinned at the bottom of its range, switched to a wrong piece
@@ -67,6 +70,14 @@ class TwoSpeedConfig(JsonConfig):
     # or follows below this tempo, or the slow engine itself follows below slow_tempo_max. Otherwise
     # its frames still enter its window (and its re-ranking's history) and it waits
     active_tempo: float = 0.8
+    # the two follow different pieces, the slow engine, settled, hears the player at handover_tempo or below
+    # (real time), and its verified paths back its piece better than the first engine's back the first
+    # engine's (the updates' confidence): the slow engine is heard even while the first engine's tempo is
+    # above the handover. A first engine locked on a wrong piece sits at a tempo of its own choosing (at or
+    # near its lowest lock tempo, 0.7) and never hands over while it does. Without the comparison of the
+    # paths, a slow engine astray in a slow passage took over from a first engine that followed well.
+    # Chosen on validation renders at 0.35-0.5x, 0.5-0.7x and with jumps (docs/improvements.md (aaa))
+    disagree_handover: bool = True
 
     def __post_init__(self):
         if (self.speed < 2 or not 0 < self.handover_tempo <= self.slow_tempo_max or self.settle_s < 0
@@ -174,7 +185,9 @@ class TwoSpeedEngine:
                          and s.tempo < c.slow_tempo_max and s.t - self._slow_since[0] >= c.settle_s)
         if self.heard == "main":
             main_in_range = u.state == FOLLOWING and u.tempo is not None and u.tempo > c.handover_tempo
-            if slow_in_range and not main_in_range:
+            if slow_in_range and (not main_in_range or (c.disagree_handover and u.piece != s.piece
+                                                        and s.tempo <= c.handover_tempo
+                                                        and s.confidence > u.confidence)):
                 self.heard = "slow"
         elif not slow_in_range:
             self.heard = "main"

@@ -56,14 +56,16 @@ def read_audio(path) -> tuple[np.ndarray, float]:
     return signal.mean(axis=1), float(rate)
 
 
-def run_engine(bundle, index, signal, rate_hz, *, config=None, block: int = 1024, two_speeds: bool = False
-               ) -> list[dict]:
+def run_engine(bundle, index, signal, rate_hz, *, config=None, block: int = 1024, two_speeds: bool = False,
+               pair: dict | None = None) -> list[dict]:
     """``two_speeds``: the engine the follower runs by default, with a second one for slow players
-    (follower.two_speeds); otherwise the one engine."""
+    (follower.two_speeds; ``pair``: fields of its TwoSpeedConfig to replace); otherwise the one engine."""
     from follower.engine import Engine
-    from follower.two_speeds import TwoSpeedEngine
+    from follower.two_speeds import TwoSpeedConfig, TwoSpeedEngine
 
-    engine = (TwoSpeedEngine if two_speeds else Engine)(bundle, index, input_rate_hz=rate_hz, config=config)
+    engine = (TwoSpeedEngine(bundle, index, input_rate_hz=rate_hz, config=config,
+                             two_speeds=TwoSpeedConfig(**(pair or {}))) if two_speeds
+              else Engine(bundle, index, input_rate_hz=rate_hz, config=config))
     engine.warm_up()
     out = []
     for start in range(0, len(signal), block):

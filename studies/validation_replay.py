@@ -5,7 +5,7 @@ A threshold of the engine is chosen here, on renders of validation-split pieces
 never on the benchmark's test items. Each named configuration (``EngineConfig``
 fields to replace, as JSON, ``"tracker.kappa"`` for a field of a nested config; ``{"open": true}`` applies ``follower.engine.open_programme``
 on top; ``{"two_speeds": true}`` runs the follower's default pair of engines, follower.two_speeds, instead
-of the one engine) replays every item of the given tuning folders through the real engine,
+of the one engine, ``"pair.settle_s"`` a field of its TwoSpeedConfig) replays every item of the given tuning folders through the real engine,
 and the benchmark's metrics (:mod:`benchmarks.metrics`) score the records: time to a
 stable right piece, right piece at the end, updates within 0.25 / 0.5 s once locked,
 and every item followed on a wrong piece for more than 1 s. Items of music outside
@@ -42,6 +42,8 @@ def engine_config(overrides: dict):
     overrides = dict(overrides)
     open_ = overrides.pop("open", False)
     overrides.pop("two_speeds", None)  # (which engine runs, not a setting of it: see replay)
+    for key in [k for k in overrides if k.startswith("pair.")]:  # (the pair's settings: see replay)
+        overrides.pop(key)
     nested = {k: overrides.pop(k) for k in [k for k in overrides if "." in k]}
     config = dataclasses.replace(EngineConfig(), **overrides)
     for key, value in nested.items():  # "tracker.jump_local_s": a field of a nested config
@@ -103,10 +105,11 @@ def replay(args) -> dict:
     out = {}
     for name, overrides in configs.items():
         config = engine_config(overrides)
+        pair = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith("pair.")}
         for it in items:
             signal, rate = read_audio(it["audio"])
             records = run_engine(bundle, indexes[it["corpus"]], signal, rate, config=config,
-                                 two_speeds=bool(overrides.get("two_speeds", False)))
+                                 two_speeds=bool(overrides.get("two_speeds", False)), pair=pair)
             out.setdefault(name, {})[it["name"]] = item_scores(records, it)
             print(f"{name} {it['name']}: {out[name][it['name']]}", flush=True)
     return out

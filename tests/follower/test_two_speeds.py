@@ -105,3 +105,40 @@ def test_updates_not_wanted_are_left_out_and_counted(chroma_bundle, corpus_index
     assert some and min(u.t for u in some) >= 3.0
     assert engine.idle_updates == len(every) - len(some) and engine.skipped_updates == 0
     assert [u.t for u in some] == [u.t for u in every if u.t >= 3.0]  # the window kept filling meanwhile
+
+
+def _update(t, piece, tempo, confidence):
+    from follower.engine import Update
+    return Update(t=t, piece=piece, title=piece, position_s=1.0, position_beats=2.0, tempo=tempo, bpm=60.0 * tempo,
+                  confidence=confidence, state=FOLLOWING, latency_ms=1.0, candidates=[])
+
+
+def _heard(pair, main, slow, seconds=3.0):
+    """The pieces heard, update by update: the first engine's ``main`` (piece, tempo, confidence) every 50 ms,
+    the slow engine's ``slow`` every 100 ms from 0.5 s on."""
+    pair._reset_choice()
+    heard = []
+    for k in range(int(seconds / 0.05)):
+        t = 0.05 * (k + 1)
+        if t >= 0.5 and k % 2 == 0:
+            pair._see_slow(_update(t, *slow))
+        heard.append(pair._choose(_update(t, *main), 1.0).piece)
+    return heard
+
+
+@pytest.mark.parametrize("disagree_handover", [True, False])
+def test_a_first_engine_on_another_piece_than_a_slow_player_s_gives_way(disagree_handover):
+    """The first engine locked a wrong piece early and holds it at a tempo of its own (0.7), its paths no
+    longer backing it; the slow engine then follows another piece at 0.4x, its paths backing it. With the
+    rule the slow engine is heard once it has settled."""
+    pair = TwoSpeedEngine.__new__(TwoSpeedEngine)  # the choice alone: no engines needed
+    pair.two_speeds = TwoSpeedConfig(disagree_handover=disagree_handover)
+    heard = _heard(pair, ("wrong", 0.7, 0.0), ("right", 0.4, 0.3))
+    settled = int((0.5 + pair.two_speeds.settle_s) / 0.05)
+    assert set(heard[:settled - 1]) == {"wrong"}
+    assert set(heard[settled + 2:]) == ({"right"} if disagree_handover else {"wrong"})
+    # the first engine's paths back its piece better than the slow engine's back another (a slow passage of
+    # a piece the first engine follows well, the slow engine locked astray): it stays heard
+    assert set(_heard(pair, ("right", 0.65, 0.6), ("wrong", 0.4, 0.0))) == {"right"}
+    # the slow engine does not hear the player below the handover tempo: the first engine stays heard
+    assert set(_heard(pair, ("wrong", 0.7, 0.0), ("right", 0.6, 0.3))) == {"wrong"}
