@@ -12,6 +12,8 @@ def test_a_named_configuration_replaces_engine_fields_and_may_open_the_programme
     assert (nested.tracker.jump_local_s, nested.k, nested.tracker.kappa) == (0.0, 30, EngineConfig().tracker.kappa)
     opened = engine_config({"open": True, "rerank_min_zs": 5.0})
     assert (opened.calibration, opened.rerank_min_zs) == (FITTED_OPEN, 5.0) and opened.rules_min_p > 0
+    # the pair of engines' own settings ("pair.<field>", follower.two_speeds) are not the engine's
+    assert engine_config({"two_speeds": True, "pair.disagree_handover": False}) == EngineConfig()
 
 
 def row(kind, stable_s, wrong_s=0.0, end=True):
