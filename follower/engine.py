@@ -516,8 +516,9 @@ class Engine:
             self._reranker.add_frame(frame, loud)
 
     def _window(self):
-        end = self._n % self._kept + self._kept
-        return self._ring[end - self.width:end], self._loud[end - self.width:end]
+        """The newest ``width`` frames (the audio window) and their sounding flags."""
+        heard, loud = self._heard()
+        return heard[-self.width:], loud[-self.width:]
 
     def _heard(self):
         """The newest ``_kept`` frames (the window and, for the settling check, the seconds before it)."""
