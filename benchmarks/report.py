@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .copies import count_misses
 from .material import Item
 from .metrics import ItemScores, accuracy_curve, load_jsonl, score_item, summarise
 from .warp import load_truth
@@ -109,6 +110,34 @@ def following_table(runs: list[SystemRun], items: list[Item]) -> str:
                          f"{row['locked_updates']} | "
                          + (f"{secs(row['recovery_median_s'])} / {secs(row['recovery_p90_s'])} |" if row["jumps"]
                             else "– |"))
+    return "\n".join(lines)
+
+
+def copies_table(runs: list[SystemRun], items: list[Item], tolerance_s: float = 0.5) -> str:
+    """How many of the updates off by more than ``tolerance_s`` report another statement of the notes
+    the truth plays (:mod:`benchmarks.copies`), per material and system."""
+    from follower.midi import load_midi
+
+    lines = [f"| material | system | locked updates | off by > {tolerance_s:g} s | of them at another statement of "
+             f"the notes played | within {tolerance_s:g} s | within {tolerance_s:g} s or at another statement |",
+             "|---|---|---|---|---|---|---|"]
+    notes = {}
+    for kind, label in GROUPS:
+        group = [i for i in items if i.kind == kind]
+        for run in runs:
+            present = [i for i in group if i.name in run.scores]
+            if not present:
+                continue
+            locked = missed = at_copy = 0
+            for item in present:
+                if item.midi not in notes:
+                    notes[item.midi] = load_midi(item.midi).pitched
+                m = count_misses(load_jsonl(run.folder / f"{item.name}.jsonl"), item.piece,
+                                 load_truth(Path(item.truth)), notes[item.midi], tolerance_s)
+                locked, missed, at_copy = locked + m.locked, missed + m.missed, at_copy + m.at_copy
+            share = (lambda k: k / locked) if locked else (lambda k: np.nan)
+            lines.append(f"| {label} | {run.name} | {locked} | {missed} | {at_copy} | {pct(share(locked - missed))} | "
+                         f"{pct(share(locked - missed + at_copy))} |")
     return "\n".join(lines)
 
 

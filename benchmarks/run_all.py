@@ -31,7 +31,7 @@ from follower.paths import REPO_ROOT
 from . import ablation, paths
 from .material import build as build_material
 from .metrics import summarise
-from .report import (block_body, following_table, growth_table, identification_table, keep_absent_rows,
+from .report import (block_body, copies_table, following_table, growth_table, identification_table, keep_absent_rows,
                      latency_table, load_run, machine_description, plot_accuracy, plot_positions, replace_block,
                      speed_table)
 from .index_growth import index_summary, merge_indexes
@@ -202,7 +202,8 @@ def main(argv=None) -> int:
         setup += [f"- {KEPT_MARK} {', '.join(sorted(absent))}. As the page had them:"] + kept_setup(old_setup)
         doc = replace_block(doc, "setup", "\n".join(setup))
     for name, table in (("identification", identification_table(runs, items, family_of)),
-                        ("following", following_table(runs, items)), ("speed", speed_table(runs, items))):
+                        ("following", following_table(runs, items)), ("copies", copies_table(runs, items)),
+                        ("speed", speed_table(runs, items))):
         doc = replace_block(doc, name, keep_absent_rows(block_body(doc, name), table, absent))
     merged = merged_index_path(work, index_fingerprint(args.bundle), args.piano_hop_frames)
     chorale_index = index_path("chorales", args.bundle, work / "index", args.piano_hop_frames)
