@@ -13,7 +13,7 @@
    80.0,
    80.0,
    860.0,
-   480.0
+   540.0
   ],
   "bglocked": 0,
   "openinpresentation": 0,
@@ -61,15 +61,16 @@
      "id": "obj-3",
      "maxclass": "newobj",
      "numinlets": 1,
-     "numoutlets": 6,
+     "numoutlets": 7,
      "patching_rect": [
       20,
       80,
-      600,
+      660,
       22
      ],
-     "text": "route /follower/piece /follower/position /follower/tempo /follower/state /follower/candidates",
+     "text": "route /follower/piece /follower/position /follower/tempo /follower/state /follower/candidates /follower/also_at",
      "outlettype": [
+      "",
       "",
       "",
       "",
@@ -440,6 +441,57 @@
      ],
      "text": "tempo x"
     }
+   },
+   {
+    "box": {
+     "id": "obj-27",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      20,
+      430,
+      640,
+      22
+     ],
+     "text": "also at: beats, seconds of each other place that plays what was heard (music written out twice); empty: unique"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-25",
+     "maxclass": "newobj",
+     "numinlets": 1,
+     "numoutlets": 1,
+     "patching_rect": [
+      20,
+      452,
+      80,
+      22
+     ],
+     "text": "prepend set",
+     "outlettype": [
+      ""
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-26",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      110,
+      452,
+      560,
+      22
+     ],
+     "text": "",
+     "outlettype": [
+      ""
+     ]
+    }
    }
   ],
   "lines": [
@@ -619,6 +671,30 @@
      ],
      "destination": [
       "obj-44",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-3",
+      5
+     ],
+     "destination": [
+      "obj-25",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-25",
+      0
+     ],
+     "destination": [
+      "obj-26",
       0
      ]
     }

@@ -37,12 +37,19 @@ def main() -> int:
         if args.all:
             print("candidates " + ", ".join(f"{pairs[i]} {pairs[i + 1]:.3f}" for i in range(0, len(pairs), 2)))
 
+    def also_at(address, *pairs):
+        if len(pairs) != seen.get("also_n", 0):  # the places move with the music: print when their number changes
+            places = ", ".join(f"beat {pairs[i]:.2f} ({pairs[i + 1]:.2f} s)" for i in range(0, len(pairs), 2))
+            print(f"also at    {places}" if places else "also at    nowhere else now: the place is unique")
+            seen["also_n"] = len(pairs)
+
     d = Dispatcher()
     d.map("/follower/piece", piece)
     d.map("/follower/position", position)
     d.map("/follower/tempo", tempo)
     d.map("/follower/state", state)
     d.map("/follower/candidates", candidates)
+    d.map("/follower/also_at", also_at)
     server = BlockingOSCUDPServer((args.host, args.port), d)
     print(f"listening for /follower/* on udp://{args.host}:{args.port} (Ctrl-C stops)")
     try:

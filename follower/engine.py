@@ -69,6 +69,7 @@ from . import ahead, policy
 from .aligner import FineAligner, FineConfig, same_templates, score_templates
 from .jump_watch import JumpWatch
 from .repeat_hold import RepeatHold
+from .other_places import OtherPlaces
 from .same_notes import copies_before
 from .start_prior import StartPrior
 from .confidence import FITTED, FITTED_EMBEDDINGS, FITTED_FULL_WINDOWS, Calibration
@@ -251,6 +252,10 @@ class Update:
     reranked: list = field(default_factory=list)  # [(piece_id, alignment score z-s)] best first, up to five
     piece_changed: bool = False
     state_changed: bool = False
+    # while following: the other places of the piece that play the notes heard since the follower last
+    # placed itself (music written out twice; follower.other_places), MIDI s and beats, earliest first
+    also_at_s: list = field(default_factory=list)
+    also_at_beats: list = field(default_factory=list)
     # set by the runner (follower.runner) for live or real-time audio: how long ago the newest audio
     # this update covers arrived when it went out (None: not real time), and the updates skipped so
     # far to keep up with the audio
@@ -307,6 +312,8 @@ class Engine:
         self._start = StartPrior(start_prior_s=fine.start_prior_s, pause_s=self.config.pause_hold_s, fps=self.fps,
                                  margin=fine.hold_margin, evidence=fine.hold_evidence,
                                  leak_s=fine.hold_leak_s) if self._fine_on else None
+        # the other places of the followed piece that play what was heard (follower.other_places)
+        self._others = OtherPlaces(window_s=self.width * self.speed / self.fps)
         self._noise_flatness = self.config.noise_flatness  # the MIDI engine's roll frames are never noise
         # frames kept: the audio window, or more where the settling check weighs further back
         self._kept = max(self.width, int(round(fine.settle_backfill_s * self.fps)) + self.config.stride_frames
@@ -409,6 +416,7 @@ class Engine:
         self._own_from_n = -1
         if self._start is not None:
             self._start.reset()
+        self._others.reset()
         self._last_sound_t = None
         self._match: deque = deque()  # (t_s, best cosine in the index) of the recent sounding updates
         self._updated_n = 0          # frame count at the last update (the tracker steps by the audio since)
@@ -874,6 +882,7 @@ class Engine:
         reranked = [(str(ids[p]), round(s, 3)) for p, s, _, _ in self._reranked[:5]]
         t_s *= self.speed  # (the audio's own clock; the engine's runs `speed` times faster)
         if self.piece is None or centre_pos_s is None:
+            self._others.reset()
             return Update(t=t_s, piece=None, title=None, position_s=None, position_beats=None, tempo=None,
                           bpm=None, confidence=float(confidence), state=self.state, latency_ms=0.0,
                           candidates=cands, reranked=reranked, piece_changed=old_piece is not None,
@@ -891,9 +900,13 @@ class Engine:
         j = min(max(int(np.searchsorted(pos, position_s)), 1), len(pos) - 1) if len(pos) > 1 else 0
         written_bpm = (60.0 * (beats[j] - beats[j - 1]) / (pos[j] - pos[j - 1])) if len(pos) > 1 else 120.0
         tempo /= self.speed
+        following = self.state == FOLLOWING
+        also_at = self._others.places(t_s, self.piece if following else None,
+                                      self.index.notes(self.piece) if following else None, position_s, tempo)
         return Update(t=t_s, piece=str(ids[self.piece]), title=str(self.index.titles[self.piece]),
                       position_s=position_s, position_beats=position_beats, tempo=tempo,
                       bpm=float(tempo * written_bpm), confidence=float(confidence), state=self.state,
                       latency_ms=0.0, candidates=cands, reranked=reranked, piece_changed=old_piece != self.piece,
-                      state_changed=old_state != self.state)
+                      state_changed=old_state != self.state, also_at_s=also_at,
+                      also_at_beats=[float(b) for b in np.interp(also_at, pos, beats)] if also_at else [])
 

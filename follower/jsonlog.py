@@ -15,6 +15,10 @@ Exactly these keys, in this order (batch evaluation relies on them):
                   the update went out (the output's lag behind the audio), or null (--fast replay)
   skipped         updates left out so far to keep up with the audio (--max-lag): more than 0 means
                   the machine was too busy for a while
+  also_at_s       while following: the other places of the piece (MIDI s, earliest first) that play
+                  the notes heard since the follower last placed itself -- music written out twice,
+                  which no audio tells apart until it differs; [] where the place is unique
+  also_at_beats   the same in quarter-note beats
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import sys
 from .errors import ConfigError
 
 KEYS = ("t", "piece", "title", "position_s", "position_beats", "tempo", "confidence", "state", "latency_ms",
-        "lag_ms", "skipped")
+        "lag_ms", "skipped", "also_at_s", "also_at_beats")
 
 
 def record(u) -> dict:
@@ -34,7 +38,8 @@ def record(u) -> dict:
 
     return {"t": r(u.t, 3), "piece": u.piece, "title": u.title, "position_s": r(u.position_s, 3),
             "position_beats": r(u.position_beats, 3), "tempo": r(u.tempo, 4), "confidence": r(u.confidence, 4),
-            "state": u.state, "latency_ms": r(u.latency_ms, 3), "lag_ms": r(u.lag_ms, 1), "skipped": int(u.skipped)}
+            "state": u.state, "latency_ms": r(u.latency_ms, 3), "lag_ms": r(u.lag_ms, 1), "skipped": int(u.skipped),
+            "also_at_s": [r(x, 3) for x in u.also_at_s], "also_at_beats": [r(x, 3) for x in u.also_at_beats]}
 
 
 class JsonlWriter:

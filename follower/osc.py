@@ -8,6 +8,9 @@ Addresses (all values plain Python int/float/str; python-osc rejects numpy scala
   /follower/state       s:searching|following|lost        on change, then once a second;
                         s:stopped once when the follower ends (the source ended, an error, Ctrl-C, SIGTERM)
   /follower/candidates  s:piece_id f:score ... (top five)  every update
+  /follower/also_at     f:position_beats f:position_s ...   every update while a piece is locked and the
+                        music heard is written out elsewhere in it too (the other places, earliest
+                        first); once with no arguments when that ends
 
 Several followers may send to one port (UDP allows any number of senders); their
 messages then interleave, so give each its own ``--osc-prefix`` (``/violin/piece``,
@@ -94,6 +97,7 @@ class OscSender:
         self._last_state = None
         self._piece_sent_t = -1e9
         self._state_sent_t = -1e9
+        self._also_sent = False  # the last /follower/also_at named places
 
     def send(self, address: str, *values) -> None:
         if self.prefix != DEFAULT_PREFIX and address.startswith(DEFAULT_PREFIX + "/"):
@@ -116,6 +120,10 @@ class OscSender:
                 self._piece_sent_t = u.t
             self.send("/follower/position", float(u.position_beats), float(u.position_s), conf)
             self.send("/follower/tempo", float(u.tempo), float(u.bpm))
+        also = [float(x) for b, s in zip(u.also_at_beats, u.also_at_s) for x in (b, s)]
+        if also or self._also_sent:
+            self.send("/follower/also_at", *also)
+            self._also_sent = bool(also)
         self._last_piece = u.piece
         if u.state != self._last_state or u.t - self._state_sent_t >= RESEND_S:
             self.send("/follower/state", str(u.state))

@@ -164,18 +164,19 @@ def _dilated(roll):
 
 @numba.njit(cache=True, nogil=True)
 def _lag_overlaps(roll, dil, rows, lags, min_sounding):
-    """How alike the roll's ``rows`` and the rows ``lag`` earlier are, for each of ``lags``: the share of
-    both stretches' sounding cells that the other sounds within a grid step (a Dice overlap with that
-    tolerance in time; -1: too little sound; rows before the first count silent)."""
+    """How alike the roll's ``rows`` and the rows ``lag`` earlier are, for each of ``lags`` (negative: later):
+    the share of both stretches' sounding cells that the other sounds within a grid step (a Dice overlap
+    with that tolerance in time; -1: too little sound; rows outside the roll count silent)."""
     out = np.full(len(lags), -1.0)
     for s in range(len(lags)):
         matched, total = 0, 0
         for k in range(len(rows)):
             r = rows[k] - lags[s]
+            inside = 0 <= r < len(roll)
             for w in range(2):
                 a, da = roll[rows[k], w], dil[rows[k], w]
-                b = roll[r, w] if r >= 0 else np.uint64(0)
-                db = dil[r, w] if r >= 0 else np.uint64(0)
+                b = roll[r, w] if inside else np.uint64(0)
+                db = dil[r, w] if inside else np.uint64(0)
                 matched += _bits(a & db) + _bits(b & da)
                 total += _bits(a) + _bits(b)
         if total >= 2 * min_sounding:
@@ -228,3 +229,33 @@ def copies_before(notes, position_s: float, tempo: float, heard_s: float, *, ear
         best = k + 1 + int(np.argmax(o[k + 1:run + 1]))
         out.append(float(position_s - lags[best] * step))
     return out
+
+
+def packed_roll(notes, step_s: float = COPY_STEP_S) -> tuple[np.ndarray, np.ndarray]:
+    """A piece's notes on the ``step_s`` grid, bit-packed, and the same with each row ORed with its
+    neighbours: what :func:`lag_overlaps` compares (``notes``: (onset, end, pitch))."""
+    onset, end, pitch = notes
+    n = int(np.ceil(float(end.max()) / step_s)) + 1 if len(onset) else 1
+    roll = _packed_roll(onset, end, pitch, step_s, n)
+    return roll, _dilated(roll)
+
+
+def lag_overlaps(rolls: tuple[np.ndarray, np.ndarray], position_s: float, tempo: float, heard_s: float,
+                 lags: np.ndarray, step_s: float = COPY_STEP_S) -> np.ndarray:
+    """For each of ``lags`` (grid steps; negative: later in the piece), how alike the notes of the last
+    ``heard_s`` of audio at ``tempo`` before ``position_s`` are to those ``lag`` steps earlier: the Dice
+    overlap of :func:`copies_before`, -1 where the two sound too little to tell. ``rolls``:
+    :func:`packed_roll` of the piece."""
+    roll, dil = rolls
+    span = max(tempo, 1e-3) * heard_s
+    instants = position_s - span + (np.arange(STEPS) + 0.5) * (span / STEPS)
+    rows = np.round(instants[instants >= 0] / step_s - 0.5).astype(np.int64)
+    rows = rows[rows < len(roll)]
+    if len(rows) == 0:
+        return np.full(len(lags), -1.0)
+    return _lag_overlaps(roll, dil, rows, np.asarray(lags, np.int64), MIN_SOUNDING)
+
+
+def dice_threshold(threshold: float = SAME_NOTES) -> float:
+    """The Dice overlap equivalent to the Jaccard overlap ``threshold``: 2J / (1 + J)."""
+    return 2 * threshold / (1 + threshold)

@@ -63,12 +63,13 @@ def snapshot(u, seq: int, ended: bool = False) -> dict:
     if u is None:
         return {"seq": seq, "ended": ended, "state": "starting", "t": 0.0, "piece": None, "title": None,
                 "position_s": None, "position_beats": None, "tempo": None, "bpm": None, "confidence": 0.0,
-                "candidates": [], "reranked": []}
+                "candidates": [], "reranked": [], "also_at_beats": []}
     return {"seq": seq, "ended": ended, "state": u.state, "t": _num(u.t), "piece": u.piece, "title": u.title,
             "position_s": _num(u.position_s), "position_beats": _num(u.position_beats), "tempo": _num(u.tempo),
             "bpm": _num(u.bpm, 1), "confidence": _num(u.confidence),
             "candidates": [[str(p), _num(s)] for p, s in u.candidates[:5]],
-            "reranked": [[str(p), _num(s)] for p, s in u.reranked[:5]]}
+            "reranked": [[str(p), _num(s)] for p, s in u.reranked[:5]],
+            "also_at_beats": [_num(b, 2) for b in u.also_at_beats]}
 
 
 def host_name(header: str) -> str:

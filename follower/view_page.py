@@ -58,6 +58,7 @@ PAGE = r"""<!doctype html>
   <div id="state" class="starting">starting</div>
   <div class="metric">beat <b id="beat">&ndash;</b> &middot; <b id="pos">&ndash;</b> s</div>
   <div class="metric">tempo <b id="tempo">&ndash;</b></div>
+  <div class="metric" id="alsobox" hidden title="music written out twice: the player may be at these places too">also at beat <b id="also"></b></div>
   <div class="metric">confidence <b id="conf">&ndash;</b> <span id="confbar"><span id="conffill"></span></span></div>
   <div class="metric">heard <b id="heard">0.0</b> s</div>
   <div id="conn">connecting&hellip;</div>
@@ -109,6 +110,9 @@ function showState() {
   $("beat").textContent = fmt(snap.position_beats, 1);
   $("pos").textContent = fmt(snap.position_s, 1);
   $("tempo").textContent = snap.tempo === null ? "\u2013" : "x" + snap.tempo.toFixed(2) + " = " + snap.bpm.toFixed(0) + " bpm";
+  const also = snap.also_at_beats || [];
+  $("alsobox").hidden = also.length === 0;
+  $("also").textContent = also.map(b => fmt(b, 1)).join(", ");
   $("conf").textContent = fmt(snap.confidence, 2);
   $("conffill").style.width = Math.round(100 * Math.min(1, snap.confidence || 0)) + "%";
   $("heard").textContent = fmt(snap.t, 1);

@@ -65,6 +65,20 @@ def test_messages_arrive_with_the_right_types(receiver):
     assert osc.errors == 0
 
 
+def test_other_places_go_out_while_there_are_some_then_once_empty(receiver):
+    import dataclasses
+
+    port, got = receiver
+    osc = OscSender(f"127.0.0.1:{port}")
+    twice = dataclasses.replace(update(0.05), also_at_s=[2.5, 40.0], also_at_beats=[5.0, 80.0])
+    for u in (update(0.0), twice, dataclasses.replace(twice, t=0.1), update(0.15), update(0.2)):
+        osc.emit(u)
+    wait_for(got, 20, timeout=10.0)  # 5 messages, 4, 4, 4 (the empty one), 3
+    also = [args for address, args in got if address == "/follower/also_at"]
+    assert also == [(5.0, 2.5, 80.0, 40.0)] * 2 + [()]  # beats and seconds of each place; then none, once
+    assert all(type(v) is float for v in also[0])
+
+
 def test_nobody_listening_never_blocks_or_raises():
     osc = OscSender("127.0.0.1:9")  # discard port; nothing listens
     t0 = time.perf_counter()

@@ -3,6 +3,7 @@
 The page itself, in a real browser during a replay, is tested in ``test_view_browser.py``.
 """
 
+import dataclasses
 import json
 import re
 import socket
@@ -76,6 +77,12 @@ def test_state_follows_the_newest_update_as_plain_json(view):
     assert snap["t"] == 2.0 and snap["piece"] == "piece3" and snap["state"] == "following"
     assert snap["position_s"] == 10.0 and snap["tempo"] == 1.1 and snap["bpm"] == 132.0
     assert snap["candidates"] == [["piece3", 2.5], ["piece1", None]]  # NaN is not JSON: null
+    assert snap["also_at_beats"] == []
+    view.emit(dataclasses.replace(update(2.05), also_at_s=[2.5], also_at_beats=[5.0]))  # music written out twice
+    assert json.loads(get(view.url + "state")[2])["also_at_beats"] == [5.0]
+    assert 'id="alsobox"' in PAGE and "also_at_beats" in PAGE
+    view.emit(update(2.1))
+    snap = json.loads(get(view.url + "state")[2])
     assert snap["ended"] is False
     view.finish()
     assert json.loads(get(view.url + "state")[2])["ended"] is True
