@@ -7,7 +7,8 @@ the music differs; neither this follower nor any other can tell the two apart fr
 audio before then. The following table counts a report at the other statement as a
 miss, as it should (a cue tied to one statement fires at the wrong one). This module
 says how many of the misses are of that kind, so that the misses left are the ones a
-better follower could avoid.
+better follower could avoid, and of those how many the follower said it might be at
+(``also_at_s``, :mod:`follower.other_places`).
 
 A report at audio time ``t`` on the right piece, more than ``tolerance_s`` from the
 truth, is *at a copy* where the notes the truth has played over the audio heard since
@@ -27,12 +28,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from follower.other_places import MIN_APART_S  # a copy lies this far from the truth at least: a phrase away
 from follower.same_notes import SAME_NOTES
 
 STEP_S = 0.05        # grid of the piano roll the notes are compared on (the follower's frame)
 SPAN_S = 8.0         # at most this much audio before the report is compared (follower.same_notes.SPAN_S)
 MIN_HEARD_S = 2.0    # less audio heard since the segment began: too little to call it a copy
-MIN_APART_S = 2.0    # a copy lies at least this far (MIDI s) from the truth: a phrase away, not a chord
 INSTANTS = 48        # instants sampled over that audio (follower.same_notes.STEPS)
 MIN_SOUNDING = 8     # sounding (instant, pitch) cells both stretches need between them
 
@@ -44,6 +45,8 @@ class Misses:
     locked: int        # such reports
     missed: int        # ... more than the tolerance from the truth
     at_copy: int       # ... of which at a place whose notes are the truth's
+    named: int = 0     # ... of which the report also named the truth's place (``also_at_s``)
+    names_places: bool = False  # the system reports other places at all (its records have ``also_at_s``)
 
 
 def piano_roll(notes: np.ndarray, step_s: float = STEP_S) -> np.ndarray:
@@ -102,7 +105,8 @@ def count_misses(records: list[dict], true_piece: str, truth, notes: np.ndarray,
 
     roll = piano_roll(notes)
     starts = [0.0] + list(getattr(truth, "jumps_s", []))
-    locked = missed = at_copy = 0
+    locked = missed = at_copy = named = 0
+    names_places = any("also_at_s" in r for r in records)
     for r in records:
         if r.get("state") != "following" or normalise_piece(r.get("piece")) != normalise_piece(true_piece):
             continue
@@ -126,4 +130,5 @@ def count_misses(records: list[dict], true_piece: str, truth, notes: np.ndarray,
         played = played[np.isfinite(played)]
         if same_notes_within(roll, played, offset, tolerance_s):
             at_copy += 1
-    return Misses(locked, missed, at_copy)
+            named += any(abs(p - here) <= tolerance_s for p in r.get("also_at_s") or [])
+    return Misses(locked, missed, at_copy, named, names_places)

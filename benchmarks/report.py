@@ -119,8 +119,9 @@ def copies_table(runs: list[SystemRun], items: list[Item], tolerance_s: float = 
     from follower.midi import load_midi
 
     lines = [f"| material | system | locked updates | off by > {tolerance_s:g} s | of them at another statement of "
-             f"the notes played | within {tolerance_s:g} s | within {tolerance_s:g} s or at another statement |",
-             "|---|---|---|---|---|---|---|"]
+             f"the notes played | of those, the truth's place named too (`also_at_s`) | within {tolerance_s:g} s | "
+             f"within {tolerance_s:g} s or at another statement |",
+             "|---|---|---|---|---|---|---|---|"]
     notes = {}
     for kind, label in GROUPS:
         group = [i for i in items if i.kind == kind]
@@ -128,16 +129,18 @@ def copies_table(runs: list[SystemRun], items: list[Item], tolerance_s: float = 
             present = [i for i in group if i.name in run.scores]
             if not present:
                 continue
-            locked = missed = at_copy = 0
+            locked = missed = at_copy = named = 0
+            names = False
             for item in present:
                 if item.midi not in notes:
                     notes[item.midi] = load_midi(item.midi).pitched
                 m = count_misses(load_jsonl(run.folder / f"{item.name}.jsonl"), item.piece,
                                  load_truth(Path(item.truth)), notes[item.midi], tolerance_s)
                 locked, missed, at_copy = locked + m.locked, missed + m.missed, at_copy + m.at_copy
+                named, names = named + m.named, names or m.names_places
             share = (lambda k: k / locked) if locked else (lambda k: np.nan)
-            lines.append(f"| {label} | {run.name} | {locked} | {missed} | {at_copy} | {pct(share(locked - missed))} | "
-                         f"{pct(share(locked - missed + at_copy))} |")
+            lines.append(f"| {label} | {run.name} | {locked} | {missed} | {at_copy} | {named if names else '–'} | "
+                         f"{pct(share(locked - missed))} | {pct(share(locked - missed + at_copy))} |")
     return "\n".join(lines)
 
 

@@ -46,7 +46,11 @@ def test_count_misses_separates_copies_from_other_misses():
                rec(4.5, 5.5, state="lost"),       # not following: not counted
                rec(5.0, 6.0, piece="b")]          # another piece: not counted
     m = count_misses(records, "a", TRUTH, NOTES)
-    assert (m.locked, m.missed, m.at_copy) == (4, 3, 1)
+    assert (m.locked, m.missed, m.at_copy, m.named, m.names_places) == (4, 3, 1, 0, False)
+    # a follower that names the other places: the copy's report named the truth's place too
+    records[1]["also_at_s"] = [10.2]
+    m = count_misses(records, "a", TRUTH, NOTES)
+    assert (m.at_copy, m.named, m.names_places) == (1, 1, True)
 
 
 def test_heard_audio_starts_again_at_a_jump():
