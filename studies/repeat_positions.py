@@ -15,6 +15,12 @@ Per kind it prints the benchmark's within 0.25 / 0.5 s, the share of updates off
 than 0.5 s at the same notes, and within 0.5 s counting those as right: what the
 follower's closeness is where the audio can decide, beside what the benchmark charges.
 The benchmark's figures stay the ones that count; this says what they are made of.
+
+Since 2026-12-06 the benchmark page carries this count itself (``benchmarks/copies.py``), with
+a stricter test: the notes compared are those the truth played over the audio heard since the
+excerpt began or the last jump (this study compares the 4 s of MIDI before each position, which
+after a jump holds music that was never played), and the other place must lie 2 s or more from
+the truth. This study stays for ``studies.solo_line`` and the figures of earlier notes.
 """
 
 from __future__ import annotations
