@@ -33,6 +33,16 @@ def batches_exact(encoder, width: int, n_bins: int, n: int = 8) -> bool:
     return bool(np.array_equal(encoder(x), alone))
 
 
+def batches_exact_once(encoder, width: int, n_bins: int) -> bool:
+    """:func:`batches_exact`, asked once per encoder and window shape and kept with the encoder: every
+    engine over one bundle (the pair of ``follower.two_speeds``, each file of a batch replay) has the
+    same answer."""
+    known = encoder.__dict__.setdefault("_batches_exact", {})
+    if (width, n_bins) not in known:
+        known[(width, n_bins)] = batches_exact(encoder, width, n_bins)
+    return known[(width, n_bins)]
+
+
 def embed_ahead(encoder, history: np.ndarray, history_loud: np.ndarray, frames: np.ndarray, n_before: int,
                 config, partial=None, partial_min_frames: int = 0, partial_blend: float = 1.0) -> dict:
     """{frame count: embedding} of every window that the updates of ``frames`` will embed.

@@ -288,7 +288,7 @@ class Engine:
         self.lag_s = (self.width - self.width // 2) / self.fps  # window centre -> newest sample
         self.update_s = self.config.stride_frames / self.fps
         self._spec = StreamingSpectrogram(fc, input_rate_hz=input_rate_hz)
-        self._search = knn.as_search_matrix(index.embeddings)
+        self._search = index.search_matrix
         self._exact = None  # whether audio embeddings may be computed ahead in batches (follower.ahead)
         self._knn = knn
         self._topk = make_search(index, self._search, self.config.search)
@@ -374,13 +374,17 @@ class Engine:
         copies_before(notes, end_s, 1.0, 1.0, earliest_s=0.0, latest_s=end_s - 0.2)
 
     def _searches_together(self) -> bool:
-        if self._many is None:  # once per engine
-            self._many = self._knn.many_as_one(self._search, self.config.k)
+        if self._many is None:  # once per engine, and once per index and k (kept with the index)
+            known = self.index.__dict__.setdefault("_many_as_one", {})
+            hit = known.get(self.config.k)
+            if hit is None or hit[0] is not self._search:
+                known[self.config.k] = hit = (self._search, self._knn.many_as_one(self._search, self.config.k))
+            self._many = hit[1]
         return self._many
 
     def _batches_exact(self) -> bool:
-        if self._exact is None:  # once per engine (follower.ahead)
-            self._exact = all(ahead.batches_exact(e, self.width, self.n_bins)
+        if self._exact is None:  # once per engine, and once per encoder and window shape (follower.ahead)
+            self._exact = all(ahead.batches_exact_once(e, self.width, self.n_bins)
                               for e in (self.bundle.audio, self.bundle.audio_partial) if e is not None)
         return self._exact
 

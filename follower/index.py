@@ -65,6 +65,16 @@ class Index:
     def n_snippets(self) -> int:
         return int(len(self.embeddings))
 
+    @cached_property
+    def search_matrix(self) -> np.ndarray:
+        """The embeddings as the search kernels read them (C-contiguous float32; a float16 index is
+        converted): made once and shared by every engine over this index, the pair of
+        ``follower.two_speeds`` and each file of a batch replay alike, instead of a copy each (so an
+        index's rows are not to be changed once an engine has read them)."""
+        from .knn import as_search_matrix
+
+        return as_search_matrix(self.embeddings)
+
     @property
     def n_pieces(self) -> int:
         return int(len(self.piece_ids))

@@ -200,3 +200,27 @@ def test_a_lock_takes_the_note_templates_the_template_thread_built(chroma_bundle
     assert any(u[4] == FOLLOWING for u in runs[True])
     assert runs[True, "built"] == 0 and runs[False, "built"] >= 1
     assert runs[True] == runs[False]
+
+
+def test_engines_over_one_index_share_what_they_derive_from_it(chroma_bundle, corpus_index, monkeypatch):
+    """The pair of engines and each file of a batch replay read one float32 copy of the rows, one set of
+    verification statistics and one answer to the encoder's batch check, made by the first engine."""
+    from follower import ahead
+    from follower.two_speeds import TwoSpeedEngine
+
+    bundle, index = load_bundle(chroma_bundle), load_index(corpus_index)
+    asked = []
+    real = ahead.batches_exact
+    monkeypatch.setattr(ahead, "batches_exact", lambda *a, **k: asked.append(a[1:]) or real(*a, **k))
+    pair, alone = TwoSpeedEngine(bundle, index, input_rate_hz=22050), Engine(bundle, index, input_rate_hz=22050)
+    for e in (pair, alone):
+        e.warm_up()
+    engines = (pair.main, pair.slow, alone)
+    assert all(e._search is index.search_matrix for e in engines)
+    assert index.search_matrix.dtype == np.float32 and index.search_matrix.flags.c_contiguous
+    assert all(e._verifier._cov is pair.main._verifier._cov for e in engines)
+    assert len(asked) == 1  # one encoder, one window shape
+    # another load of the file is another index, with its own
+    fresh = load_index(corpus_index)
+    assert fresh.search_matrix is not index.search_matrix
+    np.testing.assert_array_equal(fresh.search_matrix, index.search_matrix)
