@@ -184,13 +184,23 @@ class TemplateScorer:
 
     def __init__(self, index, features, *, null_pieces: int = 64, per_piece: int = 8, excerpt_s: float = 10.0,
                  seed: int = 0):
-        from .aligner import FineConfig, score_templates
-
         self._start_cache()
         self._built = built_cells(index, features)
         self._make = self._built.get
         # the null: template cells of random excerpts of random pieces (built from the excerpt's
-        # notes only, so a corpus of long pieces costs no more at start than one of chorales)
+        # notes only, so a corpus of long pieces costs no more at start than one of chorales); seeded,
+        # so made once per index and kept with it for every engine over it
+        key = (features, null_pieces, per_piece, excerpt_s, seed)
+        with _STORES_LOCK:
+            nulls = index.__dict__.setdefault("_template_nulls", {})
+        if key not in nulls:
+            nulls[key] = self._null_cells(index, features, null_pieces, per_piece, excerpt_s, seed)
+        self._null = nulls[key]
+
+    @staticmethod
+    def _null_cells(index, features, null_pieces: int, per_piece: int, excerpt_s: float, seed: int) -> np.ndarray:
+        from .aligner import FineConfig, score_templates
+
         rng = np.random.default_rng(seed)
         rows = []
         for p in rng.choice(index.n_pieces, null_pieces):
@@ -204,7 +214,7 @@ class TemplateScorer:
             c = template_cells(score_templates(onset[keep] - t0, end[keep] - t0, pitch[keep], features, FineConfig()))
             c = c[np.linalg.norm(c, axis=1) > 0]
             rows += list(c[rng.choice(len(c), min(per_piece, len(c)), replace=False)])
-        self._null = np.array(rows, np.float64)
+        return np.array(rows, np.float64)
 
     def _start_cache(self) -> None:
         self._cells: dict = {}  # piece -> template cells, least recently used first
