@@ -13,7 +13,9 @@ blocks paced, 131072-sample blocks with ``--fast``; the follower's pair of engin
 follower.two_speeds, unless ``--no-slow-players``), CPU time of ``push`` per second of
 audio (the real-time factor of the processing), median of the repeats: the pushing
 thread's, and the whole process's (the note templates of a new candidate are built on a
-helper thread, whose CPU the first leaves out).
+helper thread, whose CPU the first leaves out); and the process's CPU to make and warm up each
+file's engine, as a batch replay (``--jsonl-dir``) does per file, median over the files after
+the first (the first pays the process's own start: kernels, caches).
 ``build``: ``follower index build``'s own code in this process (one worker, one
 onnxruntime thread), once per score encoder in turn, each repeat alternating them
 (paired under the same load); snippets per CPU-second of the whole process (MIDI
@@ -75,12 +77,15 @@ def replay_cost(bundle_dir, index_path, files, block: int, repeats: int, slow_pl
 
     make = TwoSpeedEngine if slow_players else Engine
     rtf = {"thread": [], "process": []}
+    starts = []
     for _ in range(repeats):
         cpu = proc = audio_s = 0.0
         for f in files:
             audio, rate = sf.read(str(f), dtype="float32", always_2d=True)
+            p = time.process_time()
             engine = make(bundle, index, input_rate_hz=rate)
             engine.warm_up()
+            starts.append(time.process_time() - p)
             t, p = time.thread_time(), time.process_time()
             for i in range(0, len(audio), block):
                 engine.push(audio[i:i + block], last=i + block >= len(audio))
@@ -89,6 +94,7 @@ def replay_cost(bundle_dir, index_path, files, block: int, repeats: int, slow_pl
             audio_s += len(audio) / rate
         rtf["thread"].append(cpu / audio_s)
         rtf["process"].append(proc / audio_s)
+    rtf["start_ms"] = [1e3 * float(np.median(starts[1:]))] if len(starts) > 1 else []
     return rtf
 
 
@@ -148,10 +154,14 @@ def main(argv=None) -> int:
     else:
         rtf = replay_cost(args.bundle, args.index, args.audio, args.block, args.repeats, args.slow_players)
         engines = "two engines" if args.slow_players else "one engine"
+        start_ms = rtf.pop("start_ms")
         for what, runs in rtf.items():
             med = float(np.median(runs))
             print(f"{args.bundle}, {engines}, blocks of {args.block}: CPU per second of audio ({what}) {med:.4f} "
                   f"({1 / med:.1f}x real time); runs {', '.join(f'{x:.4f}' for x in runs)}")
+        if start_ms:
+            print(f"{args.bundle}, {engines}: CPU to make and warm up a file's engine {start_ms[0]:.0f} ms "
+                  "(median over the files after the first)")
     return 0
 
 
