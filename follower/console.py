@@ -7,6 +7,9 @@ is written at each change of state or piece and at most once a second between th
 The line reads (README, "Following a performance")::
 
         4.4s  following  bach_bwv362  beat   72.0  (  36.0 s)  tempo x0.90 = 108 bpm  conf 0.91
+
+and, while the music heard is written out elsewhere in the piece too (``Update.also_at_beats``),
+ends with ``  also at beat 8.0`` (the other places, earliest first).
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ def line(u) -> str:
     if u.piece is None:
         best = f"  best guess {u.candidates[0][0]} ({u.confidence:.2f})" if u.candidates else ""
         return f"{u.t:7.1f}s  {u.state:9s}{best}"
+    also = getattr(u, "also_at_beats", None)
     return (f"{u.t:7.1f}s  {u.state:9s}  {u.piece}  beat {u.position_beats:6.1f}  ({u.position_s:6.1f} s)  "
-            f"tempo x{u.tempo:.2f} = {u.bpm:3.0f} bpm  conf {u.confidence:.2f}")
+            f"tempo x{u.tempo:.2f} = {u.bpm:3.0f} bpm  conf {u.confidence:.2f}"
+            + (f"  also at beat {', '.join(f'{b:.1f}' for b in also)}" if also else ""))
 
 
 class Console:

@@ -29,6 +29,9 @@ def test_the_line_reads_as_the_readme_shows_it():
         "    1.1s  searching  best guess bach_bwv424 (0.04)"
     assert line(following(4.4)) == \
         "    4.4s  following  bach_bwv362  beat   72.0  (  36.0 s)  tempo x0.90 = 108 bpm  conf 0.91"
+    twice = following(4.5)
+    twice.also_at_beats = [8.0]  # the music heard is written out at beat 8 too
+    assert line(twice).endswith("conf 0.91  also at beat 8.0")
 
 
 def test_off_a_terminal_a_line_a_second_and_one_at_each_change():
