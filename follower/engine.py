@@ -68,8 +68,8 @@ from .ann import make_search, searches_exactly
 from . import ahead, policy
 from .aligner import FineAligner, FineConfig, same_templates, score_templates
 from .jump_watch import JumpWatch
-from .repeat_hold import RepeatHold
 from .other_places import OtherPlaces
+from .repeat_hold import RepeatHold
 from .same_notes import copies_before
 from .start_prior import StartPrior
 from .confidence import FITTED, FITTED_EMBEDDINGS, FITTED_FULL_WINDOWS, Calibration
