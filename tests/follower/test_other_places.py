@@ -9,21 +9,7 @@ import pytest
 from follower.other_places import MIN_APART_S, RECHECK_S, OtherPlaces
 
 from conftest import have_fluidsynth, render, write_piece
-
-SECTION_S = 10.0
-RNG = np.random.default_rng(7)
-A, B, C = (RNG.integers(48, 80, size=(20, 3)) for _ in range(3))
-
-
-def _notes(*sections):
-    """Sections of 10 s, each 20 three-note chords of 0.5 s: (onset, end, pitch)."""
-    onsets, pitches = [], []
-    for k, chords in enumerate(sections):
-        for i, chord in enumerate(chords):
-            onsets += [k * SECTION_S + 0.5 * i] * 3
-            pitches += list(chord)
-    onsets = np.array(onsets)
-    return onsets, onsets + 0.5, np.array(pitches)
+from test_start_prior import A, B, C, SECTION_S, _notes  # sections of 10 s, each 20 three-note chords of 0.5 s
 
 
 def _follow(others, notes, positions, t0=0.0, update_s=0.05, tempo=1.0):
