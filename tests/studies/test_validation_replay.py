@@ -66,6 +66,12 @@ def test_updates_in_a_hold_are_those_where_the_truth_slows_far_below_its_usual_s
     assert 3.9 < in_hold.min() and in_hold.max() < 7.1 and held.sum() >= 55  # the audio's 4-7 s
 
 
+def test_the_report_counts_misses_at_another_statement_as_right_where_they_were_counted():
+    counted = {"x": {**row("chorale", 2.0), "at_copy": 1}, "y": {**row("chorale", 2.0), "at_copy": 0}}
+    assert "| 0  | 95.0 % |" in report({"base": counted})          # (18 + 1) of 20 updates
+    assert "| 0  | - |" in report({"base": {"x": row("chorale", 2.0)}})  # results written before
+
+
 def test_the_report_gives_the_updates_in_holds_where_there_are_any():
     with_holds = {**row("chorale", 2.0), "held": 4, "held_within_0.25": 1, "held_within_0.5": 3}
     text = report({"base": {"x": with_holds, "y": row("chorale", 2.0)}})
