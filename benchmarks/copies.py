@@ -67,10 +67,11 @@ def _dilated(roll: np.ndarray) -> np.ndarray:
     return out
 
 
-def same_notes_within(roll: np.ndarray, truth_s: np.ndarray, offset_s: float, tolerance_s: float) -> bool:
+def same_notes_within(roll: np.ndarray, truth_s: np.ndarray, offset_s: float, tolerance_s: float,
+                      dil: np.ndarray | None = None) -> bool:
     """Do the notes at MIDI instants ``truth_s`` recur at ``truth_s + d`` for some ``d`` within
     ``tolerance_s`` of ``offset_s`` and ``MIN_APART_S`` or more from 0?"""
-    dil = _dilated(roll)
+    dil = _dilated(roll) if dil is None else dil  # (``dil``: the roll's _dilated, where the caller keeps it)
     n = len(roll)
     rows = np.round(truth_s / STEP_S - 0.5).astype(np.int64)
     inside = (rows >= 0) & (rows < n)
@@ -104,6 +105,7 @@ def count_misses(records: list[dict], true_piece: str, truth, notes: np.ndarray,
     from .metrics import normalise_piece
 
     roll = piano_roll(notes)
+    dil = _dilated(roll)  # once per item, not per miss
     starts = [0.0] + list(getattr(truth, "jumps_s", []))
     locked = missed = at_copy = named = 0
     names_places = any("also_at_s" in r for r in records)
@@ -128,7 +130,7 @@ def count_misses(records: list[dict], true_piece: str, truth, notes: np.ndarray,
         audio = t - heard + (np.arange(INSTANTS) + 0.5) * (heard / INSTANTS)
         played = truth.audio_to_midi(audio)
         played = played[np.isfinite(played)]
-        if same_notes_within(roll, played, offset, tolerance_s):
+        if same_notes_within(roll, played, offset, tolerance_s, dil):
             at_copy += 1
             named += any(abs(p - here) <= tolerance_s for p in r.get("also_at_s") or [])
     return Misses(locked, missed, at_copy, named, names_places)

@@ -375,11 +375,8 @@ class Engine:
 
     def _searches_together(self) -> bool:
         if self._many is None:  # once per engine, and once per index and k (kept with the index)
-            known = self.index.__dict__.setdefault("_many_as_one", {})
-            hit = known.get(self.config.k)
-            if hit is None or hit[0] is not self._search:
-                known[self.config.k] = hit = (self._search, self._knn.many_as_one(self._search, self.config.k))
-            self._many = hit[1]
+            k = self.config.k
+            self._many = self.index.kept(("many_as_one", k), lambda: self._knn.many_as_one(self._search, k))
         return self._many
 
     def _batches_exact(self) -> bool:

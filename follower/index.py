@@ -65,6 +65,15 @@ class Index:
     def n_snippets(self) -> int:
         return int(len(self.embeddings))
 
+    def kept(self, key, make):
+        """``make()``, a value derived from this index, made on first use and kept with it under ``key``:
+        every engine over the index (the pair of ``follower.two_speeds``, each file of a batch replay) reads
+        the one made first. (Two threads asking at once may both make it; the values are the same.)"""
+        store = self.__dict__.setdefault("_kept", {})
+        if key not in store:
+            store[key] = make()
+        return store[key]
+
     @cached_property
     def search_matrix(self) -> np.ndarray:
         """The embeddings as the search kernels read them (C-contiguous float32; a float16 index is

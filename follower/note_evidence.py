@@ -190,12 +190,8 @@ class TemplateScorer:
         # the null: template cells of random excerpts of random pieces (built from the excerpt's
         # notes only, so a corpus of long pieces costs no more at start than one of chorales); seeded,
         # so made once per index and kept with it for every engine over it
-        key = (features, null_pieces, per_piece, excerpt_s, seed)
-        with _STORES_LOCK:
-            nulls = index.__dict__.setdefault("_template_nulls", {})
-        if key not in nulls:
-            nulls[key] = self._null_cells(index, features, null_pieces, per_piece, excerpt_s, seed)
-        self._null = nulls[key]
+        self._null = index.kept(("template_null", features, null_pieces, per_piece, excerpt_s, seed),
+                                lambda: self._null_cells(index, features, null_pieces, per_piece, excerpt_s, seed))
 
     @staticmethod
     def _null_cells(index, features, null_pieces: int, per_piece: int, excerpt_s: float, seed: int) -> np.ndarray:

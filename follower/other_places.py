@@ -29,6 +29,7 @@ MIN_APART_S = 2.0    # another place lies at least this far (MIDI s) from the re
 PLACE_MOVE_S = 1.0   # a reported position this far off the tempo's continuation is a new placement
 RECHECK_S = 0.5      # audio between two checks of the places found
 SHIFT_STEPS = 2      # a place is checked this many grid steps either side (a repeat written out with timings of its own)
+_APART = int(np.ceil(MIN_APART_S / COPY_STEP_S - 1e-9))  # MIN_APART_S in grid steps
 
 
 class OtherPlaces:
@@ -77,10 +78,9 @@ class OtherPlaces:
 
     def _search(self, position_s: float, tempo: float, heard_s: float) -> list[float]:
         """Offsets of the best lag of each run of lags at or above the threshold, earliest place first."""
-        apart = int(np.ceil(MIN_APART_S / COPY_STEP_S - 1e-9))
         n = len(self._rolls[0])
         here = int(round(position_s / COPY_STEP_S))
-        lags = np.concatenate([np.arange(here, apart - 1, -1), np.arange(-apart, here - n, -1)])  # earliest first
+        lags = np.concatenate([np.arange(here, _APART - 1, -1), np.arange(-_APART, here - n, -1)])  # earliest first
         if len(lags) == 0:
             return []
         o = lag_overlaps(self._rolls, position_s, tempo, heard_s, lags)
@@ -98,12 +98,11 @@ class OtherPlaces:
 
     def _check(self, position_s: float, tempo: float, heard_s: float) -> list[float]:
         """The offsets whose places still play the notes, each moved to its best lag nearby."""
-        apart = int(np.ceil(MIN_APART_S / COPY_STEP_S - 1e-9))
         kept = []
         for d in self._offsets:
             centre = -int(round(d / COPY_STEP_S))
             lags = np.arange(centre - SHIFT_STEPS, centre + SHIFT_STEPS + 1)
-            lags = lags[np.abs(lags) >= apart]  # (a place never drifts onto the reported one)
+            lags = lags[np.abs(lags) >= _APART]  # (a place never drifts onto the reported one)
             o = lag_overlaps(self._rolls, position_s, tempo, heard_s, lags)
             if len(o) and o.max() >= self._need:
                 lag = int(lags[int(np.argmax(o))])
