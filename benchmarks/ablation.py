@@ -29,6 +29,9 @@ that part of the engine buys:
 * ``plain cosine emission``: the fine aligner compares the frame with its templates by plain cosine,
   where a floor under every band (room, noise) makes neighbouring chords alike
   (``fine.centre_emission=False``);
+* ``steeper partials``: the fine aligner's note templates weigh each partial 0.6 ** (h - 1), as before
+  2026-12-06, where real low notes sound their fundamental weaker (``fine.harmonic_decay=0.6``;
+  docs/improvements.md (eee));
 * ``no jump watch``: after a jump only the coarse path, once its window has heard the jump, moves
   the fine aligner (``fine.watch_margin=0``);
 * ``frames alone on a jump``: the jump watch moves the aligner only where the frames' path alone
@@ -88,6 +91,7 @@ VARIANTS = {
     "no onset wait": {"fine": replace(FineConfig(), onset_wait=0.0)},
     "no easing": {"fine": replace(FineConfig(), ease_time=0.0)},
     "plain cosine emission": {"fine": replace(FineConfig(), centre_emission=False)},
+    "steeper partials": {"fine": replace(FineConfig(), harmonic_decay=0.6)},  # the aligner's templates until 2026-12-06
     "no jump watch": {"fine": replace(FineConfig(), watch_margin=0.0)},
     "frames alone on a jump": {"fine": replace(FineConfig(), watch_confirm_margin=0.0)},
     "jumps weighed as before": {"fine": replace(FineConfig(), settle_backfill_s=2.0, watch_own_frames=False)},

@@ -64,7 +64,15 @@ class FineConfig(JsonConfig):
     band_s: float = 8.0            # belief kept within this of the coarse position
     max_disagree_s: float = 2.0    # further from the coarse position than this -> not reported, re-seeded
     harmonics: int = 10
-    harmonic_decay: float = 0.6
+    # each partial's amplitude is harmonic_decay ** (h - 1) of the fundamental's. Real instruments low in
+    # their range, and rooms and microphones that lose the bass, sound their fundamental weaker than a
+    # steep series says: a bassoon's F2 under a held F-major chord (Bach10, "Die Sonne") matched the same
+    # chord over an F3 bass 1.8 s earlier (centred cosine 0.78) better than its own (0.66), and the aligner
+    # went back there while the chord was held. 0.7 weighs the upper partials more: on validation renders
+    # the holds of fermatas 26.1 / 61.3 -> 28.2 / 65.8 % within 0.25 / 0.5 s, nothing else moved but a
+    # copy of music written out twice (docs/improvements.md (eee)). The re-ranking's note evidence keeps
+    # the 0.6 its lock calibration was fitted with (follower.note_evidence.RERANK_TEMPLATES)
+    harmonic_decay: float = 0.7
     compression: float = 3.0       # templates are log1p(compression * summed partials), like log1p audio
     release_s: float = 0.2         # time constant of a note's fade after its MIDI end (release and room)
     # literal repeats (follower.repeat_hold): when the two disagree by more than max_disagree_s the aligner
@@ -203,9 +211,9 @@ def pitch_templates(features: FeatureConfig, config: FineConfig) -> np.ndarray:
 TEMPLATE_FIELDS = ("harmonics", "harmonic_decay", "compression", "release_s")
 
 
-def same_templates(a: FineConfig, b: FineConfig) -> bool:
-    """Whether :func:`score_templates` builds the same templates under ``a`` as under ``b``."""
-    return all(getattr(a, f) == getattr(b, f) for f in TEMPLATE_FIELDS)
+def template_key(config: FineConfig) -> tuple:
+    """What :func:`score_templates` reads of ``config``: two configs with one key build the same templates."""
+    return tuple(getattr(config, f) for f in TEMPLATE_FIELDS)
 
 
 def score_templates(onset_s, end_s, pitch, features: FeatureConfig, config: FineConfig) -> np.ndarray:

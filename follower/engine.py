@@ -66,7 +66,7 @@ import numpy as np
 
 from .ann import make_search, searches_exactly
 from . import ahead, policy
-from .aligner import FineAligner, FineConfig, same_templates, score_templates
+from .aligner import FineAligner, FineConfig, score_templates
 from .jump_watch import JumpWatch
 from .other_places import OtherPlaces
 from .repeat_hold import RepeatHold
@@ -328,11 +328,10 @@ class Engine:
                                       offset_z=self.config.rerank_offset_z, history_s=self.config.rerank_history_s,
                                       templates=self._note_templates(), template_weight=self.config.rerank_template_weight,
                                       template_offset_z=self.config.rerank_template_offset_z)
-        # the re-ranking's template scorer, where it builds the 50 ms templates a lock's fine aligner would
-        # (the same settings): it builds the leader's ahead, and a lock takes them where they are ready
+        # the re-ranking's template scorer builds the leader's 50 ms templates ahead, at the fine aligner's
+        # settings, on its template thread, and a lock takes them where they are ready
         scorer = self._reranker._templates if self._reranker is not None else None
-        self._ahead_scorer = scorer if self._fine_on and scorer is not None and same_templates(
-            self.config.fine, FineConfig()) else None
+        self._ahead_scorer = scorer if self._fine_on and scorer is not None else None
         self.reset()
 
     def _note_templates(self):
@@ -618,7 +617,7 @@ class Engine:
             leader = self._reranked[0][0] if self._reranked else None
             if self._ahead_scorer is not None and leader not in (None, self.piece, self._ahead_piece):
                 self._ahead_piece = leader  # the piece a lock would take next
-                self._ahead_scorer.templates_ahead(leader)
+                self._ahead_scorer.templates_ahead(leader, self.config.fine)
         if (self.state == SEARCHING and self._last_sound_t is not None and self._evidence.heard_s > 0
                 and t_s - self._last_sound_t > c.pause_hold_s):
             # music that starts after a long silence (or applause) is new music: what was heard before
@@ -709,7 +708,7 @@ class Engine:
         piece led the re-ranking (``_ahead_scorer``, follower.note_evidence.BuiltCells), where they
         are ready, or built now; the same either way. Building a long piece's here held the lock's update
         up (34 ms for a piano piece of 8 minutes, 127 ms for one of 22)."""
-        templates = self._ahead_scorer.templates(piece) if self._ahead_scorer is not None else None
+        templates = self._ahead_scorer.templates(piece, self.config.fine) if self._ahead_scorer is not None else None
         return templates if templates is not None else score_templates(*self.index.notes(piece),
                                                                        self.bundle.config.features, self.config.fine)
 

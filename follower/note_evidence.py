@@ -92,6 +92,19 @@ PIECES_KEPT = 32
 BUILT_BYTES = 64 << 20
 # the 50 ms templates built ahead for the pieces a lock may take next (the re-rankings' leaders)
 AHEAD_KEPT = 4
+# the re-ranking's note templates (and their null set) weigh each partial harmonic_decay ** (h - 1): the
+# lock calibration (follower.confidence) was fitted on their evidence with 0.6. The fine aligner's are
+# FineConfig's (0.7 since 2026-12-06: real low notes sound their fundamental weaker); with 0.7 here too,
+# stable identification on validation renders came later on 17 items and sooner on 6 of 106
+# (docs/improvements.md (eee))
+RERANK_HARMONIC_DECAY = 0.6
+
+
+def rerank_template_config():
+    """The :class:`follower.aligner.FineConfig` the re-ranking's note templates are built with."""
+    from .aligner import FineConfig
+
+    return FineConfig(harmonic_decay=RERANK_HARMONIC_DECAY)
 
 
 class BuiltCells:
@@ -105,13 +118,15 @@ class BuiltCells:
     ``budget_bytes``; each engine keeps its own recently used ones besides (:data:`PIECES_KEPT`).
 
     ``make(piece)`` gives the piece's 50 ms templates (:func:`follower.aligner.score_templates`), which
-    the cells pool. A lock's fine aligner needs those templates, and building a long piece's on the
+    the cells pool. A lock's fine aligner needs the piece's templates at its own settings
+    (``make_for(piece, fine_config)``; by default ``make``'s), and building a long piece's on the
     update thread held that update up (a piano piece of 8 minutes: 34 ms; of 22: 127 ms): the engines
     have the re-ranking's leader's built :meth:`ahead`, on their template thread, and a lock takes them
     from :meth:`templates` where they are ready."""
 
-    def __init__(self, make, budget_bytes: int = BUILT_BYTES):
+    def __init__(self, make, budget_bytes: int = BUILT_BYTES, make_for=None):
         self._make, self._budget = make, int(budget_bytes)
+        self._make_for = make_for if make_for is not None else (lambda piece, config: make(piece))
         self._lock = threading.Lock()
         self._cells: dict = {}     # piece -> cells, least recently asked for first
         self._bytes = 0
@@ -147,22 +162,32 @@ class BuiltCells:
         mine.set_result(cells)
         return cells
 
-    def ahead(self, piece: int, submit) -> None:
-        """Have the piece's 50 ms templates built by ``submit(job) -> Future`` (a template thread), unless
-        they are built or being built; the :data:`AHEAD_KEPT` most recently asked for are kept."""
+    def ahead(self, piece: int, submit, config=None) -> None:
+        """Have the piece's 50 ms templates at the fine aligner's settings ``config`` (a
+        :class:`follower.aligner.FineConfig`; None: ``make``'s) built by ``submit(job) -> Future`` (a template
+        thread), unless they are built or being built; the :data:`AHEAD_KEPT` most recently asked for are kept."""
+        key = _ahead_key(piece, config)
         with self._lock:
-            done = self._ahead.pop(piece, None)
-            self._ahead[piece] = done if done is not None else submit(lambda: self._make(piece))
+            done = self._ahead.pop(key, None)
+            self._ahead[key] = done if done is not None else submit(
+                (lambda: self._make(piece)) if config is None else (lambda: self._make_for(piece, config)))
             while len(self._ahead) > AHEAD_KEPT:
                 del self._ahead[next(iter(self._ahead))]
 
-    def templates(self, piece: int) -> np.ndarray | None:
-        """The piece's 50 ms templates where :meth:`ahead` has them ready (never waits, never builds)."""
+    def templates(self, piece: int, config=None) -> np.ndarray | None:
+        """The piece's 50 ms templates at ``config``'s settings where :meth:`ahead` has them ready (never
+        waits, never builds)."""
         with self._lock:
-            future = self._ahead.get(piece)
+            future = self._ahead.get(_ahead_key(piece, config))
         if future is None or not future.done() or future.exception() is not None:
             return None
         return future.result()
+
+
+def _ahead_key(piece: int, config) -> tuple:
+    from .aligner import template_key
+
+    return piece, (None if config is None else template_key(config))
 
 
 _STORES_LOCK = threading.Lock()
@@ -170,12 +195,14 @@ _STORES_LOCK = threading.Lock()
 
 def built_cells(index, features) -> BuiltCells:
     """The :class:`BuiltCells` of ``index`` for a front end (made on first use, kept with the index)."""
-    from .aligner import FineConfig, score_templates
+    from .aligner import score_templates
 
+    rerank = rerank_template_config()
     with _STORES_LOCK:
         stores = index.__dict__.setdefault("_built_cells", {})
         if features not in stores:
-            stores[features] = BuiltCells(lambda p: score_templates(*index.notes(p), features, FineConfig()))
+            stores[features] = BuiltCells(lambda p: score_templates(*index.notes(p), features, rerank),
+                                          make_for=lambda p, config: score_templates(*index.notes(p), features, config))
         return stores[features]
 
 
@@ -195,8 +222,9 @@ class TemplateScorer:
 
     @staticmethod
     def _null_cells(index, features, null_pieces: int, per_piece: int, excerpt_s: float, seed: int) -> np.ndarray:
-        from .aligner import FineConfig, score_templates
+        from .aligner import score_templates
 
+        rerank = rerank_template_config()
         rng = np.random.default_rng(seed)
         rows = []
         for p in rng.choice(index.n_pieces, null_pieces):
@@ -207,7 +235,7 @@ class TemplateScorer:
             keep = (onset >= t0) & (onset < t0 + excerpt_s)
             if not keep.any():
                 continue
-            c = template_cells(score_templates(onset[keep] - t0, end[keep] - t0, pitch[keep], features, FineConfig()))
+            c = template_cells(score_templates(onset[keep] - t0, end[keep] - t0, pitch[keep], features, rerank))
             c = c[np.linalg.norm(c, axis=1) > 0]
             rows += list(c[rng.choice(len(c), min(per_piece, len(c)), replace=False)])
         return np.array(rows, np.float64)
@@ -229,15 +257,16 @@ class TemplateScorer:
         """Whether the piece's template cells are at hand (:meth:`cells` would not build them)."""
         return piece in self._cells
 
-    def templates_ahead(self, piece: int) -> None:
-        """Build the piece's 50 ms templates on the template thread, for a lock's fine aligner
-        (:meth:`BuiltCells.templates`)."""
+    def templates_ahead(self, piece: int, config) -> None:
+        """Build the piece's 50 ms templates at the fine aligner's settings ``config`` on the template thread,
+        for a lock's fine aligner (:meth:`BuiltCells.templates`)."""
         if self._built is not None:
-            self._built.ahead(piece, lambda job: self._thread().submit(job))
+            self._built.ahead(piece, lambda job: self._thread().submit(job), config)
 
-    def templates(self, piece: int) -> np.ndarray | None:
-        """The piece's 50 ms templates where :meth:`templates_ahead` has them ready, else None."""
-        return self._built.templates(piece) if self._built is not None else None
+    def templates(self, piece: int, config) -> np.ndarray | None:
+        """The piece's 50 ms templates at ``config``'s settings where :meth:`templates_ahead` has them ready,
+        else None."""
+        return self._built.templates(piece, config) if self._built is not None else None
 
     def _thread(self) -> ThreadPoolExecutor:
         if self._builder is None:  # one thread: jobs queue behind each other, never the update

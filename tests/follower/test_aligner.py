@@ -187,7 +187,7 @@ def test_the_report_eases_into_the_next_onset_and_never_runs_ahead_of_the_aligne
     hold = slice(int(2.5 * fps) // 2, 5 * fps // 2)  # chord 2, written 2-3 s, sounds from 2 s to 5 s
     past = slice(int(2.9 * fps) // 2, int(3.3 * fps) // 2)  # its written end comes and goes at the tempo
     assert own[past].min() > 2.8                             # the aligner reaches the chord's end and waits
-    assert (own - reported)[past].min() > 0.05
+    assert (own - reported)[past].min() > 0.04                # ... and the report trails it (0.05-0.13 s here)
     assert np.all(np.diff(reported[past]) > 0) and reported[hold].max() < 3.0  # easing on, never over the onset
     assert reported[-1] == pytest.approx(own[-1]) and reported[-1] > 3.9  # chord 3 heard: with the aligner again
     own, reported = run(steady, 0.5)

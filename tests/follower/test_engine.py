@@ -182,7 +182,7 @@ def test_a_lock_takes_the_note_templates_the_template_thread_built(chroma_bundle
         return done
 
     ahead = BuiltCells.ahead
-    monkeypatch.setattr(BuiltCells, "ahead", lambda self, piece, submit: ahead(self, piece, at_once))
+    monkeypatch.setattr(BuiltCells, "ahead", lambda self, piece, submit, config=None: ahead(self, piece, at_once, config))
     audio, rate = sf.read(rendered["path"], dtype="float32")
     built_here = []
     build = fe.score_templates
@@ -190,7 +190,7 @@ def test_a_lock_takes_the_note_templates_the_template_thread_built(chroma_bundle
     runs = {}
     for prebuilt in (True, False):
         if not prebuilt:
-            monkeypatch.setattr(BuiltCells, "templates", lambda self, piece: None)
+            monkeypatch.setattr(BuiltCells, "templates", lambda self, piece, config=None: None)
         engine = Engine(load_bundle(chroma_bundle), load_index(corpus_index), input_rate_hz=rate)
         engine.warm_up()
         built_here.clear()

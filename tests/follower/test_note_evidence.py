@@ -309,3 +309,29 @@ def test_the_engines_of_a_pair_and_of_later_files_share_the_built_cells(chroma_b
     cells = [s.cells(3) for s in scorers]
     assert store.builds == before + 1 and all(c is cells[0] for c in cells)
     assert built_cells(load_index(corpus_index), bundle.config.features) is not store  # another index: its own
+
+
+def test_the_fine_aligner_gets_templates_at_its_own_settings_and_the_re_ranking_keeps_its_own(chroma_bundle,
+                                                                                            corpus_index):
+    """The re-ranking's cells (and so the lock calibration's evidence) are built with RERANK_HARMONIC_DECAY;
+    a lock's fine aligner takes templates built ahead at its own FineConfig, never the re-ranking's."""
+    from concurrent.futures import Future
+
+    from follower.aligner import FineConfig, score_templates, template_key
+    from follower.bundle import load_bundle
+    from follower.index import load_index
+    from follower.note_evidence import built_cells, rerank_template_config
+
+    def at_once(job):
+        done = Future()
+        done.set_result(job())
+        return done
+
+    bundle, index = load_bundle(chroma_bundle), load_index(corpus_index)
+    features, fine, rerank = bundle.config.features, FineConfig(), rerank_template_config()
+    assert template_key(fine) != template_key(rerank)
+    store = built_cells(index, features)
+    np.testing.assert_array_equal(store.get(3), template_cells(score_templates(*index.notes(3), features, rerank)))
+    store.ahead(3, at_once, fine)
+    np.testing.assert_array_equal(store.templates(3, fine), score_templates(*index.notes(3), features, fine))
+    assert store.templates(3, rerank) is None and store.templates(3) is None  # other settings: not these
