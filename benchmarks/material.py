@@ -22,6 +22,7 @@ follower's thresholds are chosen, so that the test material above only measures.
 than a MIDI file's tempo are common: a file's tempo is often a default, not the music's).
 ``--fermatas`` holds every fermata of their scores 1.5-3 times as long as written, as players
 do and the MIDI files do not (``--from-start --fermatas`` plays them as Bach10's players do).
+``--microphone`` hears them through a small microphone that loses the bass (a phone, a laptop).
 
 Renditions: the held-out soundfont TimGM6mb with instruments drawn per excerpt,
 a smooth tempo curve (0.75-1.3x written tempo with rubato), a synthetic room
@@ -139,16 +140,38 @@ def fermata_spans(midi: Path, rng: np.random.Generator, hold: tuple[float, float
     return spans
 
 
+# small and built-in microphones (a phone or a laptop on the music stand, a clip-on) roll off the bass
+# below about 100-250 Hz: the fundamentals of the low notes come out weaker than an instrument sounds them
+MIC_HIGHPASS_HZ = (100.0, 250.0)
+MIC_EQ_DB = 6.0
+
+
+def through_microphone(audio: np.ndarray, rng: np.random.Generator, sample_rate_hz: int) -> tuple[np.ndarray, dict]:
+    """``audio`` as a small microphone hears it: a second-order high-pass at a cutoff drawn from
+    ``MIC_HIGHPASS_HZ`` and a smooth random EQ within +-``MIC_EQ_DB`` (the training renders' microphone
+    model, ``training.augment.room.mic_curve_db``, with a higher cutoff); the level kept."""
+    from training.augment.room import mic_curve_db
+
+    cutoff = float(rng.uniform(*MIC_HIGHPASS_HZ))
+    x = np.asarray(audio, np.float64)
+    spec = np.fft.rfft(x)
+    spec *= 10.0 ** (mic_curve_db(rng, np.fft.rfftfreq(len(x), 1.0 / sample_rate_hz), MIC_EQ_DB, cutoff) / 20.0)
+    y = np.fft.irfft(spec, len(x))
+    y *= np.sqrt(np.mean(x ** 2) / max(float(np.mean(y ** 2)), 1e-20))
+    return y.astype(np.float32), {"mic_highpass_hz": round(cutoff, 1)}
+
+
 def render_item(midi: Path, out_audio: Path, out_truth: Path, rng: np.random.Generator, *,
                 programs: list[int], instruments: str, start_frac: tuple[float, float],
                 length_s: tuple[float, float], base_tempo: tuple[float, float],
                 tempo_clip: tuple[float, float] = (TEMPO_RATIO_MIN, TEMPO_RATIO_MAX),
-                fermatas: bool = False) -> float:
+                fermatas: bool = False, microphone: bool = False) -> float:
     """Render one mid-piece excerpt; returns its duration in audio seconds.
 
     The tempo curve is ``base_tempo`` with rubato, clipped to ``tempo_clip`` (ratios to the
     written tempo). ``fermatas``: a chorale's fermatas are held (:func:`fermata_spans`), the
-    tempo curve going on after each."""
+    tempo curve going on after each. ``microphone``: heard through a small microphone
+    (:func:`through_microphone`)."""
     import soundfile as sf
 
     events, n_voices = read_events(midi)
@@ -166,12 +189,15 @@ def render_item(midi: Path, out_audio: Path, out_truth: Path, rng: np.random.Gen
     room = {"rt60_s": rng.uniform(0.3, 1.2), "direct_to_reverb_db": rng.uniform(0.0, 8.0),
             "snr_db": rng.uniform(15.0, 30.0)}
     audio = put_in_room(dry, rng, sample_rate_hz=SAMPLE_RATE_HZ, **room)
+    mic = {}
+    if microphone:
+        audio, mic = through_microphone(audio, rng, SAMPLE_RATE_HZ)
     sf.write(out_audio, audio, SAMPLE_RATE_HZ)
     used = time_map.audio_to_midi(time_map.audio_s)
     slopes = np.diff(used) / np.diff(time_map.audio_s)
     time_map.save(out_truth, midi=str(midi), soundfont=str(paths.HELD_OUT_SOUNDFONT), instruments=instruments,
                   programs=programs, start_midi_s=start_s, tempo_ratio_min=float(slopes.min()),
-                  tempo_ratio_max=float(slopes.max()), fermata_holds=holds, **room)
+                  tempo_ratio_max=float(slopes.max()), fermata_holds=holds, **room, **mic)
     return duration_s
 
 
@@ -337,7 +363,8 @@ def tune_validation(n: int, seed: int) -> list[Path]:
 
 def build_tuning(out_dir: Path, *, force: bool = False, seed: int = TUNING_SEED, piano: int = 0,
                  from_start: bool = False, outside: int = 0,
-                 tempo: tuple[float, float] | None = None, fermatas: bool = False) -> list[Item]:
+                 tempo: tuple[float, float] | None = None, fermatas: bool = False,
+                 microphone: bool = False) -> list[Item]:
     """Validation-split chorale excerpts for choosing thresholds (never the test pieces).
 
     ``seed`` other than TUNING_SEED draws other excerpts and renditions (for more
@@ -355,6 +382,8 @@ def build_tuning(out_dir: Path, *, force: bool = False, seed: int = TUNING_SEED,
     far from the MIDI's tempo; default: the usual renditions' tempi.
     ``fermatas``: the chorale excerpts hold every fermata of their score 1.5-3 times as long
     (``tune_fermata_...``), as players do and the MIDI files do not.
+    ``microphone``: the chorale and piano excerpts are heard through a small microphone that loses
+    the bass (:func:`through_microphone`; ``tune_mic_...``), as a phone or a laptop on the stand does.
     """
     from tqdm import tqdm
 
@@ -369,6 +398,8 @@ def build_tuning(out_dir: Path, *, force: bool = False, seed: int = TUNING_SEED,
         tag = f"t{tempo[0]:g}-{tempo[1]:g}_"
     if fermatas:
         tag += "fermata_"
+    if microphone:
+        tag += "mic_"
     items = []
     for k, (midi, family) in enumerate(tqdm(chorale_selection("valid", N_TUNING, seed),
                                             desc="rendering tuning material", unit="excerpt")):
@@ -382,7 +413,7 @@ def build_tuning(out_dir: Path, *, force: bool = False, seed: int = TUNING_SEED,
         if force or not (audio.exists() and truth.exists()):
             render_item(midi, audio, truth, rng, programs=CHORALE_ENSEMBLES[instruments], instruments=instruments,
                         start_frac=(0.0, 0.0) if from_start else (0.0, 0.4), length_s=(25.0, 40.0),
-                        fermatas=fermatas, **chorale_tempo)
+                        fermatas=fermatas, microphone=microphone, **chorale_tempo)
         items.append(Item(name, "chorale", str(audio), str(truth), "chorales", piece_id(midi, paths.chorale_dir()),
                           str(midi), family, float(sf.info(audio).duration)))
     for k, midi in enumerate(tqdm(piano_validation(piano, seed) if piano else [],
@@ -394,7 +425,7 @@ def build_tuning(out_dir: Path, *, force: bool = False, seed: int = TUNING_SEED,
         audio, truth = out_dir / f"{name}.flac", out_dir / f"{name}.truth.json"
         if force or not (audio.exists() and truth.exists()):
             render_item(midi, audio, truth, rng, programs=[PIANO_PROGRAMS[instruments]], instruments=instruments,
-                        start_frac=(0.1, 0.5), length_s=(45.0, 45.0), **piano_tempo)
+                        start_frac=(0.1, 0.5), length_s=(45.0, 45.0), microphone=microphone, **piano_tempo)
         pid = piece_id(midi, paths.piano_dir())
         items.append(Item(name, "piano", str(audio), str(truth), "piano", pid, str(midi), pid,
                           float(sf.info(audio).duration)))
@@ -465,11 +496,15 @@ def main(argv=None) -> int:
     parser.add_argument("--fermatas", action="store_true",
                         help="tuning set only: the chorale excerpts hold every fermata of their score 1.5-3 times "
                              "as long, as players do (the scores' fermatas are read from the music21 corpus)")
+    parser.add_argument("--microphone", action="store_true",
+                        help="tuning set only: the chorale and piano excerpts heard through a small microphone that "
+                             f"loses the bass (a high-pass at {MIC_HIGHPASS_HZ[0]:g}-{MIC_HIGHPASS_HZ[1]:g} Hz and a "
+                             "random EQ), as a phone or a laptop on the music stand hears them")
     args = parser.parse_args(argv)
-    if ((args.seed != TUNING_SEED or args.piano or args.from_start or args.outside or args.tempo or args.fermatas)
-            and args.set != "tuning"):
-        print("--seed, --piano, --from-start, --outside, --tempo, --fermatas: only for --set tuning (the test material is "
-              "fixed)", file=sys.stderr)
+    if ((args.seed != TUNING_SEED or args.piano or args.from_start or args.outside or args.tempo or args.fermatas
+         or args.microphone) and args.set != "tuning"):
+        print("--seed, --piano, --from-start, --outside, --tempo, --fermatas, --microphone: only for --set tuning (the "
+              "test material is fixed)", file=sys.stderr)
         return 2
     if args.piano < 0 or args.outside < 0:
         print("--piano, --outside: a number of excerpts, >= 0", file=sys.stderr)
@@ -484,7 +519,8 @@ def main(argv=None) -> int:
     if args.set == "tuning":
         out = args.out or paths.work_dir() / "tuning"
         items = build_tuning(out, force=args.force, seed=args.seed, piano=args.piano, from_start=args.from_start,
-                             outside=args.outside, tempo=args.tempo, fermatas=args.fermatas)
+                             outside=args.outside, tempo=args.tempo, fermatas=args.fermatas,
+                             microphone=args.microphone)
     else:
         out = args.out or paths.work_dir() / "material"
         items = build(out, force=args.force)

@@ -122,6 +122,9 @@ def tempo_curve(rng: np.random.Generator, duration_s: float, *, base_lo: float =
     return np.clip(np.exp(log_r), lo, hi)
 
 
+_SNAP_S = 1e-4  # closer map points than this are one point (the truth files keep a few decimals)
+
+
 def hold_spans(time_map: TimeMap, spans) -> TimeMap:
     """``time_map`` with each MIDI span ``(start_s, end_s, factor)`` played ``factor`` times as long.
 
@@ -129,8 +132,11 @@ def hold_spans(time_map: TimeMap, spans) -> TimeMap:
     after it keeps its tempo curve (only shifted later). Spans outside the map change nothing.
     """
     t, tau = time_map.audio_s, time_map.midi_s
-    cuts = [x for s, e, _ in spans for x in (s, e) if tau[0] < x < tau[-1]]
-    tau = np.union1d(tau, cuts)           # the spans' ends become points of the map: exact stretches
+    cuts = np.array([x for s, e, _ in spans for x in (s, e) if tau[0] + _SNAP_S < x < tau[-1] - _SNAP_S])
+    if len(cuts):  # a point of the map a hair from a span's end would round onto it when saved: the end replaces it
+        apart = np.abs(tau[:, None] - cuts[None, :]).min(axis=1) > _SNAP_S
+        apart[[0, -1]] = True
+        tau = np.union1d(tau[apart], cuts)  # the spans' ends become points of the map: exact stretches
     t = np.interp(tau, time_map.midi_s, time_map.audio_s)
     extra = np.zeros_like(t)
     for start_s, end_s, factor in spans:

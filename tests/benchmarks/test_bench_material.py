@@ -152,6 +152,7 @@ def test_a_jump_rendition_plays_its_two_segments_and_says_where_it_jumps(tmp_pat
     (["--set", "tuning", "--tempo", "0.5"], "--tempo"),
     (["--set", "tuning", "--tempo", "0.6,0.4"], "--tempo"),
     (["--set", "test", "--fermatas"], "only for --set tuning"),
+    (["--set", "test", "--microphone"], "only for --set tuning"),
 ])
 def test_tuning_options_refuse_what_they_cannot_do_in_one_line(args, message, tmp_path, capsys):
     from benchmarks.material import main
@@ -239,3 +240,19 @@ def test_outside_tuning_tunes_are_validation_tunes_the_outside_study_never_plays
     picked = tune_validation(24, 8)
     assert len(picked) == 24 and {str(m) for m in picked} <= valid
     assert not {m.name for m in picked} & {m.name for m in default_outside_tunes()}
+
+
+def test_a_small_microphone_loses_the_bass_and_keeps_the_level():
+    from benchmarks.material import MIC_HIGHPASS_HZ, through_microphone
+
+    sr = 22050
+    t = np.arange(2 * sr) / sr
+    low, high = np.sin(2 * np.pi * 55.0 * t), np.sin(2 * np.pi * 1760.0 * t)
+    heard, mic = through_microphone(low + high, np.random.default_rng(3), sr)
+    assert MIC_HIGHPASS_HZ[0] <= mic["mic_highpass_hz"] <= MIC_HIGHPASS_HZ[1]
+    spectrum = np.abs(np.fft.rfft(heard))
+    at = lambda hz: spectrum[int(round(hz * len(t) / sr))]  # noqa: E731
+    assert at(55.0) < 0.5 * at(1760.0)  # A1 down by 6 dB or more against A6 (equal before; the EQ adds its own)
+    assert np.sqrt(np.mean(heard ** 2)) == pytest.approx(np.sqrt(np.mean((low + high) ** 2)), rel=1e-3)
+    again, _ = through_microphone(low + high, np.random.default_rng(3), sr)
+    np.testing.assert_array_equal(heard, again)  # seeded: the same render every time

@@ -49,3 +49,14 @@ def test_a_held_span_takes_longer_and_the_music_after_it_keeps_its_tempo():
     assert held.audio_s[-1] == pytest.approx(11.5)
     with pytest.raises(ValueError):
         hold_spans(tm, [(2.0, 3.0, 0.0)])
+
+
+def test_a_held_span_ending_a_hair_from_a_point_of_the_map_saves_and_reads_back(tmp_path):
+    from benchmarks.warp import load_truth
+
+    tm = TimeMap(np.array([0.0, 1.0, 2.0 + 2e-6, 4.0]), np.array([0.0, 1.0, 2.0 + 2e-6, 4.0]))
+    held = hold_spans(tm, [(1.0, 2.0, 2.0)])  # its end 2 us before a point: the two would round to one
+    assert held.midi_to_audio(2.0) == pytest.approx(3.0) and held.audio_s[-1] == pytest.approx(5.0, abs=1e-5)
+    held.save(tmp_path / "t.truth.json")
+    back = load_truth(tmp_path / "t.truth.json")
+    assert back.midi_to_audio(2.0) == pytest.approx(3.0)

@@ -74,14 +74,16 @@ def impulse_response(rng: np.random.Generator, sr: int, rt60: float, drr_db: flo
     return ir
 
 
-def mic_curve_db(rng: np.random.Generator, freqs: np.ndarray, mic_db: float) -> np.ndarray:
-    """Smooth random EQ (dB) over log frequency plus a high-pass, for ``freqs`` in Hz."""
+def mic_curve_db(rng: np.random.Generator, freqs: np.ndarray, mic_db: float,
+                 cutoff_hz: float | None = None) -> np.ndarray:
+    """Smooth random EQ (dB) over log frequency plus a high-pass, for ``freqs`` in Hz: at ``cutoff_hz``,
+    or drawn from 40-120 Hz (the training renders' microphones)."""
     x = np.log2(np.maximum(freqs, 20.0) / 20.0) / 10.0   # 20 Hz .. 20 kHz -> 0 .. 1
     curve = rng.uniform(-mic_db, mic_db) * (x - 0.5)
     for _ in range(2):
         c, w = rng.uniform(0.1, 0.9), rng.uniform(0.05, 0.2)
         curve += rng.uniform(-mic_db, mic_db) * np.exp(-0.5 * ((x - c) / w) ** 2)
-    cutoff = rng.uniform(40.0, 120.0)
+    cutoff = rng.uniform(40.0, 120.0) if cutoff_hz is None else float(cutoff_hz)
     curve += 20 * np.log10(1.0 / np.sqrt(1.0 + (cutoff / np.maximum(freqs, 1.0)) ** 4))  # 2nd-order high-pass
     return curve
 
