@@ -186,10 +186,13 @@ class FineConfig(JsonConfig):
 _PITCH_CACHE: dict = {}
 
 
-def pitch_templates(features: FeatureConfig, config: FineConfig) -> np.ndarray:
-    """(128, n_bins) float32: each MIDI pitch's harmonic series through the front end's filterbank."""
+def pitch_templates(features: FeatureConfig, config: FineConfig, partial_gain=None) -> np.ndarray:
+    """(128, n_bins) float32: each MIDI pitch's harmonic series through the front end's filterbank.
+
+    ``partial_gain(f_hz)``: a further weight of each partial by its frequency (studies.template_partials
+    tries some; the follower has none). Only the plain templates are cached."""
     key = (features, config.harmonics, config.harmonic_decay)
-    if key in _PITCH_CACHE:
+    if partial_gain is None and key in _PITCH_CACHE:
         return _PITCH_CACHE[key]
     fb = _filterbank(features)                      # (fft bins, bands)
     bin_hz = features.sample_rate_hz / features.frame_size_samples
@@ -202,7 +205,10 @@ def pitch_templates(features: FeatureConfig, config: FineConfig) -> np.ndarray:
             if i + 1 >= len(fb):
                 break
             w = b - i  # the partial between two FFT bins: share it, as the window's main lobe does
-            out[pitch] += config.harmonic_decay ** (h - 1) * ((1 - w) * fb[i] + w * fb[i + 1])
+            gain = config.harmonic_decay ** (h - 1) * (1.0 if partial_gain is None else partial_gain(f0 * h))
+            out[pitch] += gain * ((1 - w) * fb[i] + w * fb[i + 1])
+    if partial_gain is not None:
+        return out
     _PITCH_CACHE[key] = out
     return out
 

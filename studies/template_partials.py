@@ -45,24 +45,10 @@ def parse_variant(text: str) -> tuple[float, float]:
 def pitch_templates(features, config, low_cut_hz: float) -> np.ndarray:
     """:func:`follower.aligner.pitch_templates`, each partial also scaled by ``f / hypot(f, low_cut_hz)``."""
     from follower.aligner import pitch_templates as plain
-    from follower.features import _filterbank
 
     if low_cut_hz <= 0:
         return plain(features, config)
-    fb = _filterbank(features)
-    bin_hz = features.sample_rate_hz / features.frame_size_samples
-    out = np.zeros((128, fb.shape[1]), np.float32)
-    for pitch in range(128):
-        f0 = features.fref_hz * 2.0 ** ((pitch - 69) / 12)
-        for h in range(1, config.harmonics + 1):
-            b = f0 * h / bin_hz
-            i = int(np.floor(b))
-            if i + 1 >= len(fb):
-                break
-            w = b - i
-            gain = config.harmonic_decay ** (h - 1) * (f0 * h) / np.hypot(f0 * h, low_cut_hz)
-            out[pitch] += gain * ((1 - w) * fb[i] + w * fb[i + 1])
-    return out
+    return plain(features, config, partial_gain=lambda f_hz: f_hz / np.hypot(f_hz, low_cut_hz))
 
 
 def templates(notes, features, decay: float, low_cut_hz: float) -> np.ndarray:
