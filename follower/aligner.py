@@ -71,7 +71,7 @@ class FineConfig(JsonConfig):
     # went back there while the chord was held. 0.7 weighs the upper partials more: on validation renders
     # the holds of fermatas 26.1 / 61.3 -> 28.2 / 65.8 % within 0.25 / 0.5 s, nothing else moved but a
     # copy of music written out twice (docs/improvements.md (eee)). The re-ranking's note evidence keeps
-    # the 0.6 its lock calibration was fitted with (follower.note_evidence.RERANK_TEMPLATES)
+    # the 0.6 its lock calibration was fitted with (follower.note_evidence.RERANK_HARMONIC_DECAY)
     harmonic_decay: float = 0.7
     compression: float = 3.0       # templates are log1p(compression * summed partials), like log1p audio
     release_s: float = 0.2         # time constant of a note's fade after its MIDI end (release and room)
