@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 import zipfile
 from dataclasses import dataclass
@@ -40,6 +41,9 @@ ARRAYS = ("embeddings", "piece", "position_s", "position_beats", "piece_ids", "t
 # the pieces' notes, for the frame-level aligner (follower.aligner); indexes written before
 # they were added lack them and are followed by the embedding path alone
 NOTE_ARRAYS = ("note_start", "note_onset_s", "note_end_s", "note_pitch")
+
+
+_KEPT_LOCK = threading.RLock()  # Index.kept: one maker at a time (made at engine start-up, never per update)
 
 
 @dataclass
@@ -68,11 +72,12 @@ class Index:
     def kept(self, key, make):
         """``make()``, a value derived from this index, made on first use and kept with it under ``key``:
         every engine over the index (the pair of ``follower.two_speeds``, each file of a batch replay) reads
-        the one made first. (Two threads asking at once may both make it; the values are the same.)"""
-        store = self.__dict__.setdefault("_kept", {})
-        if key not in store:
-            store[key] = make()
-        return store[key]
+        the one made first. A thread asking while another makes it waits for that one."""
+        with _KEPT_LOCK:
+            store = self.__dict__.setdefault("_kept", {})
+            if key not in store:
+                store[key] = make()
+            return store[key]
 
     @cached_property
     def search_matrix(self) -> np.ndarray:

@@ -190,20 +190,14 @@ def _ahead_key(piece: int, config) -> tuple:
     return piece, (None if config is None else template_key(config))
 
 
-_STORES_LOCK = threading.Lock()
-
-
 def built_cells(index, features) -> BuiltCells:
     """The :class:`BuiltCells` of ``index`` for a front end (made on first use, kept with the index)."""
     from .aligner import score_templates
 
     rerank = rerank_template_config()
-    with _STORES_LOCK:
-        stores = index.__dict__.setdefault("_built_cells", {})
-        if features not in stores:
-            stores[features] = BuiltCells(lambda p: score_templates(*index.notes(p), features, rerank),
-                                          make_for=lambda p, config: score_templates(*index.notes(p), features, config))
-        return stores[features]
+    return index.kept(("built_cells", features), lambda: BuiltCells(
+        lambda p: score_templates(*index.notes(p), features, rerank),
+        make_for=lambda p, config: score_templates(*index.notes(p), features, config)))
 
 
 class TemplateScorer:

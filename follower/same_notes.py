@@ -187,6 +187,14 @@ def _lag_overlaps(roll, dil, rows, lags, min_sounding):
 COPY_STEP_S = 0.05  # the grid on which copies_before samples a piece's notes (the engine's frame)
 
 
+def _heard_rows(position_s: float, tempo: float, heard_s: float, step_s: float) -> np.ndarray:
+    """Grid rows of the ``STEPS`` instants over the last ``heard_s`` of audio at ``tempo`` before
+    ``position_s`` (those before the piece's start left out), as :func:`same_notes` samples them."""
+    span = max(tempo, 1e-3) * heard_s
+    instants = position_s - span + (np.arange(STEPS) + 0.5) * (span / STEPS)
+    return np.round(instants[instants >= 0] / step_s - 0.5).astype(np.int64)
+
+
 def copies_before(notes, position_s: float, tempo: float, heard_s: float, *, earliest_s: float, latest_s: float,
                   threshold: float = SAME_NOTES) -> list[float]:
     """Earlier places of one piece that play the notes a path ending at ``position_s`` has played.
@@ -207,17 +215,14 @@ def copies_before(notes, position_s: float, tempo: float, heard_s: float, *, ear
     step = COPY_STEP_S
     n = int(np.ceil(max(float(end.max()), position_s) / step)) + 1
     roll = _packed_roll(onset, end, pitch, step, n)
-    span = max(tempo, 1e-3) * heard_s
-    instants = position_s - span + (np.arange(STEPS) + 0.5) * (span / STEPS)
-    keep = instants >= 0
-    rows = np.minimum(np.round(instants[keep] / step - 0.5), n - 1).astype(np.int64)
+    rows = np.minimum(_heard_rows(position_s, tempo, heard_s, step), n - 1)
     lo = max(int(np.ceil((position_s - latest_s) / step)), 1)
     hi = int(np.floor((position_s - earliest_s) / step))
     if hi < lo or len(rows) == 0:
         return []
     lags = np.arange(lo, hi + 1, dtype=np.int64)
     o = _lag_overlaps(roll, _dilated(roll), rows, lags, MIN_SOUNDING)
-    threshold = 2 * threshold / (1 + threshold)  # Jaccard J <-> Dice 2J / (1 + J)
+    threshold = dice_threshold(threshold)
     out, k = [], len(o) - 1
     while k >= 0:  # largest lags first: the earliest places first
         if o[k] < threshold:
@@ -247,9 +252,7 @@ def lag_overlaps(rolls: tuple[np.ndarray, np.ndarray], position_s: float, tempo:
     overlap of :func:`copies_before`, -1 where the two sound too little to tell. ``rolls``:
     :func:`packed_roll` of the piece."""
     roll, dil = rolls
-    span = max(tempo, 1e-3) * heard_s
-    instants = position_s - span + (np.arange(STEPS) + 0.5) * (span / STEPS)
-    rows = np.round(instants[instants >= 0] / step_s - 0.5).astype(np.int64)
+    rows = _heard_rows(position_s, tempo, heard_s, step_s)
     rows = rows[rows < len(roll)]
     if len(rows) == 0:
         return np.full(len(lags), -1.0)
