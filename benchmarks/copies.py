@@ -29,13 +29,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from follower.other_places import MIN_APART_S  # a copy lies this far from the truth at least: a phrase away
-from follower.same_notes import SAME_NOTES
+# the follower's own settings of the test: the grid (its frame), at most SPAN_S of audio compared, sampled at
+# STEPS instants, MIN_SOUNDING sounding (instant, pitch) cells needed between the two stretches
+from follower.same_notes import COPY_STEP_S as STEP_S, MIN_SOUNDING, SPAN_S, STEPS as INSTANTS, dice_threshold
 
-STEP_S = 0.05        # grid of the piano roll the notes are compared on (the follower's frame)
-SPAN_S = 8.0         # at most this much audio before the report is compared (follower.same_notes.SPAN_S)
 MIN_HEARD_S = 2.0    # less audio heard since the segment began: too little to call it a copy
-INSTANTS = 48        # instants sampled over that audio (follower.same_notes.STEPS)
-MIN_SOUNDING = 8     # sounding (instant, pitch) cells both stretches need between them
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,7 @@ def same_notes_within(roll: np.ndarray, truth_s: np.ndarray, offset_s: float, to
     if rows.size == 0:
         return False
     a, da = roll[rows], dil[rows]
-    need = 2 * SAME_NOTES / (1 + SAME_NOTES)  # Jaccard J <-> Dice 2J / (1 + J)
+    need = dice_threshold()
     centre = int(round(offset_s / STEP_S))
     reach = int(np.floor(tolerance_s / STEP_S + 1e-9))
     apart = int(np.ceil(MIN_APART_S / STEP_S - 1e-9))
