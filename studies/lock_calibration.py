@@ -32,6 +32,7 @@ from follower import blas  # noqa: F401  (before numpy: one BLAS thread, as the 
 import argparse
 import dataclasses
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -65,13 +66,16 @@ class _Recorder:
         return NO_ACTION
 
 
-def record_item(bundle, index, audio, config=None) -> list:
-    """[(t_s, Scores, evidence)] of every update of one item, the engine never locking."""
+def record_item(bundle, index, audio, config=None, max_s: float | None = None) -> list:
+    """[(t_s, Scores, evidence)] of every update of one item (of its first ``max_s`` seconds), the engine
+    never locking."""
     from follower.engine import Engine
 
     from .decoders import read_audio
 
     signal, rate = read_audio(audio)
+    if max_s is not None:
+        signal = signal[:int(max_s * rate)]
     engine = Engine(bundle, index, input_rate_hz=rate, config=config)
     rec = _Recorder(engine._policy)
     engine._policy = rec
@@ -80,7 +84,7 @@ def record_item(bundle, index, audio, config=None) -> list:
     return rec.steps
 
 
-def record(bundle, indexes: dict, items, traces: Path, config=None) -> dict:
+def record(bundle, indexes: dict, items, traces: Path, config=None, max_s: float | None = None) -> dict:
     """{item name: {"piece": index piece number, "steps": [...]}}, cached in ``traces``;
     ``indexes``: corpus name -> the index its items are replayed against."""
     done = load_traces(traces) if traces.exists() else {}
@@ -89,7 +93,7 @@ def record(bundle, indexes: dict, items, traces: Path, config=None) -> dict:
             continue
         index = indexes["chorales" if item["corpus"] == OUTSIDE else item["corpus"]]
         ids = {str(p): i for i, p in enumerate(index.piece_ids)}
-        steps = record_item(bundle, index, item["audio"], config)
+        steps = record_item(bundle, index, item["audio"], config, max_s)
         # music outside the corpus plays no piece of the index: None, which no piece is the same as
         piece = None if item["corpus"] == OUTSIDE else ids[item["piece"]]
         done[item["name"]] = {"piece": piece, "piece_id": item["piece"], "steps": steps,
@@ -234,11 +238,12 @@ def _outside_text(row: dict) -> str:
 
 def _summary_inside(locks) -> dict:
     if not locks:
-        return {"median_s": float("nan"), "p90_s": float("nan"), "wrong": 0, "never": 0, "rules": []}
+        return {"items": 0, "median_s": float("nan"), "p90_s": float("nan"), "wrong": 0, "never": 0, "rules": []}
     times = np.array([t for t, _, _ in locks])
     right = [ok for t, ok, _ in locks if np.isfinite(t)]
     ok_times = np.array([t if ok else np.inf for t, ok, _ in locks])
-    return {"median_s": float(np.median(ok_times)), "p90_s": float(np.quantile(ok_times, 0.9, method="higher")),
+    return {"items": len(locks), "median_s": float(np.median(ok_times)),
+            "p90_s": float(np.quantile(ok_times, 0.9, method="higher")),
             "wrong": int(sum(not ok for ok in right)), "never": int((~np.isfinite(times)).sum()),
             "rules": sorted({r for _, _, r in locks if r})}
 
@@ -256,8 +261,14 @@ def main(argv=None) -> int:
     p.add_argument("--traces", required=True, help="JSON cache of the recorded updates (appended to)")
     p.add_argument("--corpus", default=None, choices=("chorales", "piano"), help="only the items of this corpus")
     p.add_argument("--record-only", action="store_true", help="record the traces and stop")
+    p.add_argument("--record-s", type=float, default=None, metavar="S",
+                   help="record only the first S seconds of each render (the fit reads the first %g s; the "
+                        "first locks need no more than the renders take to lock; default: all of it)" % MAX_T_S)
     p.add_argument("--evaluate", action="store_true",
                    help="no fit: score the shipped calibration and lock rules on the material (held-out renders)")
+    p.add_argument("--rerank-min-p", default="", metavar="P[,P...]",
+                   help="with --evaluate: also the first locks with the re-rank rule's leader needing each P "
+                        "(EngineConfig.rerank_min_p), per tempo band")
     p.add_argument("-o", "--out", default=None, help="JSON: coefficients, reliability, lock times")
     p.add_argument("--template-weight", type=float, default=None,
                    help="replay with this EngineConfig.rerank_template_weight (note-template evidence in the "
@@ -297,6 +308,10 @@ def _run(args) -> int:
 
     if not 0.0 <= args.outside_weight:  # before any replay: a bad weight must not cost the recording
         raise ConfigError(f"--outside-weight {args.outside_weight}: give a weight of 0 or more")
+    try:
+        args.rerank_min_p = tuple(float(v) for v in args.rerank_min_p.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"--rerank-min-p {args.rerank_min_p}: give probabilities such as 0.9,0.93") from None
     items = [it for it in _items(args.material) if args.corpus in (None, it["corpus"])]
     bundle = load_bundle(args.bundle, threads=1)
     indexes = {"chorales": load_index(args.index)}
@@ -316,11 +331,14 @@ def _run(args) -> int:
     config = shipped_config(args.template_weight)
     if args.engine:
         config = dataclasses.replace(config, **json.loads(args.engine))
-    traces = record(bundle, indexes, items, Path(args.traces), config)
+    traces = record(bundle, indexes, items, Path(args.traces), config, args.record_s)
     if args.record_only:
         return 0
     chosen = {it["name"]: traces[it["name"]] for it in items}
-    result = evaluate(chosen, config) if args.evaluate else study(chosen, config, outside_weight=args.outside_weight)
+    if args.evaluate:
+        result = evaluate(chosen, config, rerank_min_p=args.rerank_min_p)
+    else:
+        result = study(chosen, config, outside_weight=args.outside_weight)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=1, default=float) + "\n")
@@ -339,9 +357,30 @@ def shipped_config(template_weight: float | None = None):
     return dataclasses.replace(EngineConfig(), rerank_template_weight=template_weight)
 
 
-def evaluate(traces: dict, shipped=None) -> dict:
+def tempo_band(name: str) -> str:
+    """The band of written tempo an item was rendered at, from its name (``benchmarks.material --set
+    tuning --tempo LO,HI`` names its items ``tune_tLO-HI_...``); "usual" for the other renders."""
+    m = re.match(r"tune_t([0-9.]+-[0-9.]+)_", name)
+    return m.group(1) if m else "usual"
+
+
+def by_tempo(traces: dict, names, locks) -> dict:
+    """:func:`_summary` of the first locks ``locks`` of ``names`` in each tempo band (:func:`tempo_band`)."""
+    bands = sorted({tempo_band(n) for n in names}, key=lambda b: (b != "usual", b))
+    return {b: _summary(traces, [n for n in names if tempo_band(n) == b],
+                        [lk for n, lk in zip(names, locks) if tempo_band(n) == b]) for b in bands}
+
+
+def _band_text(rows: dict) -> str:
+    return " | ".join(f"{b} ({r['items']}): median {r['median_s']:.2f} p90 {r['p90_s']:.2f} wrong {r['wrong']}"
+                      for b, r in rows.items())
+
+
+def evaluate(traces: dict, shipped=None, rerank_min_p=()) -> dict:
     """The shipped calibration (``shipped``'s, default EngineConfig's) on renders it was not fitted
-    on: reliability, and the first lock of each item with and without the calibrated rule."""
+    on: reliability, and the first lock of each item with and without the calibrated rule; then with
+    the re-rank rule's leader needing each P of ``rerank_min_p``. Locks are also summed up per tempo
+    band, where the material holds renders far from the written tempo."""
     shipped = shipped or shipped_config()
     names = sorted(traces)
     data = {n: samples(traces[n]) for n in names}
@@ -365,6 +404,15 @@ def evaluate(traces: dict, shipped=None) -> dict:
                     print(f"   {n}: outside the corpus, locked at {t:.2f} s ({r})")
             elif not ok:
                 print(f"   {n}: {'wrong piece' if np.isfinite(t) else 'no lock'} at {t:.2f} s ({r})")
+        out[label]["by_tempo"] = by_tempo(traces, names, locks)
+        print(f"   by tempo: {_band_text(out[label]['by_tempo'])}")
+    out["rerank_min_p"] = []
+    for p_min in rerank_min_p:
+        locks = [first_lock(traces[n], dataclasses.replace(shipped, rerank_min_p=p_min)) for n in names]
+        row = {"rerank_min_p": p_min, **_summary(traces, names, locks), "by_tempo": by_tempo(traces, names, locks),
+               "items": {n: [round(t, 2), ok, r] for n, (t, ok, r) in zip(names, locks)}}
+        out["rerank_min_p"].append(row)
+        print(f"re-rank rule needs P >= {p_min}: {_band_text(row['by_tempo'])}", flush=True)
     return out
 
 

@@ -90,3 +90,24 @@ def test_music_outside_the_corpus_is_a_wrong_piece_in_every_update_and_its_locks
     # the outside items neither count as wrong corpus locks nor as corpus items never locked
     assert row["wrong"] == 0 and row["never"] == 0 and row["median_s"] == 4.0
     assert row["outside_items"] == 2 and row["outside_locked"] == 1 and row["rules"] == ["calibrated", "rerank"]
+
+
+def test_first_locks_are_summed_up_per_tempo_band():
+    from studies.lock_calibration import by_tempo, tempo_band
+
+    assert tempo_band("tune_t0.35-0.5_s21_00_bach_bwv123.6") == "0.35-0.5"
+    assert tempo_band("tune_s8_00_bach_bwv123.6") == tempo_band("tune_start_s8_00_x") == "usual"
+    names = ["tune_s8_00_a", "tune_s8_01_b", "tune_t0.35-0.5_s21_00_a", "tune_t0.35-0.5_s21_01_b"]
+    traces = {n: {"piece": 1} for n in names}
+    locks = [(2.0, True, "rerank"), (3.0, True, "rerank"), (2.5, False, "rerank"), (6.0, True, "rerank")]
+    rows = by_tempo(traces, names, locks)
+    assert list(rows) == ["usual", "0.35-0.5"]  # the renders at the usual tempi first
+    assert rows["usual"]["items"] == 2 and rows["usual"]["wrong"] == 0 and rows["usual"]["median_s"] == 2.5
+    assert rows["0.35-0.5"]["wrong"] == 1 and rows["0.35-0.5"]["median_s"] == float("inf")  # (a wrong lock: never right)
+
+
+def test_a_re_rank_threshold_that_is_not_a_number_is_refused(tmp_path, capsys):
+    (tmp_path / "manifest.json").write_text(json.dumps([]))
+    assert main(["--material", str(tmp_path), "--index", "x", "--traces", str(tmp_path / "t.json"),
+                 "--evaluate", "--rerank-min-p", "0.9,high"]) != 0
+    assert "--rerank-min-p" in capsys.readouterr().err
