@@ -262,8 +262,8 @@ def main(argv=None) -> int:
     p.add_argument("--corpus", default=None, choices=("chorales", "piano"), help="only the items of this corpus")
     p.add_argument("--record-only", action="store_true", help="record the traces and stop")
     p.add_argument("--record-s", type=float, default=None, metavar="S",
-                   help="record only the first S seconds of each render (the fit reads the first %g s; the "
-                        "first locks need no more than the renders take to lock; default: all of it)" % MAX_T_S)
+                   help="record only the first S seconds of each render (the fit reads the first %g s; a "
+                        "first lock later than S counts as none; default: all of it)" % MAX_T_S)
     p.add_argument("--evaluate", action="store_true",
                    help="no fit: score the shipped calibration and lock rules on the material (held-out renders)")
     p.add_argument("--rerank-min-p", default="", metavar="P[,P...]",
