@@ -222,12 +222,14 @@ def template_key(config: FineConfig) -> tuple:
     return tuple(getattr(config, f) for f in TEMPLATE_FIELDS)
 
 
-def score_templates(onset_s, end_s, pitch, features: FeatureConfig, config: FineConfig) -> np.ndarray:
-    """(score frames, n_bins) float32 unit rows (zero rows where nothing sounds); frame j is [j, j+1) / fps."""
+def score_templates(onset_s, end_s, pitch, features: FeatureConfig, config: FineConfig,
+                    partial_gain=None) -> np.ndarray:
+    """(score frames, n_bins) float32 unit rows (zero rows where nothing sounds); frame j is [j, j+1) / fps.
+    ``partial_gain``: as :func:`pitch_templates` (a study's; the follower has none)."""
     fps = features.frame_rate_hz
     onset_s, end_s = np.asarray(onset_s, np.float64), np.asarray(end_s, np.float64)
     n = int(np.ceil((end_s.max() if len(end_s) else 0.0) * fps)) + 1
-    pt = pitch_templates(features, config)
+    pt = pitch_templates(features, config, partial_gain)
     pitch = np.asarray(pitch, np.int64)
     first = np.clip(np.floor(onset_s * fps).astype(np.int64), 0, n)
     last = np.minimum(np.maximum(np.ceil(end_s * fps).astype(np.int64), first + 1), n)

@@ -42,31 +42,27 @@ def parse_variant(text: str) -> tuple[float, float]:
     return float(decay), float(cut or 0.0)
 
 
+def low_cut(low_cut_hz: float):
+    """The partial weight ``f / hypot(f, low_cut_hz)`` (:func:`follower.aligner.pitch_templates`'s
+    ``partial_gain``), or None for no low cut."""
+    if low_cut_hz <= 0:
+        return None
+    return lambda f_hz: f_hz / np.hypot(f_hz, low_cut_hz)
+
+
 def pitch_templates(features, config, low_cut_hz: float) -> np.ndarray:
     """:func:`follower.aligner.pitch_templates`, each partial also scaled by ``f / hypot(f, low_cut_hz)``."""
     from follower.aligner import pitch_templates as plain
 
-    if low_cut_hz <= 0:
-        return plain(features, config)
-    return plain(features, config, partial_gain=lambda f_hz: f_hz / np.hypot(f_hz, low_cut_hz))
+    return plain(features, config, partial_gain=low_cut(low_cut_hz))
 
 
 def templates(notes, features, decay: float, low_cut_hz: float) -> np.ndarray:
     """The piece's 50 ms templates (:func:`follower.aligner.score_templates`) under one variant."""
-    from follower import aligner
-    from follower.aligner import FineConfig
+    from follower.aligner import FineConfig, score_templates
 
     config = replace(FineConfig(), harmonic_decay=decay)
-    key = (features, config.harmonics, config.harmonic_decay)
-    saved = aligner._PITCH_CACHE.get(key)
-    aligner._PITCH_CACHE[key] = pitch_templates(features, config, low_cut_hz)  # (what score_templates reads)
-    try:
-        return aligner.score_templates(notes["start_s"], notes["end_s"], notes["pitch"], features, config)
-    finally:
-        if saved is None:
-            del aligner._PITCH_CACHE[key]
-        else:
-            aligner._PITCH_CACHE[key] = saved
+    return score_templates(notes["start_s"], notes["end_s"], notes["pitch"], features, config, low_cut(low_cut_hz))
 
 
 def centred_rows(x: np.ndarray) -> np.ndarray:
