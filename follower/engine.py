@@ -79,6 +79,7 @@ from .policy import FOLLOWING, LOST, SEARCHING, LockPolicy, Scores
 from .recent import recently_used
 from .rerank import Reranker
 from .tracker import PieceTracker, TrackerConfig
+from .tuning import TuningConfig, TuningTracker
 from .verify import PathVerifier
 from .votes import Evidence, OffsetVotes, PieceEvidence
 
@@ -201,6 +202,8 @@ class EngineConfig:
     # top-k search: "auto" = the index's approximate structure where it has one (follower.ann), else exact
     search: str = "auto"
     fine: FineConfig | None = field(default_factory=FineConfig)  # None: the tracker's position alone
+    # music tuned away from A4 = 440 Hz heard as if it were at 440 (follower.tuning); None: always at 440
+    tuning: TuningConfig | None = field(default_factory=TuningConfig)
 
 
 def for_bundle(config: EngineConfig, has_partial_encoder: bool) -> EngineConfig:
@@ -287,7 +290,10 @@ class Engine:
         self._partial_min_frames = max(1, round(self.config.partial_min_silent_s * self.fps))
         self.lag_s = (self.width - self.width // 2) / self.fps  # window centre -> newest sample
         self.update_s = self.config.stride_frames / self.fps
-        self._spec = StreamingSpectrogram(fc, input_rate_hz=input_rate_hz)
+        tuning = self.config.tuning
+        self._spec = StreamingSpectrogram(fc, input_rate_hz=input_rate_hz, tuning=None if tuning is None else
+                                          TuningTracker(fc.sample_rate_hz, fc.frame_size_samples, fc.frame_rate_hz,
+                                                        tuning))
         self._search = index.search_matrix
         self._exact = None  # whether audio embeddings may be computed ahead in batches (follower.ahead)
         self._knn = knn
@@ -348,6 +354,8 @@ class Engine:
         for loud in (True, False):  # both audio encoders, where the bundle has two
             self._embed(np.zeros((self.width, self.n_bins), np.float32), np.full(self.width, loud))
         self._batches_exact()
+        if self._spec.tuning is not None:
+            self._spec.tuning.warm_up()
         self._verifier.warm_up()
         self._votes.warm_up()
         if self._reranker is not None:
@@ -377,6 +385,11 @@ class Engine:
             k = self.config.k
             self._many = self.index.kept(("many_as_one", k), lambda: self._knn.many_as_one(self._search, k))
         return self._many
+
+    @property
+    def tuning_cents(self) -> int:
+        """How far from A4 = 440 Hz the front end now hears the music, in cents (follower.tuning)."""
+        return 0 if self._spec.tuning is None else self._spec.tuning.applied_cents
 
     def _batches_exact(self) -> bool:
         if self._exact is None:  # once per engine, and once per encoder and window shape (follower.ahead)

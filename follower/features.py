@@ -134,11 +134,46 @@ def _window(n: int) -> np.ndarray:
     return w
 
 
-def _frames_to_features(frames: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """The shared kernel: (n, frame_size) float32 frames -> (n, n_bins) float32."""
+def tuned_filterbank(config: FeatureConfig, cents: int = 0) -> np.ndarray:
+    """The filterbank for music tuned ``cents`` away from ``fref_hz`` (A4 = 440 * 2**(cents/1200) Hz).
+
+    The magnitude spectrum is read at every bin's frequency times 2**(cents/1200), linearly
+    interpolated between FFT bins, and then filtered as always: one (frame_size/2, n_bands) matrix,
+    so that a tuned frame costs what any frame costs, the bands stay the same, and at 0 cents it is
+    :func:`_filterbank` itself. (Moving the bands' centres instead would not do: below ~250 Hz they
+    are snapped to FFT bins, and the number of distinct bins, hence of bands, could change.)
+    """
+    cents = int(cents)
+    fb = _filterbank(config)
+    if cents == 0:
+        return fb
+    key = (config.sample_rate_hz, config.frame_size_samples, config.bands_per_octave,
+           config.fmin_hz, config.fmax_hz, config.fref_hz, cents)
+    if key in _FILTERBANK_CACHE:
+        return _FILTERBANK_CACHE[key]
+    n = fb.shape[0]
+    src = np.arange(n) * 2.0 ** (cents / 1200.0)  # the bin each output bin reads, fractional
+    lo = np.floor(src).astype(np.int64)
+    frac = (src - lo)[:, None]
+    w = np.zeros_like(fb, dtype=np.float64)
+    ok = lo + 1 < n  # bins read beyond the spectrum's top read nothing
+    np.add.at(w, lo[ok], (1.0 - frac[ok]) * fb[ok])
+    np.add.at(w, lo[ok] + 1, frac[ok] * fb[ok])
+    w = w.astype(np.float32)
+    _FILTERBANK_CACHE[key] = w
+    return w
+
+
+def _magnitudes(frames: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """(n, frame_size) float32 frames -> their (n, frame_size/2) float32 magnitude spectra."""
     window = _window(config.frame_size_samples)
     spec = np.abs(np.fft.rfft(frames * window, axis=1))[:, : config.frame_size_samples // 2]
-    return np.log1p(spec.astype(np.float32) @ _filterbank(config))
+    return spec.astype(np.float32)
+
+
+def _frames_to_features(frames: np.ndarray, config: FeatureConfig, cents: int = 0) -> np.ndarray:
+    """The shared kernel: (n, frame_size) float32 frames -> (n, n_bins) float32."""
+    return np.log1p(_magnitudes(frames, config) @ tuned_filterbank(config, cents))
 
 
 SAMPLE_LIMIT = 1e3  # 60 dB above full scale: louder float samples are clipped, not an error
@@ -207,15 +242,21 @@ class StreamingSpectrogram:
     The state (a preallocated frame buffer) is created in ``reset()``.
     """
 
-    def __init__(self, config: FeatureConfig | None = None, *, input_rate_hz: float | None = None):
+    def __init__(self, config: FeatureConfig | None = None, *, input_rate_hz: float | None = None,
+                 tuning=None):
+        """``tuning``: a :class:`follower.tuning.TuningTracker` that says, frame by frame, how many
+        cents from A4 = 440 Hz the music is heard (:func:`tuned_filterbank`); None: always at 440."""
         self.config = config or FeatureConfig()
         self.input_rate_hz = float(input_rate_hz or self.config.sample_rate_hz)
         self.n_bins = self.config.n_bins
+        self.tuning = tuning
         self._resampler = _Resampler(self.input_rate_hz, self.config.sample_rate_hz)
         self.reset()
 
     def reset(self):
         """Forget all audio: the next frame starts from silence."""
+        if self.tuning is not None:
+            self.tuning.reset()
         self._buffer = np.zeros(self.config.frame_size_samples, dtype=np.float32)
         self._filled = 0  # samples of the current hop already written
         self.frames_emitted = 0
@@ -246,7 +287,16 @@ class StreamingSpectrogram:
         self.frames_emitted += n_new
         if n_new == 0:
             return np.empty((0, self.n_bins), dtype=np.float32)
-        return _frames_to_features(frames, self.config)
+        if self.tuning is None:
+            return _frames_to_features(frames, self.config)
+        mags = _magnitudes(frames, self.config)
+        cents = self.tuning.observe(mags)
+        out = np.empty((n_new, self.n_bins), dtype=np.float32)
+        start = 0
+        for stop in [*np.flatnonzero(np.diff(cents)) + 1, n_new]:  # runs of one shift
+            out[start:stop] = np.log1p(mags[start:stop] @ tuned_filterbank(self.config, int(cents[start])))
+            start = stop
+        return out
 
 
 def spectrogram(signal, sample_rate_hz: float, config: FeatureConfig | None = None,

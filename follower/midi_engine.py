@@ -28,6 +28,8 @@ from .snippets import roll_input
 class _RollFrames:
     """Stands in for the streaming spectrogram: the pushed block already is frames."""
 
+    tuning = None  # piano-roll frames carry MIDI pitches: nothing to tune (follower.tuning)
+
     def __init__(self, width: int):
         self.width = width
 

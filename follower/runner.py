@@ -103,6 +103,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "sound the same there (an opening played twice), else the earliest earlier place that "
                         "plays the same notes (a passage written out twice); --no-from-the-top for rehearsals "
                         "that restart at a later statement of a repeated passage (default: on)")
+    p.add_argument("--a4-hz", type=float, default=None, metavar="HZ",
+                   help="the players' concert pitch, e.g. 415 (baroque pitch) or 430: the audio is heard as if "
+                        "tuned to 440 Hz, as the index is. Without it the follower finds the tuning from the "
+                        "audio, but only within about 40 cents of 440 (a semitone away sounds like another "
+                        "key: say 415 here)")
+    p.add_argument("--follow-tuning", action=argparse.BooleanOptionalAction, default=True,
+                   help="find how far the music is tuned from A4 = 440 Hz and hear it as if at 440, where it is "
+                        "25-40 cents off (from about half a second of music on; a notice on stderr says so); "
+                        "--no-follow-tuning hears everything at 440 (default: on)")
     p.add_argument("--max-lag", type=float, default=BEHIND_S, metavar="S",
                    help=f"live or real-time audio that may wait for processing before updates are skipped to catch "
                         f"up (default {BEHIND_S}; the output then stays within about S of the audio); inf = never "
@@ -132,6 +141,8 @@ class RunOptions:
     open_programme: bool = False          # music outside the index may be played: the lock fitted for that
     slow_players: bool = True             # a second engine at twice the speed for players far below the written tempo
     from_the_top: bool = True             # a lock soon after the music starts weighs the piece's beginning
+    a4_hz: float | None = None            # the players' concert pitch (follower.tuning); None: found from the audio
+    follow_tuning: bool = True            # find the tuning from the audio (where a4_hz is None)
 
     def __post_init__(self):
         from .osc import check_prefix
@@ -141,6 +152,10 @@ class RunOptions:
             raise ConfigError(f"--max-lag {self.max_lag_s} must be a positive number of seconds (or inf)")
         if self.stride_frames < 1:
             raise ConfigError(f"--stride {self.stride_frames} must be a positive number of frames")
+        if self.a4_hz is not None:
+            from .tuning import TuningConfig
+
+            TuningConfig(a4_hz=self.a4_hz)  # refused here, in one line, if it is no concert pitch
         if self.console and self.jsonl_path == "-":
             raise ConfigError("the live line and JSON lines cannot share stdout; turn the console off")
 
@@ -158,6 +173,7 @@ class RunOptions:
                    open_programme=getattr(args, "open_programme", False),
                    slow_players=getattr(args, "slow_players", True),
                    from_the_top=getattr(args, "from_the_top", True),
+                   a4_hz=getattr(args, "a4_hz", None), follow_tuning=getattr(args, "follow_tuning", True),
                    view=ViewOptions(host=args.view_host, port=args.view_port, midi_dirs=tuple(args.view_midi),
                                     linger_s=args.view_linger) if getattr(args, "view", False) else None,
                    midi_out=getattr(args, "midi_out", None),
@@ -185,6 +201,10 @@ def load(options: RunOptions) -> Callable[[float], Engine]:
         from .engine import open_programme
 
         config = open_programme(config)
+    if options.a4_hz is not None or not options.follow_tuning:  # (follower.tuning)
+        from .tuning import TuningConfig
+
+        config = dataclasses.replace(config, tuning=TuningConfig(a4_hz=options.a4_hz, auto=options.follow_tuning))
     if not options.from_the_top and config.fine is not None:  # (follower.start_prior)
         config = dataclasses.replace(config, fine=dataclasses.replace(config.fine, start_prior_s=0.0))
     from .ann import make_search
@@ -218,6 +238,18 @@ def _lost(update):
     """The last update, restated as ``lost``: what the outputs hear when the input disappears."""
     return dataclasses.replace(update, state=LOST, state_changed=update.state != LOST, latency_ms=0.0,
                                piece_changed=False)
+
+
+def _say_tuning(engine, said: int, name: str) -> int:
+    """One line on stderr when the front end starts (or stops) hearing the music off 440 Hz; the cents said."""
+    cents = getattr(engine, "tuning_cents", 0)  # (a MIDI source has none)
+    if cents != said:
+        from .tuning import cents_to_a4_hz
+
+        what = (f"tuned {cents:+d} cents from 440 Hz (A4 = {cents_to_a4_hz(cents):.1f} Hz): heard as if at 440"
+                if cents else "heard at 440 Hz again")
+        print(f"tuning: {name}: {what}", file=sys.stderr, flush=True)
+    return cents
 
 
 def run(source, make_engine, options: RunOptions, *, observers=(), stats: Stats | None = None) -> int:
@@ -290,6 +322,7 @@ def run(source, make_engine, options: RunOptions, *, observers=(), stats: Stats 
             o.emit(u)
 
     pacer = Pacer(options.max_lag_s, engine.update_s)
+    tuning_said = [0]  # the tuning (cents from 440) the last notice gave
 
     def wait_for_input(reason: str) -> bool:
         """--reconnect: tell the outputs the input is gone, wait until it is back; False if stopped meanwhile."""
@@ -397,6 +430,7 @@ def run(source, make_engine, options: RunOptions, *, observers=(), stats: Stats 
                     emit(u)
                 if updates:
                     last_update[:] = updates[-1:]
+                tuning_said[0] = _say_tuning(engine, tuning_said[0], source.name)
                 if last:
                     return
         except BaseException as e:  # noqa: BLE001 - handed to the main thread, printed as one line

@@ -120,6 +120,10 @@ class TwoSpeedEngine:
         self._reset_choice()
 
     @property
+    def tuning_cents(self) -> int:
+        return self.main.tuning_cents  # the slow engine hears the first one's frames
+
+    @property
     def skipped_updates(self) -> int:
         return self.main.skipped_updates
 

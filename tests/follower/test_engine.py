@@ -120,13 +120,13 @@ def test_trained_bundle_follows_a_test_chorale(tmp_path):
 WARM_CHECK = """
 import sys, numpy as np, numba, soundfile as sf
 import follower
-from follower import aligner, engine as fe, jump_watch, knn, note_evidence, npsum, rerank, same_notes, verify, votes
+from follower import aligner, engine as fe, jump_watch, knn, note_evidence, npsum, rerank, same_notes, tuning, verify, votes
 from follower.bundle import load_bundle
 from follower.index import load_index
 
 def kernels():
     return {f"{m.__name__}.{k}": set(v.signatures) for m in (aligner, jump_watch, knn, note_evidence, npsum, rerank, same_notes,
-            verify, votes) for k, v in vars(m).items() if isinstance(v, numba.core.registry.CPUDispatcher)}
+            tuning, verify, votes) for k, v in vars(m).items() if isinstance(v, numba.core.registry.CPUDispatcher)}
 
 if sys.argv[3] == "off":
     fe.Engine._warm_up_lock = lambda self: None

@@ -34,6 +34,32 @@ def test_fast_replay_writes_the_paced_runs_json_lines(tmp_path):
     assert fast == paced
 
 
+def test_fast_replay_of_music_off_440_writes_the_paced_runs_json_lines(tmp_path):
+    """The example recording 35 cents flat: the front end hears it at 440 from about a second in
+    (follower.tuning), at the same frame whether the audio comes in 1024- or 131072-sample blocks."""
+    import librosa
+
+    bundle = REPO / "exported" / "default"
+    if not (bundle / "chorales.index.npz").is_file():
+        pytest.skip("the shipped bundle and index (exported/default/chorales.index.npz) are not there yet")
+    audio, rate = sf.read(REPO / "examples" / "chorale_excerpt.ogg", dtype="float32", always_2d=True)
+    flat = librosa.resample(audio.mean(axis=1)[: rate * 8], orig_sr=rate, target_sr=rate / 2 ** (-35 / 1200),
+                            res_type="soxr_hq")
+    path = tmp_path / "flat.flac"
+    sf.write(path, flat, rate)
+    logs = {}
+    for mode in ("paced", "fast"):
+        logs[mode] = tmp_path / f"{mode}.jsonl"
+        r = subprocess.run([sys.executable, "-m", "follower.cli", "replay", str(path), "--duration", "7", "--quiet",
+                            "--osc", "127.0.0.1:9", "--jsonl", str(logs[mode]), "--max-lag", "inf"]
+                           + (["--fast"] if mode == "fast" else []), capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert "tuning: " in r.stderr and "heard as if at 440" in r.stderr, r.stderr
+    paced, fast = jsonl_rows(logs["paced"]), jsonl_rows(logs["fast"])
+    assert any(row["state"] == "following" for row in paced)
+    assert fast == paced
+
+
 class CountingEncoder:
     """Wraps the bundle's audio encoder and records the batch size of every call."""
 
