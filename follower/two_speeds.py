@@ -29,7 +29,14 @@ hear:
 * the slow engine is heard for as long as it follows at below ``slow_tempo_max``;
   a lock of the first engine meanwhile does not take over. On those renders the
   first engine, its tempo pinned at the bottom of its range, switched to a wrong piece
-  twice *after* both had named the right one.
+  twice *after* both had named the right one. Unless (``handback``)
+* the first engine follows another piece at ``handback_tempo`` or faster for ``settle_s``
+  while the slow engine's own paths have not backed its piece for as long (its update's
+  confidence below ``handback_weak``): music near the written tempo that both engines
+  first took for a wrong piece, the slow engine hearing it at twice that and following
+  nothing, the first engine having found the right piece within its range (a validation
+  piano render in a large room followed on a wrong piece for 20 s, now 6.7 s; no other
+  of 488 validation renders changed, docs/improvements.md (iii)).
 
 At the written tempo and above, the slow engine hears the music at 1.5-4x, far outside
 its range: it may lock wrong there, but then at a tempo far above ``slow_tempo_max``,
@@ -78,6 +85,14 @@ class TwoSpeedConfig(JsonConfig):
     # paths, a slow engine astray in a slow passage took over from a first engine that followed well.
     # Chosen on validation renders at 0.35-0.5x, 0.5-0.7x and with jumps (docs/improvements.md (aaa))
     disagree_handover: bool = True
+    # while the slow engine is heard, the first engine follows another piece at this tempo or above (a
+    # player it hears well within its range, not pinned at its bottom), and the slow engine's own paths
+    # have not backed its piece (confidence below handback_weak) for settle_s: the first engine is heard
+    # again. Both conditions: a slow player's engine, backed by its paths, stays heard where the first
+    # engine switches to a wrong piece at 0.9x (a validation render at 0.35-0.5x did so without the second)
+    handback: bool = True
+    handback_tempo: float = 0.8
+    handback_weak: float = 0.1
 
     def __post_init__(self):
         if (self.speed < 2 or not 0 < self.handover_tempo <= self.slow_tempo_max or self.settle_s < 0
@@ -104,6 +119,8 @@ class TwoSpeedEngine:
         self._main_last: Update | None = None  # the first engine's newest update before this block
         self._last: Update | None = None
         self._last_heard = "main"
+        self._main_since: tuple | None = None  # (t, piece) since which the first engine follows that piece in range
+        self._slow_weak_since: float | None = None  # since when the slow engine's paths have not backed its piece
 
     def warm_up(self) -> None:
         self.main.warm_up()
@@ -178,13 +195,32 @@ class TwoSpeedEngine:
 
     def _see_slow(self, s: Update) -> None:
         self._slow_last = s
+        if s.state != FOLLOWING or s.confidence >= self.two_speeds.handback_weak:
+            self._slow_weak_since = None
+        elif self._slow_weak_since is None:
+            self._slow_weak_since = s.t
         if s.state != FOLLOWING:
             self._slow_since = None
         elif self._slow_since is None or self._slow_since[1] != s.piece:
             self._slow_since = (s.t, s.piece)
 
+    def _hand_back(self, u: Update, s: Update) -> bool:
+        """While the slow engine is heard: does the first engine now follow another piece well within
+        its range, for ``settle_s``, on paths that back it better than the slow engine's back its own?"""
+        c = self.two_speeds
+        return (c.handback and self._main_since is not None and u.piece != s.piece
+                and u.t - self._main_since[0] >= c.settle_s and u.confidence > s.confidence
+                and self._slow_weak_since is not None and s.t - self._slow_weak_since >= c.settle_s)
+
+    def _see_main(self, u: Update) -> None:
+        if u.state != FOLLOWING or u.tempo is None or u.tempo < self.two_speeds.handback_tempo:
+            self._main_since = None
+        elif self._main_since is None or self._main_since[1] != u.piece:
+            self._main_since = (u.t, u.piece)
+
     def _choose(self, u: Update, cost_ms: float) -> Update:
         c, s = self.two_speeds, self._slow_last
+        self._see_main(u)
         slow_in_range = (s is not None and s.state == FOLLOWING and s.tempo is not None
                          and s.tempo < c.slow_tempo_max and s.t - self._slow_since[0] >= c.settle_s)
         if self.heard == "main":
@@ -193,7 +229,7 @@ class TwoSpeedEngine:
                                                         and s.tempo <= c.handover_tempo
                                                         and s.confidence > u.confidence)):
                 self.heard = "slow"
-        elif not slow_in_range:
+        elif not slow_in_range or self._hand_back(u, s):
             self.heard = "main"
         u.latency_ms = cost_ms  # (the engine's own update, as the engine sets it)
         chosen = u

@@ -142,3 +142,42 @@ def test_a_first_engine_on_another_piece_than_a_slow_player_s_gives_way(disagree
     assert set(_heard(pair, ("right", 0.65, 0.6), ("wrong", 0.4, 0.0))) == {"right"}
     # the slow engine does not hear the player below the handover tempo: the first engine stays heard
     assert set(_heard(pair, ("wrong", 0.7, 0.0), ("right", 0.6, 0.3))) == {"wrong"}
+
+
+def _pair_heard(handback, main_before, main_after, slow_piece, slow_confidence, seconds=8.0):
+    """(t, piece heard, engine heard) per update: the first engine follows ``main_before`` (piece, tempo,
+    confidence) until 3 s, then ``main_after``; the slow engine follows ``slow_piece`` at 0.35x, its paths
+    backing it (0.8) until 3 s and ``slow_confidence`` from then on."""
+    pair = TwoSpeedEngine.__new__(TwoSpeedEngine)  # the choice alone: no engines needed
+    pair.two_speeds = TwoSpeedConfig(handback=handback)
+    pair._reset_choice()
+    heard = []
+    for k in range(int(seconds / 0.05)):
+        t = 0.05 * (k + 1)
+        if k % 2 == 0:
+            pair._see_slow(_update(t, slow_piece, 0.35, slow_confidence if t >= 3.0 else 0.8))
+        u = pair._choose(_update(t, *(main_before if t < 3.0 else main_after)), 1.0)
+        heard.append((t, u.piece, pair.heard))
+    return heard
+
+
+def test_the_first_engine_is_heard_again_where_the_slow_engine_no_longer_follows_anything():
+    """Music at the written tempo in a large room: both engines locked a wrong piece early, the first one's
+    tempo sank to the bottom of its range and the slow engine came to be heard; then the first engine found
+    the right piece at 1.0x while the slow engine, hearing the music at 2x, sat on the wrong one with no path
+    margin. The first engine is heard again after settle_s."""
+    heard = _pair_heard(True, ("wrong", 0.5, 0.0), ("right", 1.0, 0.9), "wrong", 0.0)
+    assert {h for t, _, h in heard if 2.0 <= t < 3.0} == {"slow"}
+    settle_s = TwoSpeedConfig().settle_s
+    assert {p for t, p, _ in heard if 3.0 <= t < 3.0 + settle_s - 0.1} == {"wrong"}
+    assert {p for t, p, _ in heard if t >= 3.0 + settle_s + 0.2} == {"right"}
+    # without the rule the slow engine stays heard
+    assert {p for t, p, _ in _pair_heard(False, ("wrong", 0.5, 0.0), ("right", 1.0, 0.9), "wrong", 0.0)} == {"wrong"}
+
+
+def test_a_slow_player_s_engine_backed_by_its_paths_stays_heard_when_the_first_engine_switches():
+    """A slow player: both engines named the right piece, the first engine pinned at 0.5x, then it switched
+    to a wrong piece at 0.9x on a path of a few seconds. The slow engine's paths still back the right piece:
+    it stays heard."""
+    heard = _pair_heard(True, ("right", 0.5, 0.0), ("wrong", 0.9, 0.9), "right", 0.7)
+    assert {p for t, p, _ in heard if t >= 2.0} == {"right"}
