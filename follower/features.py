@@ -7,7 +7,9 @@ as madmom builds it), and log(1 + x) compression.
 Two entry points share one per-frame kernel (:func:`_frames_to_features`):
 
 * :func:`spectrogram` for a whole signal (dataset building, evaluation);
-* :class:`StreamingSpectrogram` with ``push(block)`` for live input.
+* :class:`StreamingSpectrogram` with ``push(block)`` for live input; it may hear music tuned
+  away from A4 = 440 Hz as if it were at 440 (:func:`tuned_filterbank`, :mod:`follower.tuning`),
+  and at 0 cents its frames are exactly those of the kernel.
 
 Framing is *causal*: frame ``i`` covers the ``frame_size_samples`` samples that end
 at sample ``(i + 1) * hop_samples`` (zeros before the signal starts), so a frame
