@@ -146,15 +146,16 @@ def embed_frames(encode, windows_of, n: int, batch: int, progress, desc: str) ->
 
 
 def align_recording(signal: np.ndarray, rate_hz: float, score: Score, bundle, config: AlignConfig = AlignConfig(),
-                    *, reference: np.ndarray | None = None, progress: bool = False) -> Alignment:
+                    *, reference: np.ndarray | None = None, progress: bool = False, cents: int = 0) -> Alignment:
     """Align ``signal`` to ``score``; ``reference``: score-snippet embeddings of a whole corpus (an
-    index's, same bundle) against which the confidence is judged (default: this score's own windows)."""
+    index's, same bundle) against which the confidence is judged (default: this score's own windows);
+    ``cents``: the recording heard as if tuned that much nearer 440 Hz (follower.tuning)."""
     from .dtw import band_dtw
     from .index import ScoreEmbedder
 
     feat, snip = bundle.config.features, bundle.config.snippets
     fps = feat.frame_rate_hz
-    spec = spectrogram(signal, rate_hz, feat)
+    spec = spectrogram(signal, rate_hz, feat, cents=cents)
     roll = score_roll(score, snip, fps)
     if len(spec) < 2:
         raise ConfigError("the recording is shorter than two frames (0.1 s); nothing to align")
@@ -180,7 +181,7 @@ def align_recording(signal: np.ndarray, rate_hz: float, score: Score, bundle, co
     # 2. fine: chroma and chroma onsets in a band around the coarse path
     fine = dataclasses.replace(feat, hop_samples=int(config.fine_hop_samples))
     ffps = fine.frame_rate_hz
-    fspec = spectrogram(signal, rate_hz, fine)
+    fspec = spectrogram(signal, rate_hz, fine, cents=cents)
     a_times = frame_times(len(fspec), fine)
     n_score = int(np.ceil(score.duration_s * ffps)) + 1
     X, Y = _fine_features(fspec, fine, score, ffps, n_score, config)

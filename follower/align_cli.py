@@ -56,6 +56,10 @@ def register(subparsers) -> None:
     p.add_argument("--notes", action="store_true", help="add a row with the aligned onset of every score note")
     p.add_argument("--coarse", action="store_true",
                    help="skip the note-level refinement (learned similarity only, 50 ms frames)")
+    p.add_argument("--a4-hz", type=float, default=None, metavar="HZ",
+                   help="the players' concert pitch, e.g. 415 (baroque pitch): the recording is heard as if tuned to "
+                        "440 Hz. Without it the tuning is found from the recording where it is 25-40 cents off 440 "
+                        "(follower listen's --a4-hz and --follow-tuning, the same)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or summary on stderr")
     p.set_defaults(func=run)
 
@@ -109,9 +113,11 @@ def run(args) -> int:
     from .meter import time_signatures
     from .midi import load_midi
     from .paths import resolve_bundle, resolve_index
+    from .tuning import TuningConfig, cents_to_a4_hz, recording_cents
 
     if not args.piece and not args.midi:
         raise ConfigError("name the score: --piece ID (a piece of the index) or --midi FILE")
+    tuning = TuningConfig(a4_hz=args.a4_hz)  # a pitch no instrument has: one line, before any work
     source = FileSource(args.recording, realtime=False)  # the file's problems, in one line, before any work
     bundle_dir = resolve_bundle(args.bundle)
     index = None
@@ -137,8 +143,13 @@ def run(args) -> int:
     if index is not None:
         index.check_bundle(bundle.config, bundle_path=str(bundle_dir))
     config = AlignConfig(refine=not args.coarse)
-    alignment = align_recording(signal.mean(axis=1), rate, score, bundle, config, progress=not args.quiet,
-                                reference=None if index is None else index.embeddings)
+    mono = signal.mean(axis=1)
+    cents = recording_cents(mono, rate, bundle.config.features, tuning)
+    if cents and not args.quiet:
+        print(f"tuning: {args.recording}: tuned {cents:+d} cents from 440 Hz (A4 = {cents_to_a4_hz(cents):.1f} Hz): "
+              "heard as if at 440", file=sys.stderr)
+    alignment = align_recording(mono, rate, score, bundle, config, progress=not args.quiet,
+                                reference=None if index is None else index.embeddings, cents=cents)
 
     rows = _beat_rows(alignment, score, signatures)
     if args.notes:

@@ -302,11 +302,12 @@ class StreamingSpectrogram:
 
 
 def spectrogram(signal, sample_rate_hz: float, config: FeatureConfig | None = None,
-                *, chunk_frames: int = 4096) -> np.ndarray:
+                *, chunk_frames: int = 4096, cents: int = 0) -> np.ndarray:
     """Whole-signal causal spectrogram, shape (n_frames, n_bins), float32.
 
     Identical to pushing ``signal`` through :class:`StreamingSpectrogram` (with
-    ``last=True``), computed in large chunks.
+    ``last=True``), computed in large chunks. ``cents``: the music heard as if tuned that
+    many cents nearer 440 Hz (:func:`tuned_filterbank`), every frame alike.
     """
     config = config or FeatureConfig()
     x = valid_audio(signal)
@@ -317,5 +318,5 @@ def spectrogram(signal, sample_rate_hz: float, config: FeatureConfig | None = No
     windows = np.lib.stride_tricks.sliding_window_view(padded, size)[::hop]
     out = np.empty((n_frames, _filterbank(config).shape[1]), dtype=np.float32)
     for start in range(0, n_frames, chunk_frames):
-        out[start:start + chunk_frames] = _frames_to_features(windows[start:start + chunk_frames], config)
+        out[start:start + chunk_frames] = _frames_to_features(windows[start:start + chunk_frames], config, cents)
     return out

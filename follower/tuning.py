@@ -82,6 +82,20 @@ def cents_to_a4_hz(cents: float) -> float:
     return 440.0 * 2.0 ** (cents / 1200.0)
 
 
+def recording_cents(signal, sample_rate_hz: float, features, config: TuningConfig | None = None) -> int:
+    """The shift (whole cents) at which a whole recording is best heard, offline: ``a4_hz``'s where it is
+    given, else the tracker's, run over the recording, at its end (0 where the tuning is near 440, or
+    half a semitone off, or not found)."""
+    from .features import StreamingSpectrogram
+
+    config = config or TuningConfig()
+    if config.fixed_cents is not None or not config.auto:
+        return config.fixed_cents or 0
+    tracker = TuningTracker(features.sample_rate_hz, features.frame_size_samples, features.frame_rate_hz, config)
+    StreamingSpectrogram(features, input_rate_hz=sample_rate_hz, tuning=tracker).push(signal, last=True)
+    return tracker.applied_cents
+
+
 class TuningTracker:
     """Per frame, the shift in cents at which the front end hears the audio (see the module's doc)."""
 

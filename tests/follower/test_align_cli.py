@@ -129,3 +129,27 @@ def test_the_wrong_score_gets_a_low_confidence(chroma_bundle, corpus_index, rend
 
     right, wrong = median_confidence("piece3"), median_confidence("piece5")
     assert right >= 0.8 and wrong <= right - 0.3, (right, wrong)
+
+
+def test_a_recording_35_cents_flat_is_aligned_as_if_at_440(chroma_bundle, corpus_index, rendered, tmp_path):
+    """The render played as a tape 35 cents slow (pitch and tempo by 2**(-35/1200)): the tuning is found
+    from the recording, said on stderr, and the beats land where they are heard."""
+    import librosa
+    import soundfile as sf
+
+    audio, rate = sf.read(rendered["path"], dtype="float32", always_2d=True)
+    factor = 2 ** (-35 / 1200)
+    flat = librosa.resample(audio.mean(axis=1), orig_sr=rate, target_sr=rate / factor, res_type="soxr_hq")
+    path = tmp_path / "flat.flac"
+    sf.write(path, flat, rate)
+    r = follower("align", path, "--piece", "piece3", "--index", corpus_index, "--bundle", chroma_bundle)
+    assert r.returncode == 0, r.stderr
+    notice = [line for line in r.stderr.splitlines() if line.startswith("tuning: ")]
+    assert len(notice) == 1 and "heard as if at 440" in notice[0], r.stderr
+    beats = [row for row in rows_of(r.stdout) if row["kind"] == "beat"]
+    tb = np.array([float(row["time_s"]) for row in beats])
+    mb = np.array([float(row["midi_s"]) for row in beats])
+    err = np.abs(tb - (mb - rendered["start_s"]) / rendered["tempo"] / factor)
+    assert np.mean(err <= 0.1) >= 0.9, err
+    one_line_error(follower("align", path, "--piece", "piece3", "--index", corpus_index, "--bundle", chroma_bundle,
+                            "--a4-hz", "44"), "--a4-hz")

@@ -152,3 +152,12 @@ def test_replay_says_when_it_hears_the_music_off_440_and_refuses_a_bad_pitch(chr
     assert r.returncode == 0 and "tuning: " not in r.stderr, r.stderr
     one_line_error(subprocess.run(base + ["--a4-hz", "44"], capture_output=True, text=True, cwd=REPO, timeout=60),
                    "--a4-hz")
+
+
+def test_a_whole_recording_s_tuning_for_the_offline_aligner():
+    from follower.tuning import recording_cents
+
+    assert abs(recording_cents(chords(-37.0), RATE, FC) + 37) <= 3
+    assert recording_cents(chords(0.0), RATE, FC) == 0
+    assert recording_cents(chords(-37.0), RATE, FC, TuningConfig(a4_hz=415.0)) == -101
+    assert recording_cents(chords(-37.0), RATE, FC, TuningConfig(auto=False)) == 0
