@@ -113,7 +113,7 @@ def run(args) -> int:
     from .meter import time_signatures
     from .midi import load_midi
     from .paths import resolve_bundle, resolve_index
-    from .tuning import TuningConfig, cents_to_a4_hz, recording_cents
+    from .tuning import TuningConfig, recording_cents, tuning_notice
 
     if not args.piece and not args.midi:
         raise ConfigError("name the score: --piece ID (a piece of the index) or --midi FILE")
@@ -146,8 +146,7 @@ def run(args) -> int:
     mono = signal.mean(axis=1)
     cents = recording_cents(mono, rate, bundle.config.features, tuning)
     if cents and not args.quiet:
-        print(f"tuning: {args.recording}: tuned {cents:+d} cents from 440 Hz (A4 = {cents_to_a4_hz(cents):.1f} Hz): "
-              "heard as if at 440", file=sys.stderr)
+        print(tuning_notice(args.recording, cents), file=sys.stderr)
     alignment = align_recording(mono, rate, score, bundle, config, progress=not args.quiet,
                                 reference=None if index is None else index.embeddings, cents=cents)
 

@@ -88,6 +88,12 @@ class FeatureConfig(JsonConfig):
 _FILTERBANK_CACHE: dict = {}
 
 
+def _filterbank_key(config: FeatureConfig) -> tuple:
+    """What the filterbank is built from (its cache key)."""
+    return (config.sample_rate_hz, config.frame_size_samples, config.bands_per_octave,
+            config.fmin_hz, config.fmax_hz, config.fref_hz)
+
+
 def _filterbank(config: FeatureConfig) -> np.ndarray:
     """Triangular log-frequency filterbank, shape (frame_size/2, n_bands), float32.
 
@@ -96,8 +102,7 @@ def _filterbank(config: FeatureConfig) -> np.ndarray:
     FFT bin, duplicates are dropped, and consecutive bin triplets form
     area-normalised triangles. 16 bands/octave over 30 Hz..6 kHz gives 92 bands.
     """
-    key = (config.sample_rate_hz, config.frame_size_samples, config.bands_per_octave,
-           config.fmin_hz, config.fmax_hz, config.fref_hz)
+    key = _filterbank_key(config)
     if key in _FILTERBANK_CACHE:
         return _FILTERBANK_CACHE[key]
     n_fft_bins = config.frame_size_samples // 2
@@ -149,8 +154,7 @@ def tuned_filterbank(config: FeatureConfig, cents: int = 0) -> np.ndarray:
     fb = _filterbank(config)
     if cents == 0:
         return fb
-    key = (config.sample_rate_hz, config.frame_size_samples, config.bands_per_octave,
-           config.fmin_hz, config.fmax_hz, config.fref_hz, cents)
+    key = (*_filterbank_key(config), cents)
     if key in _FILTERBANK_CACHE:
         return _FILTERBANK_CACHE[key]
     n = fb.shape[0]

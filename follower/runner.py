@@ -244,11 +244,9 @@ def _say_tuning(engine, said: int, name: str) -> int:
     """One line on stderr when the front end starts (or stops) hearing the music off 440 Hz; the cents said."""
     cents = getattr(engine, "tuning_cents", 0)  # (a MIDI source has none)
     if cents != said:
-        from .tuning import cents_to_a4_hz
+        from .tuning import tuning_notice
 
-        what = (f"tuned {cents:+d} cents from 440 Hz (A4 = {cents_to_a4_hz(cents):.1f} Hz): heard as if at 440"
-                if cents else "heard at 440 Hz again")
-        print(f"tuning: {name}: {what}", file=sys.stderr, flush=True)
+        print(tuning_notice(name, cents), file=sys.stderr, flush=True)
     return cents
 
 

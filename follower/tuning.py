@@ -82,6 +82,13 @@ def cents_to_a4_hz(cents: float) -> float:
     return 440.0 * 2.0 ** (cents / 1200.0)
 
 
+def tuning_notice(name: str, cents: int) -> str:
+    """The stderr line that says at which tuning ``name`` is now heard (follower listen/replay/align)."""
+    what = (f"tuned {cents:+d} cents from 440 Hz (A4 = {cents_to_a4_hz(cents):.1f} Hz): heard as if at 440"
+            if cents else "heard at 440 Hz again")
+    return f"tuning: {name}: {what}"
+
+
 def recording_cents(signal, sample_rate_hz: float, features, config: TuningConfig | None = None) -> int:
     """The shift (whole cents) at which a whole recording is best heard, offline: ``a4_hz``'s where it is
     given, else the tracker's, run over the recording, at its end (0 where the tuning is near 440, or
