@@ -13,7 +13,7 @@
    80.0,
    80.0,
    860.0,
-   540.0
+   620.0
   ],
   "bglocked": 0,
   "openinpresentation": 0,
@@ -492,6 +492,90 @@
       ""
      ]
     }
+   },
+   {
+    "box": {
+     "id": "obj-50",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      20,
+      500,
+      800,
+      22
+     ],
+     "text": "to the follower (run it with --control 127.0.0.1:9001): start afresh; hear nothing while tuning or talking; hear again"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-51",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      20,
+      525,
+      110,
+      22
+     ],
+     "text": "/follower/reset",
+     "outlettype": [
+      ""
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-52",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      145,
+      525,
+      120,
+      22
+     ],
+     "text": "/follower/listen 0",
+     "outlettype": [
+      ""
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-53",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      280,
+      525,
+      120,
+      22
+     ],
+     "text": "/follower/listen 1",
+     "outlettype": [
+      ""
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-54",
+     "maxclass": "newobj",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      20,
+      565,
+      150,
+      22
+     ],
+     "text": "udpsend 127.0.0.1 9001"
+    }
    }
   ],
   "lines": [
@@ -695,6 +779,42 @@
      ],
      "destination": [
       "obj-26",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-51",
+      0
+     ],
+     "destination": [
+      "obj-54",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-52",
+      0
+     ],
+     "destination": [
+      "obj-54",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-53",
+      0
+     ],
+     "destination": [
+      "obj-54",
       0
      ]
     }

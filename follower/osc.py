@@ -37,18 +37,18 @@ STOPPED = "stopped"  # the last /follower/state of a run
 QUIET_ERRNOS = {111}
 
 
-def parse_host_port(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (IPv6 as ``[::1]:9000``) -> (host, port), or ConfigError."""
+def parse_host_port(text: str, option: str = "--osc", example: str = DEFAULT_OSC) -> tuple[str, int]:
+    """``HOST:PORT`` (IPv6 as ``[::1]:9000``) -> (host, port), or ConfigError naming ``option``."""
     host, sep, port = str(text).rpartition(":")
     host = host.strip("[]")
     if not sep or not host:
-        raise ConfigError(f"--osc {text!r}: expected HOST:PORT, e.g. {DEFAULT_OSC}")
+        raise ConfigError(f"{option} {text!r}: expected HOST:PORT, e.g. {example}")
     try:
         port_n = int(port)
     except ValueError:
-        raise ConfigError(f"--osc {text!r}: port {port!r} is not a number; expected HOST:PORT") from None
+        raise ConfigError(f"{option} {text!r}: port {port!r} is not a number; expected HOST:PORT") from None
     if not 1 <= port_n <= 65535:
-        raise ConfigError(f"--osc {text!r}: port {port_n} is outside 1..65535")
+        raise ConfigError(f"{option} {text!r}: port {port_n} is outside 1..65535")
     return host, port_n
 
 

@@ -55,6 +55,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--osc-prefix", default=DEFAULT_PREFIX, metavar="ADDR",
                    help=f"OSC address prefix (default {DEFAULT_PREFIX}); give each follower sending to the same "
                         "port its own, e.g. /violin")
+    p.add_argument("--control", default=None, metavar="HOST:PORT",
+                   help="receive OSC from the stage here (e.g. 127.0.0.1:9001): PREFIX/reset forgets everything heard "
+                        "and identifies afresh (the piece starts now); PREFIX/listen 0 hears nothing (tuning, "
+                        "talking, applause) until PREFIX/listen 1, which starts afresh. PREFIX is --osc-prefix")
     p.add_argument("--jsonl", default=None, metavar="PATH|-",
                    help="write one JSON object per update (keys t, piece, title, position_s, position_beats, "
                         "tempo, confidence, state, latency_ms); - = stdout (replaces the live line)")
@@ -143,6 +147,7 @@ class RunOptions:
     from_the_top: bool = True             # a lock soon after the music starts weighs the piece's beginning
     a4_hz: float | None = None            # the players' concert pitch (follower.tuning); None: found from the audio
     follow_tuning: bool = True            # find the tuning from the audio (where a4_hz is None)
+    control: str | None = None            # HOST:PORT where OSC from the stage is received (follower.control)
 
     def __post_init__(self):
         from .osc import check_prefix
@@ -174,6 +179,7 @@ class RunOptions:
                    slow_players=getattr(args, "slow_players", True),
                    from_the_top=getattr(args, "from_the_top", True),
                    a4_hz=getattr(args, "a4_hz", None), follow_tuning=getattr(args, "follow_tuning", True),
+                   control=getattr(args, "control", None),
                    view=ViewOptions(host=args.view_host, port=args.view_port, midi_dirs=tuple(args.view_midi),
                                     linger_s=args.view_linger) if getattr(args, "view", False) else None,
                    midi_out=getattr(args, "midi_out", None),
@@ -279,6 +285,15 @@ def run(source, make_engine, options: RunOptions, *, observers=(), stats: Stats 
 
     osc = OscSender(options.osc_target, options.osc_prefix)  # opened first: an unusable target is refused before any file is written
     outputs: list[Output] = [osc]
+    control = None
+    if options.control:
+        from .control import Control
+
+        try:
+            control = Control(options.control, options.osc_prefix)
+        except BaseException:
+            osc.close()
+            raise
     if options.midi_out:
         from .midi_out import MidiClockOut
 
@@ -320,6 +335,9 @@ def run(source, make_engine, options: RunOptions, *, observers=(), stats: Stats 
             o.emit(u)
 
     pacer = Pacer(options.max_lag_s, engine.update_s)
+    from .control import Listening
+
+    listening = Listening(control, source.name)
     tuning_said = [0]  # the tuning (cents from 440) the last notice gave
 
     def wait_for_input(reason: str) -> bool:
@@ -403,6 +421,8 @@ def run(source, make_engine, options: RunOptions, *, observers=(), stats: Stats 
                     room = int(max(options.duration_s - done, 0) * source.rate_hz)
                     if len(data) >= room:
                         data, last = data[:room], True
+                listening.apply(engine, done)  # the stage's messages, between two pushes (follower.control)
+                data = listening.heard(data)
                 t0 = time.perf_counter()
                 skipped = engine.skipped_updates
                 try:
@@ -474,6 +494,8 @@ def run(source, make_engine, options: RunOptions, *, observers=(), stats: Stats 
             source.stop()
             for o in reversed(outputs):  # the view, observers, the console's last line, the OSC socket (`stopped`) last
                 o.close()
+            if control is not None:
+                control.close()
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
