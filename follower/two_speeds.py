@@ -43,6 +43,11 @@ its range: it may lock wrong there, but then at a tempo far above ``slow_tempo_m
 and it is not heard (on renders at 1.6-2x it locks wrong on 12 of 18 alone; with the pair
 the outputs scored exactly as the first engine's).
 
+Its timers run on its own clock (a second of it is two of the audio's), except the pause: a
+silence is counted in real seconds by both engines (``EngineConfig.pause_hold_s``), so that a
+wrong lock of the slow engine on what was played before the music (players tuning, held open
+strings) is let go in a pause as the first engine's is (docs/improvements.md (jjj)).
+
 Its updates come every 100 ms; the one heard between two of them is the newer one
 restamped (at 0.7x or slower, 50 ms of audio is 35 ms or less of the score).
 """

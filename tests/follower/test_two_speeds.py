@@ -66,6 +66,28 @@ def test_a_slow_player_is_followed_by_the_slow_engine(chroma_bundle, corpus_inde
     assert all(b.piece_changed for a, b in pairs if a.piece != b.piece)
 
 
+def test_a_pause_is_counted_in_real_seconds_by_both_engines(chroma_bundle, corpus_index, slow_render):
+    """A slow player who stops: both engines are lost once the silence passes pause_hold_s of real time
+    (the slow engine's own clock runs twice as fast; on it the silence would last half as long)."""
+    audio, _ = slow_render
+    bundle, index = load_bundle(chroma_bundle), load_index(corpus_index)
+    engine = TwoSpeedEngine(bundle, index, input_rate_hz=RATE)
+    played = push_all(engine, audio)
+    assert engine.slow.state == FOLLOWING and played[-1].state == FOLLOWING
+    hold_s = engine.config.pause_hold_s
+    assert engine.slow.config.pause_hold_s * engine.slow.speed == hold_s  # (the slow engine's clock)
+    end_s, lost_s = len(audio) / RATE, None
+    silence = np.zeros(int((hold_s + 1.5) * RATE), np.float32)
+    for i in range(0, len(silence), 700):
+        engine.push(silence[i:i + 700])
+        if lost_s is None and engine.slow.state != FOLLOWING:
+            lost_s = (len(audio) + i + 700) / RATE - end_s
+    # lost once the silence has lasted pause_hold_s of real time (the render's last notes ring a little
+    # into it, the spectrogram's frame and the slow engine's 100 ms updates add their lag): not twice that
+    assert hold_s <= lost_s <= hold_s + 1.0
+    assert engine.state != FOLLOWING and engine.main.state != FOLLOWING
+
+
 def test_at_the_written_tempo_the_outputs_are_the_one_engines(chroma_bundle, corpus_index, rendered):
     audio, rate = sf.read(rendered["path"], dtype="float32")  # piece3 at 1.1x
     bundle, index = load_bundle(chroma_bundle), load_index(corpus_index)
