@@ -51,7 +51,7 @@ class Control:
             raise ConfigError(f"--control {address}: cannot receive there ({e.strerror or e}); give a free port "
                               f"of this machine, e.g. --control {DEFAULT_CONTROL}") from None
         bound_host, bound_port = self._server.server_address[:2]
-        self.address = f"{bound_host}:{bound_port}"  # (port 0 asks the system for a free one)
+        self.address = f"{bound_host}:{bound_port}"
         self._messages: queue.SimpleQueue = queue.SimpleQueue()
         self._warned: set = set()
         self.received = 0

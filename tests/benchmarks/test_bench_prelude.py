@@ -64,3 +64,24 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     (tmp_path / "manifest.json").write_text("[]")
     assert main([str(tmp_path), "--kind", "piano", "--gap-db", "3"]) == 2
     assert "--gap-db 3" in capsys.readouterr().err
+
+
+def test_any_recording_can_be_the_prelude(tmp_path, capsys):
+    rate = 22050
+    src = tmp_path / "m"
+    src.mkdir()
+    music = np.full(rate, 0.1, np.float32)
+    sf.write(src / "a.flac", music, rate)
+    TimeMap(np.array([0.0, 1.0]), np.array([0.0, 1.0])).save(src / "a.truth.json", midi="x.mid")
+    (src / "manifest.json").write_text(json.dumps([{"name": "a", "kind": "chorale", "audio": str(src / "a.flac"),
+                                                    "truth": str(src / "a.truth.json"), "duration_s": 1.0}]))
+    t = np.arange(44100 * 2) / 44100
+    sf.write(tmp_path / "hall announcement.wav", (0.5 * np.sin(2 * np.pi * 300.0 * t)).astype(np.float32), 44100)
+    assert main([str(src), "--audio", str(tmp_path / "hall announcement.wav"), "--gap-s", "0"]) == 0
+    item = json.loads((tmp_path / "m_prehallannouncement0" / "manifest.json").read_text())[0]
+    audio, r = sf.read(item["audio"])
+    assert r == rate and item["prelude_s"] == pytest.approx(2.0, abs=1e-3) and len(audio) == 3 * rate
+    spec = np.abs(np.fft.rfft(audio[:2 * rate]))
+    assert abs(np.argmax(spec) / 2 - 300.0) < 1  # resampled to the item's rate, the same pitch
+    assert main([str(src), "--audio", str(tmp_path / "missing.wav")]) == 2
+    assert "--audio" in capsys.readouterr().err
