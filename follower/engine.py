@@ -198,11 +198,6 @@ class EngineConfig:
     # backed by the calibrated P at rerank_min_p): what would have locked the other piece undoes a wrong
     # lock as soon, not only P >= calibrated_p (docs/improvements.md (ii))
     recheck_rerank: bool = True
-    # while lost, the rules that lock from searching (the re-rank rule backed by the calibrated P, and the
-    # calibrated lock) may switch to another piece they name: music that follows a lost lock (a new piece
-    # after a pause, or the piece itself after a wrong lock on a prelude) is named as soon as a fresh search
-    # would name it, not after lost_timeout_s. False: only the path switch, as before
-    lost_search: bool = True
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     # top-k search: "auto" = the index's approximate structure where it has one (follower.ann), else exact
     search: str = "auto"

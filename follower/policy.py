@@ -278,13 +278,6 @@ class LockPolicy:
                     return Action(JUMP, s.piece, pos, tempo)
             return NO_ACTION
         if s.state == LOST:
-            if c.lost_search:
-                other = self.calibrated_lead(s, evidence)
-                clear = self.rerank_lead(s.reranked)  # (after calibrated_lead: it reads this update's P)
-                if self.rerank.held(clear is not None and not s.same(clear[0], s.piece), t_s):
-                    return self._locked(SWITCH, clear[0], s.where.get(clear[0], clear[2:]), t_s, "rerank")
-                if self.calibrated.held(other is not None and not s.same(other, s.piece), t_s):
-                    return self._locked(SWITCH, other, self._where(s, other), t_s, "calibrated")
             back = ((mine >= c.lock_score and mine - others >= c.lock_margin)
                     or self.evidence_lead(ranked, support, evidence) == s.piece
                     or (held and mine >= 0.5 * c.lock_score))

@@ -681,37 +681,6 @@ def test_no_rerank_recheck_once_calibrated_recheck_s_has_passed():
     assert sim.run(1.0, {1: 2.0, 2: 1.0}, reranked=rerank(5, C.rerank_min_zs + 1, P95_MARGIN)) == [] and sim.piece == 1
 
 
-def lost_on(config):
-    sim = Sim(config)
-    sim.follow(piece=1)
-    sim.run(config.lost_s + DT, {1: 1.5, 2: 1.45})
-    assert sim.state == LOST
-    return sim
-
-
-@pytest.mark.parametrize("rule, config, margin", [
-    ("rerank", CAL_RERANK, P95_MARGIN),   # the re-rank rule backed by P >= rerank_min_p
-    ("calibrated", dataclasses.replace(CAL_RERANK, rerank_min_zs=float("inf")), SURE),  # P >= calibrated_p
-])
-def test_lost_the_search_rules_name_another_piece_as_soon_as_a_fresh_search_would(rule, config, margin):
-    """Music after a lost lock (a new piece after a pause, the real piece after a prelude taken for
-    another) is switched to when everything heard names it, not after lost_timeout_s."""
-    sim = lost_on(config)
-    start = sim.t
-    acts = sim.run(2.0, {1: 0.3, 5: 1.2}, where={1: (31.0, 1.0), 5: (8.0, 0.9)},
-                   reranked=rerank(5, C.rerank_min_zs + 1, margin))
-    assert [(a.kind, a.piece, a.position_s) for _, a in acts] == [(SWITCH, 5, 8.0)]
-    wait = C.rerank_lock_s if rule == "rerank" else config.calibrated_s
-    assert acts[0][0] - start == pytest.approx(DT + wait, abs=DT / 2) and sim.policy.last_rule == rule
-    # named while lost, the same piece is no switch (the back rule decides), nor is a piece not named surely
-    for reranked in (rerank(1, C.rerank_min_zs + 1, margin), rerank(5, C.rerank_min_zs + 1, P73_MARGIN)):
-        sim = lost_on(config)
-        assert all(a.kind != SWITCH for _, a in sim.run(2.0, {1: 0.3, 5: 0.6}, reranked=reranked))
-    # off: only the path switch (switch_s), as before
-    sim = lost_on(dataclasses.replace(config, lost_search=False))
-    assert sim.run(1.0, {1: 0.3, 5: 1.2}, reranked=rerank(5, C.rerank_min_zs + 1, margin)) == []
-
-
 def test_calibrated_features_read_every_view_of_the_named_piece():
     s = Scores(state=SEARCHING, piece=None, ranked=[2, 3], support={2: 2.5, 3: 2.0},
                where={2: (1.0, 1.0), 3: (2.0, 1.0)}, history_s=3.0, last_sound_t_s=3.0,
