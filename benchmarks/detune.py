@@ -25,16 +25,9 @@ from pathlib import Path
 
 def detune_truth(truth: dict, factor: float) -> dict:
     """``truth`` (a time map, or segments of them) for the audio played ``factor`` times faster."""
-    out = dict(truth)
+    from .warp import retime_truth
 
-    def scaled(tm: dict) -> dict:
-        return {**tm, "audio_s": [t / factor for t in tm["audio_s"]]}
-
-    if "segments" in truth:
-        out["segments"] = [scaled(s) for s in truth["segments"]]
-    else:
-        out["time_map"] = scaled(truth["time_map"])
-    return out
+    return retime_truth(truth, lambda t: t / factor)
 
 
 def detune_folder(src: Path, cents: float, out: Path, *, force: bool = False) -> list[dict]:

@@ -67,16 +67,9 @@ def load_prelude(path: Path, rate_hz: int) -> np.ndarray:
 
 def shift_truth(truth: dict, shift_s: float) -> dict:
     """``truth`` (a time map, or segments of them) for the audio started ``shift_s`` later."""
-    out = dict(truth)
+    from .warp import retime_truth
 
-    def moved(tm: dict) -> dict:
-        return {**tm, "audio_s": [t + shift_s for t in tm["audio_s"]]}
-
-    if "segments" in truth:
-        out["segments"] = [moved(s) for s in truth["segments"]]
-    else:
-        out["time_map"] = moved(truth["time_map"])
-    return {**out, "prelude_s": shift_s}
+    return {**retime_truth(truth, lambda t: t + shift_s), "prelude_s": shift_s}
 
 
 def prelude_folder(src: Path, kind: str, gap_s: float, gap_db: float | None, out: Path, *,

@@ -106,6 +106,21 @@ def load_truth(path: Path):
     return TimeMap.from_json(d["time_map"])
 
 
+def retime_truth(truth: dict, audio_time) -> dict:
+    """A truth file's content (a time map, or the segments of a jump rendition) with every audio time
+    ``t`` replaced by ``audio_time(t)``: the same music played at another speed or later."""
+    out = dict(truth)
+
+    def moved(tm: dict) -> dict:
+        return {**tm, "audio_s": [audio_time(t) for t in tm["audio_s"]]}
+
+    if "segments" in truth:
+        out["segments"] = [moved(s) for s in truth["segments"]]
+    else:
+        out["time_map"] = moved(truth["time_map"])
+    return out
+
+
 def tempo_curve(rng: np.random.Generator, duration_s: float, *, base_lo: float = 0.8,
                 base_hi: float = 1.2, rubato: float = 0.12, lo: float = TEMPO_RATIO_MIN,
                 hi: float = TEMPO_RATIO_MAX) -> np.ndarray:
