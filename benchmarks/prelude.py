@@ -72,6 +72,11 @@ def shift_truth(truth: dict, shift_s: float) -> dict:
     return {**retime_truth(truth, lambda t: t + shift_s), "prelude_s": shift_s}
 
 
+def copy_suffix(kind: str, gap_s: float, gap_db: float | None) -> str:
+    """What the copies' names (and the default output folder's) end with."""
+    return f"_pre{kind}{gap_s:g}" + ("" if gap_db is None else f"q{-gap_db:g}")
+
+
 def prelude_folder(src: Path, kind: str, gap_s: float, gap_db: float | None, out: Path, *,
                    force: bool = False, audio_path: Path | None = None) -> list[dict]:
     """Write the copies (see the module docstring); ``audio_path``: a recording as the prelude, named ``kind``."""
@@ -80,7 +85,7 @@ def prelude_folder(src: Path, kind: str, gap_s: float, gap_db: float | None, out
 
     manifest = json.loads((src / "manifest.json").read_text())
     out.mkdir(parents=True, exist_ok=True)
-    suffix = f"_pre{kind}{gap_s:g}" + ("" if gap_db is None else f"q{-gap_db:g}")
+    suffix = copy_suffix(kind, gap_s, gap_db)
     rng = np.random.default_rng(0)
     preludes: dict = {}
     items = []
@@ -140,8 +145,7 @@ def main(argv=None) -> int:
             print(f"error: --audio {args.audio}: no such file", file=sys.stderr)
             return 2
         kind = "".join(c for c in args.audio.stem if c.isalnum()) or "audio"
-    suffix = f"_pre{kind}{args.gap_s:g}" + ("" if args.gap_db is None else f"q{-args.gap_db:g}")
-    out = args.out or args.src.with_name(args.src.name + suffix)
+    out = args.out or args.src.with_name(args.src.name + copy_suffix(kind, args.gap_s, args.gap_db))
     items = prelude_folder(args.src, kind, args.gap_s, args.gap_db, out, force=args.force, audio_path=args.audio)
     print(f"{len(items)} items with a {kind} prelude and {args.gap_s:g} s gap -> {out}/manifest.json")
     return 0

@@ -308,15 +308,20 @@ def run(source, make_engine, options: RunOptions, *, observers=(), stats: Stats 
     # a MIDI source delivers piano-roll frames, which the MIDI engine reads (follower.midi_sources)
     engine = make_engine(source.rate_hz, midi=True) if getattr(source, "is_midi", False) else make_engine(source.rate_hz)
     engine.warm_up()  # numba compiled (or loaded from cache) and onnxruntime run before audio starts
+    def close_outputs() -> None:  # the view, observers, the console's last line, the OSC socket (`stopped`) last
+        for o in reversed(outputs):
+            o.close()
+        if control is not None:
+            control.close()
+
     view = None
     if options.view is not None:
         from .view import start_view
 
         try:
             view = start_view(options, engine.index)
-        except BaseException:  # e.g. the port is taken: the outputs already open are closed, then one line
-            for o in outputs:
-                o.close()
+        except BaseException:  # e.g. the port is taken: what is already open is closed, then one line
+            close_outputs()
             raise
         outputs.append(view)
     stats = stats if stats is not None else Stats()
@@ -492,10 +497,7 @@ def run(source, make_engine, options: RunOptions, *, observers=(), stats: Stats 
         finally:
             stop.set()
             source.stop()
-            for o in reversed(outputs):  # the view, observers, the console's last line, the OSC socket (`stopped`) last
-                o.close()
-            if control is not None:
-                control.close()
+            close_outputs()
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
